@@ -1,0 +1,1 @@
+"""The BagIt engine: create (writer), read (reader), validate (validate). RFC 8493."""

@@ -1,0 +1,371 @@
+"""Validation of a bag per RFC 8493: completeness and validity, every problem reported.
+
+It reads bags made by any tool (BagIt 0.93 to 1.0) and never writes to them.
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from preserve.bag.index import PathIndex
+from preserve.bag.paths import unsafe_reason
+from preserve.bag.reader import Bag, open_bag
+from preserve.fixity import (
+    ALGORITHMS,
+    Progress,
+    RateLimiter,
+    default_workers,
+    hash_file,
+    hash_stream,
+    ordered_map,
+)
+
+Severity = Literal["error", "warning"]
+
+#: Finding codes. The audit ledger's kinds are a subset: missing, altered, unlisted, unreadable, oxum.
+CODES = (
+    "bagit-txt", "bag-info", "encoding", "no-manifest", "manifest-syntax", "unsafe-path",
+    "outside-payload", "duplicate", "missing", "unlisted", "altered", "unreadable", "oxum",
+    "percent-literal", "unsupported-algorithm", "fetch", "not-fetched", "tag-missing",
+    "tag-altered", "sidecar", "profile", "serialization",
+)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem (or warning) with a bag, naming the file where there is one."""
+
+    severity: Severity
+    code: str
+    message: str
+    path: str | None = None
+    algorithm: str | None = None
+    expected: str | None = None
+    found: str | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.path}: " if self.path else ""
+        return f"{self.severity}: {where}{self.message}"
+
+
+@dataclass
+class ValidationReport:
+    path: str
+    version: str | None = None
+    findings: list[Finding] = field(default_factory=list)
+    files: int = 0
+    bytes: int = 0
+    algorithms: list[str] = field(default_factory=list)
+    mode: str = "full"
+
+    @property
+    def errors(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity == "warning"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def add(self, severity: Severity, code: str, message: str, **kw: Any) -> None:
+        self.findings.append(Finding(severity, code, message, **kw))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path, "valid": self.ok, "version": self.version, "mode": self.mode,
+            "files": self.files, "bytes": self.bytes, "algorithms": self.algorithms,
+            "errors": len(self.errors), "warnings": len(self.warnings),
+            "findings": [{k: v for k, v in asdict(f).items() if v is not None} for f in self.findings],
+        }
+
+
+def _oxum(bag: Bag) -> tuple[int, int] | None | str:
+    value = bag.info_value("Payload-Oxum")
+    if value is None:
+        return None
+    try:
+        octets, count = value.strip().split(".")
+        return int(octets), int(count)
+    except ValueError:
+        return value
+
+
+def validate_bag(
+    path: str | os.PathLike[str],
+    *,
+    fast: bool = False,
+    workers: int | None = None,
+    progress: Progress | None = None,
+    on_total: Callable[[int, int], None] | None = None,
+    fetch: bool = False,
+    drop_cached: bool = False,
+    limiter: RateLimiter | None = None,
+    algorithms: list[str] | None = None,
+    check_tag_manifests: bool = True,
+) -> ValidationReport:
+    """Validate a bag directory. Returns a report holding every finding; raises only when ``path``
+    is not a bag at all (:class:`~preserve.errors.BadTagFile`, :class:`~preserve.errors.SourceNotFound`).
+
+    ``fast`` checks completeness and Payload-Oxum without hashing. ``algorithms`` restricts the
+    payload digests verified (the audit's fast tier); by default every manifest is verified.
+    """
+    bag = open_bag(path)
+    report = ValidationReport(path=str(bag.path), version=bag.version, mode="fast" if fast else "full")
+    for p in bag.problems:
+        code = "bagit-txt" if "bagit.txt" in p.message or "BagIt-Version" in p.message or "Encoding" in p.message else "bag-info"
+        report.add(p.severity, code, p.message,  # type: ignore[arg-type]
+                   path="bagit.txt" if code == "bagit-txt" else bag.info_file)
+    if bag.version_tuple >= (0, 96) and bag.info_file is None:
+        pass  # bag-info.txt is optional
+    if not bag.payload_manifests:
+        report.add("error", "no-manifest", "the bag has no payload manifest (manifest-<algorithm>.txt)")
+    report.algorithms = sorted(bag.payload_manifests)
+    for alg in report.algorithms:
+        if alg not in ALGORITHMS:
+            report.add("error", "unsupported-algorithm", f"manifest-{alg}.txt uses an algorithm preserve cannot compute", path=f"manifest-{alg}.txt")
+    if not (bag.path / "data").is_dir():
+        report.add("error", "missing", "the payload directory data/ is missing", path="data")
+
+    with PathIndex() as index:
+        _load_manifests(bag, index, report)
+        _load_disk(bag, index)
+        index.finish_loading()
+        _resolve_percent_literals(index, report)
+        _completeness(bag, index, report)
+        fetch_paths = _check_fetch(bag, index, report, fetch)
+        _missing(index, report, fetch_paths)
+        total = next(index.query("SELECT count(*), coalesce(sum(size),0) FROM d"))
+        report.files, report.bytes = int(total[0]), int(total[1])  # type: ignore[call-overload]
+        _check_oxum(bag, report)
+        if not fast:
+            usable = [a for a in report.algorithms if a in ALGORITHMS and (algorithms is None or a in algorithms)]
+            if on_total is not None:
+                on_total(report.bytes, report.files)
+            _verify_payload(bag, index, report, usable, workers, progress, drop_cached, limiter)
+    if check_tag_manifests:
+        _verify_tag_manifests(bag, report, fast)
+    return report
+
+
+def _load_manifests(bag: Bag, index: PathIndex, report: ValidationReport) -> None:
+    strict = bag.version_tuple >= (1, 0)
+    for alg in sorted(bag.payload_manifests):
+        name = f"manifest-{alg}.txt"
+        rows: list[tuple[str, str, str, int, str]] = []
+        try:
+            for line in bag.iter_manifest(alg):
+                if line.error:
+                    report.add("error", "manifest-syntax", line.error, path=name)
+                    continue
+                reason = unsafe_reason(line.path)
+                if reason:
+                    report.add("error", "unsafe-path", f"{name} line {line.line} lists an unsafe path ({reason}); it was not opened", path=line.raw)
+                    continue
+                if not line.path.startswith("data/"):
+                    report.add("error", "outside-payload", f"{name} line {line.line} lists a path outside data/", path=line.path)
+                    continue
+                rows.append((line.path, alg, line.digest, line.line, line.raw))
+                if len(rows) >= 5000:
+                    index.add_entries(rows)
+                    rows = []
+        except UnicodeDecodeError as exc:
+            report.add("error", "encoding", f"{name} is not valid {bag.declared_encoding}: {exc.reason} at byte {exc.start}", path=name)
+        index.add_entries(rows)
+    # a path listed twice in one manifest
+    index.db.execute("CREATE TEMP TABLE dup AS SELECT path, alg, count(*) n, count(DISTINCT digest) k FROM m GROUP BY path, alg HAVING n > 1")
+    for path, alg, n, k in list(index.db.execute("SELECT * FROM dup")):
+        differ = k > 1
+        severity: Severity = "error" if (strict or differ) else "warning"
+        detail = "with different digests" if differ else "with the same digest"
+        report.add(severity, "duplicate", f"listed {n} times in manifest-{alg}.txt {detail}", path=str(path), algorithm=str(alg))
+
+
+def _load_disk(bag: Bag, index: PathIndex) -> None:
+    batch: list[tuple[str, int]] = []
+    for rel, st in bag.iter_payload_files():
+        batch.append((rel, st.st_size))
+        if len(batch) >= 5000:
+            index.add_files(batch)
+            batch = []
+    index.add_files(batch)
+
+
+def _resolve_percent_literals(index: PathIndex, report: ValidationReport) -> None:
+    """bagit-python writes '%' unencoded: where only the literal name exists, accept it, warn."""
+    rows = list(index.query(
+        "SELECT DISTINCT m.path, m.raw FROM m WHERE m.raw <> m.path "
+        "AND NOT EXISTS (SELECT 1 FROM d WHERE d.path = m.path) "
+        "AND EXISTS (SELECT 1 FROM d WHERE d.path = m.raw)"))
+    for decoded, raw in rows:
+        report.add("warning", "percent-literal",
+                   f"the manifest has '%' unencoded (as bagit-python writes it); read literally, not as {decoded!r}",
+                   path=str(raw))
+        index.db.execute("UPDATE m SET path = raw WHERE path = ? AND raw = ?", (decoded, raw))
+
+
+def _completeness(bag: Bag, index: PathIndex, report: ValidationReport) -> None:
+    algs = sorted(bag.payload_manifests)
+    if not algs:
+        return
+    for (rel,) in index.query("SELECT d.path FROM d WHERE NOT EXISTS (SELECT 1 FROM m WHERE m.path = d.path)"):
+        report.add("error", "unlisted", "a file in data/ is not listed in any payload manifest", path=str(rel))
+    if len(algs) > 1:
+        for alg in algs:
+            for (rel,) in index.query(
+                "SELECT d.path FROM d WHERE EXISTS (SELECT 1 FROM m WHERE m.path = d.path) "
+                "AND NOT EXISTS (SELECT 1 FROM m WHERE m.path = d.path AND m.alg = ?)", (alg,)):
+                report.add("error", "unlisted", f"not listed in manifest-{alg}.txt (every payload manifest must list every file)", path=str(rel), algorithm=alg)
+
+
+def _missing(index: PathIndex, report: ValidationReport, fetch_paths: set[str]) -> None:
+    for (rel,) in index.query("SELECT DISTINCT m.path FROM m WHERE NOT EXISTS (SELECT 1 FROM d WHERE d.path = m.path) ORDER BY m.path"):
+        if str(rel) in fetch_paths:
+            continue
+        report.add("error", "missing", "listed in the manifest but not found in the bag", path=str(rel))
+
+
+def _check_oxum(bag: Bag, report: ValidationReport) -> None:
+    oxum = _oxum(bag)
+    if isinstance(oxum, str):
+        report.add("error", "oxum", f"Payload-Oxum {oxum!r} is not OCTETS.COUNT", path=bag.info_file)
+    elif oxum is not None and oxum != (report.bytes, report.files):
+        report.add("error", "oxum", "Payload-Oxum does not match the payload",
+                   path=bag.info_file, expected=f"{oxum[0]}.{oxum[1]}", found=f"{report.bytes}.{report.files}")
+
+
+def _check_fetch(bag: Bag, index: PathIndex, report: ValidationReport, do_fetch: bool) -> set[str]:
+    try:
+        entries, problems = bag.fetch_entries()
+    except (UnicodeDecodeError, OSError) as exc:
+        report.add("error", "fetch", f"fetch.txt cannot be read: {exc}", path="fetch.txt")
+        return set()
+    for p in problems:
+        report.add("error", "fetch", p.message, path="fetch.txt")
+    pending: set[str] = set()
+    algs = sorted(bag.payload_manifests)
+    for e in entries:
+        reason = unsafe_reason(e.path)
+        if reason:
+            report.add("error", "unsafe-path", f"fetch.txt line {e.line} names an unsafe path ({reason})", path=e.path)
+            continue
+        if not e.path.startswith("data/"):
+            report.add("error", "outside-payload", f"fetch.txt line {e.line} names a path outside data/", path=e.path)
+            continue
+        digests = {str(a): str(d) for a, d in index.query("SELECT alg, digest FROM m WHERE path = ?", (e.path,))}
+        for alg in algs:
+            if alg not in digests:
+                report.add("error", "fetch", f"fetch.txt line {e.line}: not listed in manifest-{alg}.txt", path=e.path)
+        on_disk = next(index.query("SELECT count(*) FROM d WHERE path = ?", (e.path,)))[0]
+        if on_disk:
+            continue
+        pending.add(e.path)
+        if not do_fetch:
+            report.add("error", "not-fetched", f"listed in fetch.txt ({e.url}) and not yet fetched; validate with --fetch to download and check it", path=e.path)
+            continue
+        _fetch_and_check(e.url, e.length, e.path, digests, report)
+    return pending
+
+
+def _fetch_and_check(url: str, length: int | None, rel: str, digests: dict[str, str], report: ValidationReport) -> None:
+    """Download into memory-bounded hashing only: the bag itself is never written."""
+    algs = [a for a in digests if a in ALGORITHMS]
+    try:
+        with urllib.request.urlopen(url, timeout=60) as resp:  # noqa: S310 - the user asked for --fetch
+            found, size = hash_stream(iter(lambda: resp.read(1 << 20), b""), algs)
+    except (OSError, ValueError) as exc:
+        report.add("error", "fetch", f"cannot fetch {url}: {exc}", path=rel)
+        return
+    if length is not None and size != length:
+        report.add("error", "fetch", f"fetched {size} bytes from {url}, fetch.txt says {length}", path=rel)
+    for alg in algs:
+        if found[alg] != digests[alg]:
+            report.add("error", "altered", f"fetched content from {url} does not match manifest-{alg}.txt", path=rel, algorithm=alg, expected=digests[alg], found=found[alg])
+
+
+def _verify_payload(
+    bag: Bag, index: PathIndex, report: ValidationReport, algs: list[str], workers: int | None,
+    progress: Progress | None, drop_cached: bool, limiter: RateLimiter | None,
+) -> None:
+    if not algs:
+        return
+    placeholders = ",".join("?" * len(algs))
+    jobs: Iterator[tuple[object, ...]] = index.query(
+        f"SELECT d.path, group_concat(m.alg || ' ' || m.digest, '\n') FROM d JOIN m ON m.path = d.path "
+        f"WHERE m.alg IN ({placeholders}) GROUP BY d.path ORDER BY d.path", tuple(algs))
+    root = bag.path
+
+    def check(job: tuple[object, ...]) -> list[Finding]:
+        rel = str(job[0])
+        expected: dict[str, set[str]] = {}
+        for pair in str(job[1]).split("\n"):
+            alg, digest = pair.split(" ", 1)
+            expected.setdefault(alg, set()).add(digest)
+        try:
+            found = hash_file(root / rel, sorted(expected), progress=progress, drop_cached=drop_cached, limiter=limiter)
+        except PermissionError as exc:
+            return [Finding("error", "unreadable", f"cannot be read ({exc.strerror})", path=rel)]
+        except FileNotFoundError:
+            return [Finding("error", "missing", "disappeared while being validated", path=rel)]
+        except OSError as exc:
+            return [Finding("error", "unreadable", f"read error ({exc.strerror or exc})", path=rel)]
+        out = []
+        for alg, digests in sorted(expected.items()):
+            if found[alg] not in digests:
+                out.append(Finding("error", "altered", f"{alg} checksum does not match manifest-{alg}.txt", path=rel,
+                                   algorithm=alg, expected=sorted(digests)[0], found=found[alg]))
+        return out
+
+    # small files are I/O-latency bound, so more threads than cores keep the disk and CPUs busy
+    n = workers or min(8, default_workers() * 2)
+    for findings in ordered_map(check, jobs, workers=n):
+        report.findings.extend(findings)
+
+
+def _verify_tag_manifests(bag: Bag, report: ValidationReport, fast: bool) -> None:
+    expected: dict[str, dict[str, str]] = {}
+    for alg in sorted(bag.tag_manifests):
+        name = f"tagmanifest-{alg}.txt"
+        try:
+            for line in bag.iter_manifest(alg, tag=True):
+                if line.error:
+                    report.add("error", "manifest-syntax", line.error, path=name)
+                    continue
+                reason = unsafe_reason(line.path)
+                if reason:
+                    report.add("error", "unsafe-path", f"{name} line {line.line} lists an unsafe path ({reason}); it was not opened", path=line.raw)
+                    continue
+                if line.path.startswith("data/"):
+                    report.add("error", "outside-payload", f"{name} line {line.line} lists a payload file; tag manifests list tag files only", path=line.path)
+                    continue
+                expected.setdefault(line.path, {})[alg] = line.digest
+        except UnicodeDecodeError as exc:
+            report.add("error", "encoding", f"{name} is not valid {bag.declared_encoding}: {exc.reason}", path=name)
+    for rel, digests in sorted(expected.items()):
+        target = bag.path / rel
+        if not target.is_file():
+            report.add("error", "tag-missing", "listed in a tag manifest but not found", path=rel)
+            continue
+        if fast:
+            continue
+        algs = [a for a in digests if a in ALGORITHMS]
+        try:
+            found = hash_file(target, algs)
+        except OSError as exc:
+            report.add("error", "unreadable", f"cannot be read ({exc.strerror})", path=rel)
+            continue
+        for alg in algs:
+            if found[alg] != digests[alg]:
+                report.add("error", "tag-altered", f"{alg} checksum does not match tagmanifest-{alg}.txt", path=rel,
+                           algorithm=alg, expected=digests[alg], found=found[alg])
+
+
+def is_bag(path: Path) -> bool:
+    return (path / "bagit.txt").is_file()

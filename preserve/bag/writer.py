@@ -1,0 +1,555 @@
+"""Creating a bag by copying: the source is only ever read, the destination appears whole or not at all.
+
+Sequence (each step is durable before the next starts):
+
+1. lock ``.<name>.preserve-lock`` beside DEST and remove stale staging left by killed runs;
+2. copy-and-hash every payload file into ``.<name>.preserve-staging-<token>/data/`` (one read);
+3. ``syncfs`` the staging file system (per-file ``fsync`` where syncfs is missing);
+4. re-read every payload file with its cached pages dropped and compare xxh3-128 (``verify``);
+5. write sidecars (``extra_tags``), bag-info.txt, bagit.txt, manifests, tag manifests; sync;
+6. rename the staging directory to DEST (or ``finalize`` it, e.g. into an archive); fsync the parent.
+
+An interrupted run leaves only hidden staging, which the next run removes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import errno
+import fcntl
+import json
+import os
+import secrets
+import shutil
+import stat
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from preserve.bag.paths import encode_manifest_path, nfc, unsafe_reason
+from preserve.bag.tagfiles import format_bag_info, write_text
+from preserve.errors import (
+    DestinationExists,
+    InputError,
+    Interrupted,
+    NameConflict,
+    PreserveError,
+    SourceChanged,
+    SourceNotFound,
+    StorageError,
+    SymlinkRefused,
+    UnsafePath,
+    VerificationFailed,
+)
+from preserve.fixity import (
+    Progress,
+    check_algorithms,
+    copy_and_hash,
+    fsync_path,
+    hash_file,
+    ordered_map,
+    read_verify,
+    syncfs,
+)
+
+TAG_DIR = "metadata"
+XXH3_FILE = f"{TAG_DIR}/xxh3-128.txt"
+EMPTY_DIRS_FILE = f"{TAG_DIR}/empty-directories.txt"
+OS_LITTER = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})
+
+
+def software_agent() -> str:
+    from preserve import __version__
+
+    return f"preserve {__version__}"
+
+
+@dataclass(frozen=True)
+class PayloadEntry:
+    """A file (or an empty directory) to put in the bag at ``data/<target>``."""
+
+    source: Path
+    target: str
+    empty_dir: bool = False
+
+
+@dataclass
+class ScanSummary:
+    files: int = 0
+    bytes: int = 0
+    problems: list[PreserveError] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+class DirectoryPayload:
+    """Every file under a source directory, walked in sorted order, streamed (never listed whole).
+
+    Names are kept exactly as found. Symlinks are refused unless ``follow_links``; two names in
+    one directory that differ only by Unicode normalization are refused; names that differ only
+    by case are warned about (they collide on macOS, Windows and many S3 tools).
+    """
+
+    def __init__(
+        self,
+        source: str | os.PathLike[str],
+        *,
+        prefix: str = "",
+        follow_links: bool = False,
+        ignore: Callable[[str], bool] | None = None,
+    ) -> None:
+        self.source = Path(source)
+        self.prefix = prefix.strip("/")
+        self.follow_links = follow_links
+        self.ignore = ignore
+        self.warnings: list[str] = []
+        if not self.source.exists():
+            raise SourceNotFound(path=str(self.source))
+        if not self.source.is_dir():
+            raise InputError(f"{self.source}: is not a directory; preserve bag copies a folder")
+
+    def scan(self) -> ScanSummary:
+        """Walk without copying: totals for progress, and every name problem at once."""
+        summary = ScanSummary()
+        for item in self._walk(summary):
+            if isinstance(item, PayloadEntry) and not item.empty_dir:
+                summary.files += 1
+                summary.bytes += item.source.stat().st_size
+        summary.warnings = list(dict.fromkeys(summary.warnings))
+        return summary
+
+    def __iter__(self) -> Iterator[PayloadEntry]:
+        summary = ScanSummary()
+        for item in self._walk(summary):
+            if summary.problems:
+                raise summary.problems[0]
+            yield item
+        if summary.problems:
+            raise summary.problems[0]
+        self.warnings = list(dict.fromkeys(summary.warnings))
+
+    def _target(self, rel: str) -> str:
+        return f"{self.prefix}/{rel}" if self.prefix else rel
+
+    def _walk(self, summary: ScanSummary) -> Iterator[PayloadEntry]:
+        seen_dirs: set[tuple[int, int]] = set()
+        root_st = self.source.stat()
+        seen_dirs.add((root_st.st_dev, root_st.st_ino))
+        stack: list[tuple[Path, str]] = [(self.source, "")]
+        while stack:
+            directory, rel = stack.pop()
+            try:
+                entries = sorted(os.scandir(directory), key=lambda e: e.name)
+            except PermissionError as exc:
+                summary.problems.append(InputError(f"{directory}: cannot list the folder ({exc.strerror})"))
+                continue
+            by_nfc: dict[str, str] = {}
+            by_case: dict[str, str] = {}
+            subdirs: list[tuple[Path, str]] = []
+            kept = 0
+            for entry in entries:
+                name = entry.name
+                child_rel = f"{rel}/{name}" if rel else name
+                if self.ignore is not None and self.ignore(child_rel):
+                    continue
+                try:
+                    name.encode("utf-8")
+                except UnicodeEncodeError:
+                    summary.problems.append(InputError(
+                        f"{Path(entry.path)!r}: the name is not valid UTF-8 ({os.fsencode(name)!r}); "
+                        "BagIt manifests are UTF-8, so rename it before bagging"))
+                    continue
+                if any(c in name for c in "\x00"):
+                    summary.problems.append(UnsafePath(path=entry.path, reason="NUL byte in name"))
+                    continue
+                key = nfc(name)
+                if key in by_nfc and by_nfc[key] != name:
+                    summary.problems.append(NameConflict(path=str(directory), names=f"{by_nfc[key]!r} and {name!r}"))
+                    continue
+                by_nfc[key] = name
+                folded = key.casefold()
+                if folded in by_case and by_case[folded] != name:
+                    summary.warnings.append(
+                        f"{directory}: {by_case[folded]!r} and {name!r} differ only by case; they collide on macOS, Windows and in many S3 tools")
+                by_case.setdefault(folded, name)
+                kept += 1
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except OSError as exc:
+                    summary.problems.append(InputError(f"{entry.path}: cannot be read ({exc.strerror})"))
+                    continue
+                if stat.S_ISLNK(st.st_mode):
+                    target = os.readlink(entry.path)
+                    if not self.follow_links:
+                        summary.problems.append(SymlinkRefused(path=entry.path, target=target))
+                        continue
+                    try:
+                        st = os.stat(entry.path)
+                    except OSError:
+                        summary.problems.append(InputError(f"{entry.path}: is a broken symbolic link (to {target})"))
+                        continue
+                if stat.S_ISDIR(st.st_mode):
+                    ident = (st.st_dev, st.st_ino)
+                    if ident in seen_dirs:
+                        summary.problems.append(InputError(f"{entry.path}: a symbolic link loop leads back to a folder already copied"))
+                        continue
+                    seen_dirs.add(ident)
+                    subdirs.append((Path(entry.path), child_rel))
+                elif stat.S_ISREG(st.st_mode):
+                    if name.startswith("._") or name in OS_LITTER:
+                        summary.warnings.append(f"{entry.path}: operating-system litter, bagged as it is")
+                    if "%" in name:
+                        summary.warnings.append(
+                            f"{entry.path}: the name contains '%'; it is written as %25 as RFC 8493 requires, "
+                            "but bagit-python 1.9 and DART do not decode %25 and will report it missing")
+                    yield PayloadEntry(Path(entry.path), self._target(child_rel))
+                else:
+                    summary.problems.append(InputError(f"{entry.path}: is not a regular file (device, socket or pipe); bags hold files only"))
+            if kept == 0 and rel:
+                yield PayloadEntry(directory, self._target(rel), empty_dir=True)
+            stack.extend(reversed(subdirs))
+
+
+def payload_from_directory(source: str | os.PathLike[str], **kw: object) -> DirectoryPayload:
+    """Shorthand for :class:`DirectoryPayload`."""
+    return DirectoryPayload(source, **kw)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class PayloadRecord:
+    """What was copied: bag-relative target (``data/...``), its source, size and digests."""
+
+    target: str
+    source: str
+    size: int
+    digests: dict[str, str]
+    mtime_ns: int
+
+
+@dataclass
+class Verification:
+    """Whether and how the written copy was checked against the source (a PREMIS fixity event)."""
+
+    performed: bool
+    method: str = ""
+    algorithm: str = "xxh3-128"
+    files: int = 0
+    bytes: int = 0
+    outcome: str = "not performed"
+    started: str | None = None
+    ended: str | None = None
+
+
+@dataclass
+class StagedBag:
+    """The bag being built, as ``extra_tags`` sees it: payload copied, durable and verified."""
+
+    path: Path
+    name: str
+    algorithms: tuple[str, ...]
+    files: int
+    bytes: int
+    verification: Verification
+    records_file: Path
+    started: str
+    info: list[tuple[str, str]] = field(default_factory=list)
+
+    def iter_payload(self) -> Iterator[PayloadRecord]:
+        with open(self.records_file, encoding="utf-8") as f:
+            for line in f:
+                d = json.loads(line)
+                yield PayloadRecord(d["t"], d["s"], d["n"], d["d"], d["m"])
+
+
+@dataclass
+class BagResult:
+    path: Path
+    files: int
+    bytes: int
+    algorithms: tuple[str, ...]
+    oxum: str
+    verification: Verification
+    warnings: list[str]
+    empty_dirs: int
+    started: str
+    ended: str
+    info: list[tuple[str, str]]
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@contextlib.contextmanager
+def _dest_lock(dest: Path) -> Iterator[None]:
+    lock_path = dest.parent / f".{dest.name}.preserve-lock"
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise DestinationExists(f"{dest}: another preserve run is writing this destination now") from None
+        yield
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(lock_path)
+    finally:
+        os.close(fd)
+
+
+def _remove_stale_staging(dest: Path) -> None:
+    prefix = f".{dest.name}.preserve-staging-"
+    for entry in os.scandir(dest.parent):
+        if entry.name.startswith(prefix) and entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path, ignore_errors=True)
+
+
+def _storage_error(exc: OSError, where: Path | str) -> PreserveError:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return StorageError(path=str(where), reason="no space left on the destination file system; free space and run again (nothing was left at the destination)")
+    if exc.errno == errno.EROFS:
+        return StorageError(path=str(where), reason="the destination file system is read-only")
+    return StorageError(path=str(where), reason=f"{exc.strerror or exc} while writing")
+
+
+def create_bag(
+    dest: str | os.PathLike[str],
+    payload: Iterable[PayloadEntry],
+    *,
+    algorithms: Sequence[str] = ("sha256", "sha512"),
+    info: Sequence[tuple[str, str]] = (),
+    verify: bool = True,
+    workers: int | None = None,
+    progress: Progress | None = None,
+    extra_tags: Callable[[StagedBag], None] | None = None,
+    on_staged: Callable[[Path], None] | None = None,
+    finalize: Callable[[Path, Path], None] | None = None,
+    follow_links: bool = False,
+) -> BagResult:
+    """Build a BagIt 1.0 bag at ``dest`` from ``payload`` (see the module docstring for the steps).
+
+    ``extra_tags`` writes more tag files (sidecars) into the staged bag before the tag manifests.
+    ``on_staged`` is a test hook called with the staging path once the payload is durable, before
+    verification. ``finalize(staging, dest)`` replaces the final rename (serialization).
+    """
+    algs = check_algorithms(algorithms)
+    dest = Path(os.path.abspath(dest))
+    if os.path.lexists(dest):
+        raise DestinationExists(path=str(dest))
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _storage_error(exc, dest.parent) from exc
+    started = _now()
+    with _dest_lock(dest):
+        if os.path.lexists(dest):
+            raise DestinationExists(path=str(dest))
+        _remove_stale_staging(dest)
+        staging = dest.parent / f".{dest.name}.preserve-staging-{secrets.token_hex(4)}"
+        try:
+            result = _build(staging, dest, payload, algs, list(info), verify, workers, progress,
+                            extra_tags, on_staged, finalize, follow_links, started)
+        except KeyboardInterrupt:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise Interrupted(path=str(dest)) from None
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+    return result
+
+
+def _build(
+    staging: Path, dest: Path, payload: Iterable[PayloadEntry], algs: tuple[str, ...],
+    info: list[tuple[str, str]], verify: bool, workers: int | None, progress: Progress | None,
+    extra_tags: Callable[[StagedBag], None] | None, on_staged: Callable[[Path], None] | None,
+    finalize: Callable[[Path, Path], None] | None, follow_links: bool, started: str,
+) -> BagResult:
+    try:
+        (staging / "data").mkdir(parents=True)
+        (staging / TAG_DIR).mkdir()
+        work = staging / ".preserve-work"
+        work.mkdir()
+    except OSError as exc:
+        raise _storage_error(exc, dest.parent) from exc
+    have_syncfs = True
+    hash_algs = tuple(dict.fromkeys((*algs, "xxh3-128")))
+    warnings: list[str] = []
+    dir_lock = threading.Lock()
+    made_dirs: set[str] = set()
+
+    def ensure_parent(target: Path) -> None:
+        parent = str(target.parent)
+        if parent in made_dirs:
+            return
+        with dir_lock:
+            os.makedirs(parent, exist_ok=True)
+            if len(made_dirs) > 10000:
+                made_dirs.clear()
+            made_dirs.add(parent)
+
+    def copy_one(entry: PayloadEntry) -> tuple[PayloadEntry, object]:
+        reason = unsafe_reason(entry.target)
+        if reason:
+            raise UnsafePath(path=entry.target, reason=reason)
+        target = staging / "data" / entry.target
+        if entry.empty_dir:
+            os.makedirs(target, exist_ok=True)
+            return entry, None
+        ensure_parent(target)
+        src = entry.source
+        try:
+            result = copy_and_hash(src, target, hash_algs, progress=progress, fsync=not have_syncfs, follow_links=follow_links)
+        except FileNotFoundError as exc:
+            if exc.filename and str(exc.filename) == str(src):
+                raise SourceNotFound(path=str(src)) from exc
+            raise _storage_error(exc, target) from exc
+        except FileExistsError as exc:
+            raise InputError(f"{src}: two payload entries write the same target data/{entry.target}") from exc
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise SymlinkRefused(path=str(src), target=os.readlink(src)) from exc
+            if exc.filename and str(exc.filename) == str(src):
+                raise InputError(f"{src}: cannot be read ({exc.strerror})") from exc
+            raise _storage_error(exc, target) from exc
+        if result.changed:
+            raise SourceChanged(path=str(src), detail=result.changed)
+        return entry, result
+
+    files = total = empty = 0
+    manifests = {a: open(work / f"manifest-{a}.txt", "w", encoding="utf-8", newline="\n") for a in algs}
+    xxh = open(staging / XXH3_FILE, "w", encoding="utf-8", newline="\n")
+    records = open(work / "records.jsonl", "w", encoding="utf-8")
+    empties = []
+    try:
+        for entry, res in ordered_map(copy_one, payload, workers=workers):
+            rel = f"data/{entry.target}"
+            if res is None:
+                empty += 1
+                empties.append(encode_manifest_path(rel))
+                continue
+            from preserve.fixity import CopyResult
+
+            assert isinstance(res, CopyResult)
+            enc = encode_manifest_path(rel)
+            for a in algs:
+                manifests[a].write(f"{res.digests[a]}  {enc}\n")
+            xxh.write(f"{res.digests['xxh3-128']}  {enc}\n")
+            records.write(json.dumps({"t": rel, "s": str(entry.source), "n": res.size, "d": res.digests, "m": res.mtime_ns}, ensure_ascii=False) + "\n")
+            files += 1
+            total += res.size
+            if "%" in entry.target:
+                warnings.append(f"data/{entry.target}: the name contains '%'; written as %25 as RFC 8493 requires, but bagit-python 1.9 and DART will report it missing")
+    finally:
+        for f in (*manifests.values(), xxh, records):
+            f.close()
+    warnings.extend(w for w in getattr(payload, "warnings", []) if "'%'" not in w)
+    if empties:
+        write_text(staging / EMPTY_DIRS_FILE, "".join(f"{p}\n" for p in empties))
+
+    try:
+        if not syncfs(staging):
+            _fsync_tree(staging)
+    except OSError as exc:
+        raise _storage_error(exc, staging) from exc
+    if on_staged is not None:
+        on_staged(staging)
+
+    staged = StagedBag(staging, dest.name, algs, files, total, Verification(performed=False), work / "records.jsonl", started, info)
+    if verify:
+        staged.verification = _verify(staged, workers)
+
+    if extra_tags is not None:
+        extra_tags(staged)
+
+    try:
+        for a in algs:
+            os.replace(work / f"manifest-{a}.txt", staging / f"manifest-{a}.txt")
+        shutil.rmtree(work)
+        oxum = f"{total}.{files}"
+        full_info = _bag_info(info, oxum, total)
+        write_text(staging / "bagit.txt", "BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n")
+        write_text(staging / "bag-info.txt", format_bag_info(full_info))
+        _write_tag_manifests(staging, algs)
+        if not syncfs(staging):
+            _fsync_tree(staging, payload=False)
+        if finalize is not None:
+            finalize(staging, dest)
+        else:
+            os.rename(staging, dest)
+            fsync_path(dest.parent)
+    except OSError as exc:
+        raise _storage_error(exc, dest) from exc
+    return BagResult(dest, files, total, algs, oxum, staged.verification, warnings, empty, started, _now(), full_info)
+
+
+def _verify(staged: StagedBag, workers: int | None) -> Verification:
+    v = Verification(performed=True, method="re-read from storage after fsync, page cache dropped (posix_fadvise DONTNEED), xxh3-128 compared with the digest taken while copying from the source", started=_now())
+
+    def check(rec: PayloadRecord) -> tuple[PayloadRecord, str | None]:
+        return rec, read_verify(staged.path / rec.target, rec.digests["xxh3-128"])
+
+    bad: list[tuple[PayloadRecord, str]] = []
+    for rec, found in ordered_map(check, staged.iter_payload(), workers=workers):
+        v.files += 1
+        v.bytes += rec.size
+        if found is not None:
+            bad.append((rec, found))
+    v.ended = _now()
+    if bad:
+        rec, found = bad[0]
+        more = f" (and {len(bad) - 1} more: {', '.join(r.target for r, _ in bad[1:6])})" if len(bad) > 1 else ""
+        raise VerificationFailed(path=rec.target + more, expected=rec.digests["xxh3-128"], found=found)
+    v.outcome = "pass"
+    return v
+
+
+def _bag_info(info: list[tuple[str, str]], oxum: str, total: int) -> list[tuple[str, str]]:
+    reserved = {"payload-oxum", "bag-size"}
+    out = [(k, v) for k, v in info if k.lower() not in reserved]
+    present = {k.lower() for k, _ in out}
+    if "bagging-date" not in present:
+        out.append(("Bagging-Date", dt.date.today().isoformat()))
+    out.append(("Payload-Oxum", oxum))
+    out.append(("Bag-Size", _human(total)))
+    if "bag-software-agent" not in present:
+        out.append(("Bag-Software-Agent", software_agent()))
+    return out
+
+
+def _human(n: int) -> str:
+    size = float(n)
+    for unit in ("bytes", "KB", "MB", "GB", "TB"):
+        if size < 1000 or unit == "TB":
+            return f"{size:.0f} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{n} bytes"
+
+
+def _write_tag_manifests(staging: Path, algs: tuple[str, ...]) -> None:
+    tag_files = []
+    for dirpath, dirnames, filenames in os.walk(staging):
+        rel_dir = os.path.relpath(dirpath, staging)
+        if rel_dir == "data" or rel_dir.startswith("data" + os.sep):
+            dirnames[:] = []
+            continue
+        if rel_dir == ".":
+            dirnames[:] = [d for d in dirnames if d != "data"]
+        for name in filenames:
+            rel = name if rel_dir == "." else f"{rel_dir.replace(os.sep, '/')}/{name}"
+            if rel.startswith("tagmanifest-"):
+                continue
+            tag_files.append(rel)
+    tag_files.sort()
+    digests = {rel: hash_file(staging / rel, algs) for rel in tag_files}
+    for a in algs:
+        write_text(staging / f"tagmanifest-{a}.txt",
+                   "".join(f"{digests[rel][a]}  {encode_manifest_path(rel)}\n" for rel in tag_files))
+
+
+def _fsync_tree(root: Path, payload: bool = True) -> None:
+    for dirpath, dirnames, filenames in os.walk(root):
+        if not payload and os.path.relpath(dirpath, root).split(os.sep)[0] == "data":
+            continue
+        for name in filenames:
+            fsync_path(os.path.join(dirpath, name))
+        fsync_path(dirpath)

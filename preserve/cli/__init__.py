@@ -1,0 +1,1 @@
+"""The ``preserve`` command: one module per command, each thin over the library."""

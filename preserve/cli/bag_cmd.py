@@ -1,0 +1,57 @@
+"""``preserve bag SOURCE DEST``: copy a folder into a new bag; the source is never modified."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from preserve.bag.writer import create_bag, payload_from_directory
+from preserve.cli.common import ProgressBar, parse_info, warn
+from preserve.errors import ProblemsFound
+from preserve.fixity import ALGORITHMS
+
+
+@click.command()
+@click.argument("source", type=click.Path(path_type=Path, file_okay=False))
+@click.argument("dest", type=click.Path(path_type=Path))
+@click.option("-a", "--algorithm", "algorithms", multiple=True, type=click.Choice([a for a in ALGORITHMS if a != "xxh3-128"]),
+              help="Manifest algorithm (repeat for several). Default: sha256 and sha512.")
+@click.option("-i", "--info", "info", multiple=True, metavar="KEY=VALUE", help="A bag-info.txt field (repeatable).")
+@click.option("--no-verify", is_flag=True, help="Skip re-reading the written payload from storage.")
+@click.option("--follow-links", is_flag=True, help="Copy what symbolic links point to instead of refusing them.")
+@click.option("-w", "--workers", type=click.IntRange(1, 64), help="Parallel copies (default: cores).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def bag(source: Path, dest: Path, algorithms: tuple[str, ...], info: tuple[str, ...], no_verify: bool,
+        follow_links: bool, workers: int | None, quiet: bool) -> None:
+    """Copy SOURCE into a new BagIt bag at DEST.
+
+    SOURCE is only read. DEST appears whole or not at all: the bag is built in hidden staging
+    beside DEST, made durable, re-read from storage to verify it (unless --no-verify), then
+    renamed into place.
+    """
+    payload = payload_from_directory(source, follow_links=follow_links)
+    summary = payload.scan()
+    for w in summary.warnings:
+        warn(w)
+    if summary.problems:
+        for p in summary.problems:
+            click.echo(f"preserve: error: {p}", err=True)
+        first = summary.problems[0]
+        if len(summary.problems) == 1:
+            raise first
+        raise type(first)(f"{len(summary.problems)} problems in {source} (listed above); nothing was written")
+    bar = ProgressBar(summary.bytes, "bagging", enabled=not quiet)
+    with bar.shown():
+        result = create_bag(dest, payload, algorithms=algorithms or ("sha256", "sha512"), info=parse_info(info),
+                            verify=not no_verify, workers=workers, progress=bar, follow_links=follow_links)
+    if not result.verification.performed:
+        verified = "not verified (--no-verify)"
+    else:
+        verified = f"verified by re-reading {result.verification.files} file(s) from storage"
+    click.echo(f"bagged {result.files} file(s), {result.bytes} bytes into {result.path} ({', '.join(result.algorithms)}; {verified})")
+    if result.empty_dirs:
+        click.echo(f"kept {result.empty_dirs} empty folder(s), listed in metadata/empty-directories.txt")
+
+
+__all__ = ["ProblemsFound", "bag"]

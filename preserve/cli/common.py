@@ -1,0 +1,87 @@
+"""Helpers shared by the command modules: progress bars, option parsing, printing findings."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import sys
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import click
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGTP]?)(i?B?)?\s*$", re.IGNORECASE)
+_PERIOD = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdwy])\s*$", re.IGNORECASE)
+
+
+def parse_size(text: str) -> int:
+    """'500G', '200M', '1.5GiB', '1024' -> bytes (K/M/G/T are powers of 1000, KiB... of 1024)."""
+    m = _SIZE.match(text)
+    if not m:
+        raise click.BadParameter(f"{text!r} is not a size such as 200M or 500G")
+    number, unit, binary = float(m.group(1)), m.group(2).upper(), (m.group(3) or "").lower().startswith("i")
+    power = " KMGTP".index(unit) if unit else 0
+    return int(number * (1024 if binary else 1000) ** power)
+
+
+def parse_period(text: str) -> float:
+    """'2h', '30d', '90m', '1y' -> seconds."""
+    m = _PERIOD.match(text)
+    if not m:
+        raise click.BadParameter(f"{text!r} is not a period such as 90m, 2h, 30d or 1y")
+    scale = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 365 * 86400}[m.group(2).lower()]
+    return float(m.group(1)) * scale
+
+
+def parse_info(values: tuple[str, ...]) -> list[tuple[str, str]]:
+    out = []
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--info")
+        out.append((key.strip(), value.strip()))
+    return out
+
+
+class ProgressBar:
+    """A thread-safe progress callback drawing a click progress bar on standard error."""
+
+    def __init__(self, total_bytes: int, label: str, enabled: bool = True) -> None:
+        self.enabled = enabled and sys.stderr.isatty()
+        self._lock = threading.Lock()
+        self._bar: Any = None
+        self.total = total_bytes
+        self.label = label
+
+    def __call__(self, nbytes: int, nfiles: int) -> None:
+        if self._bar is not None and nbytes:
+            with self._lock:
+                self._bar.update(nbytes)
+
+    def set_total(self, total_bytes: int, files: int = 0) -> None:
+        self.total = total_bytes
+        if self._bar is not None:
+            self._bar.length = max(total_bytes, 1)
+
+    @contextlib.contextmanager
+    def shown(self) -> Iterator[ProgressBar]:
+        if not self.enabled:
+            yield self
+            return
+        with click.progressbar(length=max(self.total, 1), label=self.label, file=sys.stderr,
+                               show_eta=True, show_percent=True,
+                               item_show_func=None) as bar:
+            self._bar = bar
+            try:
+                yield self
+            finally:
+                self._bar = None
+
+
+def echo_err(message: str) -> None:
+    click.echo(message, err=True)
+
+
+def warn(message: str) -> None:
+    click.echo(click.style("warning: ", fg="yellow") + message, err=True)

@@ -1,0 +1,426 @@
+"""The fixity engine: every digest from one read, copy-and-hash in one pass, parallel scheduling.
+
+Why it is written here rather than taken from a library: bagit-python hashes file by file with
+one algorithm after another inside a process pool, and reads its own manifests again at the end;
+``hashlib.file_digest`` does one algorithm per read. Neither copies while hashing nor spreads the
+algorithms of one large file over cores, which is what a 2-core machine needs to keep both busy.
+
+hashlib (OpenSSL) and xxhash release the GIL on large buffers, so plain threads scale here:
+- a large file gets one thread per expensive algorithm, fed chunks by the reading thread;
+- many small files are spread over a thread pool (:func:`ordered_map`), each hashed inline.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+import xxhash
+
+#: Algorithms preserve can compute, by the names BagIt manifests use (``manifest-<name>.txt``).
+ALGORITHMS: tuple[str, ...] = ("md5", "sha1", "sha224", "sha256", "sha384", "sha512", "blake2b", "xxh3-128")
+
+#: Relative cost per byte (measured, rounded): cheapest first is what the fast tier wants.
+COST: dict[str, float] = {
+    "xxh3-128": 0.05, "sha1": 0.6, "sha256": 0.9, "sha224": 0.9, "md5": 1.2,
+    "blake2b": 1.1, "sha512": 1.4, "sha384": 1.4,
+}
+
+CHUNK = 4 * 1024 * 1024  # large enough that a thread hand-off per chunk costs nothing
+SMALL_CHUNK = 1024 * 1024
+#: From this size on, a file's algorithms are hashed on threads of their own.
+THREADED_FROM = 64 * 1024 * 1024
+
+#: Called with (bytes done, files done) increments; must be thread-safe.
+Progress = Callable[[int, int], None]
+
+
+class Hasher(Protocol):
+    def update(self, data: bytes, /) -> None: ...
+    def hexdigest(self) -> str: ...
+
+
+def new_hasher(algorithm: str) -> Hasher:
+    """A fresh hash object for a BagIt algorithm name."""
+    if algorithm == "xxh3-128":
+        return xxhash.xxh3_128()
+    if algorithm not in ALGORITHMS:
+        raise ValueError(f"unsupported algorithm {algorithm!r}; choose from {', '.join(ALGORITHMS)}")
+    return hashlib.new(algorithm)  # type: ignore[return-value]
+
+
+def check_algorithms(algorithms: Iterable[str]) -> tuple[str, ...]:
+    """Normalise and validate algorithm names (lower case, no duplicates, order kept)."""
+    seen: list[str] = []
+    for name in algorithms:
+        name = name.strip().lower().replace("_", "-")
+        if name == "xxh3" or name == "xxh128":
+            name = "xxh3-128"
+        if name not in ALGORITHMS:
+            raise ValueError(f"unsupported algorithm {name!r}; choose from {', '.join(ALGORITHMS)}")
+        if name not in seen:
+            seen.append(name)
+    if not seen:
+        raise ValueError("at least one algorithm is needed")
+    return tuple(seen)
+
+
+class RateLimiter:
+    """A token bucket shared by every reader of one run: caps bytes per second."""
+
+    def __init__(self, bytes_per_second: float) -> None:
+        if bytes_per_second <= 0:
+            raise ValueError("the rate must be positive")
+        self.rate = float(bytes_per_second)
+        self._lock = threading.Lock()
+        self._allowance = self.rate
+        self._last = time.monotonic()
+
+    def consume(self, n: int) -> None:
+        while True:
+            with self._lock:
+                now = time.monotonic()
+                self._allowance = min(self.rate, self._allowance + (now - self._last) * self.rate)
+                self._last = now
+                if self._allowance >= n or self._allowance >= self.rate:
+                    self._allowance -= n
+                    return
+                wait = (n - self._allowance) / self.rate
+            time.sleep(min(wait, 1.0))
+
+
+class _HashThread:
+    """One algorithm on a thread of its own, fed chunks through a small bounded queue."""
+
+    _STOP: Any = object()
+
+    def __init__(self, algorithm: str) -> None:
+        self.algorithm = algorithm
+        self.hasher = new_hasher(algorithm)
+        self.queue: queue.Queue[Any] = queue.Queue(maxsize=4)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name=f"hash-{algorithm}", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        update = self.hasher.update
+        while True:
+            chunk = self.queue.get()
+            if chunk is self._STOP:
+                return
+            if self.error is None:
+                try:
+                    update(chunk)
+                except BaseException as exc:  # reported by finish()
+                    self.error = exc
+
+    def finish(self) -> str:
+        self.queue.put(self._STOP)
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+        return self.hasher.hexdigest()
+
+
+class MultiHasher:
+    """Computes several digests over one stream of chunks.
+
+    With ``threaded=True`` every algorithm but xxh3 (which is ~20x cheaper than the rest) runs on
+    a thread of its own, so the caller's thread only reads (and writes, when copying).
+    """
+
+    def __init__(self, algorithms: Sequence[str], *, threaded: bool = False) -> None:
+        self.algorithms = tuple(algorithms)
+        self._inline: list[tuple[str, Hasher]] = []
+        self._threads: list[_HashThread] = []
+        for name in self.algorithms:
+            if threaded and name != "xxh3-128":
+                self._threads.append(_HashThread(name))
+            else:
+                self._inline.append((name, new_hasher(name)))
+        self._closed = False
+
+    def update(self, data: bytes) -> None:
+        for t in self._threads:
+            t.queue.put(data)
+        for _, h in self._inline:
+            h.update(data)
+
+    def hexdigests(self) -> dict[str, str]:
+        out = {name: h.hexdigest() for name, h in self._inline}
+        try:
+            for t in self._threads:
+                out[t.algorithm] = t.finish()
+        finally:
+            self._closed = True
+        return {name: out[name] for name in self.algorithms}
+
+    def abandon(self) -> None:
+        """Stop helper threads after an error (idempotent)."""
+        if not self._closed:
+            self._closed = True
+            for t in self._threads:
+                t.error = t.error or RuntimeError("abandoned")
+                t.finish_quietly = True  # type: ignore[attr-defined]
+                t.queue.put(_HashThread._STOP)
+            for t in self._threads:
+                t.thread.join()
+
+
+def drop_cache(fd: int) -> None:
+    """Evict a file's clean pages from the page cache, so the next read comes from the device."""
+    if hasattr(os, "posix_fadvise"):
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        except OSError:
+            pass
+
+
+def _advise_sequential(fd: int) -> None:
+    if hasattr(os, "posix_fadvise"):
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
+        except OSError:
+            pass
+
+
+def hash_file(
+    path: str | os.PathLike[str],
+    algorithms: Sequence[str],
+    *,
+    threaded: bool | None = None,
+    progress: Progress | None = None,
+    drop_cached: bool = False,
+    limiter: RateLimiter | None = None,
+) -> dict[str, str]:
+    """Every requested digest of one file, from one read. Returns ``{algorithm: hexdigest}``.
+
+    ``threaded=None`` decides by size (:data:`THREADED_FROM`). ``drop_cached`` evicts the file's
+    pages first so the bytes come from the storage device rather than memory.
+    """
+    with open(path, "rb", buffering=0) as f:
+        fd = f.fileno()
+        size = os.fstat(fd).st_size
+        if threaded is None:
+            threaded = size >= THREADED_FROM and len(algorithms) > 1
+        if drop_cached:
+            drop_cache(fd)
+        _advise_sequential(fd)
+        hasher = MultiHasher(algorithms, threaded=threaded)
+        chunk_size = CHUNK if size > CHUNK else SMALL_CHUNK
+        try:
+            while True:
+                if limiter is not None:
+                    limiter.consume(chunk_size)
+                chunk = f.read(chunk_size)
+                if not chunk:
+                    break
+                hasher.update(chunk)
+                if progress is not None:
+                    progress(len(chunk), 0)
+        except BaseException:
+            hasher.abandon()
+            raise
+        digests = hasher.hexdigests()
+        if drop_cached:
+            drop_cache(fd)
+    if progress is not None:
+        progress(0, 1)
+    return digests
+
+
+def hash_stream(
+    chunks: Iterable[bytes], algorithms: Sequence[str], *, threaded: bool = False
+) -> tuple[dict[str, str], int]:
+    """Digests and length of a stream of byte chunks (an S3 body, an archive member)."""
+    hasher = MultiHasher(algorithms, threaded=threaded)
+    size = 0
+    try:
+        for chunk in chunks:
+            size += len(chunk)
+            hasher.update(chunk)
+    except BaseException:
+        hasher.abandon()
+        raise
+    return hasher.hexdigests(), size
+
+
+@dataclass(frozen=True)
+class CopyResult:
+    """What one copy-and-hash saw: the digests of the bytes read, and the source's identity."""
+
+    size: int
+    digests: dict[str, str]
+    mtime_ns: int
+    changed: str | None = None  # why the source looks changed while copying, or None
+
+
+def _identity(st: os.stat_result) -> tuple[int, int]:
+    return (st.st_size, st.st_mtime_ns)
+
+
+def copy_and_hash(
+    src: str | os.PathLike[str],
+    dst: str | os.PathLike[str],
+    algorithms: Sequence[str],
+    *,
+    threaded: bool | None = None,
+    progress: Progress | None = None,
+    fsync: bool = False,
+    follow_links: bool = False,
+) -> CopyResult:
+    """Copy ``src`` to a new file ``dst`` and hash the bytes as they pass: the source is read once.
+
+    The destination must not exist (``O_EXCL``). The source's size and mtime are compared before
+    and after; a difference is reported in ``CopyResult.changed`` (the caller decides).
+    """
+    flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
+    if not follow_links:
+        flags |= getattr(os, "O_NOFOLLOW", 0)
+    before = os.stat(src, follow_symlinks=follow_links)
+    sfd = os.open(src, flags)
+    try:
+        size = os.fstat(sfd).st_size
+        if threaded is None:
+            threaded = size >= THREADED_FROM and len(algorithms) > 1
+        _advise_sequential(sfd)
+        dfd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o644)
+        hasher = MultiHasher(algorithms, threaded=threaded)
+        copied = 0
+        chunk_size = CHUNK if size > CHUNK else SMALL_CHUNK
+        try:
+            while True:
+                chunk = os.read(sfd, chunk_size)
+                if not chunk:
+                    break
+                view = memoryview(chunk)
+                while view:
+                    n = os.write(dfd, view)
+                    view = view[n:]
+                hasher.update(chunk)
+                copied += len(chunk)
+                if progress is not None:
+                    progress(len(chunk), 0)
+            if fsync:
+                os.fsync(dfd)
+        except BaseException:
+            hasher.abandon()
+            raise
+        finally:
+            os.close(dfd)
+        digests = hasher.hexdigests()
+        after_fd = os.fstat(sfd)
+    finally:
+        os.close(sfd)
+    after_path = os.stat(src, follow_symlinks=follow_links)
+    changed = None
+    if _identity(before) != _identity(after_fd) or _identity(before) != _identity(after_path):
+        changed = (
+            f"size/mtime before {before.st_size}/{before.st_mtime_ns}, "
+            f"after {after_path.st_size}/{after_path.st_mtime_ns}"
+        )
+    elif copied != before.st_size:
+        changed = f"expected {before.st_size} bytes, read {copied}"
+    try:
+        os.utime(dst, ns=(before.st_atime_ns, before.st_mtime_ns))
+    except OSError:
+        pass
+    if progress is not None:
+        progress(0, 1)
+    return CopyResult(size=copied, digests=digests, mtime_ns=before.st_mtime_ns, changed=changed)
+
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def default_workers() -> int:
+    return max(1, min(8, os.cpu_count() or 1))
+
+
+def ordered_map(
+    fn: Callable[[T], R], items: Iterable[T], *, workers: int | None = None, window: int | None = None
+) -> Iterator[R]:
+    """``map(fn, items)`` on a thread pool, results in input order, at most ``window`` in flight.
+
+    The window bounds memory: a million items never become a million futures at once.
+    """
+    workers = workers or default_workers()
+    if workers <= 1:
+        for item in items:
+            yield fn(item)
+        return
+    window = window or workers * 8
+    pending: list[Future[R]] = []
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="preserve") as pool:
+        try:
+            for item in items:
+                pending.append(pool.submit(fn, item))
+                if len(pending) >= window:
+                    yield pending.pop(0).result()
+            while pending:
+                yield pending.pop(0).result()
+        finally:
+            for fut in pending:
+                fut.cancel()
+
+
+@dataclass
+class Tally:
+    """Thread-safe running totals behind a :data:`Progress` callback."""
+
+    bytes: int = 0
+    files: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def __call__(self, nbytes: int, nfiles: int) -> None:
+        with self._lock:
+            self.bytes += nbytes
+            self.files += nfiles
+
+
+def syncfs(path: str | os.PathLike[str]) -> bool:
+    """Flush the whole file system holding ``path`` (Linux ``syncfs``). False where unavailable."""
+    try:
+        import ctypes
+        import ctypes.util
+
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        fn = libc.syncfs
+    except (OSError, AttributeError):
+        return False
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        if fn(fd) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err), str(path))
+        return True
+    finally:
+        os.close(fd)
+
+
+def fsync_path(path: str | os.PathLike[str]) -> None:
+    """fsync a file or directory by path."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_verify(path: str | os.PathLike[str] | Path, expected_xxh3: str) -> str | None:
+    """Re-read a written file from the device (page cache dropped) and compare its xxh3-128.
+
+    Returns the digest found when it differs, None when it matches. The file must already be
+    durable: dirty pages cannot be dropped.
+    """
+    found = hash_file(path, ("xxh3-128",), drop_cached=True)["xxh3-128"]
+    return None if found == expected_xxh3 else found
