@@ -1,0 +1,49 @@
+"""Fixtures shared by every test package: the CLI as a user runs it, the official schemas."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_SCHEMAS = (ROOT.parent / "shared" / "schemas").resolve()
+
+
+@pytest.fixture(scope="session")
+def schemas_dir() -> Path:
+    """The official METS/PREMIS/MODS schemas (../shared/schemas), with their XML catalog."""
+    if not (SHARED_SCHEMAS / "catalog.xml").is_file():
+        pytest.fail(f"the official schemas are expected at {SHARED_SCHEMAS} (see README: Tests)")
+    return SHARED_SCHEMAS
+
+
+@pytest.fixture
+def cli() -> Callable[..., Result]:
+    """Invoke the click CLI in-process (fast); exit codes and output as a user sees them."""
+    from preserve.cli.main import cli as group
+
+    def invoke(*args: str | os.PathLike[str], input: str | None = None) -> Result:
+        runner = CliRunner()
+        return runner.invoke(group, [str(a) for a in args], input=input, catch_exceptions=False)
+
+    return invoke
+
+
+@pytest.fixture
+def run_preserve() -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run the installed ``preserve`` console script in a real subprocess (exit codes via main())."""
+    exe = shutil.which("preserve", path=str(Path(sys.executable).parent)) or shutil.which("preserve")
+    assert exe, "the preserve console script is not installed in this environment"
+
+    def run(*args: str | os.PathLike[str], check: bool = False, **kw: object) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([exe, *[str(a) for a in args]], capture_output=True, text=True, check=check,
+                              timeout=kw.pop("timeout", 600), **kw)  # type: ignore[call-overload]
+
+    return run
