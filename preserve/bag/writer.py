@@ -388,9 +388,9 @@ def _build(
             made_dirs.add(parent)
 
     def copy_one(entry: PayloadEntry) -> tuple[PayloadEntry, object]:
-        reason = unsafe_reason(entry.target)
+        reason = unsafe_reason(f"data/{entry.target}") or (None if entry.target else "empty target")
         if reason:
-            raise UnsafePath(path=entry.target, reason=reason)
+            raise UnsafePath(path=f"data/{entry.target}", reason=reason)
         target = staging / "data" / entry.target
         if entry.empty_dir:
             os.makedirs(target, exist_ok=True)

@@ -30,6 +30,7 @@ def bag(source: Path, dest: Path, algorithms: tuple[str, ...], info: tuple[str, 
     beside DEST, made durable, re-read from storage to verify it (unless --no-verify), then
     renamed into place.
     """
+    info_items = parse_info(info)  # usage errors before any work
     payload = payload_from_directory(source, follow_links=follow_links)
     summary = payload.scan()
     for w in summary.warnings:
@@ -43,7 +44,7 @@ def bag(source: Path, dest: Path, algorithms: tuple[str, ...], info: tuple[str, 
         raise type(first)(f"{len(summary.problems)} problems in {source} (listed above); nothing was written")
     bar = ProgressBar(summary.bytes, "bagging", enabled=not quiet)
     with bar.shown():
-        result = create_bag(dest, payload, algorithms=algorithms or ("sha256", "sha512"), info=parse_info(info),
+        result = create_bag(dest, payload, algorithms=algorithms or ("sha256", "sha512"), info=info_items,
                             verify=not no_verify, workers=workers, progress=bar, follow_links=follow_links)
     if not result.verification.performed:
         verified = "not verified (--no-verify)"

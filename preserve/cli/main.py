@@ -43,7 +43,8 @@ def main(argv: list[str] | None = None) -> None:
     """Run the CLI; map :class:`PreserveError` to its exit code, anything else to 70."""
     signal.signal(signal.SIGTERM, _sigterm)
     try:
-        cli.main(args=argv, prog_name="preserve", standalone_mode=False)
+        # standalone_mode=False returns the code of a click Exit instead of raising it
+        rc = cli.main(args=argv, prog_name="preserve", standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.Abort:
@@ -64,4 +65,4 @@ def main(argv: list[str] | None = None) -> None:
         click.echo("preserve: internal error (a bug; please report it with this trace):", err=True)
         traceback.print_exc()
         sys.exit(EXIT_INTERNAL)
-    sys.exit(0)
+    sys.exit(rc if isinstance(rc, int) else 0)

@@ -1,0 +1,113 @@
+"""``preserve bag`` as a user runs it: exit codes, messages, interruption."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import bagit
+import pytest
+
+
+def test_bag_cli_copies_and_reports(make_source, tmp_path: Path, run_preserve, snapshot) -> None:
+    src = make_source({"side a/01.wav": b"a" * 100, "side b/02.wav": b"b" * 50})
+    before = snapshot(src)
+    r = run_preserve("bag", src, tmp_path / "bag", "--info", "Source-Organization=Sound Archive", "-i", "External-Identifier=ACC-1")
+    assert r.returncode == 0, r.stderr
+    assert "bagged 2 file(s), 150 bytes" in r.stdout and "verified by re-reading 2 file(s)" in r.stdout
+    assert snapshot(src) == before
+    info = (tmp_path / "bag" / "bag-info.txt").read_text()
+    assert "Source-Organization: Sound Archive\n" in info and "External-Identifier: ACC-1\n" in info
+    bagit.Bag(str(tmp_path / "bag")).validate()
+
+
+def test_bag_cli_errors(make_source, tmp_path: Path, run_preserve) -> None:
+    src = make_source({"a.wav": b"a"})
+    (src / "link.wav").symlink_to("a.wav")
+    r = run_preserve("bag", src, tmp_path / "bag")
+    assert r.returncode == 3
+    assert "link.wav: is a symbolic link (to a.wav)" in r.stderr and "--follow-links" in r.stderr
+    assert not (tmp_path / "bag").exists()
+    r = run_preserve("bag", tmp_path / "missing", tmp_path / "bag")
+    assert r.returncode == 3 and "no such file or directory" in r.stderr
+    r = run_preserve("bag", src, tmp_path / "bag", "--info", "no-equals-sign")
+    assert r.returncode == 2 and "is not KEY=VALUE" in r.stderr
+    r = run_preserve("bag", src, tmp_path / "bag", "--follow-links")
+    assert r.returncode == 0
+    r = run_preserve("bag", src, tmp_path / "bag", "--follow-links")
+    assert r.returncode == 4 and "already exists" in r.stderr
+
+
+def test_bag_cli_lists_every_name_problem_at_once(tmp_path: Path, run_preserve) -> None:
+    src = tmp_path / "src"
+    (src / "x").mkdir(parents=True)
+    (src / "one.wav").symlink_to("/etc/hostname")
+    (src / "x" / "two.wav").symlink_to("/etc/hostname")
+    r = run_preserve("bag", src, tmp_path / "bag")
+    assert r.returncode == 3
+    assert "one.wav: is a symbolic link" in r.stderr and "two.wav: is a symbolic link" in r.stderr
+    assert "2 problems" in r.stderr
+
+
+@pytest.mark.slow
+def test_sigkill_leaves_no_bag_and_rerun_succeeds(tmp_path: Path, snapshot) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    block = os.urandom(1024 * 1024)
+    for i in range(40):
+        with open(src / f"take-{i:02}.wav", "wb") as f:
+            for _ in range(8):
+                f.write(block)
+    before = snapshot(src)
+    dest = tmp_path / "bag"
+    exe = Path(os.environ.get("VIRTUAL_ENV", "")) / "bin" / "preserve"
+    import shutil
+    import sys
+
+    exe_path = shutil.which("preserve", path=str(Path(sys.executable).parent)) or str(exe)
+    proc = subprocess.Popen([exe_path, "bag", str(src), str(dest), "-q", "--workers", "1"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    staged = []
+    while time.monotonic() < deadline:
+        staged = list(tmp_path.glob(".bag.preserve-staging-*/data/take-0[3-9].wav"))
+        if staged:
+            break
+        time.sleep(0.005)
+    assert staged, "the run finished before it could be interrupted"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not dest.exists(), "a killed run left something at DEST"
+    assert snapshot(src) == before, "a killed run changed the source"
+    assert list(tmp_path.glob(".bag.preserve-staging-*")), "expected the hidden staging of the killed run"
+
+    rerun = subprocess.run([exe_path, "bag", str(src), str(dest), "-q"], capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr
+    assert not list(tmp_path.glob(".bag.preserve-staging-*")), "stale staging was not cleaned up"
+    bagit.Bag(str(dest)).validate(processes=2)
+
+
+def test_sigterm_cleans_up(tmp_path: Path) -> None:
+    import shutil
+    import sys
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(30):
+        (src / f"f{i}.wav").write_bytes(os.urandom(4 * 1024 * 1024))
+    exe_path = shutil.which("preserve", path=str(Path(sys.executable).parent))
+    assert exe_path
+    proc = subprocess.Popen([exe_path, "bag", str(src), str(tmp_path / "bag"), "-q", "-w", "1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not list(tmp_path.glob(".bag.preserve-staging-*/data/f1*.wav")):
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err
+    assert not (tmp_path / "bag").exists()
+    assert not list(tmp_path.glob(".bag.preserve-staging-*")), "SIGTERM must clean its staging"

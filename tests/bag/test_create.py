@@ -1,0 +1,193 @@
+"""Creating bags: names kept exactly, the source never touched, atomic and verified output."""
+
+from __future__ import annotations
+
+import os
+import unicodedata
+from pathlib import Path
+
+import bagit
+import pytest
+
+from preserve.bag.reader import open_bag
+from preserve.bag.validate import validate_bag
+from preserve.bag.writer import create_bag, payload_from_directory
+from preserve.errors import (
+    DestinationExists,
+    NameConflict,
+    SourceChanged,
+    SymlinkRefused,
+    VerificationFailed,
+)
+
+ODD_NAMES = {
+    "with space/a file.wav": b"space",
+    "new\nline.wav": b"newline",
+    "carriage\rreturn.txt": b"cr",
+    "ünïcødé/日本語.flac": b"nonascii",
+    unicodedata.normalize("NFD", "café-nfd.wav"): b"nfd",
+    "zero-bytes.wav": b"",
+    "a/b/c/d/e/f/g/h/i/j/k/l/m/n/deep.wav": b"deep",
+    "tab\tname.wav": b"tab",
+    "~tilde-inside.wav": b"tilde",
+    "-leading-dash.wav": b"dash",
+    "#hash and 'quotes'.wav": b"quotes",
+}
+
+
+def test_odd_names_are_kept_exactly_and_bagit_python_validates(make_source, snapshot, tmp_path: Path) -> None:
+    src = make_source(ODD_NAMES)
+    (src / "empty-dir").mkdir()
+    (src / "nested" / "empty").mkdir(parents=True)
+    before = snapshot(src)
+    result = create_bag(tmp_path / "bag", payload_from_directory(src))
+
+    assert snapshot(src) == before, "the source was modified"
+    assert result.files == len(ODD_NAMES)
+    assert result.empty_dirs == 2
+    for rel, data in ODD_NAMES.items():
+        assert (tmp_path / "bag" / "data" / rel).read_bytes() == data, rel
+    # names are the bytes found on disk: the NFD name stays NFD
+    nfd = unicodedata.normalize("NFD", "café-nfd.wav")
+    assert nfd in os.listdir(tmp_path / "bag" / "data")
+    manifest = (tmp_path / "bag" / "manifest-sha256.txt").read_text(encoding="utf-8")
+    assert "data/new%0Aline.wav" in manifest and "data/carriage%0Dreturn.txt" in manifest
+    empties = (tmp_path / "bag" / "metadata" / "empty-directories.txt").read_text().split()
+    assert sorted(empties) == ["data/empty-dir", "data/nested/empty"]
+    assert (tmp_path / "bag" / "data" / "nested" / "empty").is_dir()
+
+    bagit.Bag(str(tmp_path / "bag")).validate()  # the reference validator agrees
+    assert validate_bag(tmp_path / "bag").ok
+
+
+def test_bag_info_and_tag_files(simple_bag: Path) -> None:
+    bag = open_bag(simple_bag)
+    assert bag.version == "1.0"
+    assert bag.info_value("Source-Organization") == "Test Archive"
+    assert bag.info_value("Payload-Oxum") == f"{5004 + 3004 + 6}.3"
+    assert bag.info_value("Bag-Software-Agent").startswith("preserve ")
+    assert sorted(bag.payload_manifests) == ["sha256", "sha512"]
+    assert sorted(bag.tag_manifests) == ["sha256", "sha512"]
+    xxh = (simple_bag / "metadata" / "xxh3-128.txt").read_text().splitlines()
+    assert len(xxh) == 3 and all(len(line.split("  ")[0]) == 32 for line in xxh)
+    tagm = (simple_bag / "tagmanifest-sha256.txt").read_text()
+    for name in ("bagit.txt", "bag-info.txt", "manifest-sha256.txt", "manifest-sha512.txt", "metadata/xxh3-128.txt"):
+        assert f"  {name}\n" in tagm
+
+
+def test_chosen_algorithms(make_source, tmp_path: Path) -> None:
+    src = make_source({"a.wav": b"abc"})
+    create_bag(tmp_path / "bag", payload_from_directory(src), algorithms=["md5", "sha1", "blake2b"])
+    names = sorted(p.name for p in (tmp_path / "bag").glob("*manifest-*.txt"))
+    assert names == ["manifest-blake2b.txt", "manifest-md5.txt", "manifest-sha1.txt",
+                     "tagmanifest-blake2b.txt", "tagmanifest-md5.txt", "tagmanifest-sha1.txt"]
+    assert "900150983cd24fb0d6963f7d28e17f72  data/a.wav" in (tmp_path / "bag" / "manifest-md5.txt").read_text()
+    bagit.Bag(str(tmp_path / "bag")).validate()
+
+
+def test_percent_in_name_is_encoded_and_warned(make_source, tmp_path: Path) -> None:
+    src = make_source({"100% live.wav": b"pct", "a%41.wav": b"x"})
+    payload = payload_from_directory(src)
+    result = create_bag(tmp_path / "bag", payload)
+    manifest = (tmp_path / "bag" / "manifest-sha256.txt").read_text()
+    assert "data/100%25 live.wav" in manifest and "data/a%2541.wav" in manifest
+    assert any("100% live.wav" in w and "bagit-python" in w for w in result.warnings)
+    assert validate_bag(tmp_path / "bag").ok
+
+
+def test_nfc_nfd_twins_are_refused(make_source, tmp_path: Path) -> None:
+    src = make_source({unicodedata.normalize("NFC", "é.wav"): b"1", unicodedata.normalize("NFD", "é.wav"): b"2"})
+    with pytest.raises(NameConflict, match="differ only by Unicode normalization"):
+        create_bag(tmp_path / "bag", payload_from_directory(src))
+    assert not (tmp_path / "bag").exists()
+    assert not [p for p in tmp_path.iterdir() if "preserve-staging" in p.name]
+
+
+def test_case_only_twins_are_warned(make_source, tmp_path: Path) -> None:
+    src = make_source({"Track.wav": b"1", "track.wav": b"2"})
+    payload = payload_from_directory(src)
+    result = create_bag(tmp_path / "bag", payload)
+    assert result.files == 2
+    assert any("differ only by case" in w for w in result.warnings)
+
+
+def test_symlink_refused_unless_followed(make_source, tmp_path: Path) -> None:
+    src = make_source({"real.wav": b"real"})
+    (src / "link.wav").symlink_to(src / "real.wav")
+    with pytest.raises(SymlinkRefused, match="link.wav.*--follow-links"):
+        create_bag(tmp_path / "bag", payload_from_directory(src))
+    assert not (tmp_path / "bag").exists()
+    create_bag(tmp_path / "bag2", payload_from_directory(src, follow_links=True), follow_links=True)
+    assert (tmp_path / "bag2" / "data" / "link.wav").read_bytes() == b"real"
+    assert not (tmp_path / "bag2" / "data" / "link.wav").is_symlink()
+
+
+def test_destination_that_exists_is_refused(make_source, tmp_path: Path) -> None:
+    src = make_source({"a.wav": b"a"})
+    (tmp_path / "bag").mkdir()
+    with pytest.raises(DestinationExists):
+        create_bag(tmp_path / "bag", payload_from_directory(src))
+    assert list((tmp_path / "bag").iterdir()) == []
+
+
+def test_source_changing_during_copy_fails_with_its_name(make_source, tmp_path: Path) -> None:
+    src = make_source({"growing.wav": os.urandom(3 * 1024 * 1024)})
+    grown = []
+
+    def progress(nbytes: int, nfiles: int) -> None:
+        if nbytes and not grown:  # after the first chunk is copied, the producer appends
+            with open(src / "growing.wav", "ab") as f:
+                f.write(b"more audio")
+            grown.append(True)
+
+    with pytest.raises(SourceChanged, match="growing.wav.*changed while it was being copied"):
+        create_bag(tmp_path / "bag", payload_from_directory(src), progress=progress, workers=1)
+    assert not (tmp_path / "bag").exists()
+
+
+def test_write_that_reads_back_differently_is_caught(make_source, tmp_path: Path) -> None:
+    src = make_source({"ok.wav": b"fine" * 1000, "sub/bad.wav": b"good" * 1000})
+
+    def corrupt(staging: Path) -> None:
+        target = staging / "data" / "sub" / "bad.wav"
+        data = bytearray(target.read_bytes())
+        data[100] ^= 0x01
+        target.write_bytes(bytes(data))
+        os.sync()
+
+    with pytest.raises(VerificationFailed, match=r"data/sub/bad.wav.*reads back differently"):
+        create_bag(tmp_path / "bag", payload_from_directory(src), on_staged=corrupt)
+    assert not (tmp_path / "bag").exists()
+    assert not [p for p in tmp_path.iterdir() if "preserve-staging" in p.name]
+
+
+def test_no_verify_records_that_nothing_was_verified(make_source, tmp_path: Path) -> None:
+    src = make_source({"a.wav": b"a"})
+    result = create_bag(tmp_path / "bag", payload_from_directory(src), verify=False)
+    assert result.verification.performed is False
+    result = create_bag(tmp_path / "bag2", payload_from_directory(src))
+    assert result.verification.performed and result.verification.outcome == "pass"
+    assert "posix_fadvise" in result.verification.method and result.verification.files == 1
+
+
+def test_stale_staging_is_removed_by_the_next_run(make_source, tmp_path: Path) -> None:
+    src = make_source({"a.wav": b"a"})
+    stale = tmp_path / ".bag.preserve-staging-deadbeef"
+    (stale / "data").mkdir(parents=True)
+    (stale / "bagit.txt").write_text("BagIt-Version: 1.0\n")
+    create_bag(tmp_path / "bag", payload_from_directory(src))
+    assert not stale.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bag", "src"]
+
+
+@pytest.mark.slow
+def test_large_file(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    block = os.urandom(1024 * 1024)
+    with open(src / "master.wav", "wb") as f:
+        for _ in range(300):
+            f.write(block)
+    result = create_bag(tmp_path / "bag", payload_from_directory(src))
+    assert result.bytes == 300 * 1024 * 1024
+    bagit.Bag(str(tmp_path / "bag")).validate(processes=2)
