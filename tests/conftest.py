@@ -16,6 +16,14 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED_SCHEMAS = (ROOT.parent / "shared" / "schemas").resolve()
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # The README sets XML_CATALOG_FILES relative to the project root; tests and their
+    # subprocesses change directory, so make it absolute before libxml2 first reads it.
+    catalog = os.environ.get("XML_CATALOG_FILES")
+    if catalog and not os.path.isabs(catalog):
+        os.environ["XML_CATALOG_FILES"] = " ".join(str((ROOT / c).resolve()) for c in catalog.split())
+
+
 @pytest.fixture(scope="session")
 def schemas_dir() -> Path:
     """The official METS/PREMIS/MODS schemas (../shared/schemas), with their XML catalog."""

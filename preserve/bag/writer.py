@@ -44,6 +44,7 @@ from preserve.errors import (
     VerificationFailed,
 )
 from preserve.fixity import (
+    CopyResult,
     Progress,
     check_algorithms,
     copy_and_hash,
@@ -387,7 +388,7 @@ def _build(
                 made_dirs.clear()
             made_dirs.add(parent)
 
-    def copy_one(entry: PayloadEntry) -> tuple[PayloadEntry, object]:
+    def copy_one(entry: PayloadEntry) -> tuple[PayloadEntry, CopyResult | None]:
         reason = unsafe_reason(f"data/{entry.target}") or (None if entry.target else "empty target")
         if reason:
             raise UnsafePath(path=f"data/{entry.target}", reason=reason)
@@ -416,20 +417,17 @@ def _build(
         return entry, result
 
     files = total = empty = 0
-    manifests = {a: open(work / f"manifest-{a}.txt", "w", encoding="utf-8", newline="\n") for a in algs}
-    xxh = open(staging / XXH3_FILE, "w", encoding="utf-8", newline="\n")
-    records = open(work / "records.jsonl", "w", encoding="utf-8")
     empties = []
-    try:
+    with contextlib.ExitStack() as stack:
+        manifests = {a: stack.enter_context(open(work / f"manifest-{a}.txt", "w", encoding="utf-8", newline="\n")) for a in algs}
+        xxh = stack.enter_context(open(staging / XXH3_FILE, "w", encoding="utf-8", newline="\n"))
+        records = stack.enter_context(open(work / "records.jsonl", "w", encoding="utf-8"))
         for entry, res in ordered_map(copy_one, payload, workers=workers):
             rel = f"data/{entry.target}"
             if res is None:
                 empty += 1
                 empties.append(encode_manifest_path(rel))
                 continue
-            from preserve.fixity import CopyResult
-
-            assert isinstance(res, CopyResult)
             enc = encode_manifest_path(rel)
             for a in algs:
                 manifests[a].write(f"{res.digests[a]}  {enc}\n")
@@ -439,9 +437,6 @@ def _build(
             total += res.size
             if "%" in entry.target:
                 warnings.append(f"data/{entry.target}: the name contains '%'; written as %25 as RFC 8493 requires, but bagit-python 1.9 and DART will report it missing")
-    finally:
-        for f in (*manifests.values(), xxh, records):
-            f.close()
     warnings.extend(w for w in getattr(payload, "warnings", []) if "'%'" not in w)
     if empties:
         write_text(staging / EMPTY_DIRS_FILE, "".join(f"{p}\n" for p in empties))
@@ -547,7 +542,7 @@ def _write_tag_manifests(staging: Path, algs: tuple[str, ...]) -> None:
 
 
 def _fsync_tree(root: Path, payload: bool = True) -> None:
-    for dirpath, dirnames, filenames in os.walk(root):
+    for dirpath, _dirnames, filenames in os.walk(root):
         if not payload and os.path.relpath(dirpath, root).split(os.sep)[0] == "data":
             continue
         for name in filenames:

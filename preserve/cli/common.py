@@ -69,9 +69,9 @@ class ProgressBar:
         if not self.enabled:
             yield self
             return
+        bar: Any
         with click.progressbar(length=max(self.total, 1), label=self.label, file=sys.stderr,
-                               show_eta=True, show_percent=True,
-                               item_show_func=None) as bar:
+                               show_eta=True, show_percent=True) as bar:
             self._bar = bar
             try:
                 yield self

@@ -114,7 +114,7 @@ def test_case_only_twins_are_warned(make_source, tmp_path: Path) -> None:
 def test_symlink_refused_unless_followed(make_source, tmp_path: Path) -> None:
     src = make_source({"real.wav": b"real"})
     (src / "link.wav").symlink_to(src / "real.wav")
-    with pytest.raises(SymlinkRefused, match="link.wav.*--follow-links"):
+    with pytest.raises(SymlinkRefused, match=r"link.wav.*--follow-links"):
         create_bag(tmp_path / "bag", payload_from_directory(src))
     assert not (tmp_path / "bag").exists()
     create_bag(tmp_path / "bag2", payload_from_directory(src, follow_links=True), follow_links=True)
@@ -140,7 +140,7 @@ def test_source_changing_during_copy_fails_with_its_name(make_source, tmp_path: 
                 f.write(b"more audio")
             grown.append(True)
 
-    with pytest.raises(SourceChanged, match="growing.wav.*changed while it was being copied"):
+    with pytest.raises(SourceChanged, match=r"growing.wav.*changed while it was being copied"):
         create_bag(tmp_path / "bag", payload_from_directory(src), progress=progress, workers=1)
     assert not (tmp_path / "bag").exists()
 

@@ -74,7 +74,7 @@ def test_flipped_byte_reports_algorithm_and_both_digests(simple_bag: Path, run_p
     assert r.returncode == 1
     doc = json.loads(r.stdout)
     assert doc["valid"] is False and doc["errors"] == 2
-    sha256 = [f for f in doc["findings"] if f.get("algorithm") == "sha256"][0]
+    sha256 = next(f for f in doc["findings"] if f.get("algorithm") == "sha256")
     assert sha256["path"] == "data/sub/b.flac" and sha256["code"] == "altered"
     assert len(sha256["expected"]) == 64 and sha256["expected"] != sha256["found"]
 
