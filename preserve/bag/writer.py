@@ -305,12 +305,19 @@ def _remove_stale_staging(dest: Path) -> None:
             shutil.rmtree(entry.path, ignore_errors=True)
 
 
-def _storage_error(exc: OSError, where: Path | str) -> PreserveError:
+def _storage_error(exc: OSError, where: Path | str, detail: object = None) -> PreserveError:
+    suffix = ""
+    if detail:
+        text = str(detail)
+        marker = ".preserve-staging-"
+        if marker in text:  # name the file inside the bag, not the hidden staging path
+            text = text.split(marker, 1)[1].split("/", 1)[-1]
+        suffix = f" (while writing {text})"
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return StorageError(path=str(where), reason="no space left on the destination file system; free space and run again (nothing was left at the destination)")
+        return StorageError(path=str(where), reason=f"no space left on the destination file system{suffix}; free space and run again (nothing was left at the destination)")
     if exc.errno == errno.EROFS:
         return StorageError(path=str(where), reason="the destination file system is read-only")
-    return StorageError(path=str(where), reason=f"{exc.strerror or exc} while writing")
+    return StorageError(path=str(where), reason=f"{exc.strerror or exc}{suffix}")
 
 
 def create_bag(
@@ -403,7 +410,7 @@ def _build(
         except FileNotFoundError as exc:
             if exc.filename and str(exc.filename) == str(src):
                 raise SourceNotFound(path=str(src)) from exc
-            raise _storage_error(exc, target) from exc
+            raise _storage_error(exc, dest, target) from exc
         except FileExistsError as exc:
             raise InputError(f"{src}: two payload entries write the same target data/{entry.target}") from exc
         except OSError as exc:
@@ -411,32 +418,36 @@ def _build(
                 raise SymlinkRefused(path=str(src), target=os.readlink(src)) from exc
             if exc.filename and str(exc.filename) == str(src):
                 raise InputError(f"{src}: cannot be read ({exc.strerror})") from exc
-            raise _storage_error(exc, target) from exc
+            raise _storage_error(exc, dest, target) from exc
         if result.changed:
             raise SourceChanged(path=str(src), detail=result.changed)
         return entry, result
 
     files = total = empty = 0
     empties = []
-    with contextlib.ExitStack() as stack:
-        manifests = {a: stack.enter_context(open(work / f"manifest-{a}.txt", "w", encoding="utf-8", newline="\n")) for a in algs}
-        xxh = stack.enter_context(open(staging / XXH3_FILE, "w", encoding="utf-8", newline="\n"))
-        records = stack.enter_context(open(work / "records.jsonl", "w", encoding="utf-8"))
-        for entry, res in ordered_map(copy_one, payload, workers=workers):
-            rel = f"data/{entry.target}"
-            if res is None:
-                empty += 1
-                empties.append(encode_manifest_path(rel))
-                continue
-            enc = encode_manifest_path(rel)
-            for a in algs:
-                manifests[a].write(f"{res.digests[a]}  {enc}\n")
-            xxh.write(f"{res.digests['xxh3-128']}  {enc}\n")
-            records.write(json.dumps({"t": rel, "s": str(entry.source), "n": res.size, "d": res.digests, "m": res.mtime_ns}, ensure_ascii=False) + "\n")
-            files += 1
-            total += res.size
-            if "%" in entry.target:
-                warnings.append(f"data/{entry.target}: the name contains '%'; written as %25 as RFC 8493 requires, but bagit-python 1.9 and DART will report it missing")
+    try:
+        with contextlib.ExitStack() as stack:
+            manifests = {a: stack.enter_context(open(work / f"manifest-{a}.txt", "w", encoding="utf-8", newline="\n")) for a in algs}
+            xxh = stack.enter_context(open(staging / XXH3_FILE, "w", encoding="utf-8", newline="\n"))
+            records = stack.enter_context(open(work / "records.jsonl", "w", encoding="utf-8"))
+            for entry, res in ordered_map(copy_one, payload, workers=workers):
+                rel = f"data/{entry.target}"
+                if res is None:
+                    empty += 1
+                    empties.append(encode_manifest_path(rel))
+                    continue
+                enc = encode_manifest_path(rel)
+                for a in algs:
+                    manifests[a].write(f"{res.digests[a]}  {enc}\n")
+                xxh.write(f"{res.digests['xxh3-128']}  {enc}\n")
+                records.write(json.dumps({"t": rel, "s": str(entry.source), "n": res.size, "d": res.digests, "m": res.mtime_ns}, ensure_ascii=False) + "\n")
+                files += 1
+                total += res.size
+                if "%" in entry.target:
+                    warnings.append(f"data/{entry.target}: the name contains '%'; written as %25 as RFC 8493 requires, but bagit-python 1.9 and DART will report it missing")
+    except OSError as exc:
+        # closing a buffered manifest on a full disk raises again: report the cause once
+        raise _storage_error(exc, dest, exc.filename) from None
     warnings.extend(w for w in getattr(payload, "warnings", []) if "'%'" not in w)
     if empties:
         write_text(staging / EMPTY_DIRS_FILE, "".join(f"{p}\n" for p in empties))

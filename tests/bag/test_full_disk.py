@@ -1,0 +1,38 @@
+"""A full destination disk: a clear message, exit 5, nothing left at DEST, the source untouched."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture
+def tiny_fs(tmp_path: Path) -> Iterator[Path]:
+    """A real 2 MiB file system (tmpfs), so the copy runs out of space for real."""
+    mnt = tmp_path / "tiny"
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {r.stderr.strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_full_disk_fails_cleanly(tmp_path: Path, tiny_fs: Path, run_preserve, snapshot) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(4):
+        (src / f"take{i}.wav").write_bytes(os.urandom(1024 * 1024))
+    before = snapshot(src)
+    r = run_preserve("bag", src, tiny_fs / "bag")
+    assert r.returncode == 5, r.stderr
+    assert "no space left on the destination file system" in r.stderr
+    assert not (tiny_fs / "bag").exists()
+    assert [p.name for p in tiny_fs.iterdir() if not p.name.endswith("preserve-lock")] == []
+    assert snapshot(src) == before
