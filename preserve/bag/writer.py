@@ -291,9 +291,12 @@ def _dest_lock(dest: Path) -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise DestinationExists(f"{dest}: another preserve run is writing this destination now") from None
-        yield
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(lock_path)
+        try:
+            yield
+        finally:
+            # unlinked while still held, so a failed run leaves nothing beside DEST either
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(lock_path)
     finally:
         os.close(fd)
 
