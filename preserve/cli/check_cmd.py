@@ -1,0 +1,92 @@
+"""``preserve check COLLECTION``: is this collection ready to package? Writes nothing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from preserve.cli.common import ProgressBar
+from preserve.errors import CollectionNotReady
+from preserve.intake import CheckReport, check_collection
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    minutes, secs = divmod(seconds, 60)
+    return f"{int(minutes)}:{secs:06.3f}"
+
+
+def _format(report: CheckReport, i: int) -> str:
+    t = report.collection.tracks[i]
+    if t.format.puid is None:
+        return "unidentified"
+    name = t.technical.container or t.format.name or ""
+    return f"{t.format.puid} {name}".strip()
+
+
+def render_report(report: CheckReport, *, err: bool = False, table: bool = True) -> None:
+    """The readable report: a table of files (format, duration, rights, audio check), then the problems.
+
+    ``table=False`` prints only the problems (``--quiet``): those are never left out.
+    """
+    if table:
+        _render_table(report, err)
+    if report.problems:
+        click.echo(f"\n{len(report.problems)} problem(s) stop packaging:", err=err)
+        for p in report.problems:
+            click.echo(click.style("  error: ", fg="red") + p.message, err=err)
+
+
+def _render_table(report: CheckReport, err: bool) -> None:
+    tracks = report.collection.tracks
+    if tracks:
+        rows = [("FILE", "FORMAT", "DURATION", "RIGHTS", "AUDIO CHECK")]
+        for i, t in enumerate(tracks):
+            essence = t.essence.outcome + (" (accepted defect)" if t.essence.accepted_damage else "")
+            rows.append((t.source_path, _format(report, i), _duration(t.technical.duration),
+                         report.rights_status(t), essence))
+        widths = [max(len(r[c]) for r in rows) for c in range(4)]
+        for r in rows:
+            click.echo("  ".join(r[c].ljust(widths[c]) for c in range(4)) + "  " + r[4], err=err)
+    if report.collection.submission_files:
+        click.echo("", err=err)
+        for s in report.collection.submission_files:
+            click.echo(f"  {s.role:<18} {s.source_path}", err=err)
+    if report.identification:
+        click.echo(f"\nformats identified with {report.identification}", err=err)
+    for note in report.notes:
+        click.echo(f"note: {note}", err=err)
+    for w in report.warnings:
+        click.echo(click.style("warning: ", fg="yellow") + w, err=err)
+
+
+@click.command()
+@click.argument("collection", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on standard output.")
+@click.option("-w", "--workers", type=click.IntRange(1, 64), help="Files examined in parallel (default: cores).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def check(collection: Path, as_json: bool, workers: int | None, quiet: bool) -> None:
+    """Check COLLECTION (a folder with audio and metadata.csv) without writing anything.
+
+    Reads the sheet and collection.toml, accounts for every file, applies the rights gate,
+    verifies the producer's checksums, identifies every audio file (PRONOM), reads its technical
+    metadata and verifies the checksums the audio carries of itself (FLAC STREAMINFO MD5, BWF MD5
+    chunk). Prints every problem at once. Exits 0 when the collection is ready to package, 1 when
+    anything would stop packaging.
+    """
+    bar = ProgressBar(0, "checking", enabled=not quiet and not as_json)
+    with bar.shown():
+        report = check_collection(collection, workers=workers, progress=bar,
+                                  on_total=lambda total, files: bar.set_total(total, files))
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        render_report(report)
+    if not report.ready:
+        raise CollectionNotReady(path=str(collection), count=len(report.problems), report=report)
+    if not as_json:
+        click.echo(f"\nready to package: {len(report.collection.tracks)} audio file(s), "
+                   f"{len(report.collection.submission_files)} submission file(s)")

@@ -1,0 +1,79 @@
+"""``preserve package COLLECTION DEST``: check, then seal the collection into a bag with sidecars."""
+
+from __future__ import annotations
+
+import getpass
+from pathlib import Path
+
+import click
+
+from preserve.cli.check_cmd import render_report
+from preserve.cli.common import ProgressBar, parse_info, warn
+from preserve.errors import CollectionNotReady
+from preserve.fixity import ALGORITHMS
+from preserve.intake import CheckReport
+from preserve.package import DEFAULT_PROFILE, package_collection
+
+
+@click.command()
+@click.argument("collection", type=click.Path(path_type=Path))
+@click.argument("dest", type=click.Path(path_type=Path))
+@click.option("--operator", metavar="NAME", help="The person running the packaging, recorded as a PREMIS agent "
+              "(default: the login name).")
+@click.option("--profile", "profile", metavar="PROFILE", default=DEFAULT_PROFILE, show_default=True,
+              help="BagIt profile to declare and follow: a shipped name, a path or an identifier URL.")
+@click.option("--no-profile", is_flag=True, help="Declare no BagIt profile.")
+@click.option("--serialize", type=click.Choice(["tar", "tar.gz", "zip"]),
+              help="Write DEST as one archive file instead of a folder.")
+@click.option("-a", "--algorithm", "algorithms", multiple=True,
+              type=click.Choice([a for a in ALGORITHMS if a != "xxh3-128"]),
+              help="Manifest algorithm (repeat for several). Default: sha256 and sha512, or the profile's.")
+@click.option("-i", "--info", "info", multiple=True, metavar="KEY=VALUE", help="An extra bag-info.txt field (repeatable).")
+@click.option("--no-verify", is_flag=True, help="Skip re-reading the written payload from storage.")
+@click.option("-w", "--workers", type=click.IntRange(1, 64), help="Files read in parallel (default: cores).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar, no warnings, no file table (problems are always listed).")
+def package(collection: Path, dest: Path, operator: str | None, profile: str, no_profile: bool,
+            serialize: str | None, algorithms: tuple[str, ...], info: tuple[str, ...], no_verify: bool,
+            workers: int | None, quiet: bool) -> None:
+    """Check COLLECTION, then package it as a BagIt bag at DEST with PREMIS/METS sidecars.
+
+    Refuses (exit 1, nothing written at DEST) when the check finds any problem: an uncleared
+    file, a missing or unlisted file, a checksum mismatch, damaged audio. The audio goes under
+    data/objects/, the sheet, collection.toml, checksum files and rights documents under
+    data/submission/, all with their original relative paths. COLLECTION is only read.
+    """
+    if operator is None:
+        try:
+            operator = getpass.getuser()
+        except (KeyError, OSError):
+            operator = None
+    # One bar for the whole run: the check reads every audio file once, then the copy reads it again.
+    bar = ProgressBar(0, "packaging", enabled=not quiet)
+
+    def checked(report: CheckReport) -> None:
+        copy_bytes = sum(t.size for t in report.collection.tracks) + sum(s.size for s in report.collection.submission_files)
+        bar.set_total(bar.total + copy_bytes)
+        if not quiet:
+            for w in report.warnings:
+                warn(w)
+
+    try:
+        with bar.shown():
+            result = package_collection(
+                collection, dest, operator=operator, algorithms=algorithms or None, info=parse_info(info),
+                profile=None if no_profile else profile, serialization=serialize, verify=not no_verify,
+                workers=workers, check_progress=bar, progress=bar,
+                on_total=lambda total, files: bar.set_total(total, files), on_checked=checked)
+    except CollectionNotReady as exc:
+        if exc.report is not None:
+            render_report(exc.report, err=True, table=not quiet)
+        raise CollectionNotReady(f"{collection}: not packaged, {exc.fields.get('count')} problem(s) listed above; "
+                                 f"nothing was written at {dest}") from None
+    bag = result.bag
+    verified = (f"verified by re-reading {bag.verification.files} file(s) from storage"
+                if bag.verification.performed else "not verified (--no-verify)")
+    profile_text = f"; profile {result.profile}" if result.profile else ""
+    click.echo(f"packaged {len(result.report.collection.tracks)} audio file(s) and "
+               f"{len(result.report.collection.submission_files)} submission file(s), {bag.bytes} bytes, into {bag.path} "
+               f"({', '.join(bag.algorithms)}; {verified}{profile_text})")
+

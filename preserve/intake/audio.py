@@ -1,0 +1,323 @@
+"""What one audio file is: format, technical metadata, embedded tags and essence fixity.
+
+:func:`analyse_audio` never raises for damaged input: an empty, truncated, mislabelled or
+undecodable file comes back as an :class:`AudioAnalysis` whose ``problems`` name what is wrong,
+so ``preserve check`` can report every file at once.
+
+Essence fixity means checksums a file carries of its own decoded audio:
+
+- FLAC's STREAMINFO MD5, over the decoded samples as FLAC defines them (signed, little-endian,
+  interleaved, ceil(bits/8) bytes per sample); all zeros means the encoder did not set it, which
+  is "unverifiable", not damage;
+- the ``MD5 `` chunk BWF MetaEdit writes: MD5 of the ``data`` chunk's payload.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from preserve.intake import riff
+from preserve.intake.identify import (
+    FAMILIES,
+    FAMILY_NAMES,
+    LOSSY_FAMILIES,
+    FormatIdentifier,
+    describe_content,
+    family_of_extension,
+    normalize_isrc,
+    sniff_family,
+)
+from preserve.model import AudioTechnical, EssenceCheck, FormatIdentification
+from preserve.xmlsafe import parse_untrusted
+
+HEAD_BYTES = 64 * 1024
+_BLOCK = 1 << 16
+
+
+@dataclass(frozen=True)
+class AudioProblem:
+    """Something about a file that stops packaging; ``code`` is stable for machines."""
+
+    code: str            # empty, truncated, not-audio, mislabelled, undecodable, essence-mismatch
+    message: str
+
+
+@dataclass
+class AudioAnalysis:
+    path: str
+    size: int
+    family: str | None = None
+    format: FormatIdentification = field(default_factory=FormatIdentification)
+    technical: AudioTechnical = field(default_factory=AudioTechnical)
+    essence: EssenceCheck = field(default_factory=lambda: EssenceCheck("not applicable"))
+    tags: dict[str, list[str]] = field(default_factory=dict)   # title, artist, album, isrc, ...
+    problems: list[AudioProblem] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def analyse_audio(path: str, shown: str, identifier: FormatIdentifier) -> AudioAnalysis:
+    """Identify and measure the file at ``path``; ``shown`` is the name used in messages."""
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as f:
+            head = f.read(HEAD_BYTES)
+    except OSError as exc:
+        a = AudioAnalysis(path, 0)
+        a.problems.append(AudioProblem("unreadable", f"{shown}: cannot be read ({exc.strerror})"))
+        return a
+    a = AudioAnalysis(path, size)
+    claimed = family_of_extension(shown)
+    if size == 0:
+        a.problems.append(AudioProblem("empty", f"{shown}: is empty (zero bytes); deliver the file again"))
+        return a
+    a.family = sniff_family(head)
+    a.format = identifier.identify(path, size, a.family)
+    if a.family is None:
+        found = f"{a.format.name} ({a.format.puid})" if a.format.puid else describe_content(head)
+        a.problems.append(AudioProblem(
+            "not-audio", f"{shown}: named as {FAMILY_NAMES.get(claimed or '', 'audio')} but it is not audio: {found}"))
+        return a
+    if claimed is not None and claimed != a.family:
+        a.problems.append(AudioProblem(
+            "mislabelled", f"{shown}: named as {FAMILY_NAMES[claimed]} but its content is {FAMILY_NAMES[a.family]} "
+                           f"({a.format.puid or FAMILIES[a.family][2]}); rename it to match its content"))
+    try:
+        if a.family == "wave":
+            _wave(a, shown)
+        elif a.family == "flac":
+            _flac(a, shown)
+        else:
+            _other(a, shown)
+    except Exception as exc:  # a decoder refusing damaged bytes: report it by name, never crash
+        a.problems.append(AudioProblem("undecodable", f"{shown}: cannot be decoded ({type(exc).__name__}: {exc})"))
+    return a
+
+
+def _wave(a: AudioAnalysis, shown: str) -> None:
+    with open(a.path, "rb") as f:
+        r = riff.read_riff(f, a.size)
+        for p in r.problems:
+            code = "truncated" if p.startswith("truncated") else "undecodable"
+            a.problems.append(AudioProblem(code, f"{shown}: {p}"))
+        fmt = r.fmt
+        bext = riff.parse_bext(r.payloads["bext"]) if "bext" in r.payloads else {}
+        info = riff.parse_info(r.payloads["LIST"]) if "LIST" in r.payloads else {}
+        container = "RF64" if r.form in ("RF64", "BW64") else ("BWF" if "bext" in r.payloads else "WAVE")
+        codec, lossy = "PCM", False
+        if fmt is not None:
+            tag = fmt.codec_tag
+            if tag == riff.WAVE_FORMAT_IEEE_FLOAT:
+                codec = "PCM (IEEE float)"
+            elif tag in (riff.WAVE_FORMAT_MPEG, riff.WAVE_FORMAT_MPEGLAYER3):
+                codec, lossy = "MPEG", True
+            elif tag != riff.WAVE_FORMAT_PCM:
+                codec = f"WAVE format 0x{tag:04x}"
+        frames = duration = None
+        if fmt is not None and r.data_size is not None and fmt.block_align and fmt.sample_rate:
+            frames = r.data_size // fmt.block_align
+            duration = frames / fmt.sample_rate
+        a.technical = AudioTechnical(
+            codec=codec, container=container,
+            sample_rate=fmt.sample_rate if fmt else None, bit_depth=fmt.bits_per_sample if fmt else None,
+            channels=fmt.channels if fmt else None, duration=duration, frames=frames,
+            bitrate=fmt.byte_rate * 8 if fmt else None, lossy=lossy, bext=bext, info=info,
+            creating_application=info.get("ISFT") or None)
+        if "INAM" in info:
+            a.tags.setdefault("title", [info["INAM"]])
+        if "IART" in info:
+            a.tags.setdefault("artist", [info["IART"]])
+        if "ICRD" in info:
+            a.tags.setdefault("date", [info["ICRD"]])
+        if "IPRD" in info:
+            a.tags.setdefault("album", [info["IPRD"]])
+        # RIFF INFO/ISRC is "source" (ISRC = International Standard Recording Code is NOT meant):
+        # it is deliberately never read as an ISRC.
+        for cid in ("iXML", "axml"):
+            if cid in r.payloads:
+                _xml_tags(a, r.payloads[cid], f"{shown} ({cid} chunk)")
+        if "MD5 " in r.payloads and r.data_offset is not None and not r.truncated:
+            expected = r.payloads["MD5 "][:16].hex()
+            h = hashlib.md5()
+            f.seek(r.data_offset)
+            left = r.data_size or 0
+            while left:
+                chunk = f.read(min(_BLOCK * 16, left))
+                if not chunk:
+                    break
+                h.update(chunk)
+                left -= len(chunk)
+            found = h.hexdigest()
+            method = "BWF MD5 chunk (MD5 of the data chunk payload)"
+            if found == expected:
+                a.essence = EssenceCheck("pass", method, "the data chunk matches its MD5 chunk", expected, found)
+            else:
+                a.essence = EssenceCheck("fail", method, "the data chunk does not match its MD5 chunk", expected, found)
+                a.problems.append(AudioProblem(
+                    "essence-mismatch",
+                    f"{shown}: the audio does not match the file's own MD5 chunk (expected {expected}, found {found}); "
+                    "the audio changed after the checksum was written"))
+
+
+def _xml_tags(a: AudioAnalysis, payload: bytes, source: str) -> None:
+    payload = payload.rstrip(b"\x00")
+    if not payload.strip():
+        return
+    try:
+        root = parse_untrusted(payload, source=source)
+    except Exception as exc:
+        a.warnings.append(f"{source}: ignored ({exc})")
+        return
+    for el in root.iter():
+        if not isinstance(el.tag, str):
+            continue
+        local = el.tag.rsplit("}", 1)[-1].upper()
+        text = (el.text or "").strip()
+        if local == "ISRC" and text:
+            a.tags.setdefault("isrc", []).append(normalize_isrc(text))
+        elif local == "IDENTIFIER" and (el.get("typeLabel") or el.get("typelabel") or "").upper() == "ISRC":
+            value = "".join(str(t).strip() for t in el.itertext())
+            if value:
+                a.tags.setdefault("isrc", []).append(normalize_isrc(value))
+        elif local == "TITLE" and text:
+            a.tags.setdefault("title", [text])
+    if "isrc" in a.tags:
+        a.tags["isrc"] = list(dict.fromkeys(a.tags["isrc"]))
+
+
+def _flac(a: AudioAnalysis, shown: str) -> None:
+    import mutagen.flac
+    import soundfile
+
+    m = mutagen.flac.FLAC(a.path)  # type: ignore[no-untyped-call]
+    info = m.info
+    frames = int(info.total_samples)
+    a.technical = AudioTechnical(
+        codec="FLAC", container="FLAC", sample_rate=int(info.sample_rate), bit_depth=int(info.bits_per_sample),
+        channels=int(info.channels), duration=frames / info.sample_rate if info.sample_rate else None,
+        frames=frames, bitrate=int(info.bitrate) if info.bitrate else None, lossy=False,
+        creating_application=getattr(m.tags, "vendor", None))
+    _mutagen_tags(a, m)
+    expected = bytes.fromhex(f"{int(info.md5_signature):032x}").hex()
+    method = "FLAC STREAMINFO MD5 of the decoded samples"
+    bits = int(info.bits_per_sample)
+    width = (bits + 7) // 8
+    h = hashlib.md5()
+    decoded = 0
+    error = ""
+    try:
+        with soundfile.SoundFile(a.path) as sf:
+            for block in sf.blocks(blocksize=_BLOCK, dtype="int32", always_2d=True):
+                ints = np.asarray(block, dtype=np.int32) >> (32 - bits)
+                h.update(ints.astype("<i4").reshape(-1).view(np.uint8).reshape(-1, 4)[:, :width].tobytes())
+                decoded += len(ints)
+    except (RuntimeError, soundfile.LibsndfileError) as exc:
+        error = f" (the decoder said: {str(exc).removeprefix('Error : ')})"
+        if not frames or (os.path.getsize(a.path) > 0 and decoded >= frames):
+            raise
+    if frames and decoded < frames:
+        a.problems.append(AudioProblem(
+            "truncated", f"{shown}: truncated or damaged: STREAMINFO announces {frames} samples per channel, "
+                         f"only {decoded} could be decoded{error}"))
+        a.essence = EssenceCheck("fail", method, f"decoding stopped after {decoded} of {frames} samples", expected, h.hexdigest())
+        return
+    found = h.hexdigest()
+    if int(info.md5_signature) == 0:
+        a.essence = EssenceCheck("unverifiable", method, "the encoder left the STREAMINFO MD5 unset (all zeros)", None, found)
+        a.warnings.append(f"{shown}: the FLAC STREAMINFO MD5 is not set, so the audio cannot be checked against it (unverifiable, not damage)")
+    elif found == expected:
+        a.essence = EssenceCheck("pass", method, "decoded audio matches STREAMINFO MD5", expected, found)
+    else:
+        a.essence = EssenceCheck("fail", method, "decoded audio does not match STREAMINFO MD5", expected, found)
+        a.problems.append(AudioProblem(
+            "essence-mismatch",
+            f"{shown}: the decoded audio does not match the FLAC STREAMINFO MD5 (expected {expected}, found {found}); "
+            "the audio changed after encoding"))
+
+
+_TAG_KEYS = {
+    # our name: (Vorbis / easy keys, ID3 frame, MP4 atom)
+    "title": ("title", "TIT2", "\xa9nam"),
+    "artist": ("artist", "TPE1", "\xa9ART"),
+    "album": ("album", "TALB", "\xa9alb"),
+    "date": ("date", "TDRC", "\xa9day"),
+    "tracknumber": ("tracknumber", "TRCK", "trkn"),
+    "discnumber": ("discnumber", "TPOS", "disk"),
+    "composer": ("composer", "TCOM", "\xa9wrt"),
+    "genre": ("genre", "TCON", "\xa9gen"),
+    "label": ("organization", "TPUB", "----:com.apple.iTunes:LABEL"),
+    "isrc": ("isrc", "TSRC", "----:com.apple.iTunes:ISRC"),
+}
+
+
+def _values(raw: Any) -> list[str]:
+    if raw is None:
+        return []
+    if hasattr(raw, "text"):
+        raw = raw.text
+    if not isinstance(raw, list | tuple):
+        raw = [raw]
+    out = []
+    for v in raw:
+        if isinstance(v, bytes):
+            v = v.decode("utf-8", "replace")
+        elif isinstance(v, tuple):         # MP4 trkn/disk: (number, total)
+            v = v[0]
+        out.append(str(v).strip())
+    return [v for v in out if v]
+
+
+def _mutagen_tags(a: AudioAnalysis, m: Any) -> None:
+    tags = m.tags
+    if tags is None:
+        return
+    kind = type(tags).__name__
+    for ours, (vorbis, id3, mp4) in _TAG_KEYS.items():
+        try:
+            if kind == "ID3":
+                vals = _values(tags.get(id3))
+            elif kind == "MP4Tags":
+                vals = _values(tags.get(mp4))
+            else:
+                vals = _values(tags.get(vorbis))
+        except (KeyError, ValueError):
+            vals = []
+        if ours == "isrc":
+            vals = [normalize_isrc(v) for v in vals]
+        if vals:
+            a.tags[ours] = vals
+
+
+def _other(a: AudioAnalysis, shown: str) -> None:
+    import mutagen
+
+    m = mutagen.File(a.path)
+    if m is None:
+        a.problems.append(AudioProblem("undecodable", f"{shown}: its format was recognised but it cannot be read as audio"))
+        return
+    info = m.info
+    name = type(m).__name__
+    codec = {"MP3": "MP3", "OggVorbis": "Vorbis", "OggOpus": "Opus", "OggFLAC": "FLAC", "AIFF": "PCM",
+             "MP4": getattr(info, "codec", "AAC"), "AAC": "AAC"}.get(name, name)
+    if codec == "mp4a.40.2" or (isinstance(codec, str) and codec.startswith("mp4a")):
+        codec = "AAC"
+    elif codec == "alac":
+        codec = "ALAC"
+    lossy = a.family in LOSSY_FAMILIES or codec in ("AAC", "Vorbis", "Opus", "MP3")
+    rate = getattr(info, "sample_rate", None)
+    if rate is None and codec == "Opus":
+        rate = 48000        # Opus always decodes at 48 kHz; mutagen reports no rate for it
+    length = getattr(info, "length", None)
+    frames = round(length * rate) if length and rate else None
+    container = {"mp3": "MP3", "aac": "ADTS", "ogg": "Ogg", "aiff": "AIFF", "mp4": "MP4"}.get(a.family or "")
+    a.technical = AudioTechnical(
+        codec=codec, container=container, sample_rate=int(rate) if rate else None,
+        bit_depth=getattr(info, "bits_per_sample", None) or None, channels=getattr(info, "channels", None),
+        duration=float(length) if length is not None else None, frames=frames,
+        bitrate=int(info.bitrate) if getattr(info, "bitrate", None) else None, lossy=lossy,
+        creating_application=(str(getattr(info, "encoder_info", "") or "") or None))
+    _mutagen_tags(a, m)

@@ -1,0 +1,320 @@
+"""``preserve check``: everything intake can find out about a collection, without writing anything.
+
+:func:`check_collection` reads the sheet and ``collection.toml``, accounts for every file, applies
+the rights gate, verifies the producer's checksums, identifies and measures every audio file and
+verifies the checksums the audio carries of itself. It returns a :class:`CheckReport` with every
+problem at once (each naming its file and sheet row) and the :class:`~preserve.model.Collection`
+that packaging and the sidecar writers use. It raises only for a collection folder that is not
+there at all.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from preserve.errors import InputError, SourceNotFound
+from preserve.fixity import hash_file, ordered_map
+from preserve.intake import checksums as ck
+from preserve.intake.audio import AudioAnalysis, analyse_audio
+from preserve.intake.collection import CONFIG_NAME, FoundFile, find_sheet, inside, load_config, walk
+from preserve.intake.identify import AUDIO_EXTENSIONS, FormatIdentifier, sniff_family
+from preserve.intake.rights import build_rights, gate, rights_cells
+from preserve.intake.sheet import RIGHTS, Sheet, read_sheet
+from preserve.intake.tracks import apply_analysis, lossy_warnings, track_from_row
+from preserve.model import Collection, ProducerChecksum, SubmissionFile, Track
+
+OBJECTS = "data/objects/"
+SUBMISSION = "data/submission/"
+#: problem codes an ``accept_damaged = yes`` row turns into a recorded known defect
+DAMAGE_CODES = frozenset({"essence-mismatch", "truncated", "undecodable"})
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing that stops packaging. ``code`` is stable for machines; ``message`` is for people."""
+
+    code: str
+    message: str
+    file: str | None = None
+    row: int | None = None
+
+
+@dataclass
+class CheckReport:
+    root: Path
+    collection: Collection
+    problems: list[Problem] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    sheet: str | None = None
+    uncleared: set[str] = field(default_factory=set)      # source paths failing the rights gate
+    identification: str = ""
+    bag_info: list[tuple[str, str]] = field(default_factory=list)   # collection.toml [bag-info]
+    #: (size, mtime_ns) of every file as the check saw it, by collection-relative path
+    stamps: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    @property
+    def ready(self) -> bool:
+        return not self.problems
+
+    def rights_status(self, track: Track) -> str:
+        return "not cleared" if track.source_path in self.uncleared else "cleared"
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready view (``preserve check --json``)."""
+        files = []
+        for t in self.collection.tracks:
+            d = dataclasses.asdict(t)
+            d["rights_status"] = self.rights_status(t)
+            files.append(d)
+        return {
+            "collection": str(self.root),
+            "ready": self.ready,
+            "sheet": self.sheet,
+            "identification": self.identification,
+            "files": files,
+            "submission_files": [dataclasses.asdict(s) for s in self.collection.submission_files],
+            "problems": [dataclasses.asdict(p) for p in self.problems],
+            "warnings": self.warnings,
+            "notes": self.notes,
+        }
+
+
+Progress = Callable[[int, int], None]
+
+
+def check_collection(root: str | os.PathLike[str], *, workers: int | None = None,
+                     progress: Progress | None = None,
+                     on_total: Callable[[int, int], None] | None = None) -> CheckReport:
+    """Check the collection folder ``root``; see the module docstring. Writes nothing.
+
+    ``progress(bytes, files)`` is called as files are read; ``on_total(bytes, files)`` once, when
+    the amount to read is known.
+    """
+    root = Path(root)
+    if not root.exists():
+        raise SourceNotFound(path=str(root))
+    if not root.is_dir():
+        raise InputError(f"{root}: is not a folder; preserve check takes the collection folder")
+    cfg = load_config(root)
+    coll = Collection(root=str(root.resolve()), identifier=cfg.identifier, title=cfg.title,
+                      organization=cfg.organization, description=cfg.description,
+                      group_identifier=cfg.group_identifier)
+    report = CheckReport(root, coll, bag_info=list(cfg.bag_info))
+    problems = report.problems
+    problems.extend(Problem("config", p, CONFIG_NAME) for p in cfg.problems)
+    if not coll.identifier:
+        coll.identifier = root.resolve().name
+        report.notes.append(f"{CONFIG_NAME} gives no [collection] identifier; the folder name {coll.identifier!r} is used")
+
+    inv = walk(root, cfg.ignore)
+    found: dict[str, FoundFile] = {f.rel: f for f in inv.files}
+    report.stamps = {f.rel: (f.size, f.mtime_ns) for f in inv.files}
+    excluded = {rel: "operating-system litter" for rel in inv.litter}
+    excluded.update({rel: "matching an ignore pattern of collection.toml" for rel in inv.ignored})
+    # A sheet typed on one system names files stored on another: "é" may be one code point in the
+    # sheet and two on disk (macOS). Names are matched in NFC and the name on disk is kept.
+    by_nfc = {unicodedata.normalize("NFC", rel): rel for rel in found}
+
+    def on_disk(name: str) -> str:
+        name = name.replace("\\", "/").removeprefix("./")
+        return name if name in found else by_nfc.get(unicodedata.normalize("NFC", name), name)
+    problems.extend(Problem("bad-name", p) for p in inv.problems)
+    report.notes.extend(f"{rel}: operating-system litter, left out of the package" for rel in inv.litter)
+    report.notes.extend(f"{rel}: matches an ignore pattern, left out of the package" for rel in inv.ignored)
+    roles: dict[str, str] = {}
+    if cfg.present:
+        roles[CONFIG_NAME] = "collection-config"
+
+    sheet_name = find_sheet(root, cfg)
+    report.sheet = sheet_name
+    sheet: Sheet | None = None
+    if sheet_name is None:
+        problems.append(Problem("no-sheet", f"{root}: no metadata.csv or metadata.json; every audio file needs a row "
+                                            "(start from the template: preserve/templates/metadata-template.csv)"))
+    elif sheet_name not in found:
+        problems.append(Problem("no-sheet", f"{sheet_name}: the sheet named in {CONFIG_NAME} does not exist", sheet_name))
+    else:
+        roles[sheet_name] = "sheet"
+        sheet = read_sheet(root / sheet_name, sheet_name)
+        report.warnings.extend(sheet.warnings)
+        problems.extend(Problem("sheet", msg, sheet_name, row) for row, msg in sheet.problems)
+
+    is_bag = (root / "bagit.txt").is_file()
+    for rel in found:
+        if rel in roles:
+            continue
+        if is_bag and not rel.startswith("data/"):
+            roles[rel] = "bag-tag-file"
+        elif ck.is_checksum_file(rel):
+            roles[rel] = "checksum-file"
+
+    def agreement_ok(path: str) -> str | None:
+        rel = on_disk(path)
+        if not inside(root, rel):
+            return "points outside the collection; rights documents must be delivered inside it"
+        if rel not in found:
+            return "does not exist in the collection"
+        roles.setdefault(rel, "rights-document")
+        return None
+
+    default_cells = {c: cfg.defaults.get(c, "") for c in RIGHTS}
+    if any(v.strip() for v in default_cells.values()):
+        coll.default_rights = build_rights(default_cells)
+        if coll.default_rights.agreement:
+            where = on_disk(coll.default_rights.agreement)
+            coll.default_rights = dataclasses.replace(coll.default_rights, agreement=where, agreement_source=where)
+        if coll.default_rights.agreement:
+            reason = agreement_ok(coll.default_rights.agreement)
+            if reason:
+                problems.append(Problem("rights", f"{CONFIG_NAME} [defaults]: agreement {coll.default_rights.agreement!r} {reason}", CONFIG_NAME))
+
+    delivered = ck.Delivered()
+    tracks: list[Track] = []
+    accept: dict[str, bool] = {}
+    for row in sheet.rows if sheet is not None else []:
+        rel = on_disk(row.get("file"))
+        if not rel:
+            continue
+        where = f"{sheet_name} row {row.number} ({rel})"
+        if not inside(root, rel):
+            problems.append(Problem("unsafe-path", f"{where}: the path points outside the collection", rel, row.number))
+            continue
+        if rel not in found:
+            why = "no such file in the collection"
+            if rel in excluded:
+                why = f"the file is left out as {excluded[rel]}; a listed file cannot be excluded"
+            problems.append(Problem("missing-file", f"{where}: {why}", rel, row.number))
+            continue
+        if roles.get(rel) == "audio":
+            continue    # a second row for the same file: the sheet reader reported it
+        if found[rel].symlink or found[rel].special:
+            continue    # reported below with every other file that is not a regular file
+        if roles.get(rel) not in (None, "rights-document"):
+            problems.append(Problem("sheet", f"{where}: names the {roles[rel]} itself, not an audio file", rel, row.number))
+            continue
+        roles[rel] = "audio"
+        cells, _origin = rights_cells(row.cells, cfg.defaults)
+        rights = build_rights(cells)
+        if rights.agreement:
+            rights = dataclasses.replace(rights, agreement=on_disk(rights.agreement), agreement_source=on_disk(rights.agreement))
+        reasons = gate(rights, where, agreement_ok)
+        if reasons:
+            report.uncleared.add(rel)
+            problems.extend(Problem("rights", r, rel, row.number) for r in reasons)
+        track, msgs = track_from_row(row, rel, rights, cfg.defaults, where)
+        track.bag_path = OBJECTS + rel
+        track.size = found[rel].size
+        report.warnings.extend(msgs)
+        # Only the row itself can accept a defect, and only with "yes": a default or a typo never does.
+        accept[rel] = row.get("accept_damaged").lower() == "yes"
+        ck.from_sheet(rel, row.cells, f"{sheet_name} row {row.number}", delivered)
+        tracks.append(track)
+
+    for rel, role in list(roles.items()):
+        if role == "checksum-file":
+            ck.read_checksum_file(root, rel, delivered)
+    if is_bag:
+        ck.read_bag_manifests(root, delivered)
+    problems.extend(Problem("checksum-file", p) for p in delivered.problems)
+
+    for f in inv.files:
+        if f.rel in roles:
+            continue
+        if f.symlink:
+            problems.append(Problem("symlink", f"{f.rel}: is a symbolic link; deliver the file itself", f.rel))
+        elif f.special:
+            problems.append(Problem("unlisted-file", f"{f.rel}: is not a regular file (device, socket or pipe)", f.rel))
+        elif _looks_like_audio(root, f.rel):
+            problems.append(Problem("unlisted-audio", f"{f.rel}: audio file with no row in {sheet_name or 'the sheet'}; "
+                                                      "add a row for it (or an ignore pattern in collection.toml)", f.rel))
+        else:
+            problems.append(Problem("unlisted-file", f"{f.rel}: not audio, not the sheet, not a checksum file and not a rights "
+                                                     "document named by a row or the defaults; remove it, name it in "
+                                                     "'agreement', or add an ignore pattern in collection.toml", f.rel))
+
+    expected: dict[str, list[ck.Expected]] = {}
+    for e in delivered.expected:
+        target = on_disk(e.target)
+        if target not in found:
+            problems.append(Problem("checksum-missing-file", f"{e.source}: names {target}, which is not in the collection", target))
+            continue
+        expected.setdefault(target, []).append(e)
+
+    identifier = FormatIdentifier()
+    report.identification = (f"fido {identifier.tool_version} ({identifier.signature_version})"
+                             if identifier.error is None else identifier.error)
+    if identifier.error:
+        report.warnings.append(identifier.error)
+
+    def examine(rel: str) -> tuple[str, AudioAnalysis | None, dict[str, str]]:
+        path = str(root / rel)
+        algs = sorted({e.algorithm for e in expected.get(rel, [])})
+        digests: dict[str, str] = {}
+        if algs:
+            try:
+                digests = hash_file(path, algs)
+            except OSError:
+                digests = {}
+        analysis = analyse_audio(path, rel, identifier) if roles.get(rel) == "audio" else None
+        if progress is not None:
+            progress(found[rel].size, 1)
+        return rel, analysis, digests
+
+    todo = [rel for rel in found if roles.get(rel) == "audio" or rel in expected]
+    if on_total is not None:
+        on_total(sum(found[rel].size for rel in todo), len(todo))
+    by_track = {t.source_path: t for t in tracks}
+    verified: dict[str, list[ProducerChecksum]] = {}
+    for rel, analysis, digests in ordered_map(examine, todo, workers=workers):
+        results = []
+        for e in expected.get(rel, []):
+            got = digests.get(e.algorithm)
+            if got is None:
+                problems.append(Problem("unreadable", f"{rel}: cannot be read to verify {e.source}", rel))
+                continue
+            ok = got == e.value
+            results.append(ProducerChecksum(e.algorithm, e.value, e.source, "pass" if ok else "fail", got))
+            if not ok:
+                problems.append(Problem("checksum-mismatch",
+                                        f"{rel}: {e.algorithm} does not match the producer's checksum ({e.source}): "
+                                        f"expected {e.value}, found {got}", rel, _row_of(by_track, rel)))
+        verified[rel] = results
+        if analysis is not None:
+            track = by_track[rel]
+            track.producer_checksums = results
+            for msg, code, is_problem in apply_analysis(track, analysis, accept.get(rel, False)):
+                if is_problem:
+                    problems.append(Problem(code, msg, rel, track.row))
+                else:
+                    report.warnings.append(msg)
+    report.warnings.extend(lossy_warnings(tracks))
+    coll.tracks = tracks
+    for rel, role in roles.items():
+        if role != "audio":
+            coll.submission_files.append(SubmissionFile(rel, SUBMISSION + rel, role,  # type: ignore[arg-type]
+                                                        found[rel].size if rel in found else 0, verified.get(rel, [])))
+    coll.submission_files.sort(key=lambda s: s.source_path)
+    coll.warnings = list(report.warnings)
+    return report
+
+
+def _row_of(by_track: dict[str, Track], rel: str) -> int | None:
+    t = by_track.get(rel)
+    return t.row if t else None
+
+
+def _looks_like_audio(root: Path, rel: str) -> bool:
+    if os.path.splitext(rel)[1].lower() in AUDIO_EXTENSIONS:
+        return True
+    try:
+        with open(root / rel, "rb") as f:
+            return sniff_family(f.read(4096)) is not None
+    except OSError:
+        return False

@@ -1,0 +1,198 @@
+"""A collection folder: its ``collection.toml`` defaults and the files it holds.
+
+``collection.toml`` (optional) has three tables::
+
+    [collection]          identifier, title, organization, description, group_identifier,
+                          sheet (default: metadata.csv, else metadata.json), ignore = [globs]
+    [defaults]            any sheet column (rights_basis, rights_holder, agreement, donor,
+                          album, ...) used where a row leaves that cell empty; the rights columns
+                          act as one statement (see preserve.intake.rights). Not file, the
+                          checksum columns or accept_damaged: those are facts about one file
+    [bag-info]            extra bag-info.txt fields, e.g. Contact-Email = "archive@example.org"
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import stat
+import tomllib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from preserve.intake.sheet import COLUMNS, SHEET_NAMES, normalize_header
+
+CONFIG_NAME = "collection.toml"
+OS_LITTER = frozenset({".DS_Store", "Thumbs.db", "desktop.ini", "ehthumbs.db", ".directory"})
+# checksums and accepting damage are facts about one file, never collection-wide
+_PER_ROW = frozenset({"md5", "sha1", "sha256", "sha512", "accept_damaged"})
+_COLLECTION_KEYS = {"identifier", "title", "organization", "description", "group_identifier", "sheet", "ignore"}
+
+
+@dataclass
+class CollectionConfig:
+    identifier: str | None = None
+    title: str | None = None
+    organization: str | None = None
+    description: str | None = None
+    group_identifier: str | None = None
+    sheet: str | None = None
+    ignore: list[str] = field(default_factory=list)
+    defaults: dict[str, str] = field(default_factory=dict)
+    bag_info: list[tuple[str, str]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    present: bool = False
+
+
+def _text(value: object) -> str:
+    if isinstance(value, list):
+        return "; ".join(str(v) for v in value)
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+def load_config(root: Path) -> CollectionConfig:
+    """Read ``collection.toml``; problems are collected on the result (never raised)."""
+    cfg = CollectionConfig()
+    path = root / CONFIG_NAME
+    if not path.is_file():
+        return cfg
+    cfg.present = True
+    try:
+        data = tomllib.loads(path.read_bytes().decode("utf-8-sig"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        cfg.problems.append(f"{CONFIG_NAME}: not valid TOML ({exc})")
+        return cfg
+    except OSError as exc:
+        cfg.problems.append(f"{CONFIG_NAME}: cannot be read ({exc.strerror})")
+        return cfg
+    for table in data:
+        if table not in ("collection", "defaults", "bag-info", "bag_info"):
+            cfg.problems.append(f"{CONFIG_NAME}: unknown table or key [{table}] (expected [collection], [defaults], [bag-info])")
+    coll = data.get("collection", {})
+    if isinstance(coll, dict):
+        for key, value in coll.items():
+            if key not in _COLLECTION_KEYS:
+                cfg.problems.append(f"{CONFIG_NAME}: unknown key collection.{key} (known: {', '.join(sorted(_COLLECTION_KEYS))})")
+            elif key == "ignore":
+                if isinstance(value, list) and all(isinstance(v, str) for v in value):
+                    cfg.ignore = list(value)
+                else:
+                    cfg.problems.append(f"{CONFIG_NAME}: collection.ignore must be a list of glob patterns")
+            else:
+                setattr(cfg, key, _text(value).strip() or None)
+    defaults = data.get("defaults", {})
+    if isinstance(defaults, dict):
+        for key, value in defaults.items():
+            column = normalize_header(key)
+            if column not in COLUMNS or column == "file":
+                cfg.problems.append(f"{CONFIG_NAME}: defaults.{key} is not a sheet column")
+                continue
+            if column in _PER_ROW:
+                cfg.problems.append(f"{CONFIG_NAME}: defaults.{key} cannot be a default; it belongs to one file's row")
+                continue
+            cfg.defaults[column] = _text(value)
+    info = data.get("bag-info", data.get("bag_info", {}))
+    if isinstance(info, dict):
+        for key, value in info.items():
+            for v in value if isinstance(value, list) else [value]:
+                cfg.bag_info.append((str(key), _text(v)))
+    return cfg
+
+
+def find_sheet(root: Path, cfg: CollectionConfig) -> str | None:
+    """Collection-relative name of the sheet, or None when there is none."""
+    if cfg.sheet:
+        return cfg.sheet
+    for name in SHEET_NAMES:
+        if (root / name).is_file():
+            return name
+    return None
+
+
+@dataclass(frozen=True)
+class FoundFile:
+    rel: str                        # collection-relative, POSIX separators
+    size: int
+    mtime_ns: int = 0
+    symlink: bool = False
+    special: bool = False           # device, pipe or socket
+
+
+@dataclass
+class Inventory:
+    files: list[FoundFile] = field(default_factory=list)
+    litter: list[str] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def matches_ignore(rel: str, patterns: list[str]) -> bool:
+    """``*.tmp`` matches by name anywhere; ``work/*`` or ``work/**`` by collection-relative path."""
+    name = rel.rsplit("/", 1)[-1]
+    for pat in patterns:
+        pat = pat.strip().removeprefix("./")
+        if not pat:
+            continue
+        if "/" not in pat.rstrip("/"):
+            if fnmatch.fnmatchcase(name, pat.rstrip("/")):
+                return True
+        elif fnmatch.fnmatchcase(rel, pat) or fnmatch.fnmatchcase(rel, pat.rstrip("*").rstrip("/") + "/*"):
+            return True
+    return False
+
+
+def is_litter(name: str) -> bool:
+    return name in OS_LITTER or name.startswith("._")
+
+
+def walk(root: Path, ignore: list[str]) -> Inventory:
+    """Every file under ``root`` in sorted order (litter and ignored files set aside)."""
+    inv = Inventory()
+    for rel, st, is_link in _iter(root, ""):
+        if matches_ignore(rel, ignore):
+            inv.ignored.append(rel)
+            continue
+        name = rel.rsplit("/", 1)[-1]
+        try:
+            rel.encode("utf-8")
+        except UnicodeEncodeError:
+            shown = os.fsencode(rel).decode("utf-8", "backslashreplace")
+            inv.problems.append(f"{shown}: the name is not valid UTF-8; BagIt manifests are UTF-8, so rename it")
+            continue
+        if is_litter(name):
+            inv.litter.append(rel)
+            continue
+        inv.files.append(FoundFile(rel, st.st_size if stat.S_ISREG(st.st_mode) else 0, st.st_mtime_ns, is_link,
+                                   not stat.S_ISREG(st.st_mode) and not is_link))
+    return inv
+
+
+def _iter(root: Path, rel: str) -> Iterator[tuple[str, os.stat_result, bool]]:
+    try:
+        entries = sorted(os.scandir(root / rel if rel else root), key=lambda e: e.name)
+    except OSError:
+        return
+    for entry in entries:
+        child = f"{rel}/{entry.name}" if rel else entry.name
+        st = entry.stat(follow_symlinks=False)
+        if stat.S_ISLNK(st.st_mode):
+            yield child, st, True
+        elif stat.S_ISDIR(st.st_mode):
+            yield from _iter(root, child)
+        else:
+            yield child, st, False
+
+
+def inside(root: Path, rel: str) -> bool:
+    """Whether ``rel`` stays inside ``root`` (no ``..`` climbing out, no absolute path, no link out)."""
+    if not rel or rel.startswith("/") or (len(rel) > 1 and rel[1] == ":"):
+        return False
+    parts = rel.replace("\\", "/").split("/")
+    if ".." in parts:
+        return False
+    real_root = os.path.realpath(root)
+    real = os.path.realpath(root / rel)
+    return real == real_root or real.startswith(real_root + os.sep)

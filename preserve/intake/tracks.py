@@ -1,0 +1,123 @@
+"""Building a :class:`~preserve.model.Track` from a sheet row and what the audio file says of itself.
+
+The sheet wins; an empty cell falls back to ``collection.toml`` ``[defaults]``, then to the file's
+embedded tags. Where the sheet and the tags disagree on ISRC or title, a warning says so (the
+sheet is kept): a mismatch is often a row pasted against the wrong file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Mapping
+
+from preserve.intake.audio import AudioAnalysis
+from preserve.intake.identify import normalize_isrc, valid_isrc
+from preserve.intake.sheet import SheetRow, split_multi
+from preserve.model import Rights, Track
+
+_DAMAGE = frozenset({"essence-mismatch", "truncated", "undecodable"})
+
+
+def _int(value: str, column: str, where: str, warnings: list[str]) -> int | None:
+    if not value:
+        return None
+    m = re.match(r"^\s*(\d+)\s*(?:/\s*\d+\s*)?$", value)
+    if not m:
+        warnings.append(f"{where}: {column} {value!r} is not a number; left out")
+        return None
+    return int(m.group(1))
+
+
+def track_from_row(row: SheetRow, rel: str, rights: Rights, defaults: Mapping[str, str],
+                   where: str) -> tuple[Track, list[str]]:
+    """A track from the sheet (and defaults) alone; returns it with any warnings."""
+    warnings: list[str] = []
+
+    def cell(column: str) -> str:
+        return row.get(column) or defaults.get(column, "").strip()
+
+    isrc = cell("isrc")
+    if isrc:
+        if not valid_isrc(isrc):
+            warnings.append(f"{where}: isrc {isrc!r} is not a valid ISRC (CC-XXX-YY-NNNNN)")
+        isrc = normalize_isrc(isrc)
+    track = Track(
+        source_path=rel, bag_path="", row=row.number,
+        title=cell("title") or None, artists=split_multi(cell("artist")), album=cell("album") or None,
+        track_number=_int(cell("track_number"), "track_number", where, warnings),
+        disc_number=_int(cell("disc_number"), "disc_number", where, warnings),
+        date=cell("date") or None, isrc=isrc or None, upc=cell("upc") or None, label=cell("label") or None,
+        composers=split_multi(cell("composer")), genre=cell("genre") or None, language=cell("language") or None,
+        description=cell("description") or None, catalogue_number=cell("catalogue_number") or None,
+        carrier=cell("source") or None, accession=cell("accession") or None, donor=cell("donor") or None,
+        rights=rights,
+    )
+    return track, warnings
+
+
+def apply_analysis(track: Track, a: AudioAnalysis, accept_damaged: bool) -> list[tuple[str, str, bool]]:
+    """Fold an analysis into ``track``: returns (message, code, is_problem) for each finding."""
+    out: list[tuple[str, str, bool]] = []
+    track.format, track.technical, track.essence = a.format, a.technical, a.essence
+    track.size = a.size
+    damage = [p for p in a.problems if p.code in _DAMAGE]
+    for p in a.problems:
+        if accept_damaged and p.code in _DAMAGE:
+            out.append((f"{p.message} [packaged as a recorded known defect: accept_damaged = yes]", p.code, False))
+        else:
+            out.append((p.message, p.code, True))
+    if accept_damaged and damage:
+        essence = track.essence
+        if essence.outcome in ("not applicable", "pass"):
+            essence = dataclasses.replace(essence, outcome="fail", method=essence.method or "decoding",
+                                          detail="; ".join(p.message for p in damage))
+        track.essence = dataclasses.replace(essence, accepted_damage=True)
+    out.extend((w, "warning", False) for w in a.warnings)
+    where = f"{track.source_path} (row {track.row})"
+    tags = a.tags
+    tag_isrcs = tags.get("isrc", [])
+    if track.isrc and tag_isrcs and track.isrc not in tag_isrcs:
+        out.append((f"{where}: the sheet's ISRC {track.isrc} differs from the file's embedded ISRC {', '.join(tag_isrcs)}; the sheet is kept", "warning", False))
+    if not track.isrc and tag_isrcs:
+        track.isrc = tag_isrcs[0]
+    tag_title = tags["title"][0] if tags.get("title") else None
+    if track.title and tag_title and track.title.casefold().strip() != tag_title.casefold().strip():
+        out.append((f"{where}: the sheet's title {track.title!r} differs from the file's embedded title {tag_title!r}; the sheet is kept", "warning", False))
+    track.title = track.title or tag_title
+    if not track.artists and tags.get("artist"):
+        track.artists = tuple(v for a_ in tags["artist"] for v in split_multi(a_))
+    if not track.composers and tags.get("composer"):
+        track.composers = tuple(tags["composer"])
+    for attr, key in (("album", "album"), ("date", "date"), ("genre", "genre"), ("label", "label")):
+        if not getattr(track, attr) and tags.get(key):
+            setattr(track, attr, tags[key][0])
+    for attr, key in (("track_number", "tracknumber"), ("disc_number", "discnumber")):
+        if getattr(track, attr) is None and tags.get(key):
+            m = re.match(r"\d+", tags[key][0])
+            if m:
+                setattr(track, attr, int(m.group(0)))
+    return out
+
+
+def lossy_warnings(tracks: list[Track]) -> list[str]:
+    """A lossy file that is the only copy of its recording is not a preservation-grade master."""
+    def keys(t: Track) -> set[tuple[str, ...]]:
+        k: set[tuple[str, ...]] = set()
+        if t.isrc:
+            k.add(("isrc", t.isrc))
+        if t.title:
+            k.add(("title", t.title.casefold(), *sorted(a.casefold() for a in t.artists)))
+        return k
+
+    lossless: set[tuple[str, ...]] = set()
+    for t in tracks:
+        if t.technical.codec and not t.technical.lossy:
+            lossless |= keys(t)
+    out = []
+    for t in tracks:
+        if t.technical.lossy and not (keys(t) & lossless):
+            out.append(f"{t.source_path} (row {t.row}): {t.technical.codec} is a lossy format and this is the only copy of "
+                       "the recording in the collection; it is not a preservation-grade master (ask the producer for a "
+                       "lossless original if one exists)")
+    return out

@@ -1,0 +1,183 @@
+"""``preserve package``: check a collection, then seal it into a bag with its sidecars.
+
+The pipeline is :func:`~preserve.intake.check_collection` (every problem at once; any problem
+refuses with :class:`~preserve.errors.CollectionNotReady` and nothing is written at DEST), then
+:func:`~preserve.bag.writer.create_bag` with
+
+- the audio under ``data/objects/<original relative path>``;
+- the sheet, ``collection.toml``, checksum files and rights documents (and, for a submission that
+  is itself a bag, its tag files) under ``data/submission/<original relative path>``;
+- bag-info fields from the collection (Source-Organization, External-Identifier,
+  External-Description, Bag-Group-Identifier, ``[bag-info]`` of collection.toml, ``--info``);
+- PREMIS/METS sidecars written by :func:`preserve.sidecars.write_sidecars` into the staged bag.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from preserve.bag.writer import BagResult, PayloadEntry, StagedBag, create_bag
+from preserve.errors import CollectionNotReady, DestinationExists, SourceChanged, UsageError
+from preserve.intake.check import SUBMISSION, CheckReport, check_collection
+from preserve.model import Collection, PackagingContext, Rights
+from preserve.sidecars import write_sidecars
+
+Progress = Callable[[int, int], None]
+DEFAULT_PROFILE = "preserve-audio-aip"
+
+
+@dataclass
+class PackageResult:
+    report: CheckReport
+    bag: BagResult
+    profile: str | None
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _bagged_rights(r: Rights | None) -> Rights | None:
+    # Sidecars cite the rights document where it lives in the bag, not where the producer had it.
+    if r is None or not r.agreement_source:
+        return r
+    return dataclasses.replace(r, agreement=SUBMISSION + r.agreement_source.replace("\\", "/").removeprefix("./"))
+
+
+def bag_info_for(report: CheckReport, extra: Sequence[tuple[str, str]] = ()) -> list[tuple[str, str]]:
+    """bag-info.txt fields from the collection, then collection.toml ``[bag-info]``, then ``extra``."""
+    coll = report.collection
+    info: list[tuple[str, str]] = []
+    for label, value in (("Source-Organization", coll.organization), ("External-Identifier", coll.identifier),
+                         ("External-Description", coll.description or coll.title),
+                         ("Bag-Group-Identifier", coll.group_identifier)):
+        if value:
+            info.append((label, " ".join(value.split())))
+    info.extend(report.bag_info)
+    labels = {k.lower() for k, _ in extra}
+    return [kv for kv in info if kv[0].lower() not in labels] + list(extra)
+
+
+def payload_for(root: Path, collection: Collection) -> list[PayloadEntry]:
+    """The payload: audio under ``objects/``, delivered documents under ``submission/``."""
+    entries = [PayloadEntry(root / t.source_path, t.bag_path.removeprefix("data/")) for t in collection.tracks]
+    entries += [PayloadEntry(root / s.source_path, s.bag_path.removeprefix("data/")) for s in collection.submission_files]
+    return sorted(entries, key=lambda e: e.target)
+
+
+def package_collection(
+    root: str | os.PathLike[str],
+    dest: str | os.PathLike[str],
+    *,
+    operator: str | None = None,
+    algorithms: Sequence[str] | None = None,
+    info: Sequence[tuple[str, str]] = (),
+    profile: str | None = DEFAULT_PROFILE,
+    serialization: str | None = None,
+    verify: bool = True,
+    workers: int | None = None,
+    check_progress: Progress | None = None,
+    progress: Progress | None = None,
+    on_total: Callable[[int, int], None] | None = None,
+    on_checked: Callable[[CheckReport], None] | None = None,
+) -> PackageResult:
+    """Check ``root`` and, when it is ready, build the bag at ``dest`` (see the module docstring).
+
+    ``profile`` is a BagIt profile reference (a path, an identifier URL or a shipped name; None
+    for none): it sets BagIt-Profile-Identifier and may require algorithms, fields or a
+    serialization. ``serialization`` ("tar", "tar.gz", "zip") writes an archive at ``dest``.
+    ``check_progress``/``on_total`` follow the check (see :func:`check_collection`), ``progress``
+    the copy; ``on_checked`` sees the report before copying starts.
+    """
+    root = Path(root)
+    dest_path = Path(os.path.abspath(dest))
+    if serialization:
+        from preserve.serialize import archive_path
+
+        dest_path = archive_path(dest_path, serialization)
+    if os.path.lexists(dest_path):
+        raise DestinationExists(path=str(dest_path))
+    real_root = os.path.realpath(root)
+    if os.path.realpath(dest_path).startswith(real_root + os.sep):
+        raise UsageError(f"{dest_path}: the destination is inside the collection {root}; choose a folder outside it")
+    loaded = None
+    if profile is not None:
+        from preserve.profiles import load_profile
+
+        loaded = load_profile(profile)    # a bad profile reference fails before the long check
+    started = _now()
+    report = check_collection(root, workers=workers, progress=check_progress, on_total=on_total)
+    if not report.ready:
+        raise CollectionNotReady(path=str(root), count=len(report.problems), report=report)
+    if on_checked is not None:
+        on_checked(report)
+    collection = report.collection
+    for t in collection.tracks:
+        t.rights = _bagged_rights(t.rights) or Rights()
+    collection.default_rights = _bagged_rights(collection.default_rights)
+    plan = _plan(loaded, algorithms, bag_info_for(report, info), serialization)
+    context = PackagingContext(started=started, operator=operator, organization=collection.organization,
+                               software="preserve", software_version=_version())
+    paths = [(t.bag_path, t.source_path) for t in collection.tracks]
+    paths += [(s.bag_path, s.source_path) for s in collection.submission_files]
+    stamps = {bag_path: report.stamps[src] for bag_path, src in paths if src in report.stamps}
+
+    def extra_tags(staged: StagedBag) -> None:
+        # A file that changed between the check and the copy is not the file that was checked.
+        for rec in staged.iter_payload():
+            size, mtime_ns = stamps.get(rec.target, (rec.size, rec.mtime_ns))
+            if (size, mtime_ns) != (rec.size, rec.mtime_ns):
+                raise SourceChanged(path=rec.source, detail=f"it changed after the check (size/mtime {size}/{mtime_ns} "
+                                                            f"when checked, {rec.size}/{rec.mtime_ns} when copied); check it again")
+        write_sidecars(staged, collection, context)
+
+    if plan.serialization and plan.serialization != serialization:
+        # the profile requires an archive: the destination gets the format's file name ending
+        from preserve.serialize import archive_path
+
+        dest_path = archive_path(dest_path, plan.serialization)
+        if os.path.lexists(dest_path):
+            raise DestinationExists(path=str(dest_path))
+    result = create_bag(dest_path, payload_for(root, collection), algorithms=plan.algorithms, info=plan.info,
+                        verify=verify, workers=workers, progress=progress, extra_tags=extra_tags,
+                        finalize=plan.finalize)
+    return PackageResult(report, result, plan.profile)
+
+
+@dataclass
+class _Plan:
+    algorithms: tuple[str, ...]
+    info: list[tuple[str, str]]
+    finalize: Callable[[Path, Path], None] | None
+    profile: str | None
+    serialization: str | None
+
+
+def _plan(profile: Any, algorithms: Sequence[str] | None, info: list[tuple[str, str]],
+          serialization: str | None) -> _Plan:
+    algs = tuple(algorithms) if algorithms else ("sha256", "sha512")
+    finalize: Callable[[Path, Path], None] | None = None
+    profile_id: str | None = None
+    if profile is not None:
+        from preserve.profiles import plan_creation
+
+        creation = plan_creation(profile, algorithms or (), info, serialization=serialization)
+        algs, info, serialization = tuple(creation.algorithms), list(creation.info), creation.serialization
+        profile_id = f"{profile.name} ({profile.identifier})" if profile.name else profile.identifier
+    if serialization:
+        from preserve.serialize import finalizer
+
+        finalize = finalizer(serialization)
+    return _Plan(algs, info, finalize, profile_id, serialization)
+
+
+def _version() -> str:
+    from preserve import __version__
+
+    return __version__
