@@ -14,6 +14,25 @@ from collections.abc import Iterable, Iterator
 from types import TracebackType
 
 
+def printable(path: str) -> str:
+    """A path as text that can be printed and stored: undecodable bytes shown as \\xNN."""
+    try:
+        path.encode("utf-8")
+        return path
+    except UnicodeEncodeError:
+        return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def real_path(shown: str, real: bytes | None) -> str:
+    """The name to open: the real bytes where the stored text is only printable."""
+    return os.fsdecode(real) if real is not None else shown
+
+
+def _disk_row(path: str, size: int) -> tuple[str, int, bytes | None]:
+    shown = printable(path)
+    return (shown, size, None if shown == path else os.fsencode(path))
+
+
 class PathIndex:
     def __init__(self) -> None:
         fd, self._file = tempfile.mkstemp(prefix="preserve-index-", suffix=".sqlite")
@@ -25,7 +44,7 @@ class PathIndex:
             PRAGMA temp_store=FILE;
             CREATE TABLE m (path TEXT NOT NULL, alg TEXT NOT NULL, digest TEXT NOT NULL,
                             line INTEGER NOT NULL, raw TEXT NOT NULL);
-            CREATE TABLE d (path TEXT PRIMARY KEY, size INTEGER NOT NULL) WITHOUT ROWID;
+            CREATE TABLE d (path TEXT PRIMARY KEY, size INTEGER NOT NULL, real BLOB) WITHOUT ROWID;
             """
         )
         self.db.execute("BEGIN")
@@ -34,7 +53,9 @@ class PathIndex:
         self.db.executemany("INSERT INTO m VALUES (?,?,?,?,?)", rows)
 
     def add_files(self, rows: Iterable[tuple[str, int]]) -> None:
-        self.db.executemany("INSERT OR IGNORE INTO d VALUES (?,?)", rows)
+        """Files found on disk. A name that is not valid UTF-8 (surrogate-escaped by Python) is
+        stored in a printable form, with its real bytes kept for opening it."""
+        self.db.executemany("INSERT OR IGNORE INTO d VALUES (?,?,?)", (_disk_row(p, n) for p, n in rows))
 
     def finish_loading(self) -> None:
         self.db.execute("COMMIT")

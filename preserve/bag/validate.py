@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from preserve.bag.index import PathIndex
+from preserve.bag.index import PathIndex, real_path
 from preserve.bag.paths import unsafe_reason
 from preserve.bag.reader import Bag, open_bag
 from preserve.fixity import (
@@ -215,8 +215,9 @@ def _completeness(bag: Bag, index: PathIndex, report: ValidationReport) -> None:
     algs = sorted(bag.payload_manifests)
     if not algs:
         return
-    for (rel,) in index.query("SELECT d.path FROM d WHERE NOT EXISTS (SELECT 1 FROM m WHERE m.path = d.path)"):
-        report.add("error", "unlisted", "a file in data/ is not listed in any payload manifest", path=str(rel))
+    for rel, real in index.query("SELECT d.path, d.real FROM d WHERE NOT EXISTS (SELECT 1 FROM m WHERE m.path = d.path)"):
+        why = " (its name is not valid UTF-8, so no manifest can list it)" if real is not None else ""
+        report.add("error", "unlisted", f"a file in data/ is not listed in any payload manifest{why}", path=str(rel))
     if len(algs) > 1:
         for alg in algs:
             for (rel,) in index.query(
@@ -298,7 +299,7 @@ def _verify_payload(
         return
     placeholders = ",".join("?" * len(algs))
     jobs: Iterator[tuple[object, ...]] = index.query(
-        f"SELECT d.path, group_concat(m.alg || ' ' || m.digest, '\n') FROM d JOIN m ON m.path = d.path "
+        f"SELECT d.path, group_concat(m.alg || ' ' || m.digest, '\n'), d.real FROM d JOIN m ON m.path = d.path "
         f"WHERE m.alg IN ({placeholders}) GROUP BY d.path ORDER BY d.path", tuple(algs))
     root = bag.path
 
@@ -309,7 +310,9 @@ def _verify_payload(
             alg, digest = pair.split(" ", 1)
             expected.setdefault(alg, set()).add(digest)
         try:
-            found = hash_file(root / rel, sorted(expected), progress=progress, drop_cached=drop_cached, limiter=limiter)
+            real = job[2] if isinstance(job[2], bytes) else None
+            found = hash_file(root / real_path(rel, real), sorted(expected), progress=progress,
+                              drop_cached=drop_cached, limiter=limiter)
         except PermissionError as exc:
             return [Finding("error", "unreadable", f"cannot be read ({exc.strerror})", path=rel)]
         except FileNotFoundError:

@@ -231,3 +231,14 @@ def test_not_a_bag(tmp_path: Path, run_preserve) -> None:
     assert f"{tmp_path}: not a bag: bagit.txt is missing" in r.stderr
     r = run_preserve("validate", tmp_path / "nope")
     assert r.returncode == 3 and "no such file or directory" in r.stderr
+
+
+def test_name_that_is_not_utf8(simple_bag: Path, run_preserve) -> None:
+    bad = os.fsencode(simple_bag / "data") + b"/caf\xe9.wav"  # Latin-1 bytes from an old system
+    with open(bad, "wb") as f:
+        f.write(b"x")
+    report = validate_bag(simple_bag)
+    assert sorted((f.code, f.path) for f in report.errors) == [("oxum", "bag-info.txt"), ("unlisted", "data/caf\\xe9.wav")]
+    assert any("not valid UTF-8" in f.message for f in report.errors if f.code == "unlisted")
+    r = run_preserve("validate", simple_bag)
+    assert r.returncode == 1 and "data/caf\\xe9.wav" in r.stdout
