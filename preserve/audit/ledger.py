@@ -1,0 +1,612 @@
+"""The audit ledger: decades of fixity evidence in one SQLite file.
+
+Tables (schema version in ``PRAGMA user_version``, migrated forward by :data:`MIGRATIONS`):
+
+``bags``      one row per bag location: identifier (External-Identifier or folder name), location
+              (absolute path or URL), payload bytes and files, first and last seen.
+``audits``    one row per audit of one bag: tier, start, end, bytes and files read, outcome
+              (``pass`` | ``fail``), algorithm(s), tool version, host, a UUID (PREMIS event id).
+``findings``  what a failed audit found, one row per file: kind (``missing`` | ``altered`` |
+              ``unlisted`` | ``unreadable`` | ``oxum`` | ``invalid``), expected, found, message.
+``replicas``  one row per replication of a bag to a target (written by the replication engine).
+``repairs``   one row per file restored from a replica (written by the replication engine).
+
+Concurrency: WAL journal, ``busy_timeout``, and every write in a ``BEGIN IMMEDIATE`` transaction,
+so two audits can share a ledger: one writer at a time, readers never blocked. WAL needs shared
+memory that network file systems do not provide, so a ledger on NFS/SMB/sshfs is refused unless
+the caller allows a rollback journal there (then only one process should use it at a time).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import socket
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from preserve.errors import DestinationExists, LedgerError
+
+#: Finding kinds stored in the ledger. ``invalid`` covers structural problems (a broken manifest
+#: line, bagit.txt errors) that are not about one payload file's content.
+KINDS = ("missing", "altered", "unlisted", "unreadable", "oxum", "invalid")
+
+#: File system types where WAL's shared-memory index is unsafe (seen in /proc/mounts).
+NETWORK_FS = frozenset({
+    "nfs", "nfs4", "cifs", "smb", "smb2", "smb3", "smbfs", "ncpfs", "9p", "afs", "coda", "ceph",
+    "glusterfs", "lustre", "gpfs", "davfs", "fuse.sshfs", "sshfs", "fuse.s3fs", "fuse.rclone",
+    "fuse.glusterfs", "fuse.cephfs", "fuse.gcsfuse", "fuse.goofys", "fuse.davfs2", "fuse.smbnetfs",
+})
+
+BUSY_TIMEOUT_S = 60.0
+
+# JSON leaves NEL and the Unicode line/paragraph separators raw; tools that split lines on them
+# (Python's str.splitlines among them) would cut a row in two, so the export escapes them too
+_LINE_BREAKS = {0x85: "\\u0085", 0x2028: "\\u2028", 0x2029: "\\u2029"}
+
+_V1 = """
+CREATE TABLE bags (
+    id            INTEGER PRIMARY KEY,
+    identifier    TEXT NOT NULL,
+    location      TEXT NOT NULL UNIQUE,
+    payload_bytes INTEGER,
+    payload_files INTEGER,
+    first_seen    TEXT NOT NULL,
+    last_seen     TEXT NOT NULL
+);
+CREATE INDEX bags_identifier ON bags(identifier);
+CREATE TABLE audits (
+    id            INTEGER PRIMARY KEY,
+    uuid          TEXT NOT NULL UNIQUE,
+    bag_id        INTEGER NOT NULL REFERENCES bags(id),
+    tier          TEXT NOT NULL,
+    started       TEXT NOT NULL,
+    ended         TEXT NOT NULL,
+    bytes         INTEGER NOT NULL,
+    files         INTEGER NOT NULL,
+    outcome       TEXT NOT NULL CHECK (outcome IN ('pass', 'fail')),
+    algorithm     TEXT NOT NULL,
+    tool_version  TEXT NOT NULL,
+    host          TEXT NOT NULL
+);
+CREATE INDEX audits_bag ON audits(bag_id, id);
+CREATE TABLE findings (
+    id        INTEGER PRIMARY KEY,
+    audit_id  INTEGER NOT NULL REFERENCES audits(id),
+    file      TEXT NOT NULL,
+    kind      TEXT NOT NULL CHECK (kind IN ('missing', 'altered', 'unlisted', 'unreadable', 'oxum', 'invalid')),
+    code      TEXT NOT NULL,
+    expected  TEXT,
+    found     TEXT,
+    message   TEXT NOT NULL
+);
+CREATE INDEX findings_audit ON findings(audit_id);
+CREATE TABLE replicas (
+    id        INTEGER PRIMARY KEY,
+    uuid      TEXT NOT NULL UNIQUE,
+    bag_id    INTEGER NOT NULL REFERENCES bags(id),
+    target    TEXT NOT NULL,
+    location  TEXT NOT NULL,
+    site      TEXT,
+    started   TEXT NOT NULL,
+    ended     TEXT NOT NULL,
+    objects   INTEGER NOT NULL,
+    bytes     INTEGER NOT NULL,
+    outcome   TEXT NOT NULL,
+    detail    TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX replicas_bag ON replicas(bag_id, id);
+CREATE TABLE repairs (
+    id            INTEGER PRIMARY KEY,
+    uuid          TEXT NOT NULL UNIQUE,
+    bag_id        INTEGER NOT NULL REFERENCES bags(id),
+    file          TEXT NOT NULL,
+    source_target TEXT NOT NULL,
+    time          TEXT NOT NULL,
+    outcome       TEXT NOT NULL,
+    detail        TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX repairs_bag ON repairs(bag_id, id);
+"""
+
+#: ``MIGRATIONS[n]`` takes a ledger from schema version n to n + 1. Append, never edit.
+MIGRATIONS: tuple[str, ...] = (_V1,)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def now_iso() -> str:
+    """The current UTC time as the ledger stores it (ISO 8601, seconds, ``Z``)."""
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_iso(text: str) -> dt.datetime:
+    """A ledger timestamp back to an aware datetime."""
+    return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+
+
+def default_ledger_path() -> Path:
+    """``<user data dir>/preserve/ledger.sqlite`` (platformdirs), e.g. ~/.local/share/preserve."""
+    import platformdirs
+
+    return platformdirs.user_data_path("preserve") / "ledger.sqlite"
+
+
+def _unescape_mount(text: str) -> str:
+    # /proc/mounts writes space, tab, newline and backslash as octal escapes
+    return text.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
+
+
+def filesystem_type(path: str | os.PathLike[str], mounts: str | None = None) -> str | None:
+    """The file system type holding ``path`` per /proc/mounts (``mounts`` text for tests), or None."""
+    if mounts is None:
+        try:
+            mounts = Path("/proc/mounts").read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return None
+    target = Path(os.path.abspath(path))
+    tail: list[str] = []
+    while not target.exists() and target != target.parent:
+        tail.insert(0, target.name)
+        target = target.parent
+    # symlinks resolved in the part that exists; the part still to be created kept as given
+    real = os.path.join(os.path.realpath(target), *tail)
+    best: tuple[int, str] | None = None
+    for line in mounts.splitlines():
+        parts = line.split()
+        if len(parts) < 3:
+            continue
+        point = _unescape_mount(parts[1])
+        inside = real == point or real.startswith(point.rstrip("/") + "/") or point == "/"
+        if inside and (best is None or len(point) >= best[0]):
+            best = (len(point), parts[2])
+    return best[1] if best else None
+
+
+def is_network_fs(fstype: str | None) -> bool:
+    """True for NFS, SMB/CIFS, sshfs and the other shared file systems in :data:`NETWORK_FS`."""
+    return fstype is not None and (fstype in NETWORK_FS or fstype.split(".")[-1] in NETWORK_FS)
+
+
+@dataclass
+class FindingRecord:
+    """One problem an audit found with one file (or with the bag, ``file`` empty)."""
+
+    file: str
+    kind: str
+    message: str
+    code: str = ""
+    expected: str | None = None
+    found: str | None = None
+
+
+@dataclass
+class AuditRecord:
+    """The outcome of auditing one bag, as the runner returns it and the ledger stores it."""
+
+    location: str
+    identifier: str
+    tier: str
+    started: str
+    ended: str
+    bytes: int
+    files: int
+    outcome: str
+    algorithm: str
+    tool_version: str
+    payload_bytes: int | None = None
+    payload_files: int | None = None
+    host: str = field(default_factory=socket.gethostname)
+    findings: list[FindingRecord] = field(default_factory=list)
+    uuid: str = field(default_factory=lambda: str(uuid.uuid4()))
+    id: int | None = None
+
+
+@dataclass(frozen=True)
+class BagState:
+    """A bag as the ledger knows it, with its audit summary (for planning and reports)."""
+
+    id: int
+    identifier: str
+    location: str
+    payload_bytes: int | None
+    payload_files: int | None
+    first_seen: str
+    audits: int
+    last_audit: str | None
+    last_outcome: str | None
+    last_tier: str | None
+    last_audit_id: int | None
+    last_full: str | None
+    audits_since_full: int
+
+
+@dataclass(frozen=True)
+class ReplicaRecord:
+    """One replication of a bag to a target (S3 bucket/prefix or a file system path)."""
+
+    id: int
+    uuid: str
+    bag_id: int
+    target: str
+    location: str
+    site: str | None
+    started: str
+    ended: str
+    objects: int
+    bytes: int
+    outcome: str
+    detail: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class RepairRecord:
+    """One file of a bag restored from a replica."""
+
+    id: int
+    uuid: str
+    bag_id: int
+    file: str
+    source_target: str
+    time: str
+    outcome: str
+    detail: dict[str, Any]
+
+
+class Ledger:
+    """An open ledger. Use as a context manager, or call :meth:`close`.
+
+    ``allow_network_fs``: on a network file system, use a rollback journal instead of refusing
+    (``journal_mode`` then says ``delete`` and ``warnings`` explains why).
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None = None, *, create: bool = True,
+                 allow_network_fs: bool = False, mounts: str | None = None) -> None:
+        self.path = Path(path) if path is not None else default_ledger_path()
+        self.warnings: list[str] = []
+        self._lock = threading.RLock()
+        if not self.path.exists():
+            if not create:
+                raise LedgerError(path=str(self.path), reason="no ledger here; run preserve audit first or pass --ledger PATH")
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise LedgerError(path=str(self.path.parent), reason=f"cannot create the ledger folder ({exc.strerror})") from exc
+        fstype = filesystem_type(self.path, mounts)
+        network = is_network_fs(fstype)
+        if network and not allow_network_fs:
+            raise LedgerError(path=str(self.path), reason=(
+                f"the ledger is on a network file system ({fstype}), where SQLite's WAL journal is not safe; "
+                "keep the ledger on a local disk (and back it up with preserve ledger backup), or pass "
+                "--ledger-on-network-fs to use a rollback journal there and run one audit at a time"))
+        try:
+            self._db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None,
+                                       check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise LedgerError(path=str(self.path), reason=f"cannot open the ledger ({exc})") from exc
+        self._db.row_factory = sqlite3.Row
+        try:
+            self._db.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            wanted = "delete" if network else "wal"
+            mode = str(self._db.execute(f"PRAGMA journal_mode={wanted}").fetchone()[0]).lower()
+            self._db.execute("PRAGMA synchronous=FULL")  # evidence: a committed audit survives power loss
+            self.journal_mode = mode
+            if network:
+                self.warnings.append(
+                    f"{self.path}: on a network file system ({fstype}); using a rollback journal instead of WAL: "
+                    "run one audit at a time against this ledger")
+            elif mode != "wal":
+                self.warnings.append(f"{self.path}: SQLite refused WAL here (journal mode {mode}); audits will wait for each other")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            raise LedgerError(path=str(self.path), reason=f"not a usable preserve ledger ({exc})") from exc
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection (idempotent)."""
+        with contextlib.suppress(sqlite3.Error):
+            self._db.close()
+
+    @property
+    def schema_version(self) -> int:
+        """The schema version recorded in the file (``PRAGMA user_version``)."""
+        return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction; BEGIN IMMEDIATE takes the write lock up front (no deadlock)."""
+        with self._lock:
+            deadline = time.monotonic() + BUSY_TIMEOUT_S
+            while True:
+                try:
+                    self._db.execute("BEGIN IMMEDIATE")
+                    break
+                except sqlite3.OperationalError as exc:
+                    if "locked" not in str(exc) and "busy" not in str(exc):
+                        raise LedgerError(path=str(self.path), reason=f"cannot write ({exc})") from exc
+                    if time.monotonic() > deadline:
+                        raise LedgerError(path=str(self.path), reason="another process has held the ledger's write lock for too long") from exc
+                    time.sleep(0.05)
+            try:
+                yield self._db
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
+                raise LedgerError(path=str(self.path), reason=f"write failed ({exc}); nothing of it was kept") from exc
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
+                raise
+
+    def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            try:
+                return list(self._db.execute(sql, params))
+            except sqlite3.Error as exc:
+                raise LedgerError(path=str(self.path), reason=f"cannot read ({exc})") from exc
+
+    def _migrate(self) -> None:
+        if self.schema_version == SCHEMA_VERSION:
+            return
+        with self._write() as db:
+            version = int(db.execute("PRAGMA user_version").fetchone()[0])  # re-read under the lock
+            if version > SCHEMA_VERSION:
+                raise LedgerError(path=str(self.path), reason=(
+                    f"schema version {version} was written by a newer preserve (this one knows {SCHEMA_VERSION}); upgrade preserve"))
+            for step in range(version, SCHEMA_VERSION):
+                for statement in MIGRATIONS[step].split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute(f"PRAGMA user_version={step + 1}")
+
+    # -- bags -----------------------------------------------------------------------------------
+
+    def ensure_bag(self, location: str, identifier: str, payload_bytes: int | None = None,
+                   payload_files: int | None = None) -> int:
+        """The id of the bag at ``location``, registering it (first seen now) when new."""
+        with self._write() as db:
+            return self._ensure_bag(db, location, identifier, payload_bytes, payload_files)
+
+    def ensure_bags(self, bags: list[tuple[str, str | None, int | None, int | None]]) -> list[int]:
+        """:meth:`ensure_bag` for many ``(location, identifier, payload_bytes, payload_files)`` in one transaction."""
+        with self._write() as db:
+            return [self._ensure_bag(db, *bag) for bag in bags]
+
+    @staticmethod
+    def _ensure_bag(db: sqlite3.Connection, location: str, identifier: str | None, payload_bytes: int | None,
+                    payload_files: int | None) -> int:
+        stamp = now_iso()
+        if identifier is None:  # keep the identifier an audit recorded; a new bag gets its folder name
+            known = db.execute("SELECT identifier FROM bags WHERE location = ?", (location,)).fetchone()
+            identifier = str(known[0]) if known else Path(location.rstrip("/")).name
+        row = db.execute(
+            "INSERT INTO bags (identifier, location, payload_bytes, payload_files, first_seen, last_seen) "
+            "VALUES (?,?,?,?,?,?) ON CONFLICT(location) DO UPDATE SET identifier=excluded.identifier, "
+            "payload_bytes=coalesce(excluded.payload_bytes, payload_bytes), "
+            "payload_files=coalesce(excluded.payload_files, payload_files), last_seen=excluded.last_seen "
+            "RETURNING id", (identifier, location, payload_bytes, payload_files, stamp, stamp)).fetchone()
+        return int(row[0])
+
+    def find_bags(self, ref: str) -> list[BagState]:
+        """Bags whose location is ``ref`` (a path is made absolute) or whose identifier is ``ref``."""
+        location = str(Path(ref).resolve()) if "://" not in ref else ref
+        return [s for s in self.bag_states() if s.location in (location, ref) or s.identifier == ref]
+
+    def bag_states(self) -> list[BagState]:
+        """Every bag with its audit summary, least recently audited first (never audited first)."""
+        rows = self._query("""
+            SELECT b.*, (SELECT count(*) FROM audits a WHERE a.bag_id = b.id) AS audits,
+                   la.ended AS last_audit, la.outcome AS last_outcome, la.tier AS last_tier, la.id AS last_audit_id,
+                   (SELECT max(f.ended) FROM audits f WHERE f.bag_id = b.id AND f.tier = 'full') AS last_full,
+                   (SELECT count(*) FROM audits s WHERE s.bag_id = b.id AND s.id >
+                        coalesce((SELECT max(f.id) FROM audits f WHERE f.bag_id = b.id AND f.tier = 'full'), 0)
+                   ) AS audits_since_full
+            FROM bags b LEFT JOIN audits la ON la.id = (SELECT max(id) FROM audits WHERE bag_id = b.id)
+            ORDER BY la.ended IS NOT NULL, la.ended, b.location""")
+        return [BagState(id=r["id"], identifier=r["identifier"], location=r["location"],
+                         payload_bytes=r["payload_bytes"], payload_files=r["payload_files"],
+                         first_seen=r["first_seen"], audits=r["audits"], last_audit=r["last_audit"],
+                         last_outcome=r["last_outcome"], last_tier=r["last_tier"],
+                         last_audit_id=r["last_audit_id"], last_full=r["last_full"],
+                         audits_since_full=r["audits_since_full"]) for r in rows]
+
+    # -- audits ---------------------------------------------------------------------------------
+
+    def record_audit(self, record: AuditRecord) -> int:
+        """Store one bag's audit and its findings in one transaction; returns the audit id."""
+        if record.outcome not in ("pass", "fail"):
+            raise ValueError(f"outcome must be pass or fail, not {record.outcome!r}")
+        with self._write() as db:
+            bag_id = self._ensure_bag(db, record.location, record.identifier, record.payload_bytes, record.payload_files)
+            cur = db.execute(
+                "INSERT INTO audits (uuid, bag_id, tier, started, ended, bytes, files, outcome, algorithm, tool_version, host) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (record.uuid, bag_id, record.tier, record.started, record.ended, record.bytes, record.files,
+                 record.outcome, record.algorithm, record.tool_version, record.host))
+            audit_id = int(cur.lastrowid or 0)
+            db.executemany(
+                "INSERT INTO findings (audit_id, file, kind, code, expected, found, message) VALUES (?,?,?,?,?,?,?)",
+                [(audit_id, printable(f.file), f.kind, f.code, f.expected, f.found, printable(f.message)) for f in record.findings])
+        record.id = audit_id
+        return audit_id
+
+    def audits_for(self, bag_id: int) -> list[AuditRecord]:
+        """Every audit of one bag, oldest first, with its findings."""
+        rows = self._query("SELECT a.*, b.location, b.identifier FROM audits a JOIN bags b ON b.id = a.bag_id "
+                           "WHERE a.bag_id = ? ORDER BY a.id", (bag_id,))
+        return [self._audit(r) for r in rows]
+
+    def audit(self, audit_id: int) -> AuditRecord:
+        """One audit by id, with its findings."""
+        rows = self._query("SELECT a.*, b.location, b.identifier FROM audits a JOIN bags b ON b.id = a.bag_id "
+                           "WHERE a.id = ?", (audit_id,))
+        if not rows:
+            raise LedgerError(path=str(self.path), reason=f"no audit with id {audit_id}")
+        return self._audit(rows[0])
+
+    def _audit(self, r: sqlite3.Row) -> AuditRecord:
+        findings = [FindingRecord(file=f["file"], kind=f["kind"], message=f["message"], code=f["code"],
+                                  expected=f["expected"], found=f["found"])
+                    for f in self._query("SELECT * FROM findings WHERE audit_id = ? ORDER BY id", (r["id"],))]
+        return AuditRecord(location=r["location"], identifier=r["identifier"], tier=r["tier"], started=r["started"],
+                           ended=r["ended"], bytes=r["bytes"], files=r["files"], outcome=r["outcome"],
+                           algorithm=r["algorithm"], tool_version=r["tool_version"], host=r["host"],
+                           findings=findings, uuid=r["uuid"], id=r["id"])
+
+    def monthly(self) -> list[dict[str, Any]]:
+        """Audits per month: ``{"month": "2026-11", "audits", "failed", "bytes"}``, oldest first."""
+        rows = self._query("SELECT substr(ended, 1, 7) AS month, count(*) AS audits, "
+                           "sum(outcome = 'fail') AS failed, sum(bytes) AS bytes FROM audits GROUP BY month ORDER BY month")
+        return [dict(r) for r in rows]
+
+    def outcomes_by_bag(self) -> list[dict[str, Any]]:
+        """Per bag: identifier, location, passed and failed audit counts."""
+        rows = self._query("SELECT b.identifier, b.location, sum(a.outcome = 'pass') AS passed, "
+                           "sum(a.outcome = 'fail') AS failed FROM bags b JOIN audits a ON a.bag_id = b.id "
+                           "GROUP BY b.id ORDER BY b.identifier, b.location")
+        return [dict(r) for r in rows]
+
+    # -- replicas and repairs (written by the replication engine) --------------------------------
+
+    def record_replica(self, bag: str, target: str, *, location: str, started: str, ended: str,
+                       objects: int, bytes: int, outcome: str, identifier: str | None = None,
+                       site: str | None = None, detail: dict[str, Any] | None = None) -> int:
+        """Record one replication of the bag at local path/URL ``bag`` to ``target``; returns its id.
+
+        ``target`` names the store (``s3://bucket/prefix`` or a path); ``location`` is where this
+        bag's copy lives there; ``site`` a human name for the place (for NDSA geographic counts);
+        ``outcome`` e.g. ``pass`` / ``fail``; ``detail`` any JSON (multipart part sizes, digests).
+        """
+        loc = _bag_location(bag)
+        with self._write() as db:
+            bag_id = self._ensure_bag(db, loc, identifier, None, None)
+            cur = db.execute(
+                "INSERT INTO replicas (uuid, bag_id, target, location, site, started, ended, objects, bytes, outcome, detail) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (str(uuid.uuid4()), bag_id, target, location, site, started, ended, objects, bytes, outcome,
+                 json.dumps(detail or {}, sort_keys=True)))
+            return int(cur.lastrowid or 0)
+
+    def replicas_for(self, bag: str) -> list[ReplicaRecord]:
+        """Every replica recorded for a bag (location or identifier), oldest first."""
+        ids = [s.id for s in self.find_bags(bag)]
+        rows = self._query(f"SELECT * FROM replicas WHERE bag_id IN ({','.join('?' * len(ids))}) ORDER BY id", tuple(ids)) if ids else []
+        return [ReplicaRecord(**{**dict(r), "detail": json.loads(r["detail"])}) for r in rows]
+
+    def record_repair(self, bag: str, file: str, source_target: str, *, outcome: str,
+                      time: str | None = None, identifier: str | None = None,
+                      detail: dict[str, Any] | None = None) -> int:
+        """Record that ``file`` (bag-relative, ``data/...``) of ``bag`` was restored from ``source_target``."""
+        loc = _bag_location(bag)
+        with self._write() as db:
+            bag_id = self._ensure_bag(db, loc, identifier, None, None)
+            cur = db.execute(
+                "INSERT INTO repairs (uuid, bag_id, file, source_target, time, outcome, detail) VALUES (?,?,?,?,?,?,?)",
+                (str(uuid.uuid4()), bag_id, file, source_target, time or now_iso(), outcome,
+                 json.dumps(detail or {}, sort_keys=True)))
+            return int(cur.lastrowid or 0)
+
+    def repairs_for(self, bag: str) -> list[RepairRecord]:
+        """Every repair recorded for a bag (location or identifier), oldest first."""
+        ids = [s.id for s in self.find_bags(bag)]
+        rows = self._query(f"SELECT * FROM repairs WHERE bag_id IN ({','.join('?' * len(ids))}) ORDER BY id", tuple(ids)) if ids else []
+        return [RepairRecord(**{**dict(r), "detail": json.loads(r["detail"])}) for r in rows]
+
+    # -- keeping the evidence -------------------------------------------------------------------
+
+    def backup(self, dest: str | os.PathLike[str]) -> Path:
+        """Copy the ledger to a new file ``dest`` with SQLite's online backup (safe while audits run).
+
+        The copy is one consistent snapshot, checked with ``PRAGMA integrity_check`` and switched to
+        a rollback journal so that it is a single self-contained file.
+        """
+        target = Path(dest)
+        if os.path.lexists(target):
+            raise DestinationExists(path=str(target))
+        partial = target.with_name(f".{target.name}.partial-{uuid.uuid4().hex[:8]}")
+        try:
+            out = sqlite3.connect(partial, isolation_level=None)
+            try:
+                with self._lock:
+                    # pages=-1 copies everything from one read snapshot: writers carry on in WAL
+                    self._db.backup(out, pages=-1)
+                out.execute("PRAGMA journal_mode=DELETE")
+                check = out.execute("PRAGMA integrity_check").fetchone()[0]
+                if check != "ok":
+                    raise LedgerError(path=str(target), reason=f"the backup failed its integrity check ({check})")
+            finally:
+                out.close()
+            if os.path.lexists(target):
+                raise DestinationExists(path=str(target))
+            os.rename(partial, target)
+        except sqlite3.Error as exc:
+            raise LedgerError(path=str(target), reason=f"backup failed ({exc})") from exc
+        except OSError as exc:
+            raise LedgerError(path=str(target), reason=f"backup failed ({exc.strerror or exc})") from exc
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(partial)
+        return target
+
+    def export_jsonl(self, out: TextIO) -> int:
+        """Write every row of every table as JSON lines (``{"table": ..., ...columns}``); returns rows."""
+        count = 0
+        with self._lock:
+            self._db.execute("BEGIN")  # one read snapshot for the whole export
+            try:
+                for table in ("bags", "audits", "findings", "replicas", "repairs"):
+                    cur = self._db.execute(f"SELECT * FROM {table} ORDER BY id")
+                    while rows := cur.fetchmany(1000):
+                        for r in rows:
+                            row = dict(r)
+                            if "detail" in row:
+                                row["detail"] = json.loads(row["detail"])
+                            line = json.dumps({"table": table, **row}, ensure_ascii=False, sort_keys=True)
+                            out.write(line.translate(_LINE_BREAKS) + "\n")
+                            count += 1
+            finally:
+                self._db.execute("COMMIT")
+        return count
+
+    # -- replication: reads for the copies/NDSA report section (added by the replication engine) --
+
+    def all_replicas(self) -> list[ReplicaRecord]:
+        """Every replica of every bag, oldest first (one query, for reports over many bags)."""
+        rows = self._query("SELECT * FROM replicas ORDER BY id")
+        return [ReplicaRecord(**{**dict(r), "detail": json.loads(r["detail"])}) for r in rows]
+
+
+def printable(text: str) -> str:
+    """``text`` storable as UTF-8: bytes of a non-UTF-8 file name (surrogate escapes) become ``\\xNN``."""
+    try:
+        raw = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a lone surrogate that is not an escaped byte
+        raw = text.encode("utf-8", "backslashreplace")
+    return raw.decode("utf-8", "backslashreplace")
+
+
+def _bag_location(bag: str | os.PathLike[str]) -> str:
+    text = os.fspath(bag)
+    return text if "://" in text else str(Path(text).resolve())
+
+
+def record_to_dict(record: AuditRecord) -> dict[str, Any]:
+    """An audit as plain JSON-ready data."""
+    return asdict(record)

@@ -1,0 +1,248 @@
+"""What the ledger says: bags never audited, overdue, failures still open, history per bag.
+
+A report is a list of :class:`Section` objects, each a title, columns and a function that
+collects rows from a :class:`ReportContext`. Text, JSON and HTML are rendered generically from
+them, so a new section (copies per bag, NDSA levels) is one ``collect`` function appended to
+:data:`SECTIONS`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from preserve.audit.ledger import AuditRecord, BagState, Ledger, parse_iso
+from preserve.audit.runner import AuditRun, discover_bags
+from preserve.replication.ndsa import copies_rows
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str
+    heading: str
+    kind: str = "text"  # text | bytes | count | time
+
+
+@dataclass
+class ReportContext:
+    """Everything a section may look at."""
+
+    ledger: Ledger
+    states: list[BagState]
+    every: float
+    now: float
+    history: int
+    unknown: list[str] = field(default_factory=list)  # bags found on disk the ledger has never seen
+
+    def age_days(self, stamp: str) -> float:
+        return (self.now - parse_iso(stamp).timestamp()) / 86400
+
+
+@dataclass(frozen=True)
+class Section:
+    """One part of the report. ``problem``: rows here make ``preserve report`` exit 1."""
+
+    key: str
+    title: str
+    columns: tuple[Column, ...]
+    collect: Callable[[ReportContext], list[dict[str, Any]]]
+    empty: str
+    problem: bool = False
+
+
+@dataclass
+class SectionResult:
+    section: Section
+    rows: list[dict[str, Any]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"key": self.section.key, "title": self.section.title, "rows": self.rows}
+
+
+@dataclass
+class Report:
+    generated: str
+    ledger: str
+    every_days: float
+    summary: dict[str, Any]
+    sections: list[SectionResult]
+    monthly: list[dict[str, Any]]
+    outcomes: list[dict[str, Any]]
+
+    @property
+    def has_problems(self) -> bool:
+        return any(s.rows for s in self.sections if s.section.problem)
+
+    def section(self, key: str) -> SectionResult:
+        return next(s for s in self.sections if s.section.key == key)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: summary, every section's rows, the monthly series behind the charts."""
+        return {"generated": self.generated, "ledger": self.ledger, "every_days": self.every_days,
+                "summary": self.summary, "sections": {s.section.key: s.rows for s in self.sections},
+                "monthly": self.monthly, "outcomes_by_bag": self.outcomes}
+
+
+def _never(ctx: ReportContext) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = [{"identifier": s.identifier, "location": s.location, "first_seen": s.first_seen}
+            for s in ctx.states if not s.audits]
+    rows += [{"identifier": Path(p).name, "location": p, "first_seen": None} for p in ctx.unknown]
+    return rows
+
+
+def _overdue(ctx: ReportContext) -> list[dict[str, Any]]:
+    return [{"identifier": s.identifier, "location": s.location, "last_audit": s.last_audit,
+             "age_days": round(ctx.age_days(s.last_audit), 1)}
+            for s in ctx.states if s.last_audit and ctx.age_days(s.last_audit) * 86400 > ctx.every]
+
+
+def _open_failures(ctx: ReportContext) -> list[dict[str, Any]]:
+    rows = []
+    for s in ctx.states:
+        if s.last_outcome != "fail" or s.last_audit_id is None:
+            continue
+        audit = ctx.ledger.audit(s.last_audit_id)
+        kinds = Counter(f.kind for f in audit.findings)
+        first_failed = s.last_audit
+        for earlier in reversed(ctx.ledger.audits_for(s.id)):
+            if earlier.outcome != "fail":
+                break
+            first_failed = earlier.ended
+        rows.append({"identifier": s.identifier, "location": s.location, "since": first_failed,
+                     "last_audit": s.last_audit, "tier": audit.tier,
+                     "problems": ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())),
+                     "details": [{"file": f.file, "kind": f.kind, "message": f.message, "expected": f.expected,
+                                "found": f.found} for f in audit.findings]})
+    return rows
+
+
+def _history(ctx: ReportContext) -> list[dict[str, Any]]:
+    rows = []
+    for s in ctx.states:
+        if not s.audits:
+            continue
+        for a in ctx.ledger.audits_for(s.id)[-ctx.history:]:
+            rows.append({"identifier": s.identifier, "location": s.location, "ended": a.ended, "tier": a.tier,
+                         "outcome": a.outcome, "files": a.files, "bytes": a.bytes, "findings": len(a.findings),
+                         "algorithm": a.algorithm})
+    return rows
+
+
+_BAG = Column("identifier", "bag")
+_WHERE = Column("location", "location")
+
+#: The report, in order. Append a Section to add one (e.g. copies per bag, NDSA levels).
+SECTIONS: list[Section] = [
+    Section("never_audited", "Bags never audited", (_BAG, _WHERE, Column("first_seen", "first seen", "time")),
+            _never, "every bag known has been audited at least once", problem=True),
+    Section("overdue", "Bags overdue", (_BAG, _WHERE, Column("last_audit", "last audit", "time"),
+                                        Column("age_days", "days since", "count")),
+            _overdue, "no bag is overdue", problem=True),
+    Section("open_failures", "Failures still open", (_BAG, _WHERE, Column("since", "failing since", "time"),
+                                                     Column("tier", "tier"), Column("problems", "problems")),
+            _open_failures, "no open failures: the latest audit of every bag passed", problem=True),
+    Section("history", "Audit history per bag", (_BAG, Column("ended", "ended", "time"), Column("tier", "tier"),
+                                                 Column("outcome", "outcome"), Column("files", "files", "count"),
+                                                 Column("bytes", "bytes", "bytes"), Column("findings", "findings", "count")),
+            _history, "no audits recorded yet"),
+    Section("copies", "Copies per bag and NDSA 2.0 storage level",
+            (_BAG, _WHERE, Column("copies", "copies", "count"), Column("level", "NDSA level", "count"),
+             Column("places", "where"), Column("next", "for the next level")),
+            copies_rows, "no bags known"),
+]
+
+
+def build_report(ledger: Ledger, *, every: float = 30 * 86400.0, paths: Sequence[str | os.PathLike[str]] = (),
+                 history: int = 12, now: float | None = None, sections: Sequence[Section] | None = None) -> Report:
+    """Read the ledger (and, for ``paths``, the bags on disk it has not seen) into a :class:`Report`."""
+    from preserve.audit.ledger import now_iso
+
+    states = ledger.bag_states()
+    known = {s.location for s in states}
+    unknown = [str(p) for p in discover_bags(paths) if str(p) not in known] if paths else []
+    ctx = ReportContext(ledger=ledger, states=states, every=every, now=now if now is not None else time.time(),
+                        history=history, unknown=unknown)
+    results = [SectionResult(s, s.collect(ctx)) for s in (sections if sections is not None else SECTIONS)]
+    monthly = ledger.monthly()
+    summary = {"bags": len(states) + len(unknown), "audits": sum(s.audits for s in states),
+               "bytes_verified": sum(int(m["bytes"] or 0) for m in monthly),
+               "failing_now": sum(1 for s in states if s.last_outcome == "fail")}
+    summary.update({r.section.key: len(r.rows) for r in results if r.section.key != "history"})
+    return Report(generated=now_iso(), ledger=str(ledger.path), every_days=every / 86400, summary=summary,
+                  sections=results, monthly=monthly, outcomes=ledger.outcomes_by_bag())
+
+
+def human_bytes(n: float | None) -> str:
+    """1234567 -> '1.2 MB' (powers of 1000, as disks are sold)."""
+    if n is None:
+        return "-"
+    size = float(n)
+    for unit in ("B", "kB", "MB", "GB", "TB", "PB"):
+        if abs(size) < 1000 or unit == "PB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{n} B"
+
+
+def format_cell(value: Any, kind: str) -> str:
+    if value is None:
+        return "-"
+    if kind == "bytes":
+        return human_bytes(value)
+    return str(value)
+
+
+def render_text(report: Report) -> str:
+    """The report as plain text for a terminal."""
+    s = report.summary
+    lines = [f"ledger {report.ledger}: {s['bags']} bag(s), {s['audits']} audit(s), "
+             f"{human_bytes(s['bytes_verified'])} verified in all; overdue after {report.every_days:g} days"]
+    for result in report.sections:
+        sec = result.section
+        lines.append("")
+        lines.append(f"{sec.title} ({len(result.rows)})")
+        if not result.rows:
+            lines.append(f"  {sec.empty}")
+            continue
+        for row in result.rows:
+            lines.append("  " + "  ".join(f"{c.heading}: {format_cell(row.get(c.key), c.kind)}" for c in sec.columns))
+            for f in row.get("details", []):
+                detail = f" (expected {f['expected']}, found {f['found']})" if f.get("expected") or f.get("found") else ""
+                lines.append(f"      {f['kind']}: {f['file'] or '(the bag)'}: {f['message']}{detail}")
+    return "\n".join(lines)
+
+
+def summarize_run(run: AuditRun) -> str:
+    """The terminal summary at the end of ``preserve audit``: totals, then the problems by bag and file."""
+    rate = human_bytes(run.bytes / run.seconds) + "/s" if run.seconds > 0 and run.bytes else "-"
+    failed = run.failed
+    lines = [f"audited {len(run.records)} bag(s): {len(run.records) - len(failed)} ok, {len(failed)} with problems; "
+             f"{run.files} file(s), {human_bytes(run.bytes)} in {run.seconds:.1f} s ({rate})"]
+    for r in failed:
+        lines.append(f"PROBLEMS in {r.identifier} ({r.location}, {r.tier} tier):")
+        lines.extend(f"  {finding_line(f.kind, f.file, f.message, f.expected, f.found)}" for f in r.findings)
+    if run.stop_reason:
+        lines.append(f"stopped: {run.stop_reason}")
+        lines.extend(f"  not audited this run: {b.identifier} ({b.path})" for b in run.deferred[:20])
+        if len(run.deferred) > 20:
+            lines.append(f"  ... and {len(run.deferred) - 20} more")
+    return "\n".join(lines)
+
+
+def finding_line(kind: str, file: str, message: str, expected: str | None, found: str | None) -> str:
+    """One finding on one line: kind, file, message, expected vs found."""
+    detail = f" (expected {expected}, found {found})" if expected or found else ""
+    return f"{kind}: {file or '(the bag)'}: {message}{detail}"
+
+
+def audit_history(ledger: Ledger, ref: str) -> list[AuditRecord]:
+    """Every audit of the bag(s) matching ``ref`` (location or identifier), oldest first."""
+    out: list[AuditRecord] = []
+    for state in ledger.find_bags(ref):
+        out.extend(ledger.audits_for(state.id))
+    return out

@@ -1,0 +1,427 @@
+"""Auditing bags: discovery, the tier policy, the budget, and the two tiers themselves.
+
+``fast``  every payload file against ``metadata/xxh3-128.txt`` (written at packaging), plus
+          completeness and Payload-Oxum. Payload files the xxh3 file does not list, and bags
+          without it, are checked with the cheapest payload manifest algorithm present.
+``full``  RFC 8493 validity: every digest of every payload and tag manifest.
+
+Audits only read. The ledger is written by the caller's process alone (one record per bag, as
+soon as the bag is done), which is what lets a Dask cluster do the reading.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from preserve.audit.ledger import (
+    AuditRecord,
+    BagState,
+    FindingRecord,
+    Ledger,
+    now_iso,
+    parse_iso,
+    printable,
+)
+from preserve.bag.index import PathIndex
+from preserve.bag.paths import unsafe_reason
+from preserve.bag.reader import Bag, open_bag
+from preserve.bag.validate import ValidationReport, validate_bag
+from preserve.bag.writer import XXH3_FILE
+from preserve.errors import InputError, PreserveError, SourceNotFound
+from preserve.fixity import ALGORITHMS, COST, Progress, RateLimiter, Tally, hash_file, ordered_map
+
+TIERS = ("fast", "full")
+#: Tiers for replicas in S3-compatible stores (``s3://`` targets), run by the replication engine.
+REMOTE_TIERS = ("remote-metadata", "remote-full")
+
+_KIND = {"missing": "missing", "tag-missing": "missing", "altered": "altered", "tag-altered": "altered",
+         "unlisted": "unlisted", "unreadable": "unreadable", "oxum": "oxum"}
+
+
+class BudgetSpent(Exception):
+    """Raised inside a bag's audit when a time budget runs out; the bag is not recorded."""
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Which tier each bag gets. ``tier=None`` mixes them: full when the last full audit is
+    ``full_every`` audits old or older than ``full_after`` seconds (or there is none), else fast."""
+
+    tier: str | None = None
+    full_every: int = 12
+    full_after: float = 365 * 86400.0
+
+    def choose(self, state: BagState | None, now: float | None = None) -> tuple[str, str]:
+        """(tier, reason) for one bag."""
+        if self.tier is not None:
+            return self.tier, f"--tier {self.tier}"
+        if state is None or state.last_full is None:
+            return "full", "never audited in full"
+        if state.audits_since_full + 1 >= self.full_every:
+            return "full", f"{state.audits_since_full} audit(s) since the last full audit (--full-every {self.full_every})"
+        age = (now or time.time()) - parse_iso(state.last_full).timestamp()
+        if age >= self.full_after:
+            return "full", f"last full audit {age / 86400:.0f} days ago (--full-after {self.full_after / 86400:.0f}d)"
+        return "fast", "policy: fast between full audits"
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How much one run may do: wall-clock seconds and/or bytes read."""
+
+    seconds: float | None = None
+    max_bytes: int | None = None
+
+
+@dataclass(frozen=True)
+class PlannedBag:
+    path: Path
+    identifier: str
+    tier: str
+    reason: str
+    estimated_bytes: int
+    last_audit: str | None
+
+
+@dataclass
+class AuditPlan:
+    bags: list[PlannedBag]
+    deferred: list[PlannedBag] = field(default_factory=list)
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(b.estimated_bytes for b in self.bags)
+
+
+@dataclass(frozen=True)
+class AuditOptions:
+    """How each bag is read; picklable, so Dask workers get the same settings."""
+
+    workers: int | None = None
+    max_rate: int | None = None
+    drop_cache: bool = False
+
+
+@dataclass
+class AuditRun:
+    """What one ``preserve audit`` run did."""
+
+    started: str
+    ended: str = ""
+    seconds: float = 0.0
+    records: list[AuditRecord] = field(default_factory=list)
+    deferred: list[PlannedBag] = field(default_factory=list)
+    stop_reason: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[AuditRecord]:
+        return [r for r in self.records if r.outcome != "pass"]
+
+    @property
+    def bytes(self) -> int:
+        return sum(r.bytes for r in self.records)
+
+    @property
+    def files(self) -> int:
+        return sum(r.files for r in self.records)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary: totals, every bag audited with its findings, what was deferred."""
+        return {
+            "started": self.started, "ended": self.ended, "seconds": round(self.seconds, 3),
+            "bags_audited": len(self.records), "bags_ok": len(self.records) - len(self.failed),
+            "bags_with_problems": len(self.failed), "bytes": self.bytes, "files": self.files,
+            "bytes_per_second": int(self.bytes / self.seconds) if self.seconds > 0 else None,
+            "stop_reason": self.stop_reason,
+            "audits": [dataclasses.asdict(r) for r in self.records],
+            "deferred": [{"path": str(b.path), "identifier": b.identifier, "tier": b.tier} for b in self.deferred],
+            "warnings": self.warnings,
+        }
+
+
+# -- discovery and planning -----------------------------------------------------------------------
+
+def discover_bags(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """Bags named directly, and bags found under folders by their bagit.txt (not inside bags)."""
+    found: list[Path] = []
+    for given in paths:
+        root = Path(given).resolve()
+        if not root.exists():
+            raise SourceNotFound(path=str(given))
+        if not root.is_dir():
+            raise InputError(f"{given}: is not a folder; pass a bag or a folder holding bags")
+        if (root / "bagit.txt").is_file():
+            found.append(root)
+            continue
+        before = len(found)
+        for dirpath, dirnames, _files in os.walk(root):
+            # hidden folders include preserve's own staging (".<name>.preserve-staging-...")
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            if os.path.isfile(os.path.join(dirpath, "bagit.txt")):
+                found.append(Path(dirpath))
+                dirnames[:] = []
+        if len(found) == before:
+            raise InputError(f"{given}: holds no bag (no bagit.txt found in it or below it)")
+    return list(dict.fromkeys(found))
+
+
+def _describe(path: Path) -> tuple[str, int | None, int | None]:
+    """(identifier, payload bytes, payload files) from bag-info.txt, cheaply; defaults when unreadable."""
+    try:
+        bag = open_bag(path)
+    except PreserveError:
+        return path.name, None, None
+    ident = bag.info_value("External-Identifier") or path.name
+    oxum = bag.info_value("Payload-Oxum") or ""
+    octets, _, count = oxum.strip().partition(".")
+    if octets.isdigit() and count.isdigit():
+        return ident, int(octets), int(count)
+    return ident, None, None
+
+
+def plan_audit(ledger: Ledger, paths: Sequence[str | os.PathLike[str]], policy: Policy,
+               budget: Budget | None = None) -> AuditPlan:
+    """Every bag under ``paths``, least recently verified first, with its tier; bags past
+    ``budget.max_bytes`` are deferred (the first bag is always taken, so a cycle never stalls)."""
+    budget = budget or Budget()
+    bags = discover_bags(paths)
+    described = {p: _describe(p) for p in bags}
+    # one transaction for all: a commit per bag would fsync thousands of times
+    ledger.ensure_bags([(str(p), ident, nbytes, nfiles) for p, (ident, nbytes, nfiles) in described.items()])
+    states = {s.location: s for s in ledger.bag_states()}
+    ordered = sorted(bags, key=lambda p: (states[str(p)].last_audit is not None, states[str(p)].last_audit or "", str(p)))
+    plan = AuditPlan(bags=[])
+    spent = 0
+    now = time.time()
+    for p in ordered:
+        state = states[str(p)]
+        tier, reason = policy.choose(state if state.audits else None, now)
+        item = PlannedBag(p, described[p][0], tier, reason, described[p][1] or state.payload_bytes or 0, state.last_audit)
+        if plan.deferred or (budget.max_bytes is not None and plan.bags and spent + item.estimated_bytes > budget.max_bytes):
+            plan.deferred.append(item)
+            continue
+        plan.bags.append(item)
+        spent += item.estimated_bytes
+    return plan
+
+
+# -- auditing one bag -----------------------------------------------------------------------------
+
+def _findings(report: ValidationReport) -> list[FindingRecord]:
+    out = []
+    for f in report.errors:
+        kind = _KIND.get(f.code, "invalid")
+        message = f.message if not f.algorithm or f.algorithm in f.message else f"{f.message} ({f.algorithm})"
+        out.append(FindingRecord(file=f.path or "", kind=kind, message=message, code=f.code,
+                                 expected=f.expected, found=f.found))
+    return out
+
+
+def _fast_hash(bag: Bag, report: ValidationReport, findings: list[FindingRecord], opts: AuditOptions,
+               limiter: RateLimiter | None, progress: Progress) -> str:
+    """Hash the payload against the xxh3 file (manifest fallback); returns the algorithm label."""
+    usable = [a for a in bag.payload_manifests if a in ALGORITHMS]
+    if not usable:
+        return "none"
+    by_cost = sorted(usable, key=lambda a: (COST.get(a, 9.0), a))
+    cheapest = by_cost[0]
+    xxh_file = bag.path / XXH3_FILE
+    used: set[str] = set()
+    already_missing = {f.file for f in findings if f.kind == "missing"}
+    with PathIndex() as index:
+        for candidate in by_cost:
+            try:  # streamed into the on-disk index: a million-line manifest is never held in memory
+                index.add_entries((line.path, candidate, line.digest, line.line, line.raw)
+                                  for line in bag.iter_manifest(candidate)
+                                  if not line.error and not unsafe_reason(line.path) and line.path.startswith("data/"))
+            except UnicodeDecodeError:
+                continue  # validation has reported it ("encoding"); the next manifest may be readable
+            cheapest = candidate
+            break
+        else:
+            return cheapest
+        if xxh_file.is_file():
+            xbag = dataclasses.replace(bag, payload_manifests={"xxh3-128": xxh_file})
+            try:
+                index.add_entries((line.path, "xxh3-128", line.digest, line.line, line.raw)
+                                  for line in xbag.iter_manifest("xxh3-128") if not line.error)
+            except (OSError, UnicodeDecodeError) as exc:
+                findings.append(FindingRecord(file=XXH3_FILE, kind="unreadable", code="unreadable",
+                                              message=f"cannot be read ({exc}); the manifest was used instead"))
+        index.finish_loading()
+        jobs = index.query(
+            "SELECT m.path, m.raw, coalesce(x.alg, m.alg), coalesce(x.digest, m.digest) FROM m AS m "
+            "LEFT JOIN m AS x ON x.path = m.path AND x.alg = 'xxh3-128' WHERE m.alg = ? GROUP BY m.path ORDER BY m.path",
+            (cheapest,))
+
+        def check(job: tuple[object, ...]) -> tuple[str, FindingRecord | None]:
+            rel, raw, alg, expected = (str(v) for v in job)
+            target = bag.path / rel
+            if not target.exists() and raw != rel and (bag.path / raw).exists():
+                target = bag.path / raw  # '%' written unencoded by bagit-python
+            try:
+                found = hash_file(target, (alg,), drop_cached=opts.drop_cache, limiter=limiter, progress=progress)[alg]
+            except FileNotFoundError:
+                if rel in already_missing:
+                    return alg, None
+                return alg, FindingRecord(file=rel, kind="missing", code="missing", message="disappeared while being audited")
+            except OSError as exc:
+                return alg, FindingRecord(file=rel, kind="unreadable", code="unreadable",
+                                          message=f"cannot be read ({exc.strerror or exc})")
+            if found != expected:
+                source = XXH3_FILE if alg == "xxh3-128" else f"manifest-{alg}.txt"
+                return alg, FindingRecord(file=rel, kind="altered", code="altered", expected=expected, found=found,
+                                          message=f"{alg} checksum does not match {source}")
+            return alg, None
+
+        for alg, finding in ordered_map(check, jobs, workers=opts.workers):
+            used.add(alg)
+            if finding is not None:
+                findings.append(finding)
+    if not xxh_file.is_file():
+        return f"{cheapest} (fallback: no {XXH3_FILE})"
+    return "+".join(sorted(used, key=lambda a: a != "xxh3-128")) or "xxh3-128"
+
+
+def audit_bag(path: str | os.PathLike[str], tier: str, opts: AuditOptions | None = None,
+              progress: Progress | None = None, deadline: float | None = None,
+              limiter: RateLimiter | None = None) -> AuditRecord:
+    """Audit one bag with one tier and return the record (nothing is written anywhere).
+
+    ``deadline`` (``time.monotonic()`` value) stops the audit with :class:`BudgetSpent`.
+    ``limiter`` is shared by a whole run; without one, ``opts.max_rate`` applies to this bag.
+    Problems with the bag are findings; only a missing bag raises (:class:`SourceNotFound`).
+    """
+    from preserve import __version__
+
+    if tier not in TIERS:
+        raise InputError(f"{path}: tier {tier!r} is for remote replicas; local bags take fast or full")
+    opts = opts or AuditOptions()
+    root = Path(path)
+    if not root.exists():
+        raise SourceNotFound(path=str(root))
+    ident, payload_bytes, payload_files = _describe(root)
+    tally = Tally()
+
+    def counting(nbytes: int, nfiles: int) -> None:
+        tally(nbytes, nfiles)
+        if progress is not None:
+            progress(nbytes, nfiles)
+        if deadline is not None and time.monotonic() > deadline:
+            raise BudgetSpent(str(root))
+
+    if limiter is None and opts.max_rate:
+        limiter = RateLimiter(opts.max_rate)
+    started = now_iso()
+    findings: list[FindingRecord] = []
+    algorithm = "none"
+    try:
+        if tier == "full":
+            report = validate_bag(root, workers=opts.workers, progress=counting, drop_cached=opts.drop_cache,
+                                  limiter=limiter)
+            findings = _findings(report)
+            algorithm = "+".join(report.algorithms) or "none"
+        else:
+            report = validate_bag(root, fast=True)
+            findings = _findings(report)
+            algorithm = _fast_hash(open_bag(root), report, findings, opts, limiter, counting)
+        if payload_bytes is None:  # no usable Payload-Oxum: what the disk holds
+            payload_bytes, payload_files = report.bytes, report.files
+    except UnicodeEncodeError as exc:
+        # a file name that is not UTF-8 (Linux allows any bytes): no manifest can list it
+        name = exc.object if isinstance(exc.object, str) else ""
+        findings.append(FindingRecord(file=printable(name), kind="invalid", code="encoding", message=(
+            "the file name is not valid UTF-8, so no BagIt manifest can list it; the audit of this bag "
+            "stopped there: rename the file (or restore it from a replica)")))
+    except PermissionError as exc:
+        findings.append(FindingRecord(file=os.path.relpath(exc.filename, root) if exc.filename else "", kind="unreadable",
+                                      code="unreadable", message=f"cannot be read ({exc.strerror})"))
+    except PreserveError as exc:  # bagit.txt gone or unreadable: the bag itself is damaged
+        findings.append(FindingRecord(file="bagit.txt", kind="missing" if "missing" in str(exc) else "invalid",
+                                      code="bagit-txt", message=str(exc)))
+    except OSError as exc:
+        findings.append(FindingRecord(file=os.path.relpath(exc.filename, root) if exc.filename else "", kind="unreadable",
+                                      code="unreadable", message=f"read error ({exc.strerror or exc})"))
+    return AuditRecord(location=str(root), identifier=ident, tier=tier, started=started, ended=now_iso(),
+                       bytes=tally.bytes, files=tally.files, outcome="fail" if findings else "pass",
+                       algorithm=algorithm, tool_version=__version__, payload_bytes=payload_bytes,
+                       payload_files=payload_files, findings=findings)
+
+
+# -- a whole run ----------------------------------------------------------------------------------
+
+def run_audit(ledger: Ledger, plan: AuditPlan, *, opts: AuditOptions | None = None, budget: Budget | None = None,
+              progress: Progress | None = None, on_record: Callable[[AuditRecord], None] | None = None,
+              scheduler: str | None = None, security: Any = None, connect_timeout: float = 10.0) -> AuditRun:
+    """Audit the planned bags in order, recording each in the ledger as soon as it is done.
+
+    With a time budget, no bag is started once the estimated time left is not enough for it
+    (the first always is), and a bag still running at the deadline is stopped and not recorded.
+    ``scheduler`` runs the bags as tasks on a Dask cluster (:mod:`preserve.audit.distributed`).
+    """
+    opts = opts or AuditOptions()
+    budget = budget or Budget()
+    run = AuditRun(started=now_iso(), deferred=list(plan.deferred))
+    if plan.deferred:
+        run.stop_reason = f"--max-bytes: {len(plan.deferred)} bag(s) left for the next run"
+    t0 = time.monotonic()
+    deadline = t0 + budget.seconds if budget.seconds is not None else None
+
+    def keep(record: AuditRecord) -> None:
+        ledger.record_audit(record)
+        run.records.append(record)
+        if on_record is not None:
+            on_record(record)
+
+    if scheduler is not None:
+        from preserve.audit.distributed import run_on_cluster
+
+        rest = run_on_cluster(scheduler, plan.bags, opts, keep, progress=progress, deadline=deadline, security=security,
+                              connect_timeout=connect_timeout)
+    else:
+        rest = _run_local(plan.bags, opts, keep, progress, deadline, t0)
+    if rest:
+        run.deferred = rest + run.deferred
+        run.stop_reason = f"--budget spent: {len(run.deferred)} bag(s) left for the next run"
+    run.ended = now_iso()
+    run.seconds = time.monotonic() - t0
+    return run
+
+
+def _run_local(bags: list[PlannedBag], opts: AuditOptions, keep: Callable[[AuditRecord], None],
+               progress: Progress | None, deadline: float | None, t0: float) -> list[PlannedBag]:
+    """Audit bags one after another; returns the bags left when the time budget ran out."""
+    done_bytes = 0
+    limiter = RateLimiter(opts.max_rate) if opts.max_rate else None  # one bucket for the whole run
+    for i, item in enumerate(bags):
+        now = time.monotonic()
+        if deadline is not None and i > 0:
+            rate = done_bytes / (now - t0) if now > t0 and done_bytes else None
+            needed = item.estimated_bytes / rate if rate else 0.0
+            if now >= deadline or now + needed > deadline:
+                return bags[i:]
+        try:
+            record = audit_bag(item.path, item.tier, opts, progress, deadline, limiter)
+        except BudgetSpent:
+            return bags[i:]
+        done_bytes += record.bytes
+        keep(record)
+    return []
+
+
+def iter_problems(records: Iterable[AuditRecord]) -> Iterator[tuple[AuditRecord, FindingRecord]]:
+    """Every finding of every failed audit, bag by bag."""
+    for r in records:
+        for f in r.findings:
+            yield r, f

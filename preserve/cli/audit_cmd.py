@@ -1,0 +1,184 @@
+"""``preserve audit PATH...``: re-verify bags, record every outcome in the ledger, report, alert."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+
+from preserve.audit.ledger import AuditRecord
+from preserve.audit.notify import check_url, post_json, summary_payload
+from preserve.audit.report import human_bytes, summarize_run
+from preserve.audit.runner import (
+    REMOTE_TIERS,
+    TIERS,
+    AuditOptions,
+    Budget,
+    Policy,
+    plan_audit,
+    run_audit,
+)
+from preserve.cli.common import parse_period, parse_size, warn
+from preserve.cli.ledger_cmd import ledger_options, open_ledger
+from preserve.cli.replicate_cmd import audit_replicas, s3_options
+from preserve.errors import AuditProblems, PreserveError, UsageError
+
+
+def resolve_targets(targets: tuple[str, ...], tier: str | None) -> list[Path]:
+    """The one place audit targets are told apart: local bags and folders of bags become paths.
+
+    ``s3://`` targets (replicas) take the remote tiers, run by the replication engine; the local
+    tiers refuse them and the remote tiers refuse local paths.
+    """
+    remote = [t for t in targets if "://" in t]
+    local = [t for t in targets if "://" not in t]
+    if remote:
+        # replicas are audited by the replication engine (see audit_replicas); reaching here means a local tier
+        raise UsageError(f"{remote[0]}: a replica copy; audit it with --tier remote-metadata (no payload download) "
+                         "or --tier remote-full (streams and re-hashes every object)")
+    if tier in REMOTE_TIERS:
+        raise UsageError(f"--tier {tier} audits replicas in S3-compatible stores (s3://bucket/prefix); "
+                         f"{local[0]} is a local path: use --tier fast or --tier full")
+    return [Path(t) for t in local]
+
+
+class AuditProgress:
+    """Progress on standard error: bytes done, throughput and ETA (only on a terminal)."""
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        self.enabled = enabled and sys.stderr.isatty()
+        self.total = max(total, 1)
+        self.done = 0
+        self._t0 = time.monotonic()
+        self._lock = threading.Lock()
+        self._bar: Any = None
+
+    def __call__(self, nbytes: int, nfiles: int) -> None:
+        if self._bar is None or not nbytes:
+            return
+        with self._lock:
+            self.done += nbytes
+            elapsed = time.monotonic() - self._t0
+            rate = self.done / elapsed if elapsed > 0 else 0.0
+            self._bar.update(nbytes, f"{human_bytes(self.done)} at {human_bytes(rate)}/s")
+
+    @contextlib.contextmanager
+    def shown(self) -> Iterator[AuditProgress]:
+        if not self.enabled:
+            yield self
+            return
+        with click.progressbar(length=self.total, label="auditing", file=sys.stderr, show_eta=True,
+                               show_percent=True, item_show_func=lambda s: s) as bar:
+            self._bar = bar
+            try:
+                yield self
+            finally:
+                self._bar = None
+
+
+def _bag_line(record: AuditRecord) -> str:
+    status = "ok  " if record.outcome == "pass" else "FAIL"
+    problems = f", {len(record.findings)} problem(s)" if record.findings else ""
+    return (f"{status} {record.identifier} ({record.tier}, {record.algorithm}, {record.files} file(s), "
+            f"{human_bytes(record.bytes)}{problems})")
+
+
+@click.command()
+@click.argument("targets", nargs=-1, required=True, metavar="PATH...")
+@click.option("--tier", type=click.Choice([*TIERS, *REMOTE_TIERS]),
+              help="fast: payload against metadata/xxh3-128.txt + completeness + Payload-Oxum; full: every "
+                   "manifest and tag manifest digest. Default: the policy (--full-every, --full-after). "
+                   "remote-metadata and remote-full are for replicas in S3-compatible stores.")
+@click.option("--full-every", type=click.IntRange(1), default=12, show_default=True,
+              help="Policy: every Nth audit of a bag is a full one.")
+@click.option("--full-after", default="365d", show_default=True, metavar="PERIOD",
+              help="Policy: full audit when the last full one is older than this.")
+@click.option("--budget", metavar="PERIOD", help="Stop cleanly after this long (e.g. 2h); least recently verified bags go first.")
+@click.option("--max-bytes", metavar="SIZE", help="Stop before reading more than this (e.g. 500G); the first bag is always audited.")
+@click.option("--max-rate", metavar="SIZE", help="Cap reads at SIZE per second (e.g. 200M) so production storage is not starved.")
+@click.option("--drop-cache", is_flag=True, help="Evict each file's cached pages before reading it: verify what the disk holds.")
+@click.option("-w", "--workers", type=click.IntRange(1, 64), help="Files read in parallel within a bag (default: chosen from the number of cores).")
+@ledger_options
+@click.option("--json", "as_json", is_flag=True, help="Print the run as JSON on standard output.")
+@click.option("--notify", metavar="URL", help="POST a JSON summary to this webhook when problems are found.")
+@click.option("--scheduler", metavar="ADDRESS", help="Run on a Dask distributed cluster (tcp://host:8786 or tls://...); needs preserve[dask].")
+@click.option("--scheduler-timeout", type=click.FloatRange(0.1), default=10.0, show_default=True, metavar="SECONDS",
+              help="How long to keep trying to reach the --scheduler.")
+@click.option("--tls-ca-file", type=click.Path(exists=True, dir_okay=False), help="CA certificate for a tls:// scheduler.")
+@click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False), help="Client certificate for a tls:// scheduler.")
+@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), help="Client key for a tls:// scheduler.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar and no line per bag.")
+@click.option("--request-restore", is_flag=True,
+              help="Remote tiers: request a restore of objects in an archive storage class (GLACIER, DEEP_ARCHIVE); "
+                   "they are reported as pending, not as failures.")
+@s3_options
+def audit(targets: tuple[str, ...], tier: str | None, full_every: int, full_after: str, budget: str | None,
+          max_bytes: str | None, max_rate: str | None, drop_cache: bool, workers: int | None,
+          ledger_path: Path | None, network_ok: bool, as_json: bool, notify: str | None, scheduler: str | None,
+          scheduler_timeout: float, tls_ca_file: str | None, tls_cert: str | None, tls_key: str | None, quiet: bool,
+          request_restore: bool = False, **s3: Any) -> None:
+    """Re-verify the bags at PATH... (bags, or folders holding bags) and record every outcome in the ledger.
+
+    Bags least recently verified go first. Audits only read: a bag is never modified. Exit 0 when
+    every bag audited verified, 1 when any has problems (missing, altered, unlisted or unreadable
+    files, a wrong Payload-Oxum), 2 usage, 3 bad input, 6 scheduler or webhook unreachable,
+    7 ledger error.
+
+    With --tier remote-metadata or --tier remote-full, each PATH is a replica copy instead:
+    s3://bucket/prefix/BAG-NAME, a directory on another disk, or TARGET-NAME/BAG-NAME from
+    preserve.toml (see docs/replication.md); the S3 options below apply.
+    """
+    if tier in REMOTE_TIERS:
+        # replicas (STORE/BAG-NAME: s3://bucket/prefix/bag or a path on another disk) are audited
+        # where they are by the replication engine
+        with open_ledger(ledger_path, network_ok) as led:
+            failed = audit_replicas(targets, tier, ledger=led, as_json=as_json, quiet=quiet, workers=workers,
+                                    request_restore=request_restore, kw=s3)
+        if failed:
+            raise AuditProblems(count=len(failed))
+        return
+    paths = resolve_targets(targets, tier)
+    if notify:
+        check_url(notify)
+    policy = Policy(tier=tier, full_every=full_every, full_after=parse_period(full_after))
+    limits = Budget(seconds=parse_period(budget) if budget else None,
+                    max_bytes=parse_size(max_bytes) if max_bytes else None)
+    opts = AuditOptions(workers=workers, max_rate=parse_size(max_rate) if max_rate else None, drop_cache=drop_cache)
+    security = None
+    if scheduler:
+        from preserve.audit.distributed import make_security
+
+        security = make_security(scheduler, ca_file=tls_ca_file, cert=tls_cert, key=tls_key)
+    elif tls_ca_file or tls_cert or tls_key:
+        raise UsageError("--tls-ca-file/--tls-cert/--tls-key go with --scheduler tls://...")
+    with open_ledger(ledger_path, network_ok) as led:
+        plan = plan_audit(led, paths, policy, limits)
+        bar = AuditProgress(plan.total_bytes, enabled=not quiet and not as_json)
+
+        def each(record: AuditRecord) -> None:
+            if not quiet and not as_json:
+                # on a terminal, clear the progress bar's line first; it is redrawn on the next update
+                click.echo(("\r\033[K" if bar.enabled else "") + _bag_line(record), err=True)
+
+        with bar.shown():
+            run = run_audit(led, plan, opts=opts, budget=limits, progress=bar, on_record=each,
+                            scheduler=scheduler, security=security, connect_timeout=scheduler_timeout)
+        ledger_name = str(led.path)
+    if as_json:
+        click.echo(json.dumps(run.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        click.echo(summarize_run(run))
+    if run.failed and notify:
+        try:
+            post_json(notify, summary_payload(run, ledger_name))
+        except PreserveError as exc:
+            warn(f"the audit found problems, and the webhook failed too: {exc}")
+    if run.failed:
+        raise AuditProblems(count=len(run.failed))

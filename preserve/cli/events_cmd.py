@@ -1,0 +1,39 @@
+"""``preserve events BAG``: a bag's whole history (packaging, audits, replicas, repairs) as PREMIS 3."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from preserve.audit.events import bag_events
+from preserve.audit.ledger import default_ledger_path
+from preserve.cli.common import warn
+from preserve.cli.ledger_cmd import ledger_options, open_ledger, output_file
+
+
+@click.command()
+@click.argument("bag")
+@ledger_options
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), help="Write to FILE instead of standard output.")
+def events(bag: str, ledger_path: Path | None, network_ok: bool, output: Path | None) -> None:
+    """Export BAG's history as one PREMIS 3 document.
+
+    BAG is a bag folder (any bag, made by any tool) or a bag identifier known to the ledger. The
+    document holds an object for the bag; the packaging events of its metadata/premis.xml when
+    it has one; every audit as a "fixity check" event (pass or fail, one note per finding);
+    every replica as "replication" and every repair as "recovery".
+    """
+    path = ledger_path or default_ledger_path()
+    if path.exists():
+        with open_ledger(path, network_ok, create=False) as led:
+            doc = bag_events(bag, led)
+    else:  # exporting never creates a ledger
+        warn(f"{path}: no ledger here; only the bag's own history is exported")
+        doc = bag_events(bag, None)
+    for w in doc.warnings:
+        warn(w)
+    with output_file(output, binary=True) as out:
+        out.write(doc.xml)
+    if output is not None:
+        click.echo(f"wrote {doc.events} event(s) for {bag} to {output}", err=True)

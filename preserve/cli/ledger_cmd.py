@@ -1,0 +1,96 @@
+"""``preserve ledger backup DEST`` / ``export`` / ``info``: keep the audit evidence safe."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from preserve.audit.ledger import Ledger, default_ledger_path
+from preserve.cli.common import warn
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def ledger_options(fn: F) -> F:
+    """``--ledger PATH`` and ``--ledger-on-network-fs``, shared by every command that reads the ledger."""
+    fn = click.option("--ledger-on-network-fs", "network_ok", is_flag=True,
+                      help="Allow a ledger on NFS/SMB/sshfs: use a rollback journal instead of WAL "
+                           "(run one audit at a time there).")(fn)
+    fn = click.option("--ledger", "ledger_path", type=click.Path(path_type=Path, dir_okay=False),
+                      help=f"The SQLite audit ledger (default: {default_ledger_path()}).")(fn)
+    return fn
+
+
+def open_ledger(path: Path | None, network_ok: bool, *, create: bool = True) -> Ledger:
+    """Open the ledger and print its warnings (rollback journal on a network file system)."""
+    ledger = Ledger(path, create=create, allow_network_fs=network_ok)
+    for w in ledger.warnings:
+        warn(w)
+    return ledger
+
+
+@contextlib.contextmanager
+def output_file(path: Path | None, binary: bool = False) -> Any:
+    """Standard output, or a file written beside its destination and renamed into place when whole."""
+    if path is None:
+        yield sys.stdout.buffer if binary else sys.stdout
+        return
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or Path("."))
+    try:
+        with open(fd, "wb" if binary else "w", encoding=None if binary else "utf-8") as f:
+            yield f
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+@click.group()
+def ledger() -> None:
+    """Back up, export and inspect the audit ledger (decades of fixity evidence)."""
+
+
+@ledger.command()
+@click.argument("dest", type=click.Path(path_type=Path, dir_okay=False))
+@ledger_options
+def backup(dest: Path, ledger_path: Path | None, network_ok: bool) -> None:
+    """Copy the ledger to a new file DEST with SQLite's online backup.
+
+    Safe while audits are running: the copy is one consistent snapshot, checked with
+    PRAGMA integrity_check, and a single self-contained file. DEST must not exist (exit 4).
+    """
+    with open_ledger(ledger_path, network_ok, create=False) as led:
+        out = led.backup(dest)
+        count = len(led.bag_states())
+    click.echo(f"backed up {led.path} ({count} bag(s)) to {out}")
+
+
+@ledger.command()
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), help="Write to FILE instead of standard output.")
+@ledger_options
+def export(output: Path | None, ledger_path: Path | None, network_ok: bool) -> None:
+    """Export every row of the ledger as JSON lines: {"table": "bags"|"audits"|"findings"|"replicas"|"repairs", ...}."""
+    with open_ledger(ledger_path, network_ok, create=False) as led, output_file(output) as out:
+        rows = led.export_jsonl(out)
+    if output is not None:
+        click.echo(f"exported {rows} row(s) to {output}", err=True)
+
+
+@ledger.command()
+@ledger_options
+def info(ledger_path: Path | None, network_ok: bool) -> None:
+    """Where the ledger is, its schema version and journal mode, and what it holds."""
+    with open_ledger(ledger_path, network_ok, create=False) as led:
+        states = led.bag_states()
+        click.echo(f"ledger: {led.path}")
+        click.echo(f"schema version: {led.schema_version}; journal mode: {led.journal_mode}")
+        click.echo(f"bags: {len(states)}; audits: {sum(s.audits for s in states)}; "
+                   f"failing now: {sum(1 for s in states if s.last_outcome == 'fail')}")

@@ -1,0 +1,68 @@
+"""``preserve report``: what the ledger says, as text, JSON or a self-contained HTML page."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from preserve.audit.html import render_html
+from preserve.audit.report import (
+    audit_history,
+    build_report,
+    finding_line,
+    human_bytes,
+    render_text,
+)
+from preserve.cli.common import parse_period
+from preserve.cli.ledger_cmd import ledger_options, open_ledger, output_file
+from preserve.errors import ProblemsFound, SourceNotFound
+
+
+@click.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path), metavar="[PATH...]")
+@ledger_options
+@click.option("--every", default="30d", show_default=True, metavar="PERIOD", help="A bag is overdue this long after its last audit.")
+@click.option("--history", type=click.IntRange(1), default=12, show_default=True, help="Audits shown per bag.")
+@click.option("--bag", "bag_ref", metavar="BAG", help="Only the audit history of this bag (path or identifier), every finding included.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--html", "html_file", type=click.Path(path_type=Path, dir_okay=False), help="Also write a self-contained HTML report to FILE.")
+def report(paths: tuple[Path, ...], ledger_path: Path | None, network_ok: bool, every: str, history: int,
+           bag_ref: str | None, as_json: bool, html_file: Path | None) -> None:
+    """Report from the ledger: bags never audited, overdue, failures still open, audit history.
+
+    PATH... (optional) are bags or folders of bags on disk: those the ledger has never seen count
+    as never audited. Exit 0 when nothing needs attention, 1 when a bag is never audited, overdue
+    or failing.
+    """
+    with open_ledger(ledger_path, network_ok, create=False) as led:
+        if bag_ref is not None:
+            audits = audit_history(led, bag_ref)
+            if not audits and not led.find_bags(bag_ref):
+                raise SourceNotFound(f"{bag_ref}: no such bag in the ledger {led.path}")
+            if as_json:
+                from dataclasses import asdict
+
+                click.echo(json.dumps([asdict(a) for a in audits], indent=2, ensure_ascii=False))
+            else:
+                for a in audits:
+                    click.echo(f"{a.ended}  {a.tier:<4}  {a.outcome:<4}  {a.files} file(s), {human_bytes(a.bytes)}, "
+                               f"{a.algorithm}, preserve {a.tool_version} on {a.host}  {a.location}")
+                    for f in a.findings:
+                        click.echo(f"    {finding_line(f.kind, f.file, f.message, f.expected, f.found)}")
+            if audits and audits[-1].outcome == "fail":
+                raise ProblemsFound(f"{bag_ref}: the latest audit failed ({len(audits[-1].findings)} problem(s))")
+            return
+        result = build_report(led, every=parse_period(every), paths=paths, history=history)
+    if html_file is not None:
+        with output_file(html_file) as out:
+            out.write(render_html(result))
+        click.echo(f"wrote the HTML report to {html_file}", err=True)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        click.echo(render_text(result))
+    if result.has_problems:
+        counts = ", ".join(f"{len(r.rows)} {r.section.title.lower()}" for r in result.sections if r.section.problem and r.rows)
+        raise ProblemsFound(f"bags need attention: {counts}")

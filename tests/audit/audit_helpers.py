@@ -1,0 +1,63 @@
+"""Helpers for the audit tests (imported by name: test modules live in a folder without __init__)."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+
+def preserve_exe() -> str:
+    exe = shutil.which("preserve", path=str(Path(sys.executable).parent)) or shutil.which("preserve")
+    assert exe, "the preserve console script is not installed in this environment"
+    return exe
+
+
+def flip_byte(path: Path, offset: int = 100) -> None:
+    """Flip one bit of one byte in place (bit rot)."""
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        b = f.read(1)
+        f.seek(offset)
+        f.write(bytes([b[0] ^ 0x01]))
+
+
+def xxh3_of(bag: Path, rel: str) -> str:
+    """The digest metadata/xxh3-128.txt records for ``rel``."""
+    for line in (bag / "metadata" / "xxh3-128.txt").read_text(encoding="utf-8").splitlines():
+        digest, path = line.split("  ", 1)
+        if path == rel:
+            return digest
+    raise AssertionError(f"{rel} not in the xxh3 file")
+
+
+def manifest_digest(bag: Path, alg: str, rel: str, tag: bool = False) -> str:
+    name = f"{'tag' if tag else ''}manifest-{alg}.txt"
+    for line in (bag / name).read_text(encoding="utf-8").splitlines():
+        digest, path = line.split("  ", 1)
+        if path == rel:
+            return digest
+    raise AssertionError(f"{rel} not in {name}")
+
+
+def sha256_file(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def audits_in(ledger: Path) -> list[tuple[str, str, str]]:
+    """(bag location, tier, outcome) of every audit in the ledger, in order."""
+    db = sqlite3.connect(ledger)
+    try:
+        return [(str(r[0]), str(r[1]), str(r[2])) for r in db.execute(
+            "SELECT b.location, a.tier, a.outcome FROM audits a JOIN bags b ON b.id = a.bag_id ORDER BY a.id")]
+    finally:
+        db.close()
+
+
+def run(*args: object, **kw: object) -> subprocess.CompletedProcess[str]:
+    """``preserve ARGS`` in a real subprocess."""
+    return subprocess.run([preserve_exe(), *[str(a) for a in args]], capture_output=True, text=True,
+                          timeout=kw.pop("timeout", 300), **kw)  # type: ignore[call-overload]

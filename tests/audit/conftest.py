@@ -1,0 +1,71 @@
+"""Fixtures for the audit tests: real bags made by preserve's writer, a ledger path, the CLI."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from preserve.bag.writer import PayloadEntry, create_bag
+
+# pytest runs with --import-mode=importlib, which puts no test folder on sys.path: the helper
+# module beside this file is made importable by name for the test modules here.
+if str(Path(__file__).parent) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).parent))
+
+MakeBag = Callable[..., Path]
+
+
+@pytest.fixture
+def make_bag(tmp_path: Path) -> MakeBag:
+    """``make_bag("name", {"objects/a.wav": b"..."}, parent=..., info=[...])`` -> the bag's path."""
+
+    def make(name: str, files: dict[str, bytes] | None = None, *, parent: Path | None = None,
+             info: list[tuple[str, str]] | None = None, algorithms: tuple[str, ...] = ("sha256", "sha512")) -> Path:
+        files = files if files is not None else {"objects/a.wav": b"RIFF" + os.urandom(20000), "objects/b.txt": b"liner notes\n"}
+        src = tmp_path / "sources" / name
+        entries = []
+        for rel, data in files.items():
+            p = src / rel
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_bytes(data)
+            entries.append(PayloadEntry(p, rel))
+        dest = (parent or tmp_path / "archive") / name
+        create_bag(dest, entries, algorithms=algorithms, info=info or [("External-Identifier", f"id-{name}")])
+        return dest
+
+    return make
+
+
+@pytest.fixture
+def ledger_path(tmp_path: Path) -> Path:
+    return tmp_path / "ledger" / "audit.sqlite"
+
+
+@dataclass
+class Outcome:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def pv(capsys: pytest.CaptureFixture[str]) -> Callable[..., Outcome]:
+    """Run ``preserve ARGS`` in-process through ``main()`` (errors mapped to exit codes as a user sees them)."""
+    from preserve.cli.main import main
+
+    def call(*args: object) -> Outcome:
+        capsys.readouterr()
+        code: int | str | None = 0
+        try:
+            main([str(a) for a in args])
+        except SystemExit as exc:
+            code = exc.code
+        out = capsys.readouterr()
+        return Outcome(int(code or 0), out.out, out.err)
+
+    return call

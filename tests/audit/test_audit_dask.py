@@ -1,0 +1,82 @@
+"""The same audit on a real Dask cluster (two worker processes): the same findings as the local run."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from audit_helpers import audits_in, flip_byte
+
+distributed = pytest.importorskip("distributed", reason="Dask distributed is the optional extra preserve[dask]")
+
+
+def _findings(report: dict[str, object]) -> dict[str, list[tuple[str, str, str | None, str | None]]]:
+    out = {}
+    for a in report["audits"]:  # type: ignore[attr-defined]
+        out[a["location"]] = sorted((f["kind"], f["file"], f["expected"], f["found"]) for f in a["findings"])
+    return out
+
+
+@pytest.mark.slow
+def test_a_local_cluster_finds_what_the_local_run_finds(make_bag, tmp_path: Path, pv) -> None:
+    bags = [make_bag(f"bag{i}", {"objects/a.wav": os.urandom(200_000), "objects/b.txt": b"notes"}) for i in range(4)]
+    flip_byte(bags[1] / "data/objects/a.wav")
+    os.unlink(bags[2] / "data/objects/b.txt")
+    (bags[3] / "data/objects/extra.txt").write_bytes(b"stray")
+    archive = tmp_path / "archive"
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        assert len(cluster.workers) == 2
+        for tier in ("fast", "full"):
+            local = pv("audit", archive, "--tier", tier, "--ledger", tmp_path / f"local-{tier}.sqlite", "--json")
+            remote = pv("audit", archive, "--tier", tier, "--ledger", tmp_path / f"dask-{tier}.sqlite", "--json",
+                        "--scheduler", cluster.scheduler_address)
+            assert (local.exit_code, remote.exit_code) == (1, 1), remote.stderr
+            assert _findings(json.loads(remote.stdout)) == _findings(json.loads(local.stdout))
+            assert len(_findings(json.loads(remote.stdout))) == 4
+            assert json.loads(remote.stdout)["bags_with_problems"] == 3
+            # the client alone wrote its ledger, one audit per bag
+            assert sorted(audits_in(tmp_path / f"dask-{tier}.sqlite")) == sorted(audits_in(tmp_path / f"local-{tier}.sqlite"))
+
+
+def test_an_unreachable_scheduler_is_a_remote_error(make_bag, ledger_path: Path, pv) -> None:
+    bag = make_bag("lonely")
+    result = pv("audit", bag, "--ledger", ledger_path, "--scheduler", "tcp://127.0.0.1:9",
+                "--scheduler-timeout", "1")
+    assert result.exit_code == 6
+    assert "tcp://127.0.0.1:9: cannot reach the Dask scheduler" in result.stderr
+
+
+def test_tls_options_need_a_tls_scheduler(make_bag, tmp_path: Path, ledger_path: Path, pv) -> None:
+    bag = make_bag("tls")
+    ca = tmp_path / "ca.pem"
+    ca.write_text("not used")
+    result = pv("audit", bag, "--ledger", ledger_path, "--scheduler", "tcp://127.0.0.1:9", "--tls-ca-file", ca)
+    assert result.exit_code == 2
+    assert "--tls-ca-file/--tls-cert/--tls-key need a tls:// scheduler address, not tcp://127.0.0.1:9" in result.stderr
+
+
+@pytest.mark.slow
+def test_a_tls_cluster_is_reached_with_certificates(make_bag, tmp_path: Path, pv) -> None:
+    pytest.importorskip("cryptography", reason="temporary TLS certificates need the cryptography package")
+    security = distributed.security.Security.temporary()
+    ca, cert, key = tmp_path / "ca.pem", tmp_path / "client.pem", tmp_path / "client.key"
+    ca.write_text(security.tls_ca_file)
+    cert.write_text(security.tls_client_cert)
+    key.write_text(security.tls_client_key)
+    bag = make_bag("secure")
+    flip_byte(bag / "data/objects/a.wav")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                  protocol="tls://", security=security) as cluster:
+        assert cluster.scheduler_address.startswith("tls://")
+        ledger = tmp_path / "tls.sqlite"
+        without = pv("audit", bag, "--tier", "fast", "--ledger", ledger, "--scheduler", cluster.scheduler_address)
+        assert without.exit_code == 2
+        assert f"{cluster.scheduler_address}: no TLS certificates: pass --tls-ca-file and --tls-cert" in without.stderr
+        result = pv("audit", bag, "--tier", "fast", "--ledger", ledger, "--json", "--scheduler", cluster.scheduler_address,
+                    "--tls-ca-file", ca, "--tls-cert", cert, "--tls-key", key)
+        assert result.exit_code == 1, result.stderr
+        [audit] = json.loads(result.stdout)["audits"]
+        assert [(f["kind"], f["file"]) for f in audit["findings"]] == [("altered", "data/objects/a.wav")]
+        assert audits_in(ledger) == [(str(bag), "fast", "fail")]

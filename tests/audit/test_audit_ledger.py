@@ -1,0 +1,208 @@
+"""The ledger: two audits at once, a backup during an audit, schema versions, network file
+systems, unreadable files, and the replica/repair records the replication engine writes."""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from audit_helpers import audits_in, preserve_exe
+
+from preserve.audit.ledger import SCHEMA_VERSION, Ledger, filesystem_type, is_network_fs
+from preserve.errors import LedgerError
+
+
+def test_two_audits_at_once_share_one_ledger(make_bag, tmp_path: Path, ledger_path: Path) -> None:
+    for i in range(6):
+        make_bag(f"a{i}", {"objects/x.wav": os.urandom(50_000)}, parent=tmp_path / "left")
+        make_bag(f"b{i}", {"objects/x.wav": os.urandom(50_000)}, parent=tmp_path / "right")
+    # both start on a ledger that does not exist yet: creating the schema races too
+    procs = [subprocess.Popen([preserve_exe(), "audit", tmp_path / side, "--tier", "full", "--ledger", ledger_path, "-q"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for side in ("left", "right")]
+    outs = [p.communicate(timeout=120) for p in procs]
+    for p, (out, err) in zip(procs, outs, strict=True):
+        assert p.returncode == 0, err
+        assert "audited 6 bag(s): 6 ok, 0 with problems" in out
+    audits = audits_in(ledger_path)
+    assert len(audits) == 12
+    assert {Path(loc).parent.name for loc, _, _ in audits} == {"left", "right"}
+    db = sqlite3.connect(ledger_path)
+    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    db.close()
+
+
+def test_a_backup_taken_during_an_audit_opens_and_holds_the_audits(make_bag, tmp_path: Path, ledger_path: Path) -> None:
+    for i in range(4):
+        make_bag(f"bag{i}", {"objects/x.wav": os.urandom(2_000_000)}, parent=tmp_path / "archive")
+    audit = subprocess.Popen([preserve_exe(), "audit", tmp_path / "archive", "--tier", "fast", "--max-rate", "2M",
+                              "--ledger", ledger_path, "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if ledger_path.exists() and audits_in(ledger_path):
+                    break
+            except sqlite3.OperationalError:
+                pass  # the schema is being created
+            time.sleep(0.05)
+        backup = subprocess.run([preserve_exe(), "ledger", "backup", tmp_path / "copy.sqlite", "--ledger", ledger_path],
+                                capture_output=True, text=True, timeout=60)
+        still_running = audit.poll() is None
+    finally:
+        out, err = audit.communicate(timeout=120)
+    assert backup.returncode == 0, backup.stderr
+    assert still_running, "the audit had finished before the backup: the test proves nothing"
+    assert f"to {tmp_path / 'copy.sqlite'}" in backup.stdout
+    assert audit.returncode == 0, err
+    assert "audited 4 bag(s): 4 ok, 0 with problems" in out
+    copy = sqlite3.connect(tmp_path / "copy.sqlite")
+    assert copy.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert copy.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    held = copy.execute("SELECT count(*) FROM audits WHERE outcome = 'pass'").fetchone()[0]
+    copy.close()
+    assert 1 <= held < 4
+    assert len(audits_in(ledger_path)) == 4
+    again = subprocess.run([preserve_exe(), "ledger", "backup", tmp_path / "copy.sqlite", "--ledger", ledger_path],
+                           capture_output=True, text=True, timeout=60)
+    assert again.returncode == 4
+    assert f"{tmp_path / 'copy.sqlite'}: already exists" in again.stderr
+
+
+def test_export_writes_every_table_as_json_lines(make_bag, ledger_path: Path, pv) -> None:
+    bag = make_bag("export")
+    (bag / "data/objects/b.txt").write_bytes(b"changed")
+    assert pv("audit", bag, "--tier", "fast", "--ledger", ledger_path).exit_code == 1
+    result = pv("ledger", "export", "--ledger", ledger_path)
+    assert result.exit_code == 0
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["table"] for r in rows] == ["bags", "audits", "findings", "findings"]
+    assert rows[0]["location"] == str(bag) and rows[0]["identifier"] == "id-export"
+    assert rows[1]["outcome"] == "fail" and rows[1]["tier"] == "fast"
+    assert sorted((r["kind"], r["file"]) for r in rows[2:]) == [("altered", "data/objects/b.txt"), ("oxum", "bag-info.txt")]
+
+
+def test_a_ledger_from_a_newer_preserve_is_refused(ledger_path: Path, pv) -> None:
+    Ledger(ledger_path).close()
+    db = sqlite3.connect(ledger_path)
+    db.execute("PRAGMA user_version=99")
+    db.close()
+    result = pv("ledger", "info", "--ledger", ledger_path)
+    assert result.exit_code == 7
+    assert f"{ledger_path}: schema version 99 was written by a newer preserve (this one knows {SCHEMA_VERSION}); upgrade preserve" in result.stderr
+
+
+def test_a_file_that_is_not_a_ledger_is_refused(tmp_path: Path, pv, make_bag) -> None:
+    bogus = tmp_path / "notes.sqlite"
+    bogus.write_bytes(b"these are not the droids" * 100)
+    result = pv("audit", make_bag("x"), "--ledger", bogus)
+    assert result.exit_code == 7
+    assert f"{bogus}: not a usable preserve ledger (file is not a database)" in result.stderr
+    assert bogus.read_bytes() == b"these are not the droids" * 100
+
+
+def test_a_missing_ledger_is_reported_not_created_by_readers(tmp_path: Path, pv) -> None:
+    result = pv("report", "--ledger", tmp_path / "none.sqlite")
+    assert result.exit_code == 7
+    assert "none.sqlite: no ledger here; run preserve audit first or pass --ledger PATH" in result.stderr
+    assert not (tmp_path / "none.sqlite").exists()
+
+
+MOUNTS = """\
+/dev/vda / ext4 rw,relatime 0 0
+nas:/export/archive /mnt/archive nfs4 rw,relatime,vers=4.2 0 0
+//server/share /mnt/smb\\040share cifs rw 0 0
+me@host:/srv /mnt/ssh fuse.sshfs rw 0 0
+tmpfs /mnt/archive/local tmpfs rw 0 0
+"""
+
+
+def test_network_file_systems_are_recognised_from_proc_mounts() -> None:
+    assert filesystem_type("/mnt/archive/ledger.sqlite", MOUNTS) == "nfs4"
+    assert filesystem_type("/mnt/smb share/x/ledger.sqlite", MOUNTS) == "cifs"
+    assert filesystem_type("/mnt/ssh/ledger.sqlite", MOUNTS) == "fuse.sshfs"
+    assert filesystem_type("/mnt/archive/local/ledger.sqlite", MOUNTS) == "tmpfs"  # the longest mount point wins
+    assert filesystem_type("/home/me/ledger.sqlite", MOUNTS) == "ext4"
+    assert [is_network_fs(t) for t in ("nfs4", "cifs", "fuse.sshfs", "ext4", "tmpfs", None)] == [True, True, True, False, False, False]
+
+
+def test_a_ledger_on_a_network_file_system_is_refused_or_uses_a_rollback_journal(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.sqlite"
+    mounts = f"/dev/vda / ext4 rw 0 0\nnas:/x {tmp_path} nfs rw 0 0\n"
+    with pytest.raises(LedgerError) as refused:
+        Ledger(path, mounts=mounts)
+    assert str(refused.value).startswith(f"{path}: the ledger is on a network file system (nfs), where SQLite's WAL journal is not safe")
+    assert refused.value.exit_code == 7
+    assert not path.exists()
+    with Ledger(path, mounts=mounts, allow_network_fs=True) as led:
+        assert led.journal_mode == "delete"
+        assert led.warnings == [f"{path}: on a network file system (nfs); using a rollback journal instead of WAL: "
+                                "run one audit at a time against this ledger"]
+
+
+def test_the_default_ledger_lives_in_the_user_data_folder(make_bag, tmp_path: Path) -> None:
+    bag = make_bag("default")
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "xdg")}
+    result = subprocess.run([preserve_exe(), "audit", bag, "-q"], capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert audits_in(tmp_path / "xdg" / "preserve" / "ledger.sqlite") == [(str(bag), "full", "pass")]
+
+
+def _drop_read_override() -> None:
+    # root reads any file: drop CAP_DAC_OVERRIDE (1) and CAP_DAC_READ_SEARCH (2) from the bounding
+    # set, so the exec'd audit runs as root without them and permissions apply to it as to anyone
+    libc = ctypes.CDLL(None, use_errno=True)
+    for cap in (1, 2):
+        if libc.prctl(24, cap, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP) failed")
+
+
+@pytest.mark.parametrize("tier", ["fast", "full"])
+def test_an_unreadable_file_is_reported_as_unreadable_not_a_crash(make_bag, ledger_path: Path, tier: str) -> None:
+    bag = make_bag(f"locked-{tier}")
+    locked = bag / "data/objects/b.txt"
+    os.chmod(locked, 0)
+    preexec = _drop_read_override if os.geteuid() == 0 else None
+    if preexec is not None:
+        try:
+            subprocess.run(["true"], preexec_fn=preexec, check=True)
+        except subprocess.SubprocessError:
+            pytest.skip("running as root without CAP_SETPCAP: no way to make a file unreadable to the audit")
+    try:
+        result = subprocess.run([preserve_exe(), "audit", bag, "--tier", tier, "--ledger", ledger_path, "--json"],
+                                capture_output=True, text=True, timeout=120, preexec_fn=preexec)
+    finally:
+        os.chmod(locked, 0o644)
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    findings = json.loads(result.stdout)["audits"][0]["findings"]
+    assert [(f["kind"], f["file"], f["message"]) for f in findings] == [
+        ("unreadable", "data/objects/b.txt", "cannot be read (Permission denied)")]
+    assert result.stderr.strip().endswith("preserve: error: the audit found problems in 1 bag(s)")
+
+
+def test_replicas_and_repairs_round_trip(make_bag, ledger_path: Path) -> None:
+    bag = make_bag("copies")
+    with Ledger(ledger_path) as led:
+        rid = led.record_replica(str(bag), "s3://vault/archive", location="s3://vault/archive/copies/", site="Leeds",
+                                 started="2026-01-01T00:00:00Z", ended="2026-01-01T00:05:00Z", objects=9, bytes=20016,
+                                 outcome="pass", identifier="id-copies",
+                                 detail={"parts": [{"size": 8388608, "sha256": "ab" * 32}]})
+        led.record_repair(str(bag), "data/objects/a.wav", "s3://vault/archive", outcome="pass",
+                          time="2026-02-01T00:00:00Z", detail={"bytes": 20004})
+        replicas = led.replicas_for(str(bag))
+        assert [(r.id, r.target, r.site, r.objects, r.outcome, r.detail) for r in replicas] == [
+            (rid, "s3://vault/archive", "Leeds", 9, "pass", {"parts": [{"size": 8388608, "sha256": "ab" * 32}]})]
+        assert led.replicas_for("id-copies") == replicas
+        repairs = led.repairs_for(str(bag))
+        assert [(r.file, r.source_target, r.time, r.outcome, r.detail) for r in repairs] == [
+            ("data/objects/a.wav", "s3://vault/archive", "2026-02-01T00:00:00Z", "pass", {"bytes": 20004})]
+        assert led.replicas_for("no-such-bag") == []
