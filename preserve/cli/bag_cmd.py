@@ -8,8 +8,10 @@ import click
 
 from preserve.bag.writer import create_bag, payload_from_directory
 from preserve.cli.common import ProgressBar, parse_info, warn
-from preserve.errors import ProblemsFound
+from preserve.errors import ProblemsFound, ProfileViolation, UsageError
 from preserve.fixity import ALGORITHMS
+from preserve.profiles import load_profile, plan_creation, validate_profile
+from preserve.serialize import archive_path, finalizer
 
 
 @click.command()
@@ -22,8 +24,14 @@ from preserve.fixity import ALGORITHMS
 @click.option("--follow-links", is_flag=True, help="Copy what symbolic links point to instead of refusing them.")
 @click.option("-w", "--workers", type=click.IntRange(1, 64), help="Parallel copies (default: cores).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@click.option("-p", "--profile", "profile_ref", metavar="PROFILE",
+              help="Make the bag conform to a BagIt profile (a JSON file, a shipped profile's name such as "
+                   "preserve-transfer, or a profile identifier): its algorithms, bag-info values, serialization.")
+@click.option("--serialize", type=click.Choice(["tar", "tar.gz", "zip"]),
+              help="Write the bag as one file; DEST gets the ending (.tar, .tar.gz, .zip) if it lacks it.")
 def bag(source: Path, dest: Path, algorithms: tuple[str, ...], info: tuple[str, ...], no_verify: bool,
-        follow_links: bool, workers: int | None, quiet: bool) -> None:
+        follow_links: bool, workers: int | None, quiet: bool, profile_ref: str | None,
+        serialize: str | None) -> None:
     """Copy SOURCE into a new BagIt bag at DEST.
 
     SOURCE is only read. DEST appears whole or not at all: the bag is built in hidden staging
@@ -31,6 +39,18 @@ def bag(source: Path, dest: Path, algorithms: tuple[str, ...], info: tuple[str, 
     renamed into place.
     """
     info_items = parse_info(info)  # usage errors before any work
+    profile = load_profile(profile_ref) if profile_ref else None
+    chosen = tuple(algorithms) or ("sha256", "sha512")
+    if profile is not None:
+        for w in profile.warnings:
+            warn(f"profile {profile.name}: {w}")
+        plan = plan_creation(profile, algorithms, info_items, serialization=serialize)
+        if plan.tag_files_required:
+            raise UsageError(f"profile {profile.name} requires tag files ({', '.join(plan.tag_files_required)}) that "
+                             "`preserve bag` does not write; `preserve package` makes packages with them")
+        chosen, info_items, serialize = plan.algorithms, plan.info, plan.serialization
+    if serialize:
+        dest = archive_path(dest, serialize)
     payload = payload_from_directory(source, follow_links=follow_links)
     summary = payload.scan()
     for w in summary.warnings:
@@ -44,8 +64,8 @@ def bag(source: Path, dest: Path, algorithms: tuple[str, ...], info: tuple[str, 
         raise type(first)(f"{len(summary.problems)} problems in {source} (listed above); nothing was written")
     bar = ProgressBar(summary.bytes, "bagging", enabled=not quiet)
     with bar.shown():
-        result = create_bag(dest, payload, algorithms=algorithms or ("sha256", "sha512"), info=info_items,
-                            verify=not no_verify, workers=workers, progress=bar, follow_links=follow_links)
+        result = create_bag(dest, payload, algorithms=chosen, info=info_items, verify=not no_verify, workers=workers,
+                            progress=bar, follow_links=follow_links, finalize=finalizer(serialize) if serialize else None)
     if not result.verification.performed:
         verified = "not verified (--no-verify)"
     else:
@@ -53,6 +73,13 @@ def bag(source: Path, dest: Path, algorithms: tuple[str, ...], info: tuple[str, 
     click.echo(f"bagged {result.files} file(s), {result.bytes} bytes into {result.path} ({', '.join(result.algorithms)}; {verified})")
     if result.empty_dirs:
         click.echo(f"kept {result.empty_dirs} empty folder(s), listed in metadata/empty-directories.txt")
+    if profile is not None:
+        failures = validate_profile(result.path, profile)
+        for f in failures:
+            click.echo(f"error: {f.path + ': ' if f.path else ''}{f.message}", err=True)
+        if failures:
+            raise ProfileViolation(path=str(result.path), profile=profile.name, count=len(failures))
+        click.echo(f"conforms to profile {profile.name} ({profile.identifier})")
 
 
 __all__ = ["ProblemsFound", "bag"]

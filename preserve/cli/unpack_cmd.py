@@ -1,0 +1,37 @@
+"""``preserve unpack ARCHIVE DEST``: extract a serialized bag safely, validate it, then rename it into place."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from preserve.cli.common import ProgressBar
+from preserve.cli.validate_cmd import render
+from preserve.errors import BagInvalid
+from preserve.serialize import unpack as unpack_archive
+
+
+@click.command()
+@click.argument("archive", type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("dest", type=click.Path(path_type=Path))
+@click.option("-w", "--workers", type=click.IntRange(1, 64), help="Parallel readers for the validation.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def unpack(archive: Path, dest: Path, workers: int | None, quiet: bool) -> None:
+    """Extract the serialized bag ARCHIVE (.tar, .tar.gz, .zip) into the new folder DEST.
+
+    Every member is checked first: absolute names, '..', links, devices, duplicate names and
+    members outside the one top-level folder stop the run (exit 3) before anything lands outside
+    DEST. The bag is extracted into hidden staging beside DEST, validated from disk, and renamed
+    to DEST only when valid; an invalid bag is reported (exit 1) and nothing is left behind.
+    """
+    bar = ProgressBar(archive.stat().st_size if archive.is_file() else 0, "unpacking", enabled=not quiet)
+    try:
+        with bar.shown():
+            report = unpack_archive(archive, dest, progress=bar, workers=workers)
+    except BagInvalid as exc:
+        if exc.report is not None:
+            render(exc.report)
+        raise
+    render(report)
+    click.echo(f"unpacked {archive} into {report.path}")
