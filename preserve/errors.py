@@ -15,7 +15,8 @@ into a message on standard error and that code. The tree::
     │   ├── UnsafePath                    1   a path would escape its root
     │   ├── UnsafeXML                     1   XML with entities, DTDs or other dangers
     │   ├── ProfileViolation              1   a bag breaks its BagIt profile
-    │   └── AuditProblems                 1   an audit found missing, altered or unreadable files
+    │   ├── AuditProblems                 1   an audit found missing, altered or unreadable files
+    │   └── ReplicaConflict               1   a different bag already sits under the target's name
     ├── InputError                        3   an input is missing, unreadable or malformed
     │   ├── SourceNotFound                3
     │   ├── SymlinkRefused                3   a symlink in the source without --follow-links
@@ -25,7 +26,8 @@ into a message on standard error and that code. The tree::
     ├── DestinationExists                 4   the destination is already there
     ├── StorageError                      5   the local file system failed (full disk, permissions)
     ├── RemoteError                       6   an S3-compatible store or network failed
-    │   └── ChecksumSettingRejected       6   the store rejected boto3's default checksum
+    │   ├── ChecksumSettingRejected       6   the store rejected boto3's default checksum
+    │   └── ObjectArchived                6   an archive-class object needs a restore request first
     ├── LedgerError                       7   the audit ledger cannot be opened or written
     ├── SchemaError                       8   XML schemas missing or failing their pinned digests
     └── Interrupted                       130 stopped by a signal; nothing half-written remains
@@ -142,6 +144,10 @@ class AuditProblems(ProblemsFound):
     template = "the audit found problems in {count} bag(s)"
 
 
+class ReplicaConflict(ProblemsFound):
+    template = "{target}: a different bag named {name!r} is already there ({reason}); choose another prefix (nothing was uploaded)"
+
+
 class InputError(PreserveError):
     exit_code = EXIT_INPUT
 
@@ -185,6 +191,10 @@ class ChecksumSettingRejected(RemoteError):
         "{target}: the store rejected the request checksum that boto3 sends by default ({detail}); "
         "rerun with --checksum-when required (or set AWS_REQUEST_CHECKSUM_CALCULATION=when_required)"
     )
+
+
+class ObjectArchived(RemoteError):
+    template = "{target}: stored in {storage_class}; it must be restored before it can be read (rerun with --request-restore)"
 
 
 class LedgerError(PreserveError):

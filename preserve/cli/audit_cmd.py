@@ -13,13 +13,14 @@ from typing import Any
 
 import click
 
-from preserve.audit.ledger import AuditRecord
+from preserve.audit.ledger import AuditRecord, now_iso
 from preserve.audit.notify import check_url, post_json, summary_payload
 from preserve.audit.report import human_bytes, summarize_run
 from preserve.audit.runner import (
     REMOTE_TIERS,
     TIERS,
     AuditOptions,
+    AuditRun,
     Budget,
     Policy,
     plan_audit,
@@ -138,11 +139,21 @@ def audit(targets: tuple[str, ...], tier: str | None, full_every: int, full_afte
     if tier in REMOTE_TIERS:
         # replicas (STORE/BAG-NAME: s3://bucket/prefix/bag or a path on another disk) are audited
         # where they are by the replication engine
+        if notify:
+            check_url(notify)
+        remote_run = AuditRun(started=now_iso())
         with open_ledger(ledger_path, network_ok) as led:
-            failed = audit_replicas(targets, tier, ledger=led, as_json=as_json, quiet=quiet, workers=workers,
-                                    request_restore=request_restore, kw=s3)
-        if failed:
-            raise AuditProblems(count=len(failed))
+            remote_run.records = audit_replicas(targets, tier, ledger=led, as_json=as_json, quiet=quiet,
+                                                workers=workers, request_restore=request_restore, kw=s3)
+            ledger_name = str(led.path)
+        remote_run.ended = now_iso()
+        if remote_run.failed and notify:
+            try:
+                post_json(notify, summary_payload(remote_run, ledger_name))
+            except PreserveError as exc:
+                warn(f"the audit found problems, and the webhook failed too: {exc}")
+        if remote_run.failed:
+            raise AuditProblems(count=len(remote_run.failed))
         return
     paths = resolve_targets(targets, tier)
     if notify:

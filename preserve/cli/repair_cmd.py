@@ -1,0 +1,61 @@
+"""``preserve repair BAG --from TARGET``: damaged payload files replaced by verified replica copies."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from preserve.cli.replicate_cmd import open_ledger, resolve_target, s3_options, with_config
+from preserve.errors import EXIT_PROBLEMS
+from preserve.replication.config import ReplicationConfig
+
+
+@click.command()
+@click.argument("bag", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--from", "source", required=True, metavar="TARGET",
+              help="The replica to repair from: s3://bucket/prefix, a directory, or a target name "
+                   "(the bag's copy is looked up under its own name there).")
+@click.option("--name", help="The bag's name in the replica, when it differs from BAG's directory name.")
+@click.option("--ledger", "ledger_path", type=click.Path(path_type=Path, dir_okay=False),
+              help="Audit ledger to record the repairs in (default: the user data folder).")
+@click.option("-w", "--workers", type=click.IntRange(1, 64), help="Parallel readers for validation.")
+@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
+@s3_options
+@with_config
+def repair(bag: Path, source: str, name: str | None, ledger_path: Path | None, workers: int | None,
+           as_json: bool, config: ReplicationConfig, **kw: Any) -> None:
+    """Repair BAG's missing or altered payload files from a replica.
+
+    BAG is validated in full; for each payload file found missing or altered, the replica's copy
+    is downloaded beside it and hashed with every manifest algorithm. Only a copy that matches
+    every manifest replaces the damaged file (atomically); a copy that does not verify is never
+    used. Every attempt is recorded in the ledger. Exit 1 when anything is left unrepaired.
+    """
+    from preserve.replication.repair import repair_bag
+
+    store, _spec = resolve_target(source, config, kw)
+    ledger = open_ledger(ledger_path)
+    try:
+        result = repair_bag(bag, store, name=name, ledger=ledger, workers=workers)
+    finally:
+        ledger.close()
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        for f in result.files:
+            if f.outcome == "repaired":
+                click.echo(f"repaired: {f.path} ({f.problem}) from {result.source}")
+            else:
+                click.echo(click.style(f"{f.outcome}: ", fg="red") + f"{f.path} ({f.problem}): {f.reason}")
+        for u in result.unrepairable:
+            click.echo(click.style("not repairable from a replica: ", fg="red") + str(u))
+        if not result.files and not result.unrepairable:
+            click.echo(f"{result.bag}: valid; nothing to repair")
+        else:
+            done = sum(1 for f in result.files if f.outcome == "repaired")
+            click.echo(f"{result.bag}: {done} of {len(result.files)} damaged file(s) repaired")
+    if not result.ok:
+        raise click.exceptions.Exit(EXIT_PROBLEMS)

@@ -1,0 +1,301 @@
+"""``preserve replicate BAG TARGET...``: verified, resumable copies to S3-compatible storage or a disk.
+
+Also holds the S3 options every command taking an ``s3://`` URL shares (replicate, audit,
+restore, repair), so they are spelled and documented the same everywhere.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import json
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+
+from preserve.cli.common import parse_size, warn
+from preserve.errors import EXIT_PROBLEMS, PreserveError
+from preserve.fixity import RateLimiter
+from preserve.replication.config import ReplicationConfig, TargetSpec, load_config
+from preserve.stores import Store, is_s3_url, open_store
+from preserve.stores.base import PutOptions
+
+
+def s3_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The S3 options (and --config) shared by every command that accepts an s3:// target."""
+    options = [
+        click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False),
+                     help="preserve.toml with named targets and their locations (default: ./preserve.toml, "
+                          "$PRESERVE_CONFIG, or the user configuration folder)."),
+        click.option("--endpoint-url", metavar="URL",
+                     help="S3-compatible endpoint (MinIO, Ceph RGW, Wasabi, B2...); default: AWS."),
+        click.option("--region", "s3_region", metavar="NAME", help="S3 region (e.g. eu-central-1)."),
+        click.option("--profile", metavar="NAME",
+                     help="AWS shared-config profile. Credentials come only from the standard AWS chain "
+                          "(environment, profile, instance role) and are never accepted as options."),
+        click.option("--path-style", is_flag=True, default=None,
+                     help="Path-style addressing (http://host/bucket/key), which most non-AWS stores need."),
+        click.option("--checksum-when", type=click.Choice(["supported", "required"]), default=None,
+                     help="botocore's request_checksum_calculation / response_checksum_validation. "
+                          "'required' stops boto3's default CRC32 that several S3-compatible stores reject; "
+                          "preserve always sends its own SHA-256 either way."),
+        click.option("--retries", type=click.IntRange(1, 20), default=5, show_default=True,
+                     help="Attempts per request before giving up (network errors, throttling)."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def upload_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Options for commands that write to a store."""
+    options = [
+        click.option("--storage-class", metavar="CLASS",
+                     help="S3 storage class for payload objects (e.g. STANDARD_IA, GLACIER, DEEP_ARCHIVE). "
+                          "Tag files stay in the default class so metadata audits need no restore."),
+        click.option("--retain-until", metavar="DATE", help="Object lock: retain every object until DATE (ISO 8601)."),
+        click.option("--lock-mode", type=click.Choice(["compliance", "governance"]),
+                     help="Object lock mode (needs --retain-until and a bucket with object lock enabled)."),
+        click.option("--multipart-threshold", default="64MiB", show_default=True, metavar="SIZE",
+                     help="Files larger than this are sent in parts, each with its own SHA-256."),
+        click.option("--part-size", default="16MiB", show_default=True, metavar="SIZE",
+                     help="Multipart part size (S3's minimum, 5 MiB, is enforced)."),
+        click.option("--bandwidth", metavar="RATE", help="Cap the transfer rate, e.g. 20M (bytes per second)."),
+        click.option("-w", "--workers", type=click.IntRange(1, 64), default=4, show_default=True,
+                     help="Objects transferred in parallel."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def resolve_target(text: str, config: ReplicationConfig, kw: dict[str, Any]) -> tuple[Store, TargetSpec]:
+    """Open the store for a target name/URL/path; command-line options win over preserve.toml."""
+    spec = config.resolve(text)
+    if is_s3_url(spec.url):
+        from preserve.stores.s3 import S3Settings
+
+        path_style = kw.get("path_style")
+        settings = S3Settings(
+            endpoint_url=kw.get("endpoint_url") or spec.endpoint_url,
+            region=kw.get("s3_region") or spec.s3_region,
+            profile=kw.get("profile") or spec.profile,
+            path_style=bool(path_style if path_style is not None else spec.path_style),
+            checksum_when=kw.get("checksum_when") or spec.checksum_when or "supported",
+            max_attempts=kw.get("retries") or 5,
+            max_connections=max(10, (kw.get("workers") or 4) + 2),
+        )
+        return open_store(spec.url, settings), spec
+    return open_store(spec.url), spec
+
+
+def put_options(kw: dict[str, Any], spec: TargetSpec) -> PutOptions:
+    """Upload settings from the command line (and the target's configured storage class)."""
+    if kw.get("lock_mode") and not kw.get("retain_until"):
+        raise click.BadParameter("--lock-mode needs --retain-until DATE", param_hint="--lock-mode")
+    if kw.get("retain_until") and not kw.get("lock_mode"):
+        raise click.BadParameter("--retain-until needs --lock-mode compliance|governance", param_hint="--retain-until")
+    if kw.get("retain_until"):
+        try:
+            dt.datetime.fromisoformat(kw["retain_until"])
+        except ValueError:
+            raise click.BadParameter(f"{kw['retain_until']!r} is not a date such as 2035-12-31",
+                                     param_hint="--retain-until") from None
+    bandwidth = kw.get("bandwidth")
+    return PutOptions(
+        storage_class=kw.get("storage_class") or spec.storage_class,
+        lock_mode=(kw.get("lock_mode") or "").upper() or None,
+        retain_until=kw.get("retain_until"),
+        multipart_threshold=parse_size(kw.get("multipart_threshold") or "64MiB"),
+        part_size=parse_size(kw.get("part_size") or "16MiB"),
+        limiter=RateLimiter(parse_size(bandwidth)) if bandwidth else None,
+    )
+
+
+def human(n: float) -> str:
+    """Bytes for people: 1.5 MB, 320 kB."""
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
+
+
+class ThroughputBar:
+    """A progress bar on standard error showing bytes done and throughput (thread-safe)."""
+
+    def __init__(self, label: str, enabled: bool) -> None:
+        self.label = label
+        self.enabled = enabled and sys.stderr.isatty()
+        self.total = 0
+        self.done = 0
+        self._bar: Any = None
+        self._lock = threading.Lock()
+        self._start = time.monotonic()
+
+    def set_total(self, nbytes: int, nfiles: int = 0) -> None:
+        self.total = nbytes
+        if self._bar is not None:
+            self._bar.length = max(nbytes, 1)
+
+    def __call__(self, nbytes: int) -> None:
+        with self._lock:
+            self.done += nbytes
+            if self._bar is not None:
+                rate = self.done / max(time.monotonic() - self._start, 1e-6)
+                self._bar.update(nbytes, f"{human(self.done)} at {human(rate)}/s")
+
+    @contextmanager
+    def shown(self) -> Iterator[ThroughputBar]:
+        if not self.enabled:
+            yield self
+            return
+        with click.progressbar(length=max(self.total, 1), label=self.label, file=sys.stderr, show_eta=True,
+                               item_show_func=lambda s: s) as bar:
+            self._bar = bar
+            try:
+                yield self
+            finally:
+                self._bar = None
+
+
+def open_ledger(path: Path | None) -> Any:
+    """The audit ledger (default location unless --ledger)."""
+    from preserve.audit.ledger import Ledger
+
+    return Ledger(path)
+
+
+def _warn_same_device(bag: Path, store: Store) -> None:
+    """A copy on the bag's own file system shares every failure of that disk: say so."""
+    root = getattr(store, "root", None)
+    if root is None:
+        return
+    try:
+        same = os.stat(root).st_dev == os.stat(bag).st_dev
+    except OSError:
+        return
+    if same:
+        warn(f"{store.url} is on the same file system as {bag}; that copy does not protect against the disk failing "
+             "(use a second disk or an S3-compatible store)")
+
+
+def with_config(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Load preserve.toml once, from --config or the default places."""
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kw: Any) -> Any:
+        kw["config"] = load_config(kw.pop("config_path", None))
+        return fn(*args, **kw)
+    return wrapper
+
+
+@click.command()
+@click.argument("bag", type=click.Path(path_type=Path, file_okay=False))
+@click.argument("targets", nargs=-1, required=True, metavar="TARGET...")
+@click.option("--serialize", type=click.Choice(["tar"]),
+              help="Send the bag as one tar object (BAG-NAME.tar) instead of one object per file.")
+@click.option("--ledger", "ledger_path", type=click.Path(path_type=Path, dir_okay=False),
+              help="Audit ledger to record the replica in (default: the user data folder).")
+@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@upload_options
+@s3_options
+@with_config
+def replicate(bag: Path, targets: tuple[str, ...], serialize: str | None, ledger_path: Path | None,
+              as_json: bool, quiet: bool, config: ReplicationConfig, **kw: Any) -> None:
+    """Copy BAG to each TARGET and verify every object there.
+
+    TARGET is s3://bucket/prefix, a directory path, or a target name from preserve.toml. Objects
+    go to PREFIX/BAG-NAME/<path in the bag> (or PREFIX/BAG-NAME.tar with --serialize tar), each
+    with the manifest's SHA-256 as its S3 checksum and in its metadata; large files go in parts,
+    each part with its own SHA-256 (part size and digests are kept in the ledger and in
+    PREFIX/BAG-NAME.preserve-replica.json). A rerun skips objects already present and verified
+    and resumes interrupted uploads. The replica is recorded in the ledger whatever the outcome,
+    and counts as complete only when every object verified.
+    """
+    from preserve.replication.replicate import ReplicateOptions, replicate_bag
+
+    ledger = open_ledger(ledger_path)
+    failures: list[PreserveError] = []
+    summaries = []
+    try:
+        for text in targets:
+            store, spec = resolve_target(text, config, kw)
+            put = put_options(kw, spec)
+            bar = ThroughputBar(f"{bag.name} -> {store.url}", enabled=not quiet and not as_json)
+            put.progress = bar
+            opts = ReplicateOptions(layout=serialize or "files", put=put, workers=kw.get("workers") or 4,
+                                    target_name=spec.name, place=spec.location, origin=config.origin)
+            try:
+                with bar.shown():
+                    result = replicate_bag(bag, store, opts, ledger=ledger, on_total=bar.set_total)
+            except PreserveError as exc:
+                click.echo(f"preserve: error: {exc}", err=True)
+                failures.append(exc)
+                continue
+            summaries.append(result.to_dict())
+            _warn_same_device(bag, store)
+            if not as_json:
+                click.echo(f"{result.location}: complete, {result.objects} objects ({human(result.bytes)}) verified; "
+                           f"{result.uploaded} sent ({human(result.sent)}), {result.skipped} already there"
+                           + (f", {result.resumed_parts} part(s) resumed" if result.resumed_parts else "")
+                           + (f", {result.aborted_uploads} stale upload(s) aborted" if result.aborted_uploads else ""))
+    finally:
+        ledger.close()
+    if as_json:
+        click.echo(json.dumps({"replicas": summaries, "errors": [str(f) for f in failures]}, indent=2))
+    if failures:
+        codes = {f.exit_code for f in failures}
+        raise click.exceptions.Exit(failures[0].exit_code if len(codes) == 1 else EXIT_PROBLEMS)
+
+
+def audit_replicas(targets: tuple[str, ...], tier: str | None, *, ledger: Any, as_json: bool, quiet: bool,
+                   workers: int | None, request_restore: bool, kw: dict[str, Any]) -> list[Any]:
+    """``preserve audit STORE/BAG-NAME --tier remote-metadata|remote-full``: audit replicas where they
+    are, record each audit in the ledger, print them; returns the ledger's audit records."""
+    from preserve.errors import UsageError
+    from preserve.replication.remote_audit import REMOTE_TIERS, audit_remote, split_location
+
+    if tier not in REMOTE_TIERS:
+        raise UsageError(f"{targets[0]}: a replica copy; audit it with --tier remote-metadata (no payload download) "
+                         "or --tier remote-full (streams and re-hashes every object)")
+    config = load_config(kw.pop("config_path", None))
+    kw["workers"] = workers or 4
+    records = []
+    dicts = []
+    for text in targets:
+        parent, name = split_location(text)
+        store, _spec = resolve_target(parent, config, kw)
+        bar = ThroughputBar(f"auditing {name}", enabled=not quiet and not as_json and tier == "remote-full")
+        with bar.shown():
+            result = audit_remote(store, name, tier, request_restore=request_restore, workers=workers or 4,
+                                  progress=bar)
+        record = result.to_audit_record()
+        ledger.record_audit(record)
+        records.append(record)
+        dicts.append(result.to_dict())
+        if as_json:
+            continue
+        for f in result.findings:
+            line = click.style("FAIL ", fg="red") + f"{result.location}/{f.path}: {f.message}"
+            if f.expected is not None or f.found is not None:
+                line += f" (expected {f.expected}, found {f.found})"
+            click.echo(line)
+        for rel in result.pending[:20]:
+            click.echo(click.style("pending ", fg="yellow") + f"{result.location}/{rel}: in an archive storage class, not yet restored")
+        for note in result.notes:
+            click.echo(f"note: {note}", err=True)
+        status = "ok" if result.ok else "FAIL"
+        pending = f", {len(result.pending)} pending restore" if result.pending else ""
+        click.echo(f"{status} {result.location} ({tier}, {result.files} object(s), {human(result.bytes)}, "
+                   f"{len(result.findings)} problem(s){pending})")
+    if as_json:
+        click.echo(json.dumps({"replicas": dicts}, indent=2, ensure_ascii=False))
+    return records

@@ -1,0 +1,1 @@
+"""Replication: verified copies to S3-compatible stores and file systems, remote audits, restore, repair, NDSA levels."""

@@ -1,0 +1,343 @@
+"""Auditing a replica where it is, without copying it anywhere.
+
+``remote-metadata``  downloads only the bag's tag files (its manifests, into a temporary folder)
+                     and HEADs every payload object: present, and the store's own checksum
+                     matching the manifest's SHA-256 (or, for objects sent in parts, the composite
+                     worked out from the replica record's per-part digests). No payload byte is
+                     downloaded. Stores that keep no checksum (a file system) get presence and
+                     size (Payload-Oxum) only, which the result says.
+``remote-full``      streams every object and re-hashes it with every manifest algorithm; nothing
+                     is written to disk.
+
+Objects in an archive storage class (GLACIER, DEEP_ARCHIVE) cannot be read until restored: the
+full tier reports them as pending (not as failures) and requests their restore when asked.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from preserve.bag.index import PathIndex
+from preserve.bag.paths import unsafe_reason
+from preserve.bag.reader import Bag, open_bag
+from preserve.errors import (
+    ChecksumSettingRejected,
+    ObjectArchived,
+    PreserveError,
+    RemoteError,
+    StorageError,
+    UsageError,
+)
+from preserve.fixity import ALGORITHMS, hash_file, hash_stream, ordered_map
+from preserve.replication.layout import (
+    RemoteRecord,
+    check_info,
+    object_key,
+    read_bytes,
+    read_record,
+    replica_location,
+    tar_key,
+)
+from preserve.stores.base import Store
+
+REMOTE_TIERS = ("remote-metadata", "remote-full")
+
+
+@dataclass(frozen=True)
+class RemoteFinding:
+    """One problem with one object of a replica (``kind`` as the ledger knows it)."""
+
+    path: str
+    kind: str  # missing | altered | unlisted | unreadable | oxum | invalid
+    message: str
+    code: str = ""
+    expected: str | None = None
+    found: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
+@dataclass
+class RemoteAuditResult:
+    """What a remote audit found; pending objects are neither passed nor failed."""
+
+    location: str
+    name: str
+    tier: str
+    started: str
+    ended: str = ""
+    identifier: str = ""
+    files: int = 0
+    bytes: int = 0
+    findings: list[RemoteFinding] = field(default_factory=list)
+    pending: list[str] = field(default_factory=list)
+    restore_requested: int = 0
+    notes: list[str] = field(default_factory=list)
+    payload_oxum: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"location": self.location, "tier": self.tier, "ok": self.ok, "files": self.files,
+                "bytes": self.bytes, "started": self.started, "ended": self.ended,
+                "findings": [f.__dict__ for f in self.findings], "pending": self.pending,
+                "restore_requested": self.restore_requested, "notes": self.notes}
+
+    def to_audit_record(self) -> Any:
+        """The ledger's :class:`~preserve.audit.ledger.AuditRecord` for this audit."""
+        from preserve import __version__
+        from preserve.audit.ledger import AuditRecord, FindingRecord
+
+        octets = count = None
+        if self.payload_oxum and "." in self.payload_oxum:
+            a, _, b = self.payload_oxum.partition(".")
+            if a.isdigit() and b.isdigit():
+                octets, count = int(a), int(b)
+        return AuditRecord(
+            location=self.location, identifier=self.identifier or self.name, tier=self.tier,
+            started=self.started, ended=self.ended, bytes=self.bytes, files=self.files,
+            outcome="pass" if self.ok else "fail",
+            algorithm="sha256 (stored S3 checksum)" if self.tier == "remote-metadata" else "sha256",
+            tool_version=__version__, payload_bytes=octets, payload_files=count,
+            findings=[FindingRecord(file=f.path, kind=f.kind, message=f.message, code=f.code or f.kind,
+                                    expected=f.expected, found=f.found) for f in self.findings])
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def split_location(url: str) -> tuple[str, str]:
+    """``s3://bucket/prefix/<bag-name>`` (or a path) -> (store URL, bag name)."""
+    text = url.rstrip("/")
+    parent, _, name = text.rpartition("/")
+    if not name or not parent or parent.endswith(":/"):
+        raise UsageError(f"{url}: name the bag's copy, as STORE/<bag-name> (e.g. s3://bucket/prefix/my-bag)")
+    if name.endswith(".tar"):
+        name = name[:-4]
+    return parent, name
+
+
+def audit_remote(store: Store, name: str, tier: str, *, request_restore: bool = False, restore_days: int = 7,
+                 workers: int = 4, progress: Callable[[int], None] | None = None) -> RemoteAuditResult:
+    """Audit the copy of bag ``name`` in ``store`` at ``tier`` (see the module docstring)."""
+    if tier not in REMOTE_TIERS:
+        raise ValueError(f"tier must be one of {REMOTE_TIERS}")
+    record = read_record(store, name)
+    layout = record.layout if record else ("tar" if store.head(tar_key(name)) is not None else "files")
+    result = RemoteAuditResult(location=replica_location(store, name, layout), name=name, tier=tier, started=_now())
+    if layout == "tar":
+        _audit_tar(store, name, tier, record, result, request_restore, restore_days)
+        result.ended = _now()
+        return result
+    with tempfile.TemporaryDirectory(prefix="preserve-remote-audit-") as tmp:
+        bag = _fetch_tags(store, name, Path(tmp) / name, result)
+        if bag is not None:
+            result.identifier = bag.info_value("External-Identifier") or name
+            result.payload_oxum = bag.info_value("Payload-Oxum")
+            _audit_payload(store, bag, tier, record, result, request_restore, restore_days, workers, progress)
+    result.ended = _now()
+    return result
+
+
+def _fetch_tags(store: Store, name: str, root: Path, result: RemoteAuditResult) -> Bag | None:
+    """Download the tag files (never the payload) and check them against the tag manifests."""
+    keys = [o.key for o in store.list(f"{name}/") if not o.key[len(name) + 1:].startswith("data/")]
+    root.mkdir(parents=True)
+    for key in keys:
+        rel = key[len(name) + 1:]
+        if unsafe_reason(rel):
+            result.findings.append(RemoteFinding(rel, "invalid", f"unsafe object name ({unsafe_reason(rel)}); not read"))
+            continue
+        target = root / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(read_bytes(store, key))
+    if not (root / "bagit.txt").is_file():
+        result.findings.append(RemoteFinding("bagit.txt", "missing", "bagit.txt is not in the replica; it is not a complete bag"))
+        return None
+    bag = open_bag(root)
+    if "sha256" not in bag.payload_manifests:
+        result.findings.append(RemoteFinding("manifest-sha256.txt", "missing", "manifest-sha256.txt is not in the replica"))
+        return None
+    for alg in sorted(a for a in bag.tag_manifests if a in ALGORITHMS):
+        for line in bag.iter_manifest(alg, tag=True):
+            if line.error or unsafe_reason(line.path):
+                continue
+            path = root / line.path
+            if not path.is_file():
+                result.findings.append(RemoteFinding(line.path, "missing", f"listed in tagmanifest-{alg}.txt but not in the replica", code="tag-missing"))
+                continue
+            found = hash_file(path, (alg,))[alg]
+            if found != line.digest:
+                result.findings.append(RemoteFinding(line.path, "altered", f"{alg} does not match tagmanifest-{alg}.txt",
+                                                     code="tag-altered", expected=line.digest, found=found))
+    return bag
+
+
+def _audit_payload(store: Store, bag: Bag, tier: str, record: RemoteRecord | None, result: RemoteAuditResult,
+                   request_restore: bool, restore_days: int, workers: int,
+                   progress: Callable[[int], None] | None) -> None:
+    name = result.name
+    algs = sorted(a for a in bag.payload_manifests if a in ALGORITHMS)
+    # manifests and listings go through a disk-backed index: a million objects never sit in memory
+    with PathIndex() as index:
+        for alg in algs:
+            rows: list[tuple[str, str, str, int, str]] = []
+            for line in bag.iter_manifest(alg):
+                if not line.error and line.path.startswith("data/") and not unsafe_reason(line.path):
+                    rows.append((line.path, alg, line.digest, line.line, line.raw))
+                    if len(rows) >= 5000:
+                        index.add_entries(rows)
+                        rows = []
+            index.add_entries(rows)
+        batch: list[tuple[str, int]] = []
+        for o in store.list(f"{name}/data/"):
+            batch.append((o.key[len(name) + 1:], o.size))
+            if len(batch) >= 5000:
+                index.add_files(batch)
+                batch = []
+        index.add_files(batch)
+        index.finish_loading()
+        expected_count = int(next(index.query("SELECT count(DISTINCT path) FROM m"))[0])  # type: ignore[call-overload]
+        jobs = ((str(path), dict(pair.split(" ", 1) for pair in str(pairs).split("\n")))
+                for path, pairs in index.query("SELECT path, group_concat(alg || ' ' || digest, '\n') FROM m "
+                                               "GROUP BY path ORDER BY path"))
+        _check_objects(store, jobs, tier, record, result, request_restore, restore_days, workers, progress)
+        for (rel,) in index.query("SELECT d.path FROM d WHERE NOT EXISTS (SELECT 1 FROM m WHERE m.path = d.path) "
+                                  "ORDER BY d.path"):
+            result.findings.append(RemoteFinding(str(rel), "unlisted", "in the replica but not listed in any payload manifest"))
+    if result.payload_oxum and not result.pending:
+        actual = f"{result.bytes}.{result.files}"
+        if result.files == expected_count and actual != result.payload_oxum.strip():
+            result.findings.append(RemoteFinding(bag.info_file or "bag-info.txt", "oxum", "Payload-Oxum does not match the replica's payload",
+                                                 expected=result.payload_oxum.strip(), found=actual))
+    if result.pending:
+        result.notes.append(f"{len(result.pending)} object(s) are in an archive storage class and must be restored "
+                            "before they can be read" + ("; restore requested" if result.restore_requested else
+                                                         "; rerun with --request-restore"))
+
+
+def _check_objects(store: Store, jobs: Iterator[tuple[str, dict[str, str]]], tier: str, record: RemoteRecord | None,
+                   result: RemoteAuditResult, request_restore: bool, restore_days: int, workers: int,
+                   progress: Callable[[int], None] | None) -> None:
+    name = result.name
+    lock = threading.Lock()
+    no_checksum = [0]
+
+    def check(item: tuple[str, dict[str, str]]) -> list[RemoteFinding]:
+        rel, digests = item
+        key = object_key(name, rel)
+        try:
+            info = store.head(key)
+            if info is None:
+                return [RemoteFinding(rel, "missing", "listed in the manifest but not in the replica")]
+            sha = digests.get("sha256")
+            if tier == "remote-metadata":
+                if sha is None:
+                    return [RemoteFinding(rel, "invalid", "not in manifest-sha256.txt; its stored checksum cannot be compared")]
+                plan = record.plan_for(rel, sha) if record else None
+                reason = check_info(info, sha, info.size, plan)
+                with lock:
+                    result.files += 1
+                    result.bytes += info.size
+                if reason is None:
+                    return []
+                if reason == "no-checksum" and store.kind == "s3":
+                    # preserve stores a SHA-256 with every object it sends: one without was put there by something else
+                    return [RemoteFinding(rel, "altered", "the object has no stored SHA-256 checksum and no sha256 metadata; "
+                                          "it was not written by preserve (replaced?)", expected=sha, found=None)]
+                if reason == "no-checksum":
+                    with lock:
+                        no_checksum[0] += 1
+                    return []
+                if reason == "composite-unknown":
+                    return [RemoteFinding(rel, "invalid", "sent in parts and the replica record with its part digests is missing; "
+                                          "audit it with --tier remote-full", code="unverifiable")]
+                return [RemoteFinding(rel, "altered", f"the stored object does not match manifest-sha256.txt ({reason})",
+                                      expected=sha, found=info.checksum_sha256)]
+            if info.archived:
+                if request_restore and not info.restore_ongoing:
+                    store.request_restore(key, restore_days)
+                    with lock:
+                        result.restore_requested += 1
+                with lock:
+                    result.pending.append(rel)
+                return []
+            with store.get(key) as chunks:
+                found, size = hash_stream(_counting(chunks, progress), sorted(digests))
+            with lock:
+                result.files += 1
+                result.bytes += size
+            return [RemoteFinding(rel, "altered", f"{alg} of the stored object does not match manifest-{alg}.txt",
+                                  expected=exp, found=found[alg])
+                    for alg, exp in sorted(digests.items()) if found[alg] != exp]
+        except ObjectArchived:
+            with lock:
+                result.pending.append(rel)
+            return []
+        except (RemoteError, StorageError) as exc:
+            if isinstance(exc, ChecksumSettingRejected) or (isinstance(exc, RemoteError) and "connection" in str(exc)):
+                raise  # the whole store is unusable this way: stop and say why
+            return [RemoteFinding(rel, "unreadable", str(exc))]
+
+    for findings in ordered_map(check, jobs, workers=workers):
+        result.findings.extend(findings)
+    if tier == "remote-metadata" and no_checksum[0]:
+        result.notes.append(f"{no_checksum[0]} object(s) have no stored checksum ({store.kind} store): presence and "
+                            "size only; run --tier remote-full to re-hash them")
+
+
+def _counting(chunks: Any, progress: Callable[[int], None] | None) -> Any:
+    for chunk in chunks:
+        if progress is not None:
+            progress(len(chunk))
+        yield chunk
+
+
+def _audit_tar(store: Store, name: str, tier: str, record: RemoteRecord | None, result: RemoteAuditResult,
+               request_restore: bool, restore_days: int) -> None:
+    key = tar_key(name)
+    info = store.head(key)
+    if info is None:
+        result.findings.append(RemoteFinding(key, "missing", "the bag's tar object is not in the replica"))
+        return
+    if record is None or not record.tar_sha256:
+        result.findings.append(RemoteFinding(key, "invalid", "no replica record with the tar's digest; it cannot be verified",
+                                             code="unverifiable"))
+        return
+    result.files, result.bytes = 1, info.size
+    plan = record.plan_for("", record.tar_sha256)
+    if tier == "remote-metadata":
+        reason = check_info(info, record.tar_sha256, record.bytes or info.size, plan)
+        if reason == "no-checksum":
+            result.notes.append(f"{store.kind} store keeps no checksum: presence and size only")
+        elif reason is not None:
+            result.findings.append(RemoteFinding(key, "altered", f"the stored object does not match its record ({reason})",
+                                                 expected=record.tar_sha256, found=info.checksum_sha256))
+        return
+    if info.archived:
+        if request_restore and not info.restore_ongoing:
+            result.restore_requested += int(store.request_restore(key, restore_days))
+        result.pending.append(key)
+        return
+    try:
+        with store.get(key) as chunks:
+            found, _size = hash_stream(chunks, ["sha256"])
+    except ObjectArchived:
+        result.pending.append(key)
+        return
+    except PreserveError as exc:
+        result.findings.append(RemoteFinding(key, "unreadable", str(exc)))
+        return
+    if found["sha256"] != record.tar_sha256:
+        result.findings.append(RemoteFinding(key, "altered", "sha256 of the tar object does not match its record",
+                                             expected=record.tar_sha256, found=found["sha256"]))

@@ -1,0 +1,135 @@
+"""A bag as one tar stream, written on the fly (for ``--serialize tar``), and read back safely.
+
+The tar is produced chunk by chunk (headers from :mod:`tarfile`, file bodies streamed), so a
+bag of any size is serialized with bounded memory and without a temporary file. Each payload
+file's bytes are hashed as they pass and compared with the manifest: a file that changed since
+it was bagged stops the upload.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from preserve.bag.paths import unsafe_reason
+from preserve.errors import BadArchive, BagInvalid
+
+_CHUNK = 1024 * 1024
+_BLOCK = tarfile.BLOCKSIZE
+_RECORD = tarfile.RECORDSIZE
+
+
+def _files(root: Path) -> Iterator[str]:
+    """Every file of the bag, tag files first (readers find the manifests early), sorted."""
+    tags: list[str] = []
+    data: list[str] = []
+    for dirpath, dirs, files in os.walk(root):
+        dirs.sort()
+        for name in sorted(files):
+            rel = Path(dirpath, name).relative_to(root).as_posix()
+            (data if rel.startswith("data/") else tags).append(rel)
+    manifests = [t for t in tags if t.startswith("manifest-")]
+    tagmanifests = [t for t in tags if t.startswith("tagmanifest-")]
+    others = [t for t in tags if t not in manifests and t not in tagmanifests]
+    yield from ["bagit.txt"] if "bagit.txt" in others else []
+    yield from manifests
+    yield from (t for t in others if t != "bagit.txt")
+    yield from tagmanifests
+    yield from data
+
+
+def tar_chunks(root: Path, name: str, sha256_of: dict[str, str]) -> Iterator[bytes]:
+    """The tar of the bag at ``root`` with members under ``<name>/``; ``sha256_of`` maps payload
+    paths to their manifest digests (checked as the bytes pass)."""
+    written = 0
+    for rel in _files(root):
+        path = root / rel
+        st = path.lstat()
+        info = tarfile.TarInfo(f"{name}/{rel}")
+        info.size = st.st_size
+        info.mtime = int(st.st_mtime)
+        info.mode = 0o644
+        info.uname = info.gname = ""
+        header = info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+        written += len(header)
+        yield header
+        digest = hashlib.sha256()
+        size = 0
+        with open(path, "rb") as f:
+            while chunk := f.read(_CHUNK):
+                digest.update(chunk)
+                size += len(chunk)
+                yield chunk
+        if size != st.st_size:
+            raise BagInvalid(f"{path}: changed size while being serialized ({st.st_size} -> {size} bytes)")
+        expected = sha256_of.get(rel)
+        if expected is not None and digest.hexdigest() != expected:
+            raise BagInvalid(f"{path}: does not match manifest-sha256.txt (expected {expected}, found "
+                             f"{digest.hexdigest()}); validate the bag before replicating (the upload was abandoned)")
+        written += size
+        pad = (-size) % _BLOCK
+        if pad:
+            written += pad
+            yield b"\0" * pad
+    end = b"\0" * (2 * _BLOCK)
+    written += len(end)
+    yield end + b"\0" * ((-written) % _RECORD)
+
+
+class _ChunkReader:
+    """A file-like view of a chunk iterator, for :func:`tarfile.open` in stream mode."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self._buf = b""
+
+    def read(self, n: int = -1) -> bytes:
+        while n < 0 or len(self._buf) < n:
+            try:
+                self._buf += next(self._chunks)
+            except StopIteration:
+                break
+        if n < 0:
+            out, self._buf = self._buf, b""
+        else:
+            out, self._buf = self._buf[:n], self._buf[n:]
+        return out
+
+
+def extract_tar(chunks: Iterator[bytes], name: str, dest: Path, source: str) -> int:
+    """Unpack a bag's tar stream into ``dest`` (the bag's root); returns the files written.
+
+    Only regular files and directories under ``<name>/`` are accepted: links, devices, absolute
+    paths and ``..`` are refused (:class:`BadArchive`), before anything is written for them.
+    """
+    count = 0
+    try:
+        with tarfile.open(fileobj=_ChunkReader(chunks), mode="r|") as tf:  # type: ignore[call-overload]
+            for member in tf:
+                if not member.name.startswith(f"{name}/"):
+                    raise BadArchive(path=source, reason=f"member {member.name!r} lies outside {name}/")
+                rel = member.name[len(name) + 1:].rstrip("/")
+                if not rel:
+                    continue
+                reason = unsafe_reason(rel)
+                if reason:
+                    raise BadArchive(path=source, reason=f"member {member.name!r}: {reason}")
+                if member.isdir():
+                    (dest / rel).mkdir(parents=True, exist_ok=True)
+                    continue
+                if not member.isfile():
+                    raise BadArchive(path=source, reason=f"member {member.name!r} is not a regular file")
+                target = dest / rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                body = tf.extractfile(member)
+                assert body is not None  # a regular file always has a body
+                with open(target, "xb") as out:
+                    while chunk := body.read(_CHUNK):
+                        out.write(chunk)
+                count += 1
+    except tarfile.TarError as exc:
+        raise BadArchive(path=source, reason=str(exc)) from exc
+    return count

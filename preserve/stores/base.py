@@ -1,0 +1,156 @@
+"""The one small interface every replica store implements: put, head, list, get, abort own uploads.
+
+Two implementations exist because two kinds of storage are real: an S3-compatible bucket
+(:mod:`preserve.stores.s3`) and a directory on another disk (:mod:`preserve.stores.filesystem`).
+Replication, remote audits, restores and repairs are written against this interface only, so
+they behave the same on both.
+
+Keys are always ``/``-separated and relative to the store's root (the URL's prefix); the store
+joins them with its prefix.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from preserve.fixity import RateLimiter
+
+#: Called with the number of bytes just sent or received; must be thread-safe.
+ByteProgress = Callable[[int], None]
+
+#: Storage classes whose objects must be restored before a GET succeeds.
+ARCHIVE_CLASSES = frozenset({"GLACIER", "DEEP_ARCHIVE"})
+
+
+def b64_of_hex(hexdigest: str) -> str:
+    """The base64 form S3 uses for checksums, from a manifest's hex digest."""
+    return base64.b64encode(bytes.fromhex(hexdigest)).decode("ascii")
+
+
+def composite_sha256(part_digests: list[str]) -> str:
+    """S3's composite checksum of a multipart object: sha256 over the parts' raw digests, base64."""
+    joined = b"".join(bytes.fromhex(d) for d in part_digests)
+    return base64.b64encode(hashlib.sha256(joined).digest()).decode("ascii")
+
+
+def same_composite(stored: str, expected: str) -> bool:
+    """Compare composite checksums with or without the ``-N`` part-count suffix.
+
+    AWS appends ``-<number of parts>``; some S3-compatible servers (moto among them) omit it.
+    """
+    return stored.split("-", 1)[0] == expected.split("-", 1)[0]
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """What a HEAD (or a listing) says about one object, without reading its bytes."""
+
+    key: str
+    size: int
+    sha256_meta: str | None = None  # the manifest digest we stored in object metadata (hex)
+    checksum_sha256: str | None = None  # the store's own checksum (base64, maybe "composite-N")
+    storage_class: str | None = None
+    restored: bool = False  # an archive-class object whose restored copy is readable now
+    restore_ongoing: bool = False
+    version_id: str | None = None
+    etag: str | None = None
+
+    @property
+    def archived(self) -> bool:
+        """True when a GET fails until a restore request completes."""
+        return (self.storage_class or "").upper() in ARCHIVE_CLASSES and not self.restored
+
+
+@dataclass(frozen=True)
+class PartPlan:
+    """How a large object was sent: part size and each part's sha256 (hex), in order."""
+
+    part_size: int
+    digests: list[str]
+
+    @property
+    def composite(self) -> str:
+        return f"{composite_sha256(self.digests)}-{len(self.digests)}"
+
+
+@dataclass
+class PutResult:
+    """What one upload did: bytes actually sent (0 when skipped) and the multipart plan, if any."""
+
+    key: str
+    size: int
+    sent: int
+    parts: PartPlan | None = None
+    resumed_parts: int = 0
+
+
+@dataclass
+class PutOptions:
+    """Per-run upload settings: storage class, object lock, multipart sizes, bandwidth."""
+
+    storage_class: str | None = None
+    lock_mode: str | None = None  # "COMPLIANCE" | "GOVERNANCE"
+    retain_until: str | None = None  # ISO 8601 date/time
+    multipart_threshold: int = 64 * 1024 * 1024
+    part_size: int = 16 * 1024 * 1024
+    part_workers: int = 4  # parts of one large file sent in parallel
+    limiter: RateLimiter | None = None
+    progress: ByteProgress | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+class Store(ABC):
+    """A place holding replicas. ``url`` names it in messages and in the ledger (no secrets)."""
+
+    url: str
+    kind: str
+
+    @abstractmethod
+    def put_file(self, key: str, source: Path, sha256_hex: str, size: int, options: PutOptions,
+                 *, archive: bool = True) -> PutResult:
+        """Upload ``source`` as ``key``, verifying on the way that its bytes have ``sha256_hex``.
+
+        The object comes into existence only when the bytes read matched the digest. ``archive``
+        False keeps the object in the default storage class (tag files stay readable).
+        """
+
+    @abstractmethod
+    def put_bytes(self, key: str, data: bytes, options: PutOptions) -> PutResult:
+        """Store a small object (tag files, the replica's JSON record)."""
+
+    @abstractmethod
+    def put_stream(self, key: str, chunks: Iterator[bytes], options: PutOptions) -> tuple[PutResult, str]:
+        """Upload a stream of unknown length (a tar written on the fly); returns its sha256 hex."""
+
+    @abstractmethod
+    def head(self, key: str) -> ObjectInfo | None:
+        """Metadata of one object, with the store's checksum when it keeps one; None if absent."""
+
+    @abstractmethod
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        """Every object whose key starts with ``prefix`` (sizes; checksums only where cheap)."""
+
+    @abstractmethod
+    def get(self, key: str) -> AbstractContextManager[Iterator[bytes]]:
+        """The object's bytes as a stream of chunks; nothing is written to local disk."""
+
+    @abstractmethod
+    def abort_own_uploads(self, prefix: str) -> int:
+        """Remove what our own interrupted uploads left under ``prefix`` (never a stored object).
+
+        Returns how many were removed. Complete objects (and locked versions) are never deleted.
+        """
+
+    def request_restore(self, key: str, days: int) -> bool:
+        """Ask an archive storage class to make ``key`` readable; False where not applicable."""
+        return False
+
+    def join(self, *parts: str) -> str:
+        """A key made of ``/``-joined parts, without empty segments."""
+        return "/".join(p.strip("/") for p in parts if p.strip("/"))

@@ -1,0 +1,495 @@
+"""An S3-compatible bucket as a replica store (AWS S3, MinIO, Ceph RGW, Wasabi, Backblaze B2...).
+
+Integrity is checked end to end by preserve itself, not left to the server: every byte sent is
+hashed as it is read and compared with the bag's manifest before the object is allowed to come
+into existence (a single PUT is sent only after its bytes hashed right; a multipart upload is
+completed only when the whole file hashed right). The manifest's SHA-256 travels as the S3
+additional checksum (so a real S3 rejects a corrupted transfer) and in object metadata.
+
+Credentials come only from boto3's standard chain (environment, shared profile, instance role);
+this module never accepts, prints or logs them.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import datetime as dt
+import hashlib
+import re
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import botocore.exceptions as bex
+from botocore.config import Config
+
+from preserve.errors import (
+    BagInvalid,
+    ChecksumSettingRejected,
+    InputError,
+    ObjectArchived,
+    RemoteError,
+    UsageError,
+)
+from preserve.stores.base import (
+    ObjectInfo,
+    PartPlan,
+    PutOptions,
+    PutResult,
+    Store,
+    b64_of_hex,
+)
+
+#: S3's smallest allowed part (all parts but the last).
+MIN_PART = 5 * 1024 * 1024
+#: S3's largest part count.
+MAX_PARTS = 10_000
+META_SHA256 = "sha256"
+_CHUNK = 1024 * 1024
+_URL = re.compile(r"^s3://([^/]+)/?(.*)$")
+
+
+@dataclass(frozen=True)
+class S3Settings:
+    """How to reach a bucket. Holds no credentials: those come from boto3's standard chain."""
+
+    endpoint_url: str | None = None
+    region: str | None = None
+    profile: str | None = None
+    path_style: bool = False
+    checksum_when: str = "supported"  # botocore request_checksum_calculation / response validation
+    max_attempts: int = 5
+    connect_timeout: float = 10.0
+    read_timeout: float = 60.0
+    max_connections: int = 10
+
+
+def parse_s3_url(url: str) -> tuple[str, str]:
+    """``s3://bucket/some/prefix`` -> ``("bucket", "some/prefix")``."""
+    m = _URL.match(url)
+    if not m or not m.group(1):
+        raise UsageError(f"{url}: not an S3 URL of the form s3://bucket/prefix")
+    return m.group(1), m.group(2).strip("/")
+
+
+def _client(settings: S3Settings) -> Any:
+    if settings.checksum_when not in ("supported", "required"):
+        raise UsageError(f"--checksum-when must be 'supported' or 'required', not {settings.checksum_when!r}")
+    when = "when_supported" if settings.checksum_when == "supported" else "when_required"
+    config = Config(
+        retries={"max_attempts": settings.max_attempts, "mode": "standard"},
+        s3={"addressing_style": "path" if settings.path_style else "auto"},
+        request_checksum_calculation=when,
+        response_checksum_validation=when,
+        connect_timeout=settings.connect_timeout,
+        read_timeout=settings.read_timeout,
+        max_pool_connections=settings.max_connections,
+    )
+    try:
+        session = boto3.Session(profile_name=settings.profile) if settings.profile else boto3.Session()
+    except bex.ProfileNotFound as exc:
+        raise UsageError(f"AWS profile {settings.profile!r} is not configured ({exc})") from None
+    return session.client("s3", endpoint_url=settings.endpoint_url, region_name=settings.region, config=config)
+
+
+_CHECKSUM_WORDS = ("checksum", "crc32", "crc64", "x-amz-sdk-checksum", "x-amz-trailer", "content-sha256")
+
+
+def remote_error(exc: BaseException, where: str, settings: S3Settings, action: str) -> RemoteError:
+    """A curator-readable error naming the object; never echoes credentials (botocore does not
+    put secrets into its messages, and neither do we)."""
+    if isinstance(exc, bex.NoCredentialsError | bex.PartialCredentialsError):
+        return RemoteError(f"{where}: no usable AWS credentials; provide them through the environment "
+                           "(AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY), a profile (--profile) or an instance role")
+    if isinstance(exc, bex.ClientError):
+        err = exc.response.get("Error", {})
+        code = str(err.get("Code", "?"))
+        message = str(err.get("Message", "")) or code
+        text = f"{code} {message}".lower()
+        if settings.checksum_when == "supported" and code in (
+                "InvalidRequest", "NotImplemented", "InvalidArgument", "BadRequest", "XAmzContentSHA256Mismatch",
+                "InvalidDigest", "BadDigest") and any(w in text for w in _CHECKSUM_WORDS):
+            return ChecksumSettingRejected(target=where, detail=f"{code}: {message}")
+        if code in ("AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
+            return RemoteError(f"{where}: access denied while trying to {action} ({code}); check the credentials' permissions")
+        if code in ("NoSuchBucket",):
+            return RemoteError(f"{where}: the bucket does not exist ({code})")
+        return RemoteError(f"{where}: could not {action}: {code}: {message}")
+    if isinstance(exc, bex.EndpointConnectionError | bex.ConnectionClosedError | bex.ReadTimeoutError
+                  | bex.ConnectTimeoutError | bex.ResponseStreamingError | bex.IncompleteReadError
+                  | ConnectionError | bex.HTTPClientError):
+        return RemoteError(f"{where}: the connection failed while trying to {action}, after "
+                           f"{settings.max_attempts} attempt(s) ({type(exc).__name__}); check the network and rerun "
+                           "(finished objects are kept and skipped)")
+    return RemoteError(f"{where}: could not {action} ({type(exc).__name__}: {exc})")
+
+
+_BOTO_ERRORS: tuple[type[BaseException], ...] = (bex.BotoCoreError, bex.ClientError, ConnectionError)
+
+
+def _read_part(f: Any, size: int, options: PutOptions) -> bytes:
+    if options.limiter is not None:
+        options.limiter.consume(size)
+    return bytes(f.read(size))
+
+
+class S3Store(Store):
+    """A bucket and prefix. Thread-safe: boto3 clients may be shared between threads."""
+
+    kind = "s3"
+
+    def __init__(self, url: str, settings: S3Settings | None = None) -> None:
+        self.bucket, self.prefix = parse_s3_url(url)
+        self.url = f"s3://{self.bucket}/{self.prefix}".rstrip("/")
+        self.settings = settings or S3Settings()
+        self.client = _client(self.settings)
+
+    # --- helpers -----------------------------------------------------------------------------
+
+    def _full(self, key: str) -> str:
+        try:
+            key.encode("utf-8")
+        except UnicodeEncodeError:
+            # a file name that is not UTF-8 (kept as surrogate escapes) has no S3 key
+            raise InputError(f"{key.encode('utf-8', 'surrogateescape')!r}: the name is not valid UTF-8, so it "
+                             "cannot be an S3 object key; give the file a UTF-8 name in a new bag") from None
+        return self.join(self.prefix, key)
+
+    def where(self, key: str) -> str:
+        """The URL of one object, for messages."""
+        return f"s3://{self.bucket}/{self._full(key)}"
+
+    def _call(self, key: str, action: str, fn: Any, **kw: Any) -> Any:
+        try:
+            return fn(Bucket=self.bucket, **kw)
+        except _BOTO_ERRORS as exc:
+            raise remote_error(exc, self.where(key), self.settings, action) from None
+
+    def _put_args(self, options: PutOptions, archive: bool) -> dict[str, Any]:
+        args: dict[str, Any] = {}
+        if options.storage_class and archive:
+            args["StorageClass"] = options.storage_class
+        if options.lock_mode:
+            args["ObjectLockMode"] = options.lock_mode.upper()
+            args["ObjectLockRetainUntilDate"] = _parse_date(options.retain_until)
+        return args
+
+    # --- the interface -----------------------------------------------------------------------
+
+    def put_file(self, key: str, source: Path, sha256_hex: str, size: int, options: PutOptions,
+                 *, archive: bool = True) -> PutResult:
+        if size > options.multipart_threshold:
+            return self._put_multipart(key, source, sha256_hex, size, options, archive)
+        with open(source, "rb") as f:
+            data = _read_part(f, size + 1, options)
+        found = hashlib.sha256(data).hexdigest()
+        if found != sha256_hex or len(data) != size:
+            raise BagInvalid(f"{source}: does not match manifest-sha256.txt (expected {sha256_hex}, found {found}, "
+                             f"{len(data)} of {size} bytes); validate the bag before replicating (it was not uploaded)")
+        self._put_object(key, data, sha256_hex, options, archive)
+        return PutResult(key=key, size=size, sent=size)
+
+    def _put_object(self, key: str, data: bytes, sha256_hex: str, options: PutOptions, archive: bool) -> None:
+        self._call(key, "upload it", self.client.put_object, Key=self._full(key), Body=data,
+                   ChecksumAlgorithm="SHA256", ChecksumSHA256=b64_of_hex(sha256_hex),
+                   Metadata={**options.metadata, META_SHA256: sha256_hex}, **self._put_args(options, archive))
+        if options.progress is not None:
+            options.progress(len(data))
+
+    def _existing_upload(self, key: str, part_size: int) -> tuple[str | None, dict[int, dict[str, Any]]]:
+        """An interrupted upload of our own for ``key`` that can be resumed, with its parts."""
+        full = self._full(key)
+        resp = self._call(key, "list unfinished uploads", self.client.list_multipart_uploads, Prefix=full)
+        uploads = [u for u in resp.get("Uploads", []) if u.get("Key") == full]
+        chosen: str | None = None
+        parts: dict[int, dict[str, Any]] = {}
+        for upload in uploads:
+            uid = str(upload["UploadId"])
+            if chosen is None:
+                listed = self._list_parts(key, uid)
+                # parts of another size cannot be reused: that upload is aborted below
+                if all(p["Size"] == part_size for n, p in listed.items() if n < max(listed, default=0)):
+                    chosen, parts = uid, listed
+                    continue
+            self._call(key, "abort a stale upload", self.client.abort_multipart_upload, Key=full, UploadId=uid)
+        return chosen, parts
+
+    def _list_parts(self, key: str, upload_id: str) -> dict[int, dict[str, Any]]:
+        parts: dict[int, dict[str, Any]] = {}
+        marker = 0
+        while True:
+            resp = self._call(key, "list uploaded parts", self.client.list_parts, Key=self._full(key),
+                              UploadId=upload_id, PartNumberMarker=marker)
+            for p in resp.get("Parts", []):
+                parts[int(p["PartNumber"])] = p
+            if not resp.get("IsTruncated"):
+                return parts
+            marker = int(resp["NextPartNumberMarker"])
+
+    def _put_multipart(self, key: str, source: Path, sha256_hex: str, size: int, options: PutOptions,
+                       archive: bool) -> PutResult:
+        part_size = max(options.part_size, MIN_PART, -(-size // MAX_PARTS))
+        full = self._full(key)
+        upload_id, existing = self._existing_upload(key, part_size)
+        if upload_id is None:
+            resp = self._call(key, "start a multipart upload", self.client.create_multipart_upload, Key=full,
+                              ChecksumAlgorithm="SHA256", Metadata={**options.metadata, META_SHA256: sha256_hex},
+                              **self._put_args(options, archive))
+            upload_id = str(resp["UploadId"])
+        whole = hashlib.sha256()
+        digests: list[str] = []
+        etags: dict[int, str] = {}
+        sent = resumed = 0
+        # parts are read (and the whole file hashed) in order here, and sent by a few threads;
+        # at most ``part_workers`` parts are held in memory at once
+        in_flight: list[Future[tuple[int, str]]] = []
+        with open(source, "rb") as f, ThreadPoolExecutor(max_workers=options.part_workers,
+                                                         thread_name_prefix="preserve-part") as pool:
+            try:
+                number = 0
+                while True:
+                    data = _read_part(f, part_size, options)
+                    if not data:
+                        break
+                    number += 1
+                    whole.update(data)
+                    digest = hashlib.sha256(data).digest()
+                    digests.append(digest.hex())
+                    b64 = base64.b64encode(digest).decode("ascii")
+                    prior = existing.get(number)
+                    if prior is not None and _same_part(prior, data, b64):
+                        resumed += 1
+                        etags[number] = str(prior["ETag"])
+                        if options.progress is not None:
+                            options.progress(len(data))
+                        continue
+                    while len(in_flight) >= options.part_workers:
+                        n, etag = in_flight.pop(0).result()
+                        etags[n] = etag
+                    in_flight.append(pool.submit(self._upload_part, key, upload_id, number, data, b64, options))
+                    sent += len(data)
+                while in_flight:
+                    n, etag = in_flight.pop(0).result()
+                    etags[n] = etag
+            finally:
+                for fut in in_flight:
+                    fut.cancel()
+        done = [{"PartNumber": n, "ETag": etags[n], "ChecksumSHA256": base64.b64encode(bytes.fromhex(d)).decode("ascii")}
+                for n, d in enumerate(digests, 1)]
+        found = whole.hexdigest()
+        if found != sha256_hex or sum(1 for _ in done) == 0:
+            self._call(key, "abort the upload", self.client.abort_multipart_upload, Key=full, UploadId=upload_id)
+            raise BagInvalid(f"{source}: does not match manifest-sha256.txt (expected {sha256_hex}, found {found}); "
+                             "validate the bag before replicating (the upload was aborted)")
+        self._call(key, "complete the multipart upload", self.client.complete_multipart_upload, Key=full,
+                   UploadId=upload_id, MultipartUpload={"Parts": done})
+        self._ensure_retention(key, options)
+        return PutResult(key=key, size=size, sent=sent, parts=PartPlan(part_size, digests), resumed_parts=resumed)
+
+    def _upload_part(self, key: str, upload_id: str, number: int, data: bytes, b64: str,
+                     options: PutOptions) -> tuple[int, str]:
+        resp = self._call(key, f"upload part {number}", self.client.upload_part, Key=self._full(key),
+                          UploadId=upload_id, PartNumber=number, Body=data, ChecksumAlgorithm="SHA256",
+                          ChecksumSHA256=b64)
+        stored = resp.get("ChecksumSHA256")
+        if stored is not None and stored != b64:
+            raise RemoteError(f"{self.where(key)}: part {number} was stored with checksum {stored}, sent {b64}; "
+                              "the transfer was corrupted (rerun to resend it)")
+        if options.progress is not None:
+            options.progress(len(data))
+        return number, str(resp["ETag"])
+
+    def _ensure_retention(self, key: str, options: PutOptions) -> None:
+        """Some S3-compatible servers ignore object-lock settings given when a multipart upload
+        starts: check the completed object and set its retention explicitly where it is missing."""
+        if not options.lock_mode:
+            return
+        resp = self._call(key, "read its object lock", self.client.head_object, Key=self._full(key))
+        if resp.get("ObjectLockMode") == options.lock_mode.upper() and resp.get("ObjectLockRetainUntilDate"):
+            return
+        self._call(key, "set its object lock retention", self.client.put_object_retention, Key=self._full(key),
+                   Retention={"Mode": options.lock_mode.upper(), "RetainUntilDate": _parse_date(options.retain_until)})
+
+    def put_bytes(self, key: str, data: bytes, options: PutOptions) -> PutResult:
+        self._put_object(key, data, hashlib.sha256(data).hexdigest(), options, archive=False)
+        return PutResult(key=key, size=len(data), sent=len(data))
+
+    def put_stream(self, key: str, chunks: Iterator[bytes], options: PutOptions) -> tuple[PutResult, str]:
+        part_size = max(options.part_size, MIN_PART)
+        full = self._full(key)
+        self.abort_own_uploads(key)
+        whole = hashlib.sha256()
+        buffer = bytearray()
+        digests: list[str] = []
+        done: list[dict[str, Any]] = []
+        upload_id: str | None = None
+        total = 0
+
+        def send(data: bytes) -> None:
+            nonlocal upload_id
+            if upload_id is None:
+                resp = self._call(key, "start a multipart upload", self.client.create_multipart_upload, Key=full,
+                                  ChecksumAlgorithm="SHA256", Metadata=dict(options.metadata),
+                                  **self._put_args(options, True))
+                upload_id = str(resp["UploadId"])
+            digest = hashlib.sha256(data).digest()
+            b64 = base64.b64encode(digest).decode("ascii")
+            number = len(done) + 1
+            resp = self._call(key, f"upload part {number}", self.client.upload_part, Key=full, UploadId=upload_id,
+                              PartNumber=number, Body=data, ChecksumAlgorithm="SHA256", ChecksumSHA256=b64)
+            digests.append(digest.hex())
+            done.append({"PartNumber": number, "ETag": resp["ETag"], "ChecksumSHA256": b64})
+            if options.progress is not None:
+                options.progress(len(data))
+
+        try:
+            for chunk in chunks:
+                if options.limiter is not None:
+                    options.limiter.consume(len(chunk))
+                whole.update(chunk)
+                total += len(chunk)
+                buffer += chunk
+                while len(buffer) >= part_size + MIN_PART:  # keep the last part at least MIN_PART
+                    send(bytes(buffer[:part_size]))
+                    del buffer[:part_size]
+        except BaseException:
+            if upload_id is not None:
+                with contextlib.suppress(RemoteError):
+                    self._call(key, "abort the upload", self.client.abort_multipart_upload, Key=full, UploadId=upload_id)
+            raise
+        sha = whole.hexdigest()
+        if upload_id is None:
+            self._put_object(key, bytes(buffer), sha, options, archive=True)
+            return PutResult(key=key, size=total, sent=total), sha
+        if buffer:
+            send(bytes(buffer))
+        self._call(key, "complete the multipart upload", self.client.complete_multipart_upload, Key=full,
+                   UploadId=upload_id, MultipartUpload={"Parts": done})
+        self._ensure_retention(key, options)
+        return PutResult(key=key, size=total, sent=total, parts=PartPlan(part_size, digests)), sha
+
+    def head(self, key: str) -> ObjectInfo | None:
+        try:
+            resp = self.client.head_object(Bucket=self.bucket, Key=self._full(key), ChecksumMode="ENABLED")
+        except bex.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise remote_error(exc, self.where(key), self.settings, "read its metadata") from None
+        except _BOTO_ERRORS as exc:
+            raise remote_error(exc, self.where(key), self.settings, "read its metadata") from None
+        restore = str(resp.get("Restore") or "")
+        return ObjectInfo(
+            key=key, size=int(resp["ContentLength"]),
+            sha256_meta=(resp.get("Metadata") or {}).get(META_SHA256),
+            checksum_sha256=resp.get("ChecksumSHA256"),
+            storage_class=resp.get("StorageClass"),
+            restored='ongoing-request="false"' in restore,
+            restore_ongoing='ongoing-request="true"' in restore,
+            version_id=resp.get("VersionId"), etag=resp.get("ETag"),
+        )
+
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        full = self._full(prefix)
+        if prefix.endswith("/"):
+            full += "/"
+        strip = len(self.prefix) + 1 if self.prefix else 0
+        token: str | None = None
+        while True:
+            kw: dict[str, Any] = {"Prefix": full}
+            if token:
+                kw["ContinuationToken"] = token
+            resp = self._call(prefix, "list objects", self.client.list_objects_v2, **kw)
+            for item in resp.get("Contents", []):
+                yield ObjectInfo(key=str(item["Key"])[strip:], size=int(item["Size"]),
+                                 storage_class=item.get("StorageClass"), etag=item.get("ETag"))
+            if not resp.get("IsTruncated"):
+                return
+            token = resp.get("NextContinuationToken")
+
+    @contextlib.contextmanager
+    def get(self, key: str) -> Iterator[Iterator[bytes]]:
+        yield self._chunks(key)
+
+    def _chunks(self, key: str) -> Iterator[bytes]:
+        """The object's bytes; a connection cut mid-body resumes with a ranged GET."""
+        offset = 0
+        attempts = 0
+        etag: str | None = None
+        while True:
+            kw: dict[str, Any] = {"Key": self._full(key)}
+            if offset:
+                kw["Range"] = f"bytes={offset}-"
+                if etag:
+                    kw["IfMatch"] = etag  # never splice bytes of an object replaced meanwhile
+            try:
+                resp = self.client.get_object(Bucket=self.bucket, **kw)
+            except bex.ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") == "InvalidObjectState":
+                    raise ObjectArchived(target=self.where(key), storage_class="an archive storage class") from None
+                raise remote_error(exc, self.where(key), self.settings, "download it") from None
+            except _BOTO_ERRORS as exc:
+                raise remote_error(exc, self.where(key), self.settings, "download it") from None
+            etag = etag or resp.get("ETag")
+            try:
+                for chunk in resp["Body"].iter_chunks(_CHUNK):
+                    offset += len(chunk)
+                    yield chunk
+                return
+            except _BOTO_ERRORS as exc:
+                attempts += 1
+                if attempts >= self.settings.max_attempts:
+                    raise remote_error(exc, self.where(key), self.settings, "download it") from None
+
+    def abort_own_uploads(self, prefix: str) -> int:
+        full = self._full(prefix)
+        if prefix.endswith("/"):
+            full += "/"  # "bag/" must not match another bag named "bag-two"
+        count = 0
+        while True:
+            resp = self._call(prefix, "list unfinished uploads", self.client.list_multipart_uploads, Prefix=full)
+            uploads = [u for u in resp.get("Uploads", []) if str(u.get("Key", "")).startswith(full)]
+            for u in uploads:
+                # aborting an unfinished upload never touches a stored object or a locked version
+                self._call(prefix, "abort a stale upload", self.client.abort_multipart_upload,
+                           Key=u["Key"], UploadId=u["UploadId"])
+                count += 1
+            if not resp.get("IsTruncated") or not uploads:
+                return count
+
+    def request_restore(self, key: str, days: int) -> bool:
+        try:
+            self.client.restore_object(Bucket=self.bucket, Key=self._full(key), RestoreRequest={"Days": days})
+        except bex.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "RestoreAlreadyInProgress":
+                return True
+            raise remote_error(exc, self.where(key), self.settings, "request its restore") from None
+        except _BOTO_ERRORS as exc:
+            raise remote_error(exc, self.where(key), self.settings, "request its restore") from None
+        return True
+
+
+def _same_part(prior: dict[str, Any], data: bytes, b64: str) -> bool:
+    """Whether an already uploaded part holds these bytes: size, then the part's SHA-256 when the
+    store lists it, else its ETag (the part's MD5 on servers without server-side encryption)."""
+    if int(prior.get("Size", -1)) != len(data):
+        return False
+    if prior.get("ChecksumSHA256"):
+        return str(prior["ChecksumSHA256"]) == b64
+    etag = str(prior.get("ETag", "")).strip('"')
+    return bool(etag) and etag == hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+
+def _parse_date(text: str | None) -> dt.datetime:
+    if not text:
+        raise UsageError("--lock-mode needs --retain-until DATE")
+    try:
+        value = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"--retain-until {text!r} is not a date such as 2035-12-31") from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return value

@@ -1,0 +1,180 @@
+"""Interrupted and failing transfers: SIGKILL part-way then rerun, connections cut mid-transfer,
+and credentials that must never show up anywhere."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from replication_helpers import MIB, SECRET, CuttingProxy, S3Server, keys, ledger_rows, make_bag
+
+SMALL_PARTS = ["--multipart-threshold", "6MiB", "--part-size", "5MiB"]
+BIG = "p/bag-one/data/disc 1/03 long.wav"
+
+
+def _parts_uploaded(server: S3Server, bucket: str) -> int:
+    client = server.client()
+    uploads = client.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+    if not uploads:
+        return 0
+    return len(client.list_parts(Bucket=bucket, Key=uploads[0]["Key"], UploadId=uploads[0]["UploadId"]).get("Parts", []))
+
+
+def test_upload_killed_part_way_then_rerun_completes_and_verifies(run_preserve, s3_server: S3Server, tmp_path: Path) -> None:
+    bag = make_bag(tmp_path, big=21 * MIB)
+    bucket = s3_server.bucket()
+    ledger = tmp_path / "ledger.sqlite"
+    url = f"s3://{bucket}/p"
+    cmd = ["replicate", str(bag), url, *s3_server.options(), *SMALL_PARTS, "--ledger", str(ledger), "-q",
+           "--bandwidth", "4M", "--workers", "1"]
+    exe = Path(sys.executable).parent / "preserve"
+    proc = subprocess.Popen([str(exe), *cmd], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while _parts_uploaded(s3_server, bucket) < 2:
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the upload never got going"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+    proc.stdout.close()  # type: ignore[union-attr]
+    proc.stderr.close()  # type: ignore[union-attr]
+    assert proc.returncode == -signal.SIGKILL
+    assert BIG not in keys(s3_server, bucket)  # the half-sent file is not an object
+    assert (ledger_rows(ledger, "replicas") if ledger.exists() else []) == []  # killed: nothing recorded
+    parts_before = _parts_uploaded(s3_server, bucket)
+    r = run_preserve(*cmd[:-4])  # same command, full speed
+    assert r.returncode == 0, r.stderr
+    assert f"{url}/bag-one: complete" in r.stdout
+    assert f"{parts_before} part(s) resumed" in r.stdout
+    assert s3_server.client().list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+    rows = ledger_rows(ledger, "replicas")
+    assert [row["outcome"] for row in rows] == ["pass"]
+    detail = json.loads(rows[0]["detail"])
+    assert detail["resumed_parts"] == parts_before and len(detail["multipart"]["data/disc 1/03 long.wav"]["parts"]) == 5
+    # every object verifies, re-hashed from the server
+    r = run_preserve("audit", f"{url}/bag-one", "--tier", "remote-full", *s3_server.options(), "--ledger", ledger, "-q")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert [(a["tier"], a["outcome"]) for a in ledger_rows(ledger, "audits")] == [("remote-full", "pass")]
+
+
+def test_connection_cut_mid_transfer_retries_then_names_the_object(pcli, s3_server: S3Server, tmp_path: Path) -> None:
+    bag = make_bag(tmp_path, files={"small.txt": b"small\n", "large.wav": os.urandom(2 * MIB)})
+    bucket = s3_server.bucket()
+    ledger = tmp_path / "ledger.sqlite"
+    proxy = CuttingProxy(int(s3_server.endpoint.rsplit(":", 1)[1]), limit=512 * 1024)
+    try:
+        r = pcli("replicate", bag, f"s3://{bucket}/p", "--endpoint-url", proxy.endpoint, "--region", "us-east-1",
+                 "--path-style", "--retries", "3", "--workers", "1", "--ledger", ledger, "-q")
+    finally:
+        proxy.close()
+    assert r.exit_code == 6, r.output
+    assert (f"s3://{bucket}/p/bag-one/data/large.wav: the connection failed while trying to upload it, "
+            "after 3 attempt(s)") in r.output
+    assert proxy.cuts >= 3  # the request was retried before giving up
+    assert "p/bag-one/data/large.wav" not in keys(s3_server, bucket)
+    rows = ledger_rows(ledger, "replicas")
+    assert len(rows) == 1 and rows[0]["outcome"] == "fail"
+    detail = json.loads(rows[0]["detail"])
+    assert detail["complete"] is False and "data/large.wav" in detail["failures"][0]
+    record = json.loads(s3_server.client().get_object(Bucket=bucket, Key="p/bag-one.preserve-replica.json")["Body"].read())
+    assert record["complete"] is False
+
+
+def test_no_credential_value_in_any_output_log_or_ledger(run_preserve, s3_server: S3Server, tmp_path: Path) -> None:
+    bag = make_bag(tmp_path, big=7 * MIB)
+    bucket = s3_server.bucket()
+    ledger = tmp_path / "ledger.sqlite"
+    url = f"s3://{bucket}/p"
+    outputs = []
+    for args in (
+        ("replicate", bag, url, *s3_server.options(), *SMALL_PARTS, "--ledger", ledger, "--json"),
+        ("audit", f"{url}/bag-one", "--tier", "remote-metadata", *s3_server.options(), "--ledger", ledger, "--json"),
+        ("audit", f"{url}/bag-one", "--tier", "remote-full", *s3_server.options(), "--ledger", ledger),
+        ("restore", f"{url}/bag-one", tmp_path / "back", *s3_server.options()),
+        ("repair", bag, "--from", url, *s3_server.options(), "--ledger", ledger),
+        # failures: unreachable endpoint, unknown profile, a bucket that does not exist
+        ("replicate", bag, url, "--endpoint-url", "http://127.0.0.1:9", "--retries", "1", "--ledger", ledger),
+        ("replicate", bag, url, *s3_server.options(), "--profile", "nobody", "--ledger", ledger),
+        ("audit", "s3://no-such-bucket-x/p/bag-one", "--tier", "remote-metadata", *s3_server.options(), "--ledger", ledger),
+    ):
+        r = run_preserve(*args, env={**os.environ, "AWS_DEBUG": "1"})
+        outputs.append((args[0], r.returncode, r.stdout + r.stderr))
+    assert [code for _, code, _ in outputs] == [0, 0, 0, 0, 0, 6, 2, 6], outputs
+    for _, _, text in outputs:
+        assert SECRET not in text
+    assert "Could not connect" in outputs[5][2] or "connection failed" in outputs[5][2]
+    assert "AWS profile 'nobody' is not configured" in outputs[6][2]
+    for path in [ledger, *tmp_path.rglob("*")]:
+        if path.is_file():
+            assert SECRET.encode() not in path.read_bytes(), path
+    assert SECRET.encode() not in s3_server.log.read_bytes()
+    record = s3_server.client().get_object(Bucket=bucket, Key="p/bag-one.preserve-replica.json")["Body"].read()
+    assert SECRET.encode() not in record
+    # a configuration file holding a credential is refused without echoing it
+    (tmp_path / "preserve.toml").write_text(f'[targets.off]\nurl = "{url}"\naws_secret_access_key = "{SECRET}"\n')
+    r = run_preserve("replicate", bag, "off", "--config", tmp_path / "preserve.toml", "--ledger", ledger)
+    assert r.returncode == 3
+    assert "targets.off.aws_secret_access_key looks like a credential" in r.stderr
+    assert SECRET not in r.stdout + r.stderr
+
+
+def test_store_rejecting_the_default_checksum_points_at_the_option(pcli, s3_server: S3Server, tmp_path: Path) -> None:
+    from replication_helpers import ChecksumRejectingProxy
+
+    bag = make_bag(tmp_path)
+    bucket = s3_server.bucket()
+    ledger = tmp_path / "l.sqlite"
+    r = pcli("replicate", bag, f"s3://{bucket}/p", *s3_server.options(), "--storage-class", "DEEP_ARCHIVE",
+             "--ledger", ledger, "-q")
+    assert r.exit_code == 0, r.output
+    proxy = ChecksumRejectingProxy(s3_server.endpoint)
+    try:
+        via = ["--endpoint-url", proxy.endpoint, "--region", "us-east-1", "--path-style"]
+        # a restore request is one of the calls boto3 adds CRC32 to by default
+        r = pcli("audit", f"s3://{bucket}/p/bag-one", "--tier", "remote-full", "--request-restore", *via,
+                 "--ledger", ledger, "-q")
+        assert r.exit_code == 6, r.output
+        assert "the store rejected the request checksum that boto3 sends by default (InvalidArgument: Unsupported header" in r.output
+        assert "rerun with --checksum-when required" in r.output
+        assert proxy.rejected >= 1
+        r = pcli("audit", f"s3://{bucket}/p/bag-one", "--tier", "remote-full", "--request-restore", *via,
+                 "--checksum-when", "required", "--ledger", ledger, "-q")
+        assert r.exit_code == 0, r.output
+        assert "restore requested" in r.output
+    finally:
+        proxy.close()
+
+
+def test_download_cut_mid_object_resumes_or_names_the_object(pcli, s3_server: S3Server, tmp_path: Path) -> None:
+    bag = make_bag(tmp_path, files={"small.txt": b"small\n", "large.wav": os.urandom(2 * MIB)})
+    bucket = s3_server.bucket()
+    ledger = tmp_path / "ledger.sqlite"
+    assert pcli("replicate", bag, f"s3://{bucket}/p", *s3_server.options(), "--ledger", ledger, "-q").exit_code == 0
+    port = int(s3_server.endpoint.rsplit(":", 1)[1])
+    # two cuts in the middle of the large object: the download resumes where it stopped
+    proxy = CuttingProxy(port, limit=700 * 1024, downstream=True, max_cuts=2)
+    try:
+        via = ["--endpoint-url", proxy.endpoint, "--region", "us-east-1", "--path-style", "--workers", "1"]
+        r = pcli("restore", f"s3://{bucket}/p/bag-one", tmp_path / "back", *via, "-q")
+        assert r.exit_code == 0, r.output
+        assert proxy.cuts == 2
+        assert (tmp_path / "back/data/large.wav").read_bytes() == (bag / "data/large.wav").read_bytes()
+    finally:
+        proxy.close()
+    # cut every time: the audit gives up after its attempts and names the object; recorded as nothing passed
+    proxy = CuttingProxy(port, limit=700 * 1024, downstream=True)
+    try:
+        via = ["--endpoint-url", proxy.endpoint, "--region", "us-east-1", "--path-style", "--retries", "2"]
+        r = pcli("audit", f"s3://{bucket}/p/bag-one", "--tier", "remote-full", *via, "--ledger", ledger, "-q")
+        assert r.exit_code == 6, r.output
+        assert f"s3://{bucket}/p/bag-one/data/large.wav: the connection failed while trying to download it" in r.output
+    finally:
+        proxy.close()
+    assert ledger_rows(ledger, "audits") == []  # an audit that could not finish records no verdict

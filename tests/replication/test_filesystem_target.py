@@ -1,0 +1,167 @@
+"""The same replication features on a file-system target (a directory on a second disk)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from replication_helpers import MIB, ledger_rows, make_bag
+
+
+def test_replicate_to_a_directory_verifies_and_second_run_copies_nothing(pcli, tmp_path: Path) -> None:
+    bag = make_bag(tmp_path, big=3 * MIB)
+    disk = tmp_path / "disk2" / "bags"
+    ledger = tmp_path / "ledger.sqlite"
+    n = sum(1 for p in bag.rglob("*") if p.is_file())
+    r = pcli("replicate", bag, disk, "--ledger", ledger, "-q")
+    assert r.exit_code == 0, r.output
+    assert f"{disk}/bag-one: complete, {n} objects" in r.output
+    # tmp_path is one file system: the copy shares the bag's disk, and the tool says so
+    assert f"warning: {disk} is on the same file system as {bag}; that copy does not protect against the disk failing" in r.output
+    for p in bag.rglob("*"):
+        if p.is_file():
+            assert (disk / "bag-one" / p.relative_to(bag)).read_bytes() == p.read_bytes()
+    assert json.loads((disk / "bag-one.preserve-replica.json").read_text())["complete"] is True
+    r = pcli("replicate", bag, disk, "--ledger", ledger, "-q")
+    assert r.exit_code == 0, r.output
+    assert f"0 sent (0 B), {n} already there" in r.output
+    rows = ledger_rows(ledger, "replicas")
+    assert [(row["outcome"], row["target"], row["location"]) for row in rows] == [
+        ("pass", str(disk), f"{disk}/bag-one")] * 2
+    assert json.loads(rows[1]["detail"])["uploaded"] == 0
+
+
+def test_a_replaced_copy_is_sent_again_and_a_different_bag_refused(pcli, tmp_path: Path) -> None:
+    bag = make_bag(tmp_path)
+    disk = tmp_path / "disk2"
+    ledger = tmp_path / "ledger.sqlite"
+    assert pcli("replicate", bag, disk, "--ledger", ledger, "-q").exit_code == 0
+    copy = disk / "bag-one/data/disc 1/02 song.flac"
+    copy.write_bytes(b"\0" * copy.stat().st_size)
+    r = pcli("replicate", bag, disk, "--ledger", ledger, "-q")
+    assert r.exit_code == 0, r.output
+    assert "1 sent" in r.output
+    assert copy.read_bytes() == (bag / "data/disc 1/02 song.flac").read_bytes()
+    other = make_bag(tmp_path / "other")
+    r = pcli("replicate", other, disk, "--ledger", ledger, "-q")
+    assert r.exit_code == 1
+    assert f"{disk}/bag-one: a different bag named 'bag-one' is already there" in r.output
+    assert [row["outcome"] for row in ledger_rows(ledger, "replicas")] == ["pass", "pass"]
+
+
+def test_copy_killed_part_way_then_rerun_completes(run_preserve, tmp_path: Path) -> None:
+    bag = make_bag(tmp_path, big=12 * MIB)
+    disk = tmp_path / "disk2"
+    ledger = tmp_path / "ledger.sqlite"
+    exe = Path(sys.executable).parent / "preserve"
+    proc = subprocess.Popen([str(exe), "replicate", str(bag), str(disk), "--ledger", str(ledger), "-q",
+                             "--bandwidth", "3M", "--workers", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while not list(disk.rglob(".03 long.wav.preserve-upload-*")):
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+    assert not (disk / "bag-one/data/disc 1/03 long.wav").exists()  # only the hidden temporary name
+    r = run_preserve("replicate", bag, disk, "--ledger", ledger, "-q")
+    assert r.returncode == 0, r.stderr
+    assert "1 stale upload(s) aborted" in r.stdout
+    assert not list(disk.rglob("*preserve-upload-*"))
+    r = run_preserve("audit", disk / "bag-one", "--tier", "remote-full", "--ledger", ledger, "-q")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert [row["outcome"] for row in ledger_rows(ledger, "replicas")] == ["pass"]
+    assert [(a["tier"], a["outcome"]) for a in ledger_rows(ledger, "audits")] == [("remote-full", "pass")]
+
+
+def test_remote_audit_of_a_directory_replica(pcli, tmp_path: Path) -> None:
+    bag = make_bag(tmp_path)
+    disk = tmp_path / "disk2"
+    ledger = tmp_path / "ledger.sqlite"
+    assert pcli("replicate", bag, disk, "--ledger", ledger, "-q").exit_code == 0
+    copy = disk / "bag-one/data/disc 1/02 song.flac"
+    copy.write_bytes(b"\0" * copy.stat().st_size)  # same size, other bytes
+    os.unlink(disk / "bag-one/data/notes%.txt")
+    r = pcli("audit", disk / "bag-one", "--tier", "remote-metadata", "--ledger", ledger, "-q")
+    assert r.exit_code == 1
+    assert f"FAIL {disk}/bag-one/data/notes%.txt: listed in the manifest but not in the replica" in r.output
+    assert "have no stored checksum (filesystem store): presence and size only" in r.output
+    r = pcli("audit", disk / "bag-one", "--tier", "remote-full", "--ledger", ledger, "-q")
+    assert r.exit_code == 1
+    assert f"FAIL {disk}/bag-one/data/disc 1/02 song.flac: sha256 of the stored object does not match manifest-sha256.txt" in r.output
+    findings = {(f["file"], f["kind"]) for f in ledger_rows(ledger, "findings")}
+    assert ("data/notes%.txt", "missing") in findings and ("data/disc 1/02 song.flac", "altered") in findings
+
+
+def test_the_bag_itself_is_not_a_replica(pcli, tmp_path: Path) -> None:
+    bag = make_bag(tmp_path)
+    ledger = tmp_path / "ledger.sqlite"
+    for target in (tmp_path, bag / "data"):
+        r = pcli("replicate", bag, target, "--ledger", ledger, "-q")
+        assert r.exit_code == 2, r.output
+        assert "which is the bag itself or inside it; choose a directory on another disk" in r.output
+    assert not ledger.exists() or ledger_rows(ledger, "replicas") == []
+
+
+def test_remote_audit_problems_are_posted_to_the_webhook(pcli, tmp_path: Path) -> None:
+    import http.server
+    import threading
+
+    received: list[dict[str, object]] = []
+
+    class Hook(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        bag = make_bag(tmp_path)
+        disk = tmp_path / "disk2"
+        ledger = tmp_path / "ledger.sqlite"
+        assert pcli("replicate", bag, disk, "--ledger", ledger, "-q").exit_code == 0
+        hook = f"http://127.0.0.1:{server.server_address[1]}/hook"
+        r = pcli("audit", disk / "bag-one", "--tier", "remote-full", "--ledger", ledger, "--notify", hook, "-q")
+        assert r.exit_code == 0 and received == []  # nothing to report: nothing posted
+        os.unlink(disk / "bag-one/data/notes%.txt")
+        r = pcli("audit", disk / "bag-one", "--tier", "remote-full", "--ledger", ledger, "--notify", hook, "-q")
+        assert r.exit_code == 1
+    finally:
+        server.shutdown()
+        server.server_close()
+    [payload] = received
+    assert payload["bags_with_problems"] == 1
+    [problem] = payload["problems"]  # type: ignore[misc]
+    assert problem["location"] == f"{disk}/bag-one" and problem["tier"] == "remote-full"
+    assert problem["findings"] == [{"file": "data/notes%.txt", "kind": "missing", "message": "listed in the manifest but not in the replica",
+                                    "expected": None, "found": None}]
+
+
+def test_several_targets_one_failing(pcli, tmp_path: Path) -> None:
+    bag = make_bag(tmp_path)
+    ledger = tmp_path / "ledger.sqlite"
+    r = pcli("replicate", bag, tmp_path / "disk2", tmp_path, "--ledger", ledger, "-q")
+    assert r.exit_code == 2
+    assert f"{tmp_path}/disk2/bag-one: complete" in r.output
+    assert "which is the bag itself or inside it" in r.output
+    assert [row["outcome"] for row in ledger_rows(ledger, "replicas")] == ["pass"]
+
+
+def test_bandwidth_cap_slows_the_copy(pcli, tmp_path: Path) -> None:
+    bag = make_bag(tmp_path, files={"a.wav": os.urandom(3 * MIB)})
+    started = time.monotonic()
+    r = pcli("replicate", bag, tmp_path / "disk2", "--bandwidth", "1M", "--ledger", tmp_path / "l.sqlite", "-q")
+    elapsed = time.monotonic() - started
+    assert r.exit_code == 0, r.output
+    assert elapsed >= 1.5  # 3.1 MB at 1 MB/s, the first second's allowance free
