@@ -30,6 +30,28 @@ def _register() -> None:
 
     cli.add_command(bag_cmd.bag)
     cli.add_command(validate_cmd.validate)
+    from preserve.cli import check_cmd, package_cmd
+
+    cli.add_command(check_cmd.check)
+    cli.add_command(package_cmd.package)
+    from preserve.cli import schemas_cmd, show_cmd
+
+    cli.add_command(show_cmd.show)
+    cli.add_command(schemas_cmd.schemas)
+    from preserve.cli import repair_cmd, replicate_cmd, restore_cmd
+
+    cli.add_command(replicate_cmd.replicate)
+    cli.add_command(restore_cmd.restore)
+    cli.add_command(repair_cmd.repair)
+    from preserve.cli import audit_cmd, events_cmd, ledger_cmd, report_cmd
+
+    cli.add_command(audit_cmd.audit)
+    cli.add_command(ledger_cmd.ledger)
+    cli.add_command(events_cmd.events)
+    cli.add_command(report_cmd.report)
+    from preserve.cli import unpack_cmd
+
+    cli.add_command(unpack_cmd.unpack)
 
 
 _register()

@@ -8,8 +8,10 @@ from pathlib import Path
 import click
 
 from preserve.bag.validate import ValidationReport, validate_bag
-from preserve.cli.common import ProgressBar
+from preserve.cli.common import ProgressBar, warn
 from preserve.errors import EXIT_PROBLEMS
+from preserve.profiles import load_profile, validate_profile
+from preserve.serialize import validate_archive
 
 
 def render(report: ValidationReport) -> None:
@@ -32,15 +34,34 @@ def render(report: ValidationReport) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable report.")
 @click.option("-w", "--workers", type=click.IntRange(1, 64), help="Parallel readers.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-def validate(bag: Path, fast: bool, fetch: bool, as_json: bool, workers: int | None, quiet: bool) -> None:
+@click.option("-p", "--profile", "profile_ref", metavar="PROFILE",
+              help="Also check conformance to a BagIt profile: a JSON file, a shipped profile's name "
+                   "(preserve-audio-aip) or a profile identifier URI (matched locally, never fetched).")
+def validate(bag: Path, fast: bool, fetch: bool, as_json: bool, workers: int | None, quiet: bool,
+             profile_ref: str | None) -> None:
     """Validate BAG (BagIt 0.93 to 1.0): every manifest, tag manifest and Payload-Oxum.
 
-    Reports every problem, not only the first. Warnings leave the exit code at 0; any error
-    exits 1.
+    BAG is a bag folder or a serialized bag (.tar, .tar.gz, .zip), which is validated as a
+    stream without being extracted. Reports every problem, not only the first. Warnings leave
+    the exit code at 0; any error, including a profile violation, exits 1.
     """
+    profile = load_profile(profile_ref) if profile_ref else None
+    if profile is not None:
+        for w in profile.warnings:
+            warn(f"profile {profile.name}: {w}")
     bar = ProgressBar(0, "validating", enabled=not quiet and not as_json)
     with bar.shown():
-        report = validate_bag(bag, fast=fast, fetch=fetch, workers=workers, progress=bar, on_total=bar.set_total)
+        if bag.is_file():
+            report = validate_archive(bag, fast=fast, fetch=fetch, profile=profile, progress=bar, on_total=bar.set_total)
+        else:
+            report = validate_bag(bag, fast=fast, fetch=fetch, workers=workers, progress=bar, on_total=bar.set_total)
+            if profile is not None:
+                report.findings.extend(validate_profile(bag, profile))
+    if bag.is_dir() and (bag / "metadata" / "mets.xml").is_file():
+        # PREMIS/METS sidecars: well-formed, consistent with the manifests, schema-valid if installed.
+        from preserve.sidecars.check import check_sidecars
+
+        report.findings.extend(check_sidecars(bag))
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
     else:

@@ -1,0 +1,217 @@
+"""Checking a bag's sidecars: well-formed, consistent with the bag, valid against the schemas.
+
+Every problem becomes a :class:`~preserve.bag.validate.Finding` with code ``sidecar``:
+the XML parses safely (no DTDs, no entities, no network); every payload file of the manifests is
+in the METS fileSec and in PREMIS, and nothing else is; every checksum (METS CHECKSUM, PREMIS
+fixity) equals the manifest's; every FLocat resolves to a payload file; and, where the official
+schemas are installed, both documents are valid.
+
+Documents up to :data:`TREE_LIMIT` bytes are parsed whole with :func:`preserve.xmlsafe.parse_untrusted`
+(schema errors then carry line numbers). Larger ones, from bags of thousands of tracks, are
+streamed with the same parser safety and cleared as they are read, so memory stays bounded;
+schema errors then name the element but libxml2 gives no line.
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.parse
+from collections.abc import Iterator
+from pathlib import Path
+
+from lxml import etree
+
+from preserve.bag.reader import open_bag
+from preserve.bag.validate import Finding
+from preserve.errors import PreserveError, SchemaError, UnsafeXML
+from preserve.sidecars.mets import METS_NS, XLINK_NS
+from preserve.sidecars.plan import DIGEST_NAMES
+from preserve.sidecars.premis import PREMIS_NS, XSI_NS
+from preserve.sidecars.schemas import ENV_VAR, Validators, find_schemas, load_validators
+from preserve.sidecars.xmlstream import SchemaInvalid, stream
+from preserve.xmlsafe import parse_untrusted_file
+
+METS_FILE = "metadata/mets.xml"
+PREMIS_FILE = "metadata/premis.xml"
+#: Sidecars larger than this are streamed rather than parsed into one tree.
+TREE_LIMIT = 64 * 1024 * 1024
+#: At most this many findings of one kind are listed; the rest are counted in one more finding.
+MAX_LISTED = 50
+_ALG_BY_PREMIS = {v.upper(): k for k, v in DIGEST_NAMES.items()}
+_NS = {"mets": METS_NS, "premis": PREMIS_NS, "xlink": XLINK_NS}
+_FILE = f"{{{METS_NS}}}file"
+_OBJECT = f"{{{PREMIS_NS}}}object"
+#: Elements cleared once read while streaming (each is complete and checked by then).
+_SECTIONS = frozenset(f"{{{METS_NS}}}{t}" for t in ("dmdSec", "amdSec", "file", "structMap")) | \
+    frozenset(f"{{{PREMIS_NS}}}{t}" for t in ("object", "event", "agent", "rights"))
+
+
+class _Findings:
+    def __init__(self) -> None:
+        self.items: list[Finding] = []
+        self._counts: dict[str, int] = {}
+
+    def add(self, severity: str, message: str, *, kind: str, path: str | None = None,
+            expected: str | None = None, found: str | None = None, algorithm: str | None = None) -> None:
+        n = self._counts[kind] = self._counts.get(kind, 0) + 1
+        if n <= MAX_LISTED:
+            self.items.append(Finding(severity, "sidecar", message, path=path,  # type: ignore[arg-type]
+                                      algorithm=algorithm, expected=expected, found=found))
+
+    def close(self) -> list[Finding]:
+        for kind, n in self._counts.items():
+            if n > MAX_LISTED:
+                self.items.append(Finding("error", "sidecar", f"{n - MAX_LISTED} more sidecar problem(s) of the kind '{kind}' not listed"))
+        return self.items
+
+
+def _manifests(bag_path: Path) -> dict[str, dict[str, str]]:
+    bag = open_bag(bag_path)
+    out: dict[str, dict[str, str]] = {}
+    for alg in bag.payload_manifests:
+        for line in bag.iter_manifest(alg):
+            if line.error is None:
+                out.setdefault(line.path, {})[alg] = line.digest
+    return out
+
+
+class _Consistency:
+    """Compares each fileSec file and PREMIS file object, as it is read, with the manifests."""
+
+    def __init__(self, bag: Path, manifests: dict[str, dict[str, str]], out: _Findings) -> None:
+        self.bag, self.manifests, self.out = bag, manifests, out
+        self.in_filesec: set[str] = set()
+        self.in_premis: dict[str, set[str]] = {}
+
+    def element(self, rel: str, el: etree._Element) -> None:
+        if el.tag == _FILE and el.getparent() is not None and el.getparent().tag == f"{{{METS_NS}}}fileGrp":  # type: ignore[union-attr]
+            self.file(el)
+        elif el.tag == _OBJECT and (el.get(f"{{{XSI_NS}}}type") or "").split(":")[-1] == "file":
+            self.premis_object(rel, el)
+
+    def file(self, f: etree._Element) -> None:
+        out = self.out
+        loc = f.find("mets:FLocat", _NS)
+        href = loc.get(f"{{{XLINK_NS}}}href") if loc is not None else None
+        fid = f.get("ID")
+        if not href:
+            out.add("error", f"{METS_FILE}: file {fid} has no FLocat xlink:href", kind="flocat", path=METS_FILE)
+            return
+        target = os.path.normpath(os.path.join("metadata", urllib.parse.unquote(href))).replace(os.sep, "/")
+        if not target.startswith("data/"):
+            out.add("error", f"{METS_FILE}: FLocat {href!r} of {fid} points outside the payload", kind="flocat", path=METS_FILE)
+            return
+        self.in_filesec.add(target)
+        expected = self.manifests.get(target)
+        if expected is None:
+            out.add("error", f"{METS_FILE}: the fileSec lists {target}, which is not in the payload manifests", kind="mets-extra", path=target)
+            return
+        try:
+            actual = (self.bag / target).stat().st_size
+        except OSError:
+            out.add("error", f"{METS_FILE}: FLocat {href!r} does not resolve to a file", kind="flocat", path=target)
+            actual = None
+        ctype = (f.get("CHECKSUMTYPE") or "").upper()
+        alg = _ALG_BY_PREMIS.get(ctype)
+        checksum = (f.get("CHECKSUM") or "").lower()
+        if alg in expected and checksum != expected[alg]:
+            out.add("error", f"{METS_FILE}: the fileSec CHECKSUM ({ctype}) differs from manifest-{alg}.txt",
+                    kind="mets-digest", path=target, algorithm=alg, expected=expected[alg], found=checksum)
+        size = f.get("SIZE")
+        if actual is not None and size is not None and size != str(actual):
+            out.add("error", f"{METS_FILE}: the fileSec SIZE differs from the file's size", kind="mets-size",
+                    path=target, expected=str(actual), found=size)
+
+    def premis_object(self, rel: str, obj: etree._Element) -> None:
+        out = self.out
+        local = obj.findtext("premis:objectIdentifier[premis:objectIdentifierType='local']/premis:objectIdentifierValue",
+                             namespaces=_NS)
+        if local is None:
+            out.add("error", f"{rel}: a PREMIS file object has no local identifier (bag path)", kind="premis-id", path=rel)
+            return
+        self.in_premis.setdefault(rel, set()).add(local)
+        expected = self.manifests.get(local)
+        if expected is None:
+            out.add("error", f"{rel} describes {local}, which is not in the payload manifests", kind="premis-extra", path=local)
+            return
+        for fx in obj.iterfind("premis:objectCharacteristics/premis:fixity", _NS):
+            name = (fx.findtext("premis:messageDigestAlgorithm", namespaces=_NS) or "").strip()
+            alg = _ALG_BY_PREMIS.get(name.upper())
+            digest = (fx.findtext("premis:messageDigest", namespaces=_NS) or "").strip().lower()
+            if alg in expected and digest != expected[alg]:
+                out.add("error", f"{rel}: the PREMIS {name} of this file differs from manifest-{alg}.txt",
+                        kind="premis-digest", path=local, algorithm=alg, expected=expected[alg], found=digest)
+
+    def finish(self, read: set[str]) -> None:
+        for path in self.manifests:
+            if METS_FILE in read and path not in self.in_filesec:
+                self.out.add("error", f"{METS_FILE}: the fileSec does not list this payload file", kind="mets-missing", path=path)
+            for rel in sorted(read):
+                if path not in self.in_premis.get(rel, set()):
+                    self.out.add("error", f"{rel} has no file object for this payload file", kind="premis-missing", path=path)
+
+
+def _check_document(bag: Path, rel: str, consistency: _Consistency, validators: Validators | None,
+                    out: _Findings) -> bool:
+    """Check one sidecar; False when it could not be read at all."""
+    path = bag / rel
+    if not path.is_file():
+        out.add("error", f"{rel} is missing; the bag's PREMIS/METS sidecars are incomplete", kind="missing", path=rel)
+        return False
+    schema = None if validators is None else (validators.mets if rel == METS_FILE else validators.premis)
+    try:
+        if path.stat().st_size <= TREE_LIMIT:
+            root = parse_untrusted_file(str(path), source=rel)
+            for el in _iter_checked(root):
+                consistency.element(rel, el)
+            if schema is not None and not schema.validate(etree.ElementTree(root)):
+                for err in list(iter(schema.error_log))[:MAX_LISTED]:  # type: ignore[call-overload]
+                    out.add("error", f"not valid against the official schema (line {err.line}): {err.message}",
+                            kind=f"schema {rel}", path=rel)
+        else:
+            for event, el in stream(path, rel, clear=_SECTIONS):
+                if event == "end":
+                    consistency.element(rel, el)
+            if schema is not None:
+                try:
+                    for _ in stream(path, rel, clear=_SECTIONS, schema=schema):
+                        pass
+                except SchemaInvalid as exc:
+                    out.add("error", f"not valid against the official schema: {exc}", kind=f"schema {rel}", path=rel)
+    except UnsafeXML as exc:
+        out.add("error", str(exc), kind="xml", path=rel)
+        return False
+    return True
+
+
+def _iter_checked(root: etree._Element) -> Iterator[etree._Element]:
+    yield from root.iter(_FILE, _OBJECT)
+
+
+def check_sidecars(bag_path: str | os.PathLike[str], *, schemas: Path | None = None) -> list[Finding]:
+    """Every problem with the bag's ``metadata/mets.xml`` and ``metadata/premis.xml``.
+
+    ``schemas`` is a folder of the official schemas; by default ``$PRESERVE_SCHEMAS`` or the
+    installed ones. Without any, a warning says so and only the schema check is skipped.
+    """
+    bag = Path(bag_path)
+    out = _Findings()
+    try:
+        manifests = _manifests(bag)
+    except PreserveError:
+        # validate_bag already reports unreadable tag files; without manifests there is nothing to compare.
+        manifests = {}
+    folder = schemas if schemas is not None else find_schemas()
+    validators = None
+    if folder is None:
+        out.add("warning", f"the official XML schemas are not installed, so the sidecars were not checked against them; "
+                f"run `preserve schemas install` (or set {ENV_VAR} to a folder of them)", kind="no-schemas")
+    else:
+        try:
+            validators = load_validators(folder)
+        except SchemaError as exc:
+            out.add("error", f"cannot check the sidecars against the schemas: {exc}", kind="schemas")
+    consistency = _Consistency(bag, manifests, out)
+    read = {rel for rel in (METS_FILE, PREMIS_FILE) if _check_document(bag, rel, consistency, validators, out)}
+    consistency.finish(read)
+    return out.close()

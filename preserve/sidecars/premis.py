@@ -1,0 +1,379 @@
+"""PREMIS 3.0 elements for the package, built one small element at a time from the :class:`Plan`.
+
+Both writers use these builders: :mod:`preserve.sidecars.mets` wraps each element in an mdWrap,
+:func:`write_premis` streams them into one standalone ``premis.xml``. Event types come from the
+Library of Congress preservation vocabulary (id.loc.gov/vocabulary/preservation/eventType).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lxml import etree
+
+from preserve.model import Rights
+from preserve.sidecars.ext import audio_element
+from preserve.sidecars.plan import DIGEST_NAMES, FileItem, Plan, Release, Statement
+
+PREMIS_NS = "http://www.loc.gov/premis/v3"
+XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
+PREMIS_XSD = "http://www.loc.gov/standards/premis/v3/premis.xsd"
+NSMAP = {"premis": PREMIS_NS, "xsi": XSI_NS}
+EVENT_TYPES = "http://id.loc.gov/vocabulary/preservation/eventType"
+_P = f"{{{PREMIS_NS}}}"
+_XSI_TYPE = f"{{{XSI_NS}}}type"
+
+#: The sheet's basis -> PREMIS rightsBasis (and otherRightsBasis where the basis is Other).
+BASES: dict[str, tuple[str, str | None]] = {
+    "copyright": ("Copyright", None), "license": ("License", None), "licence": ("License", None),
+    "statute": ("Statute", None), "donor": ("Other", "Donor"), "policy": ("Other", "Policy"),
+}
+COPYRIGHT_STATUS = {"copyrighted": "copyrighted", "public domain": "publicdomain",
+                    "publicdomain": "publicdomain", "unknown": "unknown"}
+
+
+def _sub(parent: etree._Element, tag: str, text: str | None = None) -> etree._Element:
+    el = etree.SubElement(parent, _P + tag)
+    if text is not None:
+        el.text = text
+    return el
+
+
+def _ident(parent: etree._Element, tag: str, type_: str, value: str, role: str | None = None) -> None:
+    el = _sub(parent, tag)
+    _sub(el, f"{tag}Type", type_)
+    _sub(el, f"{tag}Value", value)
+    if role is not None:
+        _sub(el, "linkingAgentRole" if tag == "linkingAgentIdentifier" else "linkingObjectRole", role)
+
+
+def _root(tag: str, xsi_type: str | None = None) -> etree._Element:
+    el = etree.Element(_P + tag, nsmap=NSMAP)
+    if xsi_type:
+        el.set(_XSI_TYPE, f"premis:{xsi_type}")
+    return el
+
+
+def _relationship(parent: etree._Element, subtype: str, related_uuid: str) -> None:
+    rel = _sub(parent, "relationship")
+    _sub(rel, "relationshipType", "structural")
+    _sub(rel, "relationshipSubType", subtype)
+    _ident(rel, "relatedObjectIdentifier", "UUID", related_uuid)
+
+
+# ---------------------------------------------------------------------------------------- objects
+
+def collection_object(plan: Plan) -> etree._Element:
+    """The intellectual entity of the whole collection."""
+    x, col = plan.text, plan.collection
+    obj = _root("object", "intellectualEntity")
+    _ident(obj, "objectIdentifier", "UUID", plan.collection_uuid)
+    if col.identifier:
+        _ident(obj, "objectIdentifier", "local", x(col.identifier, "collection identifier"))
+    if col.group_identifier:
+        _ident(obj, "objectIdentifier", "Bag-Group-Identifier", x(col.group_identifier, "group identifier"))
+    _ident(obj, "objectIdentifier", "bag name", x(plan.staged.name, "bag name"))
+    return obj
+
+
+def release_object(plan: Plan, rel: Release) -> etree._Element:
+    """The intellectual entity of one release (album), part of the collection."""
+    obj = _root("object", "intellectualEntity")
+    _ident(obj, "objectIdentifier", "UUID", rel.uuid)
+    _ident(obj, "objectIdentifier", "local", plan.text(rel.key, f"release {rel.key}"))
+    _relationship(obj, "is part of", plan.collection_uuid)
+    for st_index in dict.fromkeys(i.statement for i in rel.tracks if i.statement is not None):
+        _ident(obj, "linkingRightsStatementIdentifier", "UUID", plan.statements[st_index].uuid)
+    return obj
+
+
+def file_object(plan: Plan, item: FileItem) -> etree._Element:
+    """A file object: identifiers, fixity per manifest algorithm, size, format, technical metadata."""
+    x = plan.text
+    obj = _root("object", "file")
+    _ident(obj, "objectIdentifier", "UUID", item.uuid)
+    _ident(obj, "objectIdentifier", "local", x(item.path, f"{item.path}: path"))
+    chars = _sub(obj, "objectCharacteristics")
+    _sub(chars, "compositionLevel", "0")
+    for alg in plan.algorithms:
+        fx = _sub(chars, "fixity")
+        _sub(fx, "messageDigestAlgorithm", DIGEST_NAMES.get(alg, alg))
+        _sub(fx, "messageDigest", item.record.digests[alg])
+        _sub(fx, "messageDigestOriginator", plan.software.name)
+    _sub(chars, "size", str(item.record.size))
+    fmt_el = _sub(chars, "format")
+    track = item.track
+    fmt = track.format if track is not None else None
+    if fmt is not None and (fmt.name or fmt.puid):
+        if fmt.name:
+            des = _sub(fmt_el, "formatDesignation")
+            _sub(des, "formatName", x(fmt.name, f"{item.path}: format name"))
+            if fmt.version:
+                _sub(des, "formatVersion", x(fmt.version, f"{item.path}: format version"))
+        if fmt.puid:
+            reg = _sub(fmt_el, "formatRegistry")
+            _sub(reg, "formatRegistryName", "PRONOM")
+            _sub(reg, "formatRegistryKey", x(fmt.puid, f"{item.path}: PUID"))
+            _sub(reg, "formatRegistryRole", "specification")
+        if fmt.method:
+            _sub(fmt_el, "formatNote", f"identified by {fmt.method}" + (f" ({fmt.tool} {fmt.tool_version})" if fmt.tool else ""))
+    else:
+        des = _sub(fmt_el, "formatDesignation")
+        _sub(des, "formatName", x(item.mime, f"{item.path}: media type"))
+        note = fmt.note if fmt is not None and fmt.note else "not identified against PRONOM; format named by its media type"
+        _sub(fmt_el, "formatNote", x(note, f"{item.path}: format note"))
+    if track is not None:
+        app = track.technical.creating_application
+        if app:
+            ca = _sub(chars, "creatingApplication")
+            _sub(ca, "creatingApplicationName", x(app, f"{item.path}: creating application"))
+        ext = audio_element(track.technical, x, item.path)
+        if ext is not None:
+            _sub(chars, "objectCharacteristicsExtension").append(ext)
+    _sub(obj, "originalName", x(item.original_name, f"{item.path}: original name"))
+    if item.release is not None:
+        _relationship(obj, "is part of", plan.releases[item.release].uuid)
+    else:
+        _relationship(obj, "is part of", plan.collection_uuid)
+    if item.statement is not None:
+        _ident(obj, "linkingRightsStatementIdentifier", "UUID", plan.statements[item.statement].uuid)
+    return obj
+
+
+# ----------------------------------------------------------------------------------------- events
+
+@dataclass
+class Event:
+    """What one PREMIS event says; the identifier is derived from the plan so both writers agree."""
+
+    uuid: str
+    type: str
+    date: str
+    detail: str
+    outcome: str
+    notes: list[str] = field(default_factory=list)
+    agents: list[tuple[str, str]] = field(default_factory=list)   # (agent uuid, role)
+    objects: list[tuple[str, str]] = field(default_factory=list)  # (object uuid, role)
+
+
+def _program(plan: Plan) -> str:
+    sw = plan.software
+    return f"program={sw.name}; version={sw.version}"
+
+
+def _run_agents(plan: Plan) -> list[tuple[str, str]]:
+    out = [(plan.software.uuid, "executing program")]
+    if "organization" in plan.agents:
+        out.append((plan.agents["organization"].uuid, "implementer"))
+    if "operator" in plan.agents:
+        out.append((plan.agents["operator"].uuid, "implementer"))
+    return out
+
+
+def file_events(plan: Plan, item: FileItem) -> Iterator[Event]:
+    """The events that concern one file, each with its own outcome."""
+    ctx, x = plan.context, plan.text
+    when = ctx.started
+    source = [(item.uuid, "source")]
+    checksums = (item.track.producer_checksums if item.track is not None
+                 else item.submission.producer_checksums if item.submission is not None else [])
+    for n, pc in enumerate(checksums):
+        notes = [f"{pc.algorithm} {pc.value} from {pc.source}"]
+        if pc.outcome == "fail":
+            notes.append(f"computed {pc.found}")
+        yield Event(plan.ident("event", "producer-fixity", item.path, str(n)), "fixity check", when,
+                    f"{_program(plan)}; compared with the checksum the producer delivered",
+                    pc.outcome, [x(s, f"{item.path}: producer checksum") for s in notes],
+                    _run_agents(plan), source)
+    yield Event(plan.ident("event", "digest", item.path), "message digest calculation", when,
+                f"{_program(plan)}; computed while copying from the source (one read)",
+                "success", [", ".join(f"{DIGEST_NAMES.get(a, a)} {item.record.digests[a]}" for a in plan.algorithms)],
+                _run_agents(plan), source)
+    track = item.track
+    if track is None:
+        return
+    fmt = track.format
+    if fmt.tool:
+        agents = _run_agents(plan)
+        tool = plan.tool_agent(fmt.tool, fmt.tool_version)
+        if tool is not None:
+            agents = [*agents, (tool.uuid, "executing program")]
+        detail = f"program={fmt.tool}; version={fmt.tool_version}" + (f"; signatures={fmt.signature_version}" if fmt.signature_version else "")
+        outcome = "positive" if fmt.puid else "negative"
+        note = f"{fmt.puid} {fmt.name or ''}".strip() if fmt.puid else (fmt.note or "not identified")
+        if fmt.method:
+            note += f" (by {fmt.method})"
+        yield Event(plan.ident("event", "format", item.path), "format identification", when,
+                    x(detail, f"{item.path}: format tool"), outcome, [x(note, f"{item.path}: format note")], agents, source)
+    ess = track.essence
+    if ess.outcome != "not applicable":
+        notes = [n for n in (ess.method, ess.detail) if n]
+        if ess.expected or ess.found:
+            notes.append(f"expected {ess.expected or '-'}, found {ess.found or '-'}")
+        if ess.accepted_damage:
+            notes.append("packaged anyway as a recorded known defect")
+        yield Event(plan.ident("event", "essence", item.path), "validation", when,
+                    f"{_program(plan)}; embedded audio checksum verification",
+                    ess.outcome, [x(n, f"{item.path}: essence check") for n in notes], _run_agents(plan), source)
+
+
+def package_events(plan: Plan) -> list[Event]:
+    """Events about the whole package: ingestion, fixity of the written copy, package creation."""
+    ctx, staged = plan.context, plan.staged
+    col_obj = [(plan.collection_uuid, "source")]
+    notes = [f"{staged.files} payload file(s), {staged.bytes} bytes, from {plan.collection.root}"]
+    cleaned = plan.text.summary()
+    if cleaned:
+        notes.append(cleaned)
+    out = [Event(plan.ident("event", "ingestion"), "ingestion", ctx.started,
+                 f"{_program(plan)}; collection read, rights gate passed, files copied without modification",
+                 "success", [plan.text(n) for n in notes], _run_agents(plan), col_obj)]
+    v = staged.verification
+    if v.performed:
+        out.append(Event(plan.ident("event", "written-copy-fixity"), "fixity check", v.ended or v.started or ctx.started,
+                         f"{_program(plan)}; {v.method}", v.outcome,
+                         [f"{v.files} file(s), {v.bytes} bytes re-read and compared ({v.algorithm})"],
+                         _run_agents(plan), [(plan.collection_uuid, "outcome")]))
+    out.append(Event(plan.ident("event", "package"), "information package creation", plan.created,
+                     f"{_program(plan)}; BagIt 1.0 bag with manifests ({', '.join(plan.algorithms)}), METS and PREMIS sidecars",
+                     "success", [f"bag {plan.staged.name}"], _run_agents(plan), [(plan.collection_uuid, "outcome")]))
+    return out
+
+
+def event_element(ev: Event) -> etree._Element:
+    """The ``premis:event`` for ``ev``."""
+    el = _root("event")
+    _ident(el, "eventIdentifier", "UUID", ev.uuid)
+    t = _sub(el, "eventType", ev.type)
+    t.set("authority", "eventType")
+    t.set("authorityURI", EVENT_TYPES)
+    _sub(el, "eventDateTime", ev.date)
+    _sub(_sub(el, "eventDetailInformation"), "eventDetail", ev.detail)
+    info = _sub(el, "eventOutcomeInformation")
+    _sub(info, "eventOutcome", ev.outcome)
+    for note in ev.notes:
+        _sub(_sub(info, "eventOutcomeDetail"), "eventOutcomeDetailNote", note)
+    for uuid_, role in ev.agents:
+        _ident(el, "linkingAgentIdentifier", "UUID", uuid_, role)
+    for uuid_, role in ev.objects:
+        _ident(el, "linkingObjectIdentifier", "UUID", uuid_, role)
+    return el
+
+
+# ----------------------------------------------------------------------------------------- agents
+
+def agent_elements(plan: Plan) -> Iterator[etree._Element]:
+    """One ``premis:agent`` per agent of the plan."""
+    for agent in plan.agents.values():
+        el = _root("agent")
+        _ident(el, "agentIdentifier", "UUID", agent.uuid)
+        _sub(el, "agentName", plan.text(agent.name, f"agent {agent.key}"))
+        _sub(el, "agentType", agent.type)
+        if agent.version:
+            _sub(el, "agentVersion", plan.text(agent.version, f"agent {agent.key} version"))
+        if agent.note:
+            _sub(el, "agentNote", plan.text(agent.note, f"agent {agent.key} note"))
+        yield el
+
+
+# ----------------------------------------------------------------------------------------- rights
+
+def _doc_ident(parent: etree._Element, prefix: str, rights: Rights, plan: Plan) -> None:
+    if rights.agreement:
+        d = _sub(parent, f"{prefix}DocumentationIdentifier")
+        _sub(d, f"{prefix}DocumentationIdentifierType", "bag path" if rights.agreement.startswith("data/") else "local")
+        _sub(d, f"{prefix}DocumentationIdentifierValue", plan.text(rights.agreement, "rights document"))
+        _sub(d, f"{prefix}DocumentationRole", "rights document")
+
+
+def statement_element(plan: Plan, st: Statement, objects: list[str]) -> etree._Element:
+    """A ``premis:rightsStatement`` for ``st`` linked to ``objects`` (UUIDs) and its holder."""
+    r, x = st.rights, plan.text
+    el = etree.Element(_P + "rightsStatement", nsmap=NSMAP)
+    _ident(el, "rightsStatementIdentifier", "UUID", st.uuid)
+    basis, other = BASES.get((r.basis or "").strip().lower(), ("Other", (r.basis or "unspecified").strip() or "unspecified"))
+    _sub(el, "rightsBasis", basis)
+    holder = f"rights holder: {r.holder}" if r.holder else None
+    if basis == "Copyright":
+        ci = _sub(el, "copyrightInformation")
+        _sub(ci, "copyrightStatus", COPYRIGHT_STATUS.get((r.copyright_status or "unknown").strip().lower(), "unknown"))
+        # The sheet does not carry a jurisdiction; PREMIS requires the element.
+        _sub(ci, "copyrightJurisdiction", "unknown")
+        for note in (holder, r.license and f"licence: {r.license}", r.note):
+            if note:
+                _sub(ci, "copyrightNote", x(note, "rights note"))
+        _doc_ident(ci, "copyright", r, plan)
+    elif basis == "License":
+        li = _sub(el, "licenseInformation")
+        _doc_ident(li, "license", r, plan)
+        if r.license:
+            _sub(li, "licenseTerms", x(r.license, "licence"))
+        for note in (holder, r.note):
+            if note:
+                _sub(li, "licenseNote", x(note, "rights note"))
+    elif basis == "Statute":
+        si = _sub(el, "statuteInformation")
+        _sub(si, "statuteJurisdiction", "unknown")
+        _sub(si, "statuteCitation", x(r.license or r.note or "unspecified", "statute"))
+        for note in (holder, r.note if r.license else None):
+            if note:
+                _sub(si, "statuteNote", x(note, "rights note"))
+        _doc_ident(si, "statute", r, plan)
+    else:
+        oi = _sub(el, "otherRightsInformation")
+        _doc_ident(oi, "otherRights", r, plan)
+        _sub(oi, "otherRightsBasis", x(other or "unspecified", "rights basis"))
+        for note in (holder, r.license and f"licence: {r.license}", r.note):
+            if note:
+                _sub(oi, "otherRightsNote", x(note, "rights note"))
+    for act in r.permitted_acts:
+        g = _sub(el, "rightsGranted")
+        _sub(g, "act", x(act, "permitted act"))
+        if r.restriction_until:
+            _sub(g, "restriction", "embargo")
+            term = _sub(g, "termOfRestriction")
+            # PREMIS requires a start; the embargo runs from packaging at the latest.
+            _sub(term, "startDate", plan.context.started[:10])
+            _sub(term, "endDate", x(r.restriction_until, "embargo date"))
+        else:
+            _sub(g, "restriction", "none")
+    for uuid_ in objects:
+        _ident(el, "linkingObjectIdentifier", "UUID", uuid_)
+    if r.holder:
+        agent = plan.holder_agent(r.holder)
+        if agent is not None:
+            _ident(el, "linkingAgentIdentifier", "UUID", agent.uuid, "rightsholder")
+    return el
+
+
+def statement_objects(plan: Plan, st: Statement) -> list[str]:
+    """Every object a statement covers: its files and the releases they make up."""
+    return [*(plan.releases[i].uuid for i in st.releases), *(plan.files[i].uuid for i in st.files)]
+
+
+# ------------------------------------------------------------------------------------- standalone
+
+def write_premis(path: Path, plan: Plan) -> None:
+    """Stream the standalone ``premis.xml``: objects, events, agents, rights."""
+    with etree.xmlfile(str(path), encoding="UTF-8") as xf:
+        xf.write_declaration()
+        attrs = {f"{{{XSI_NS}}}schemaLocation": f"{PREMIS_NS} {PREMIS_XSD}", "version": "3.0"}
+        with xf.element(_P + "premis", attrs, nsmap=NSMAP):
+            xf.write(collection_object(plan), pretty_print=True)
+            for rel in plan.releases:
+                xf.write(release_object(plan, rel), pretty_print=True)
+            for item in plan.files:
+                xf.write(file_object(plan, item), pretty_print=True)
+            for ev in package_events(plan):
+                xf.write(event_element(ev), pretty_print=True)
+            for item in plan.files:
+                for ev in file_events(plan, item):
+                    xf.write(event_element(ev), pretty_print=True)
+            for agent in agent_elements(plan):
+                xf.write(agent, pretty_print=True)
+            for st in plan.statements:
+                rights = etree.Element(_P + "rights", nsmap=NSMAP)
+                rights.append(statement_element(plan, st, statement_objects(plan, st)))
+                xf.write(rights, pretty_print=True)

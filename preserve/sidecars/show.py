@@ -1,0 +1,188 @@
+"""A human summary of a bag from its METS: releases, tracks, durations, rights, formats, events.
+
+Reads only ``metadata/mets.xml`` (safely and streamed, see :mod:`preserve.sidecars.xmlstream`); it
+never opens the audio.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+from lxml import etree
+
+from preserve.errors import InputError
+from preserve.sidecars.ext import AUDIO_NS
+from preserve.sidecars.mets import METS_NS
+from preserve.sidecars.mods import MODS_NS
+from preserve.sidecars.premis import PREMIS_NS
+from preserve.sidecars.xmlstream import stream
+
+_NS = {"mets": METS_NS, "premis": PREMIS_NS, "mods": MODS_NS, "audio": AUDIO_NS}
+
+
+@dataclass
+class TrackSummary:
+    disc: str
+    number: str
+    title: str
+    path: str
+    duration: float | None
+    format: str
+    rights: str
+
+
+@dataclass
+class ReleaseSummary:
+    title: str
+    tracks: list[TrackSummary] = field(default_factory=list)
+
+    @property
+    def duration(self) -> float:
+        return sum(t.duration or 0.0 for t in self.tracks)
+
+
+@dataclass
+class BagSummary:
+    """What ``preserve show`` prints."""
+
+    path: str
+    title: str
+    identifier: str
+    created: str
+    agents: list[str]
+    releases: list[ReleaseSummary]
+    other_files: int
+    rights: list[str]
+    formats: dict[str, int]
+    events: dict[str, dict[str, int]]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        for rel, r in zip(d["releases"], self.releases, strict=True):
+            rel["duration"] = r.duration
+        return d
+
+
+def _text(el: etree._Element | None, path: str) -> str:
+    if el is None:
+        return ""
+    return (el.findtext(path, namespaces=_NS) or "").strip()
+
+
+def _rights_line(st: etree._Element) -> str:
+    basis = _text(st, "premis:rightsBasis")
+    parts = [basis]
+    notes = [n.text or "" for n in st.iter(f"{{{PREMIS_NS}}}copyrightNote", f"{{{PREMIS_NS}}}licenseNote",
+                                            f"{{{PREMIS_NS}}}otherRightsNote", f"{{{PREMIS_NS}}}statuteNote")]
+    holder = next((n.removeprefix("rights holder: ") for n in notes if n.startswith("rights holder: ")), "")
+    terms = _text(st, "premis:licenseInformation/premis:licenseTerms")
+    status = _text(st, "premis:copyrightInformation/premis:copyrightStatus")
+    other = _text(st, "premis:otherRightsInformation/premis:otherRightsBasis")
+    for value in (other, status, terms, holder and f"holder {holder}"):
+        if value:
+            parts.append(value)
+    acts = [a.text or "" for a in st.iterfind("premis:rightsGranted/premis:act", _NS)]
+    if acts:
+        parts.append("may " + ", ".join(acts))
+    until = _text(st, "premis:rightsGranted/premis:termOfRestriction/premis:endDate")
+    if until:
+        parts.append(f"embargo until {until}")
+    return "; ".join(parts)
+
+
+_M = f"{{{METS_NS}}}"
+_XSI_TYPE = "{http://www.w3.org/2001/XMLSchema-instance}type"
+_HREF = "{http://www.w3.org/1999/xlink}href"
+_CLEAR = frozenset({_M + "dmdSec", _M + "amdSec", _M + "file", _M + "structMap"})
+
+
+@dataclass
+class _FileFacts:
+    duration: float | None
+    format: str
+    rights: str
+
+
+def summarize(bag_path: str | os.PathLike[str]) -> BagSummary:
+    """Read ``BAG/metadata/mets.xml`` and summarize it.
+
+    The METS is streamed (see :mod:`preserve.sidecars.xmlstream`): only a few facts per file are
+    kept, so a bag of 100,000 tracks is summarized in bounded memory.
+    """
+    bag = Path(bag_path)
+    mets_path = bag / "metadata" / "mets.xml"
+    if not mets_path.is_file():
+        raise InputError(f"{mets_path}: no METS sidecar; `preserve show` reads bags made by `preserve package`")
+    formats: Counter[str] = Counter()
+    rights: dict[str, str] = {}
+    events: dict[str, Counter[str]] = {}
+    facts: dict[str, _FileFacts] = {}
+    hrefs: dict[str, str] = {}
+    releases: list[ReleaseSummary] = []
+    root: etree._Element | None = None
+    title, created, agents = "", "", []
+    for event, el in stream(mets_path, str(mets_path), clear=_CLEAR):
+        if root is None:
+            root = el
+        if event != "end":
+            continue
+        if el.tag == _M + "metsHdr":
+            created = el.get("CREATEDATE", "")
+            agents = [f"{a.get('TYPE') if a.get('TYPE') != 'OTHER' else a.get('OTHERTYPE')}: {_text(a, 'mets:name')}"
+                      for a in el.iterfind("mets:agent", _NS)]
+        elif el.tag == _M + "dmdSec" and el.get("ID") == "dmdSec_collection":
+            title = _text(el, ".//mods:titleInfo/mods:title")
+        elif el.tag == _M + "amdSec":
+            _amdsec(el, facts, formats, rights, events)
+        elif el.tag == _M + "file":
+            loc = el.find("mets:FLocat", _NS)
+            hrefs[el.get("ID", "")] = (loc.get(_HREF) or "") if loc is not None else ""
+        elif el.tag == _M + "structMap" and el.get("TYPE") == "logical":
+            releases = [_release(rel, facts, hrefs) for rel in el.iterfind("mets:div/mets:div[@TYPE='release']", _NS)]
+    assert root is not None
+    n_tracks = sum(len(r.tracks) for r in releases)
+    return BagSummary(
+        path=str(bag), title=title or (root.get("LABEL") or ""), identifier=root.get("OBJID") or "",
+        created=created, agents=agents, releases=releases, other_files=len(hrefs) - n_tracks,
+        # rights in the order a reader meets them in the releases, then any covering other files only
+        rights=list(dict.fromkeys([*(t.rights for r in releases for t in r.tracks if t.rights in rights.values()),
+                                   *rights.values()])),
+        formats=dict(formats), events={k: dict(v) for k, v in sorted(events.items())})
+
+
+def _amdsec(sec: etree._Element, facts: dict[str, _FileFacts], formats: Counter[str], rights: dict[str, str],
+            events: dict[str, Counter[str]]) -> None:
+    line = ""
+    for st in sec.iterfind("mets:rightsMD//premis:rightsStatement", _NS):
+        ident = _text(st, "premis:rightsStatementIdentifier/premis:rightsStatementIdentifierValue")
+        line = rights.setdefault(ident, _rights_line(st))
+    for ev in sec.iterfind("mets:digiprovMD//premis:event", _NS):
+        outcome = _text(ev, "premis:eventOutcomeInformation/premis:eventOutcome")
+        events.setdefault(_text(ev, "premis:eventType"), Counter())[outcome] += 1
+    for obj in sec.iterfind("mets:techMD//premis:object", _NS):
+        if not (obj.get(_XSI_TYPE) or "").endswith("file"):
+            continue
+        fmt = obj.find("premis:objectCharacteristics/premis:format", _NS)
+        name = _text(fmt, "premis:formatDesignation/premis:formatName")
+        puid = _text(fmt, "premis:formatRegistry/premis:formatRegistryKey")
+        formats[f"{name} ({puid})" if puid else name or "unidentified"] += 1
+        d = _text(obj, ".//audio:durationSeconds")
+        facts[sec.get("ID", "")] = _FileFacts(float(d) if d else None, puid or name, line or "no rights statement")
+
+
+def _release(rel: etree._Element, facts: dict[str, _FileFacts], hrefs: dict[str, str]) -> ReleaseSummary:
+    rs = ReleaseSummary(rel.get("LABEL") or "")
+    for disc in rel.iterfind("mets:div[@TYPE='disc']", _NS):
+        for div in disc.iterfind("mets:div[@TYPE='track']", _NS):
+            fptr = div.find("mets:fptr", _NS)
+            href = hrefs.get(fptr.get("FILEID", "") if fptr is not None else "", "")
+            f = facts.get(div.get("ADMID", ""), _FileFacts(None, "", "no rights statement"))
+            rs.tracks.append(TrackSummary(disc.get("ORDER") or "", div.get("ORDERLABEL") or div.get("ORDER") or "",
+                                          div.get("LABEL") or "", unquote(href).removeprefix("../"),
+                                          f.duration, f.format, f.rights))
+    return rs
