@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 from pathlib import Path
 
 import click
@@ -19,7 +18,7 @@ from preserve.package import DEFAULT_PROFILE, package_collection
 @click.argument("collection", type=click.Path(path_type=Path))
 @click.argument("dest", type=click.Path(path_type=Path))
 @click.option("--operator", metavar="NAME", help="The person running the packaging, recorded as a PREMIS agent "
-              "(default: the login name).")
+              "(none is recorded unless given: a login name is not a person).")
 @click.option("--profile", "profile", metavar="PROFILE", default=DEFAULT_PROFILE, show_default=True,
               help="BagIt profile to declare and follow: a shipped name, a path or an identifier URL.")
 @click.option("--no-profile", is_flag=True, help="Declare no BagIt profile.")
@@ -42,11 +41,6 @@ def package(collection: Path, dest: Path, operator: str | None, profile: str, no
     data/objects/, the sheet, collection.toml, checksum files and rights documents under
     data/submission/, all with their original relative paths. COLLECTION is only read.
     """
-    if operator is None:
-        try:
-            operator = getpass.getuser()
-        except (KeyError, OSError):
-            operator = None
     # One bar for the whole run: the check reads every audio file once, then the copy reads it again.
     bar = ProgressBar(0, "packaging", enabled=not quiet)
 
