@@ -39,7 +39,9 @@ def test_max_bytes_stops_after_the_first_bag_and_the_next_run_continues(make_bag
 
 
 def test_a_time_budget_stops_a_running_bag_cleanly_without_recording_it(make_bag, tmp_path: Path, ledger_path: Path, pv) -> None:
-    bag = make_bag("slow", {"objects/big.wav": os.urandom(6_000_000)})
+    # at the 1 MB/s cap this bag needs ~40 s, so stopping well inside that proves the deadline
+    # was honoured even on a loaded machine
+    bag = make_bag("slow", {"objects/big.wav": os.urandom(40_000_000)})
     t0 = time.monotonic()
     result = pv("audit", bag, "--tier", "fast", "--budget", "1s", "--max-rate", "1M", "--ledger", ledger_path)
     elapsed = time.monotonic() - t0
@@ -47,7 +49,7 @@ def test_a_time_budget_stops_a_running_bag_cleanly_without_recording_it(make_bag
     assert "audited 0 bag(s)" in result.stdout
     assert "stopped: --budget spent: 1 bag(s) left for the next run" in result.stdout
     assert f"not audited this run: id-slow ({bag})" in result.stdout
-    assert elapsed < 4, "the audit did not stop at the deadline"
+    assert elapsed < 20, "the audit did not stop at the deadline"
     assert audits_in(ledger_path) == []
     with Ledger(ledger_path) as led:
         assert [s.location for s in led.bag_states() if not s.audits] == [str(bag)]
