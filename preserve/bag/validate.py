@@ -332,7 +332,11 @@ def _verify_payload(
         report.findings.extend(findings)
 
 
-def _verify_tag_manifests(bag: Bag, report: ValidationReport, fast: bool) -> None:
+def tag_manifest_entries(bag: Bag, report: ValidationReport) -> dict[str, dict[str, str]]:
+    """``{tag file: {algorithm: digest}}`` from every tag manifest; defects go into ``report``.
+
+    Shared by directory and archive validation, so both read tag manifests the same way.
+    """
     expected: dict[str, dict[str, str]] = {}
     for alg in sorted(bag.tag_manifests):
         name = f"tagmanifest-{alg}.txt"
@@ -351,7 +355,11 @@ def _verify_tag_manifests(bag: Bag, report: ValidationReport, fast: bool) -> Non
                 expected.setdefault(line.path, {})[alg] = line.digest
         except UnicodeDecodeError as exc:
             report.add("error", "encoding", f"{name} is not valid {bag.declared_encoding}: {exc.reason}", path=name)
-    for rel, digests in sorted(expected.items()):
+    return expected
+
+
+def _verify_tag_manifests(bag: Bag, report: ValidationReport, fast: bool) -> None:
+    for rel, digests in sorted(tag_manifest_entries(bag, report).items()):
         target = bag.path / rel
         if not target.is_file():
             report.add("error", "tag-missing", "listed in a tag manifest but not found", path=rel)

@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING
 
 from preserve.bag import validate as bagcheck
 from preserve.bag.index import PathIndex
-from preserve.bag.paths import unsafe_reason
 from preserve.bag.reader import Bag, open_bag
 from preserve.bag.validate import Finding, ValidationReport
 from preserve.errors import BadArchive, BadTagFile
@@ -327,25 +326,7 @@ def _compare_payload(scan: _Scan, report: ValidationReport, algs: list[str]) -> 
 
 
 def _compare_tags(scan: _Scan, bag: Bag, report: ValidationReport, fast: bool) -> None:
-    expected: dict[str, dict[str, str]] = {}
-    for alg in sorted(bag.tag_manifests):
-        name = f"tagmanifest-{alg}.txt"
-        try:
-            for line in bag.iter_manifest(alg, tag=True):
-                if line.error:
-                    report.add("error", "manifest-syntax", line.error, path=name)
-                    continue
-                reason = unsafe_reason(line.path)
-                if reason:
-                    report.add("error", "unsafe-path", f"{name} line {line.line} lists an unsafe path ({reason}); it was not opened", path=line.raw)
-                    continue
-                if line.path.startswith("data/"):
-                    report.add("error", "outside-payload", f"{name} line {line.line} lists a payload file; tag manifests list tag files only", path=line.path)
-                    continue
-                expected.setdefault(line.path, {})[alg] = line.digest
-        except UnicodeDecodeError as exc:
-            report.add("error", "encoding", f"{name} is not valid {bag.declared_encoding}: {exc.reason}", path=name)
-    for rel, digests in sorted(expected.items()):
+    for rel, digests in sorted(bagcheck.tag_manifest_entries(bag, report).items()):
         if not scan.first("SELECT 1 FROM t WHERE path = ?", (rel,)):
             report.add("error", "tag-missing", "listed in a tag manifest but not found", path=rel)
             continue
