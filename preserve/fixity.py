@@ -6,17 +6,24 @@ one algorithm after another inside a process pool, and reads its own manifests a
 algorithms of one large file over cores, which is what a 2-core machine needs to keep both busy.
 
 hashlib (OpenSSL) and xxhash release the GIL on large buffers, so plain threads scale here:
-- a large file gets one thread per expensive algorithm, fed chunks by the reading thread;
-- many small files are spread over a thread pool (:func:`ordered_map`), each hashed inline.
+- a large file gets one thread per expensive algorithm, fed chunks by the reading thread; the
+  chunks are read into a few reusable buffers, each reused once every hash thread is done with it
+  (fresh buffers per chunk made the kernel zero-fill new pages all the time);
+- many small files are spread over a thread pool (:func:`ordered_map`), each hashed inline, in
+  batches once they turn out to be cheap (a pool task has a cost of its own).
+
+``benchmarks/bench_bag.py`` measures all of this against bagit-python and the hashing floor.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -28,14 +35,24 @@ import xxhash
 #: Algorithms preserve can compute, by the names BagIt manifests use (``manifest-<name>.txt``).
 ALGORITHMS: tuple[str, ...] = ("md5", "sha1", "sha224", "sha256", "sha384", "sha512", "blake2b", "xxh3-128")
 
+# the direct constructors: hashlib.new() looks the name up on every call, once per small file
+_CONSTRUCTORS: dict[str, Callable[[], Any]] = {
+    "md5": hashlib.md5, "sha1": hashlib.sha1, "sha224": hashlib.sha224, "sha256": hashlib.sha256,
+    "sha384": hashlib.sha384, "sha512": hashlib.sha512, "blake2b": hashlib.blake2b,
+}
+
 #: Relative cost per byte (measured, rounded): cheapest first is what the fast tier wants.
 COST: dict[str, float] = {
     "xxh3-128": 0.05, "sha1": 0.6, "sha256": 0.9, "sha224": 0.9, "md5": 1.2,
     "blake2b": 1.1, "sha512": 1.4, "sha384": 1.4,
 }
 
-CHUNK = 4 * 1024 * 1024  # large enough that a thread hand-off per chunk costs nothing
+#: Read size. 1 MiB is large enough that a thread hand-off per chunk costs nothing and small
+#: enough that a chunk stays in a core's L2 cache between the write and the hashes that follow.
+CHUNK = 1024 * 1024
 SMALL_CHUNK = 1024 * 1024
+#: Reusable read buffers per large file: chunks the hash threads may lag behind the reader.
+RING = 8
 #: From this size on, a file's algorithms are hashed on threads of their own.
 THREADED_FROM = 64 * 1024 * 1024
 
@@ -44,7 +61,7 @@ Progress = Callable[[int, int], None]
 
 
 class Hasher(Protocol):
-    def update(self, data: bytes, /) -> None: ...
+    def update(self, data: bytes | memoryview, /) -> None: ...
     def hexdigest(self) -> str: ...
 
 
@@ -54,7 +71,7 @@ def new_hasher(algorithm: str) -> Hasher:
         return xxhash.xxh3_128()
     if algorithm not in ALGORITHMS:
         raise ValueError(f"unsupported algorithm {algorithm!r}; choose from {', '.join(ALGORITHMS)}")
-    return hashlib.new(algorithm)  # type: ignore[return-value]
+    return hashlib.new(algorithm)
 
 
 def check_algorithms(algorithms: Iterable[str]) -> tuple[str, ...]:
@@ -97,6 +114,52 @@ class RateLimiter:
             time.sleep(min(wait, 1.0))
 
 
+class _Lease:
+    """A shared read buffer handed to several hash threads; it is reused once every one is done."""
+
+    __slots__ = ("_buffer", "_free", "_left", "_lock")
+
+    def __init__(self, buffer: bytearray, free: queue.SimpleQueue[bytearray], users: int) -> None:
+        self._buffer = buffer
+        self._free = free
+        self._left = users
+        self._lock = threading.Lock()
+
+    def release(self) -> None:
+        with self._lock:
+            self._left -= 1
+            last = self._left == 0
+        if last:
+            self._free.put(self._buffer)
+
+
+class _Ring:
+    """A few reusable read buffers. Reading into them (``readinto``) instead of allocating a fresh
+    bytes object per chunk saves the kernel from zero-filling new pages for every chunk, which
+    cost as much system time as the copy itself."""
+
+    def __init__(self, count: int, size: int) -> None:
+        self.free: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
+        for _ in range(count):
+            self.free.put(bytearray(size))
+
+    def get(self) -> bytearray:
+        return self.free.get()
+
+
+def _readinto(fd: int, buffer: bytearray) -> int:
+    """Fill ``buffer`` from ``fd`` as far as the file goes; returns the bytes read (0 at EOF)."""
+    view = memoryview(buffer)
+    got = 0
+    size = len(buffer)
+    while got < size:
+        n = os.readv(fd, [view[got:]])
+        if n == 0:
+            break
+        got += n
+    return got
+
+
 class _HashThread:
     """One algorithm on a thread of its own, fed chunks through a small bounded queue."""
 
@@ -105,7 +168,7 @@ class _HashThread:
     def __init__(self, algorithm: str) -> None:
         self.algorithm = algorithm
         self.hasher = new_hasher(algorithm)
-        self.queue: queue.Queue[Any] = queue.Queue(maxsize=4)
+        self.queue: queue.Queue[Any] = queue.Queue(maxsize=RING)
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, name=f"hash-{algorithm}", daemon=True)
         self.thread.start()
@@ -113,14 +176,18 @@ class _HashThread:
     def _run(self) -> None:
         update = self.hasher.update
         while True:
-            chunk = self.queue.get()
-            if chunk is self._STOP:
+            item = self.queue.get()
+            if item is self._STOP:
                 return
+            chunk, lease = item
             if self.error is None:
                 try:
                     update(chunk)
                 except BaseException as exc:  # reported by finish()
                     self.error = exc
+            del chunk, item
+            if lease is not None:
+                lease.release()
 
     def finish(self) -> str:
         self.queue.put(self._STOP)
@@ -148,11 +215,32 @@ class MultiHasher:
                 self._inline.append((name, new_hasher(name)))
         self._closed = False
 
+    @property
+    def threaded(self) -> bool:
+        return bool(self._threads)
+
+    def inline_updates(self) -> list[Callable[[bytes | memoryview], None]]:
+        """The ``update`` methods of the hashers that run on the caller's thread."""
+        return [h.update for _, h in self._inline]
+
     def update(self, data: bytes) -> None:
         for t in self._threads:
-            t.queue.put(data)
+            t.queue.put((data, None))
         for _, h in self._inline:
             h.update(data)
+
+    def update_from(self, buffer: bytearray, size: int, free: queue.SimpleQueue[bytearray]) -> None:
+        """Hash ``buffer[:size]``, then hand ``buffer`` back to ``free`` once every thread is done
+        with it: the caller must not write into it until it comes back out of ``free``."""
+        view = memoryview(buffer)[:size]
+        if self._threads:
+            lease = _Lease(buffer, free, len(self._threads))
+            for t in self._threads:
+                t.queue.put((view, lease))
+        for _, h in self._inline:
+            h.update(view)
+        if not self._threads:
+            free.put(buffer)
 
     def hexdigests(self) -> dict[str, str]:
         out = {name: h.hexdigest() for name, h in self._inline}
@@ -192,6 +280,55 @@ def _advise_sequential(fd: int) -> None:
             pass
 
 
+def _pump(
+    fd: int, size: int, hasher: MultiHasher, *, write_fd: int | None = None,
+    limiter: RateLimiter | None = None, progress: Progress | None = None,
+) -> int:
+    """Read ``fd`` to its end into reusable buffers, hash every chunk (and write it to
+    ``write_fd``); returns the bytes read. ``size`` (from fstat) only sizes the buffers."""
+    total = 0
+    if not hasher.threaded:
+        # every digest is taken on this thread, so one buffer suffices; a small file gets one of
+        # its own size (+1, so that a second read, at EOF, is the only other system call)
+        buf = bytearray(CHUNK if size >= CHUNK else size + 1)
+        whole = memoryview(buf)
+        updates = hasher.inline_updates()
+        while True:
+            n = os.readv(fd, (buf,))
+            if n == 0:
+                return total
+            if limiter is not None:
+                limiter.consume(n)
+            view = whole[:n] if n < len(buf) else whole
+            for update in updates:
+                update(view)
+            if write_fd is not None:
+                while view:
+                    view = view[os.write(write_fd, view):]
+            total += n
+            if progress is not None:
+                progress(n, 0)
+    free = _Ring(RING, CHUNK).free
+    while True:
+        # this thread is the only one taking buffers out of ``free``: a buffer it holds is its own
+        buf = free.get()
+        n = _readinto(fd, buf)
+        if n == 0:
+            free.put(buf)
+            return total
+        if limiter is not None:
+            limiter.consume(n)  # after the read, so a small file is charged its size, not a buffer's
+        hasher.update_from(buf, n, free)
+        if write_fd is not None:
+            # the hash threads only read the buffer, and it cannot be refilled before this returns
+            view = memoryview(buf)[:n]
+            while view:
+                view = view[os.write(write_fd, view):]
+        total += n
+        if progress is not None:
+            progress(n, 0)
+
+
 def hash_file(
     path: str | os.PathLike[str],
     algorithms: Sequence[str],
@@ -215,17 +352,8 @@ def hash_file(
             drop_cache(fd)
         _advise_sequential(fd)
         hasher = MultiHasher(algorithms, threaded=threaded)
-        chunk_size = CHUNK if size > CHUNK else SMALL_CHUNK
         try:
-            while True:
-                if limiter is not None:
-                    limiter.consume(chunk_size)
-                chunk = f.read(chunk_size)
-                if not chunk:
-                    break
-                hasher.update(chunk)
-                if progress is not None:
-                    progress(len(chunk), 0)
+            _pump(fd, size, hasher, limiter=limiter, progress=progress)
         except BaseException:
             hasher.abandon()
             raise
@@ -282,6 +410,7 @@ def copy_and_hash(
     The destination must not exist (``O_EXCL``). The source's size and mtime are compared before
     and after; a difference is reported in ``CopyResult.changed`` (the caller decides).
     """
+    src, dst = os.fspath(src), os.fspath(dst)  # once, not on every system call below
     flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
     if not follow_links:
         flags |= getattr(os, "O_NOFOLLOW", 0)
@@ -294,21 +423,8 @@ def copy_and_hash(
         _advise_sequential(sfd)
         dfd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o644)
         hasher = MultiHasher(algorithms, threaded=threaded)
-        copied = 0
-        chunk_size = CHUNK if size > CHUNK else SMALL_CHUNK
         try:
-            while True:
-                chunk = os.read(sfd, chunk_size)
-                if not chunk:
-                    break
-                view = memoryview(chunk)
-                while view:
-                    n = os.write(dfd, view)
-                    view = view[n:]
-                hasher.update(chunk)
-                copied += len(chunk)
-                if progress is not None:
-                    progress(len(chunk), 0)
+            copied = _pump(sfd, size, hasher, write_fd=dfd, progress=progress)
             if fsync:
                 os.fsync(dfd)
         except BaseException:
@@ -346,12 +462,34 @@ def default_workers() -> int:
     return max(1, min(8, os.cpu_count() or 1))
 
 
+#: ordered_map batches items whose calls take less than this (seconds) on average...
+_BATCH_BELOW = 0.0005
+#: ...up to this many items to one task.
+_BATCH_MAX = 64
+
+
+def _run_batch(fn: Callable[[T], R], batch: list[T]) -> tuple[list[R], BaseException | None, float]:
+    """Call ``fn`` on each item in turn; stop at the first error and hand it back with the results
+    before it (so the caller can yield those first, as a plain ``map`` would)."""
+    out: list[R] = []
+    start = time.perf_counter()
+    try:
+        for item in batch:
+            out.append(fn(item))
+    except BaseException as exc:  # re-raised in the caller's thread, in order
+        return out, exc, 0.0
+    return out, None, (time.perf_counter() - start) / len(batch)
+
+
 def ordered_map(
     fn: Callable[[T], R], items: Iterable[T], *, workers: int | None = None, window: int | None = None
 ) -> Iterator[R]:
-    """``map(fn, items)`` on a thread pool, results in input order, at most ``window`` in flight.
+    """``map(fn, items)`` on a thread pool, results in input order, at most ``window`` tasks in flight.
 
-    The window bounds memory: a million items never become a million futures at once.
+    The window bounds memory: a million items never become a million futures at once. Items that
+    turn out to be cheap (many small files) are handed out in batches of up to 64, since a pool
+    task costs some 10-20 microseconds of CPU and thread wake-ups of its own; every item starts as
+    a task of its own, so a few expensive items (large files) still run side by side.
     """
     workers = workers or default_workers()
     if workers <= 1:
@@ -359,15 +497,29 @@ def ordered_map(
             yield fn(item)
         return
     window = window or workers * 8
-    pending: list[Future[R]] = []
+    pending: deque[Future[tuple[list[R], BaseException | None, float]]] = deque()
+    source = iter(items)
+    size = 1
+
+    def collect() -> Iterator[R]:
+        nonlocal size
+        results, error, per_item = pending.popleft().result()
+        yield from results
+        if error is not None:
+            raise error
+        size = min(_BATCH_MAX, size * 2) if per_item < _BATCH_BELOW else 1
+
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="preserve") as pool:
         try:
-            for item in items:
-                pending.append(pool.submit(fn, item))
+            while True:
+                batch = list(itertools.islice(source, size))
+                if not batch:
+                    break
+                pending.append(pool.submit(_run_batch, fn, batch))
                 if len(pending) >= window:
-                    yield pending.pop(0).result()
+                    yield from collect()
             while pending:
-                yield pending.pop(0).result()
+                yield from collect()
         finally:
             for fut in pending:
                 fut.cancel()
