@@ -17,7 +17,11 @@ README = (ROOT / "README.md").read_text(encoding="utf-8")
 
 def _commands(group: click.Group, prefix: str = "") -> list[tuple[str, click.Command]]:
     out = []
-    for name, cmd in sorted(group.commands.items()):
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):
+        cmd = group.get_command(ctx, name)
+        assert cmd is not None, f"preserve {prefix}{name} is listed but cannot be loaded"
+        assert cmd.name == name, f"{name} loads a command named {cmd.name}"
         full = f"{prefix}{name}"
         out.append((full, cmd))
         if isinstance(cmd, click.Group):

@@ -6,7 +6,7 @@ It reads bags made by any tool (BagIt 0.93 to 1.0) and never writes to them.
 from __future__ import annotations
 
 import os
-import urllib.request
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -19,10 +19,13 @@ from preserve.fixity import (
     ALGORITHMS,
     Progress,
     RateLimiter,
+    batched_process_map,
     default_workers,
+    hash_batch,
     hash_file,
     hash_stream,
     ordered_map,
+    processes_for,
 )
 
 Severity = Literal["error", "warning"]
@@ -110,9 +113,14 @@ def validate_bag(
     limiter: RateLimiter | None = None,
     algorithms: list[str] | None = None,
     check_tag_manifests: bool = True,
+    processes: int | None = 0,
 ) -> ValidationReport:
     """Validate a bag directory. Returns a report holding every finding; raises only when ``path``
     is not a bag at all (:class:`~preserve.errors.BadTagFile`, :class:`~preserve.errors.SourceNotFound`).
+
+    ``processes`` > 0 hashes many small files in that many worker processes; ``None`` decides from
+    the bag (:func:`preserve.fixity.processes_for`). Worker processes start the caller's main
+    module again (as multiprocessing does), so scripts that pass it guard their entry point.
 
     ``fast`` checks completeness and Payload-Oxum without hashing. ``algorithms`` restricts the
     payload digests verified (the audit's fast tier); by default every manifest is verified.
@@ -149,7 +157,7 @@ def validate_bag(
             usable = [a for a in report.algorithms if a in ALGORITHMS and (algorithms is None or a in algorithms)]
             if on_total is not None:
                 on_total(report.bytes, report.files)
-            _verify_payload(bag, index, report, usable, workers, progress, drop_cached, limiter)
+            _verify_payload(bag, index, report, usable, workers, progress, drop_cached, limiter, processes)
     if check_tag_manifests:
         _verify_tag_manifests(bag, report, fast)
     return report
@@ -277,6 +285,8 @@ def _check_fetch(bag: Bag, index: PathIndex, report: ValidationReport, do_fetch:
 
 def _fetch_and_check(url: str, length: int | None, rel: str, digests: dict[str, str], report: ValidationReport) -> None:
     """Download into memory-bounded hashing only: the bag itself is never written."""
+    import urllib.request  # only --fetch needs it; importing it costs every run ~30 ms
+
     algs = [a for a in digests if a in ALGORITHMS]
     try:
         with urllib.request.urlopen(url, timeout=60) as resp:
@@ -293,13 +303,13 @@ def _fetch_and_check(url: str, length: int | None, rel: str, digests: dict[str, 
 
 def _verify_payload(
     bag: Bag, index: PathIndex, report: ValidationReport, algs: list[str], workers: int | None,
-    progress: Progress | None, drop_cached: bool, limiter: RateLimiter | None,
+    progress: Progress | None, drop_cached: bool, limiter: RateLimiter | None, processes: int | None = 0,
 ) -> None:
     if not algs:
         return
     placeholders = ",".join("?" * len(algs))
     jobs: Iterator[tuple[object, ...]] = index.query(
-        f"SELECT d.path, group_concat(m.alg || ' ' || m.digest, '\n'), d.real FROM d JOIN m ON m.path = d.path "
+        f"SELECT d.path, group_concat(m.alg || ' ' || m.digest, '\n'), d.real, d.size FROM d JOIN m ON m.path = d.path "
         f"WHERE m.alg IN ({placeholders}) GROUP BY d.path ORDER BY d.path", tuple(algs))
     root = bag.path
 
@@ -326,10 +336,50 @@ def _verify_payload(
                                    algorithm=alg, expected=sorted(digests)[0], found=found[alg]))
         return out
 
+    if processes is None:
+        processes = processes_for(report.files, report.bytes) if limiter is None else 0
+    if processes:
+        _verify_in_processes(root, jobs, report, processes, progress, drop_cached)
+        return
     # small files are I/O-latency bound, so more threads than cores keep the disk and CPUs busy
     n = workers or min(8, default_workers() * 2)
     for findings in ordered_map(check, jobs, workers=n):
         report.findings.extend(findings)
+
+
+def _expected(pairs: str) -> dict[str, set[str]]:
+    expected: dict[str, set[str]] = {}
+    for pair in pairs.split("\n"):
+        alg, digest = pair.split(" ", 1)
+        expected.setdefault(alg, set()).add(digest)
+    return expected
+
+
+def _verify_in_processes(root: Path, jobs: Iterator[tuple[object, ...]], report: ValidationReport, processes: int,
+                         progress: Progress | None, drop_cached: bool) -> None:
+    """Many small files: hash them in batches on worker processes, compare here."""
+    held: deque[tuple[str, dict[str, set[str]], int]] = deque()
+
+    def work() -> Iterator[tuple[str, tuple[str, ...], bool]]:
+        for job in jobs:
+            rel, real = str(job[0]), job[2] if isinstance(job[2], bytes) else None
+            expected = _expected(str(job[1]))
+            size = int(job[3])  # type: ignore[call-overload]
+            held.append((rel, expected, size))
+            yield str(root / real_path(rel, real)), tuple(sorted(expected)), drop_cached
+
+    # batched_process_map asks for an item's size right after taking it, so it is held[-1]
+    for got in batched_process_map(hash_batch, work(), size=lambda job: held[-1][2], processes=processes):
+        rel, expected, size = held.popleft()
+        if progress is not None:
+            progress(size, 1)
+        if isinstance(got, tuple):
+            report.add("error", got[0], got[1], path=rel)
+            continue
+        for alg, digests in sorted(expected.items()):
+            if got[alg] not in digests:
+                report.add("error", "altered", f"{alg} checksum does not match manifest-{alg}.txt", path=rel,
+                           algorithm=alg, expected=sorted(digests)[0], found=got[alg])
 
 
 def tag_manifest_entries(bag: Bag, report: ValidationReport) -> dict[str, dict[str, str]]:

@@ -18,12 +18,14 @@ import contextlib
 import datetime as dt
 import errno
 import fcntl
+import functools
 import json
 import os
 import secrets
 import shutil
 import stat
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +48,7 @@ from preserve.errors import (
 from preserve.fixity import (
     CopyResult,
     Progress,
+    batched_process_map,
     check_algorithms,
     copy_and_hash,
     fsync_path,
@@ -71,9 +74,10 @@ def software_agent() -> str:
 class PayloadEntry:
     """A file (or an empty directory) to put in the bag at ``data/<target>``."""
 
-    source: Path
+    source: str | Path  # the walker gives plain strings: a Path per file costs more than the copy
     target: str
     empty_dir: bool = False
+    size: int = -1  # bytes, when known (the walker knows); -1: stat it when needed
 
 
 @dataclass
@@ -116,7 +120,7 @@ class DirectoryPayload:
         for item in self._walk(summary):
             if isinstance(item, PayloadEntry) and not item.empty_dir:
                 summary.files += 1
-                summary.bytes += item.source.stat().st_size
+                summary.bytes += item.size
         summary.warnings = list(dict.fromkeys(summary.warnings))
         return summary
 
@@ -204,7 +208,7 @@ class DirectoryPayload:
                         summary.warnings.append(
                             f"{entry.path}: the name contains '%'; it is written as %25 as RFC 8493 requires, "
                             "but bagit-python 1.9 and DART do not decode %25 and will report it missing")
-                    yield PayloadEntry(Path(entry.path), self._target(child_rel))
+                    yield PayloadEntry(entry.path, self._target(child_rel), size=st.st_size)
                 else:
                     summary.problems.append(InputError(f"{entry.path}: is not a regular file (device, socket or pipe); bags hold files only"))
             if kept == 0 and rel:
@@ -336,8 +340,12 @@ def create_bag(
     on_staged: Callable[[Path], None] | None = None,
     finalize: Callable[[Path, Path], None] | None = None,
     follow_links: bool = False,
+    processes: int = 0,
 ) -> BagResult:
     """Build a BagIt 1.0 bag at ``dest`` from ``payload`` (see the module docstring for the steps).
+
+    ``processes`` > 0 copies batches of small files in that many worker processes (their per-file
+    Python work holds the GIL); :func:`preserve.fixity.processes_for` suggests a number.
 
     ``extra_tags`` writes more tag files (sidecars) into the staged bag before the tag manifests.
     ``on_staged`` is a test hook called with the staging path once the payload is durable, before
@@ -359,7 +367,7 @@ def create_bag(
         staging = dest.parent / f".{dest.name}.preserve-staging-{secrets.token_hex(4)}"
         try:
             result = _build(staging, dest, payload, algs, list(info), verify, workers, progress,
-                            extra_tags, on_staged, finalize, follow_links, started)
+                            extra_tags, on_staged, finalize, follow_links, started, processes)
         except KeyboardInterrupt:
             shutil.rmtree(staging, ignore_errors=True)
             raise Interrupted(path=str(dest)) from None
@@ -373,7 +381,7 @@ def _build(
     staging: Path, dest: Path, payload: Iterable[PayloadEntry], algs: tuple[str, ...],
     info: list[tuple[str, str]], verify: bool, workers: int | None, progress: Progress | None,
     extra_tags: Callable[[StagedBag], None] | None, on_staged: Callable[[Path], None] | None,
-    finalize: Callable[[Path, Path], None] | None, follow_links: bool, started: str,
+    finalize: Callable[[Path, Path], None] | None, follow_links: bool, started: str, processes: int = 0,
 ) -> BagResult:
     try:
         (staging / "data").mkdir(parents=True)
@@ -388,8 +396,8 @@ def _build(
     dir_lock = threading.Lock()
     made_dirs: set[str] = set()
 
-    def ensure_parent(target: Path) -> None:
-        parent = str(target.parent)
+    def ensure_parent(target: str) -> None:
+        parent = os.path.dirname(target)
         if parent in made_dirs:
             return
         with dir_lock:
@@ -399,32 +407,12 @@ def _build(
             made_dirs.add(parent)
 
     def copy_one(entry: PayloadEntry) -> tuple[PayloadEntry, CopyResult | None]:
-        reason = unsafe_reason(f"data/{entry.target}") or (None if entry.target else "empty target")
-        if reason:
-            raise UnsafePath(path=f"data/{entry.target}", reason=reason)
-        target = staging / "data" / entry.target
+        target = _check_target(staging, entry)
         if entry.empty_dir:
             os.makedirs(target, exist_ok=True)
             return entry, None
         ensure_parent(target)
-        src = entry.source
-        try:
-            result = copy_and_hash(src, target, hash_algs, progress=progress, fsync=not have_syncfs, follow_links=follow_links)
-        except FileNotFoundError as exc:
-            if exc.filename and str(exc.filename) == str(src):
-                raise SourceNotFound(path=str(src)) from exc
-            raise _storage_error(exc, dest, target) from exc
-        except FileExistsError as exc:
-            raise InputError(f"{src}: two payload entries write the same target data/{entry.target}") from exc
-        except OSError as exc:
-            if exc.errno == errno.ELOOP:
-                raise SymlinkRefused(path=str(src), target=os.readlink(src)) from exc
-            if exc.filename and str(exc.filename) == str(src):
-                raise InputError(f"{src}: cannot be read ({exc.strerror})") from exc
-            raise _storage_error(exc, dest, target) from exc
-        if result.changed:
-            raise SourceChanged(path=str(src), detail=result.changed)
-        return entry, result
+        return entry, _copy_entry(str(entry.source), target, str(dest), hash_algs, not have_syncfs, follow_links, progress)
 
     files = total = empty = 0
     empties = []
@@ -433,7 +421,8 @@ def _build(
             manifests = {a: stack.enter_context(open(work / f"manifest-{a}.txt", "w", encoding="utf-8", newline="\n")) for a in algs}
             xxh = stack.enter_context(open(staging / XXH3_FILE, "w", encoding="utf-8", newline="\n"))
             records = stack.enter_context(open(work / "records.jsonl", "w", encoding="utf-8"))
-            for entry, res in ordered_map(copy_one, payload, workers=workers):
+            for entry, res in _copy_all(copy_one, payload, staging, dest, hash_algs, not have_syncfs,
+                                        follow_links, progress, workers, processes):
                 rel = f"data/{entry.target}"
                 if res is None:
                     empty += 1
@@ -465,7 +454,7 @@ def _build(
 
     staged = StagedBag(staging, dest.name, algs, files, total, Verification(performed=False), work / "records.jsonl", started, info)
     if verify:
-        staged.verification = _verify(staged, workers)
+        staged.verification = _verify(staged, workers, processes)
 
     if extra_tags is not None:
         extra_tags(staged)
@@ -491,14 +480,118 @@ def _build(
     return BagResult(dest, files, total, algs, oxum, staged.verification, warnings, empty, started, _now(), full_info)
 
 
-def _verify(staged: StagedBag, workers: int | None) -> Verification:
+def _check_target(staging: Path, entry: PayloadEntry) -> str:
+    reason = unsafe_reason(f"data/{entry.target}") or (None if entry.target else "empty target")
+    if reason:
+        raise UnsafePath(path=f"data/{entry.target}", reason=reason)
+    return f"{staging}/data/{entry.target}"
+
+
+def _copy_entry(src: str, target: str, dest: str, algs: tuple[str, ...], fsync: bool, follow_links: bool,
+                progress: Progress | None = None) -> CopyResult:
+    """Copy-and-hash one payload file, turning OS errors into errors that name the file."""
+    try:
+        result = copy_and_hash(src, target, algs, progress=progress, fsync=fsync, follow_links=follow_links)
+    except FileNotFoundError as exc:
+        if exc.filename and str(exc.filename) == src:
+            raise SourceNotFound(path=src) from exc
+        raise _storage_error(exc, dest, target) from exc
+    except FileExistsError as exc:
+        raise InputError(f"{src}: two payload entries write the same target {target.split('.preserve-staging-', 1)[-1]}") from exc
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise SymlinkRefused(path=src, target=os.readlink(src)) from exc
+        if exc.filename and str(exc.filename) == src:
+            raise InputError(f"{src}: cannot be read ({exc.strerror})") from exc
+        raise _storage_error(exc, dest, target) from exc
+    if result.changed:
+        raise SourceChanged(path=src, detail=result.changed)
+    return result
+
+
+def _copy_batch(jobs: list[tuple[str, str, int]], dest: str, algs: tuple[str, ...], fsync: bool,
+                follow_links: bool) -> list[CopyResult]:
+    """For a worker process: copy-and-hash (source, target, size) jobs, making parent folders."""
+    made: set[str] = set()
+    out = []
+    for src, target, _size in jobs:
+        parent = os.path.dirname(target)
+        if parent not in made:
+            os.makedirs(parent, exist_ok=True)
+            made.add(parent)
+        out.append(_copy_entry(src, target, dest, algs, fsync, follow_links))
+    return out
+
+
+def _verify_batch(jobs: list[tuple[str, str]]) -> list[str | None]:
+    """For a worker process: re-read each (path, expected xxh3-128); the digest found where it differs."""
+    return [read_verify(path, expected) for path, expected in jobs]
+
+
+def _copy_all(
+    copy_one: Callable[[PayloadEntry], tuple[PayloadEntry, CopyResult | None]], payload: Iterable[PayloadEntry],
+    staging: Path, dest: Path, algs: tuple[str, ...], fsync: bool, follow_links: bool,
+    progress: Progress | None, workers: int | None, processes: int,
+) -> Iterator[tuple[PayloadEntry, CopyResult | None]]:
+    """Copy every entry, in order: on threads, or small files in batches on worker processes."""
+    if processes <= 0:
+        yield from ordered_map(copy_one, payload, workers=workers)
+        return
+    held: deque[PayloadEntry] = deque()
+    empties: list[PayloadEntry] = []
+
+    def jobs() -> Iterator[tuple[str, str, int]]:
+        for entry in payload:
+            if entry.empty_dir:
+                os.makedirs(_check_target(staging, entry), exist_ok=True)
+                empties.append(entry)  # reported after the files: their order does not matter
+                continue
+            held.append(entry)
+            yield str(entry.source), _check_target(staging, entry), _entry_size(entry)
+
+    batch_fn = functools.partial(_copy_batch, dest=str(dest), algs=algs, fsync=fsync, follow_links=follow_links)
+    for result in batched_process_map(batch_fn, jobs(), size=lambda job: job[2], processes=processes):
+        entry = held.popleft()
+        if progress is not None:
+            progress(result.size, 1)
+        yield entry, result
+    for entry in empties:
+        yield entry, None
+
+
+def _entry_size(entry: PayloadEntry) -> int:
+    if entry.size >= 0:
+        return entry.size
+    try:
+        return 0 if entry.empty_dir else os.stat(entry.source).st_size
+    except OSError:
+        return 0
+
+
+def _verify(staged: StagedBag, workers: int | None, processes: int = 0) -> Verification:
     v = Verification(performed=True, method="re-read from storage after fsync, page cache dropped (posix_fadvise DONTNEED), xxh3-128 compared with the digest taken while copying from the source", started=_now())
 
     def check(rec: PayloadRecord) -> tuple[PayloadRecord, str | None]:
         return rec, read_verify(staged.path / rec.target, rec.digests["xxh3-128"])
 
+    results: Iterator[tuple[PayloadRecord, str | None]]
+    if processes > 0:
+        records = staged.iter_payload()
+        pairs = ((rec, (str(staged.path / rec.target), rec.digests["xxh3-128"])) for rec in records)
+        held: deque[PayloadRecord] = deque()
+
+        def jobs() -> Iterator[tuple[str, str]]:
+            for rec, job in pairs:
+                held.append(rec)
+                yield job
+
+        found_iter = batched_process_map(_verify_batch, jobs(), size=lambda j: 0, processes=processes)
+        results = ((held.popleft(), found) for found in found_iter)
+    else:
+        # re-reads wait on the device: more readers than cores keep it busy
+        results = ordered_map(check, staged.iter_payload(), workers=workers or min(8, 2 * (os.cpu_count() or 1)))
     bad: list[tuple[PayloadRecord, str]] = []
-    for rec, found in ordered_map(check, staged.iter_payload(), workers=workers):
+    for rec, found in results:
         v.files += 1
         v.bytes += rec.size
         if found is not None:

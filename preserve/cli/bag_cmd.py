@@ -9,7 +9,7 @@ import click
 from preserve.bag.writer import create_bag, payload_from_directory
 from preserve.cli.common import ProgressBar, parse_info, warn
 from preserve.errors import ProblemsFound, ProfileViolation, UsageError
-from preserve.fixity import ALGORITHMS
+from preserve.fixity import ALGORITHMS, processes_for, start_processes
 from preserve.profiles import load_profile, plan_creation, validate_profile
 from preserve.serialize import archive_path, finalizer
 
@@ -52,6 +52,7 @@ def bag(source: Path, dest: Path, algorithms: tuple[str, ...], info: tuple[str, 
     if serialize:
         dest = archive_path(dest, serialize)
     payload = payload_from_directory(source, follow_links=follow_links)
+    start_processes()  # overlaps the walk below; used when the source has many small files
     summary = payload.scan()
     for w in summary.warnings:
         warn(w)
@@ -65,6 +66,7 @@ def bag(source: Path, dest: Path, algorithms: tuple[str, ...], info: tuple[str, 
     bar = ProgressBar(summary.bytes, "bagging", enabled=not quiet)
     with bar.shown():
         result = create_bag(dest, payload, algorithms=chosen, info=info_items, verify=not no_verify, workers=workers,
+                            processes=processes_for(summary.files, summary.bytes),
                             progress=bar, follow_links=follow_links, finalize=finalizer(serialize) if serialize else None)
     if not result.verification.performed:
         verified = "not verified (--no-verify)"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import signal
 import sys
 import traceback
@@ -13,7 +14,22 @@ from preserve import __version__
 from preserve.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, PreserveError
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class LazyGroup(click.Group):
+    """A click group that imports a command's module only when the command is needed."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, attr = target.split(":")
+        command: click.Command = getattr(importlib.import_module(module_name), attr)
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="preserve")
 def cli() -> None:
     """preserve: BagIt preservation packages for rights-cleared audio, kept safe for decades.
@@ -24,37 +40,24 @@ def cli() -> None:
     """
 
 
-def _register() -> None:
-    # One module per command. Each module defines a click command named like itself.
-    from preserve.cli import bag_cmd, validate_cmd
-
-    cli.add_command(bag_cmd.bag)
-    cli.add_command(validate_cmd.validate)
-    from preserve.cli import check_cmd, package_cmd
-
-    cli.add_command(check_cmd.check)
-    cli.add_command(package_cmd.package)
-    from preserve.cli import schemas_cmd, show_cmd
-
-    cli.add_command(show_cmd.show)
-    cli.add_command(schemas_cmd.schemas)
-    from preserve.cli import repair_cmd, replicate_cmd, restore_cmd
-
-    cli.add_command(replicate_cmd.replicate)
-    cli.add_command(restore_cmd.restore)
-    cli.add_command(repair_cmd.repair)
-    from preserve.cli import audit_cmd, events_cmd, ledger_cmd, report_cmd
-
-    cli.add_command(audit_cmd.audit)
-    cli.add_command(ledger_cmd.ledger)
-    cli.add_command(events_cmd.events)
-    cli.add_command(report_cmd.report)
-    from preserve.cli import unpack_cmd
-
-    cli.add_command(unpack_cmd.unpack)
-
-
-_register()
+#: Every command: its name and where it lives. Modules are imported only when their command runs
+#: (or when help lists them), so `preserve bag` does not pay for numpy, boto3 or dask.
+COMMANDS: dict[str, str] = {
+    "bag": "preserve.cli.bag_cmd:bag",
+    "validate": "preserve.cli.validate_cmd:validate",
+    "check": "preserve.cli.check_cmd:check",
+    "package": "preserve.cli.package_cmd:package",
+    "show": "preserve.cli.show_cmd:show",
+    "schemas": "preserve.cli.schemas_cmd:schemas",
+    "unpack": "preserve.cli.unpack_cmd:unpack",
+    "audit": "preserve.cli.audit_cmd:audit",
+    "report": "preserve.cli.report_cmd:report",
+    "events": "preserve.cli.events_cmd:events",
+    "ledger": "preserve.cli.ledger_cmd:ledger",
+    "replicate": "preserve.cli.replicate_cmd:replicate",
+    "restore": "preserve.cli.restore_cmd:restore",
+    "repair": "preserve.cli.repair_cmd:repair",
+}
 
 
 def _sigterm(signum: int, frame: Any) -> None:

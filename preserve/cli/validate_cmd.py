@@ -54,7 +54,8 @@ def validate(bag: Path, fast: bool, fetch: bool, as_json: bool, workers: int | N
         if bag.is_file():
             report = validate_archive(bag, fast=fast, fetch=fetch, profile=profile, progress=bar, on_total=bar.set_total)
         else:
-            report = validate_bag(bag, fast=fast, fetch=fetch, workers=workers, progress=bar, on_total=bar.set_total)
+            report = validate_bag(bag, fast=fast, fetch=fetch, workers=workers, progress=bar, on_total=bar.set_total,
+                                  processes=None if workers is None else 0)
             if profile is not None:
                 report.findings.extend(validate_profile(bag, profile))
     if bag.is_dir() and (bag / "metadata" / "mets.xml").is_file():

@@ -16,6 +16,7 @@ from preserve.errors import (
     DestinationExists,
     NameConflict,
     SourceChanged,
+    SourceNotFound,
     SymlinkRefused,
     VerificationFailed,
 )
@@ -190,3 +191,28 @@ def test_large_file(tmp_path: Path) -> None:
     result = create_bag(tmp_path / "bag", payload_from_directory(src))
     assert result.bytes == 300 * 1024 * 1024
     bagit.Bag(str(tmp_path / "bag")).validate(processes=2)
+
+
+def test_worker_processes_give_the_same_bag(make_source, tmp_path: Path) -> None:
+    files = {f"d{i % 7}/f{i}.wav": os.urandom(i % 3000) for i in range(600)}
+    files["big/master.wav"] = os.urandom(70 * 1024 * 1024)  # stays in this process, hashed on threads
+    src = make_source(files)
+    (src / "empty").mkdir()
+    threads = create_bag(tmp_path / "threads", payload_from_directory(src))
+    procs = create_bag(tmp_path / "procs", payload_from_directory(src), processes=2)
+    assert (procs.files, procs.bytes, procs.empty_dirs) == (threads.files, threads.bytes, 1)
+    assert procs.verification.files == 601 and procs.verification.outcome == "pass"
+    for name in ("manifest-sha256.txt", "manifest-sha512.txt", "metadata/xxh3-128.txt", "metadata/empty-directories.txt"):
+        assert (tmp_path / "procs" / name).read_text() == (tmp_path / "threads" / name).read_text(), name
+    bagit.Bag(str(tmp_path / "procs")).validate(processes=2)
+
+
+def test_worker_processes_report_errors_by_name(make_source, tmp_path: Path) -> None:
+    files = {f"f{i}.wav": b"x" * i for i in range(50)}
+    src = make_source(files)
+    (src / "f7.wav").chmod(0o000)
+    payload = list(payload_from_directory(src))
+    os.unlink(src / "f9.wav")  # gone between the walk and the copy
+    with pytest.raises(SourceNotFound, match=r"f9.wav: no such file"):
+        create_bag(tmp_path / "bag", payload, processes=2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["src"]

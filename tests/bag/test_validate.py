@@ -242,3 +242,26 @@ def test_name_that_is_not_utf8(simple_bag: Path, run_preserve) -> None:
     assert any("not valid UTF-8" in f.message for f in report.errors if f.code == "unlisted")
     r = run_preserve("validate", simple_bag)
     assert r.returncode == 1 and "data/caf\\xe9.wav" in r.stdout
+
+
+def test_many_small_files_in_worker_processes_give_the_same_findings(tmp_path: Path) -> None:
+    from preserve.bag.writer import create_bag, payload_from_directory
+    from preserve.fixity import processes_for
+
+    src = tmp_path / "src"
+    for i in range(2100):
+        p = src / f"d{i % 13}" / f"f{i}.wav"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(os.urandom(64 + i % 500))
+    bag = tmp_path / "bag"
+    create_bag(bag, payload_from_directory(src))
+    assert processes_for(2100, 2100 * 300) > 0  # this bag takes the process path
+    flip = bag / "data/d5/f5.wav"
+    flip.write_bytes(bytes([flip.read_bytes()[0] ^ 1]) + flip.read_bytes()[1:])
+    (bag / "data/d6/f6.wav").unlink()
+    in_processes = validate_bag(bag, processes=None)
+    in_threads = validate_bag(bag, workers=4)
+    key = sorted((f.code, f.path, f.algorithm, f.expected, f.found) for f in in_processes.findings)
+    assert key == sorted((f.code, f.path, f.algorithm, f.expected, f.found) for f in in_threads.findings)
+    assert {(f.code, f.path) for f in in_processes.errors} == {
+        ("altered", "data/d5/f5.wav"), ("missing", "data/d6/f6.wav"), ("oxum", "bag-info.txt")}
