@@ -111,3 +111,27 @@ def test_sigterm_cleans_up(tmp_path: Path) -> None:
     assert "interrupted" in err
     assert not (tmp_path / "bag").exists()
     assert not list(tmp_path.glob(".bag.preserve-staging-*")), "SIGTERM must clean its staging"
+
+
+def test_ctrl_c_while_worker_processes_copy_small_files(tmp_path: Path) -> None:
+    import shutil
+    import sys
+
+    src = tmp_path / "src"
+    for i in range(6000):  # enough small files for the CLI to use worker processes
+        d = src / f"d{i // 300}"
+        d.mkdir(parents=True, exist_ok=True)
+        (d / f"f{i}.wav").write_bytes(os.urandom(4000))
+    exe_path = shutil.which("preserve", path=str(Path(sys.executable).parent))
+    assert exe_path
+    proc = subprocess.Popen([exe_path, "bag", str(src), str(tmp_path / "bag"), "-q"], start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not list(tmp_path.glob(".bag.preserve-staging-*/data/d1/*.wav")):
+        time.sleep(0.005)
+    os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the workers get it too
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted; nothing half-written was left" in err
+    assert "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["src"]
