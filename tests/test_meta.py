@@ -64,3 +64,19 @@ def test_readme_opens_with_the_quick_start() -> None:
     assert len(commands) == 2
     ci = (ROOT / ".ci" / "run").read_text()
     assert commands[1].strip() in ci, ".ci/run must run the README's test command"
+
+
+def test_the_public_api_is_pinned() -> None:
+    import preserve
+
+    expected = {
+        "ALGORITHMS", "Bag", "BagResult", "Finding", "Ledger", "PayloadEntry", "PreserveError",
+        "ValidationReport", "__version__", "audit_bag", "check_collection", "check_sidecars",
+        "copy_and_hash", "create_bag", "hash_file", "load_profile", "open_bag", "open_store",
+        "package_collection", "payload_from_directory", "plan_creation", "repair_bag", "replicate_bag",
+        "restore_bag", "unpack", "validate_archive", "validate_bag", "validate_profile", "write_sidecars",
+    }
+    assert set(preserve.__all__) == expected
+    for name in expected:
+        assert getattr(preserve, name) is not None, name
+    assert callable(preserve.package_collection) and callable(preserve.replicate_bag)
