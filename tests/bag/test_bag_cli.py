@@ -124,8 +124,11 @@ def test_ctrl_c_while_worker_processes_copy_small_files(tmp_path: Path) -> None:
         (d / f"f{i}.wav").write_bytes(os.urandom(4000))
     exe_path = shutil.which("preserve", path=str(Path(sys.executable).parent))
     assert exe_path
+    # a job started in the background inherits SIGINT ignored (as CI may start this suite), and
+    # Python keeps it ignored; a terminal's foreground job has the default disposition
     proc = subprocess.Popen([exe_path, "bag", str(src), str(tmp_path / "bag"), "-q"], start_new_session=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not list(tmp_path.glob(".bag.preserve-staging-*/data/d1/*.wav")):
         time.sleep(0.005)
