@@ -257,7 +257,6 @@ class MultiHasher:
             self._closed = True
             for t in self._threads:
                 t.error = t.error or RuntimeError("abandoned")
-                t.finish_quietly = True  # type: ignore[attr-defined]
                 t.queue.put(_HashThread._STOP)
             for t in self._threads:
                 t.thread.join()
