@@ -677,11 +677,11 @@ def batched_process_map(
                     fut.cancel()
 
 
-def hash_batch(jobs: list[tuple[str, tuple[str, ...], bool]]) -> list[dict[str, str] | tuple[str, str]]:
-    """For a process pool: digests of each (path, algorithms, drop_cached) job, or (kind, message)
-    where the file cannot be read (kind: "missing" or "unreadable")."""
+def hash_batch(jobs: list[tuple[str, tuple[str, ...], bool, int]]) -> list[dict[str, str] | tuple[str, str]]:
+    """For a process pool: digests of each (path, algorithms, drop_cached, size) job, or
+    (kind, message) where the file cannot be read (kind: "missing" or "unreadable")."""
     out: list[dict[str, str] | tuple[str, str]] = []
-    for path, algs, drop in jobs:
+    for path, algs, drop, _size in jobs:
         try:
             out.append(hash_file(path, algs, drop_cached=drop))
         except FileNotFoundError:

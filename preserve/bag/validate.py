@@ -360,16 +360,15 @@ def _verify_in_processes(root: Path, jobs: Iterator[tuple[object, ...]], report:
     """Many small files: hash them in batches on worker processes, compare here."""
     held: deque[tuple[str, dict[str, set[str]], int]] = deque()
 
-    def work() -> Iterator[tuple[str, tuple[str, ...], bool]]:
+    def work() -> Iterator[tuple[str, tuple[str, ...], bool, int]]:
         for job in jobs:
             rel, real = str(job[0]), job[2] if isinstance(job[2], bytes) else None
             expected = _expected(str(job[1]))
             size = int(job[3])  # type: ignore[call-overload]
             held.append((rel, expected, size))
-            yield str(root / real_path(rel, real)), tuple(sorted(expected)), drop_cached
+            yield str(root / real_path(rel, real)), tuple(sorted(expected)), drop_cached, size
 
-    # batched_process_map asks for an item's size right after taking it, so it is held[-1]
-    for got in batched_process_map(hash_batch, work(), size=lambda job: held[-1][2], processes=processes):
+    for got in batched_process_map(hash_batch, work(), size=lambda job: job[3], processes=processes):
         rel, expected, size = held.popleft()
         if progress is not None:
             progress(size, 1)
