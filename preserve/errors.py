@@ -30,6 +30,7 @@ into a message on standard error and that code. The tree::
     │   └── ObjectArchived                6   an archive-class object needs a restore request first
     ├── LedgerError                       7   the audit ledger cannot be opened or written
     ├── SchemaError                       8   XML schemas missing or failing their pinned digests
+    ├── WorkerDied                        9   the system killed a worker process (out of memory?)
     └── Interrupted                       130 stopped by a signal; nothing half-written remains
 
 Exit code 0 means success. Click's own usage errors also exit 2. Any exception that is not a
@@ -49,6 +50,7 @@ EXIT_STORAGE = 5
 EXIT_REMOTE = 6
 EXIT_LEDGER = 7
 EXIT_SCHEMA = 8
+EXIT_WORKER = 9
 EXIT_INTERNAL = 70
 EXIT_INTERRUPTED = 130
 
@@ -63,6 +65,7 @@ EXIT_CODES: dict[int, str] = {
     EXIT_REMOTE: "remote storage or network failed",
     EXIT_LEDGER: "the audit ledger cannot be opened or written",
     EXIT_SCHEMA: "XML schemas are missing or fail their pinned digests",
+    EXIT_WORKER: "a worker process was killed from outside (out of memory?); nothing half-written was left",
     EXIT_INTERNAL: "internal error (a bug: please report it)",
     EXIT_INTERRUPTED: "interrupted by a signal; nothing half-written was left",
 }
@@ -204,6 +207,13 @@ class LedgerError(PreserveError):
 
 class SchemaError(PreserveError):
     exit_code = EXIT_SCHEMA
+
+
+class WorkerDied(PreserveError):
+    """A worker process ended without answering: killed by the out-of-memory killer or by hand."""
+
+    template = "worker process {pid} ended without answering ({how}); nothing half-written was left"
+    exit_code = EXIT_WORKER
 
 
 class Interrupted(PreserveError):

@@ -17,10 +17,13 @@ hashlib (OpenSSL) and xxhash release the GIL on large buffers, so plain threads 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import os
 import queue
+import signal
+import sys
 import threading
 import time
 from collections import deque
@@ -31,6 +34,8 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import xxhash
+
+from preserve.errors import WorkerDied
 
 #: Algorithms preserve can compute, by the names BagIt manifests use (``manifest-<name>.txt``).
 ALGORITHMS: tuple[str, ...] = ("md5", "sha1", "sha224", "sha256", "sha384", "sha512", "blake2b", "xxh3-128")
@@ -615,17 +620,235 @@ def start_processes() -> None:
     import multiprocessing.forkserver
 
     _process_context()
-    multiprocessing.forkserver.ensure_running()
+    if threading.current_thread() is not threading.main_thread():
+        multiprocessing.forkserver.ensure_running()
+        return
+    # A terminal's Ctrl-C reaches the whole process group, and systemd stops a service by sending
+    # SIGTERM to every process in it. The server starts with both ignored, and keeps them so (as
+    # does every worker it forks): only this process decides how to stop, no worker dies half-way
+    # through a batch, and the server still exits when this process does.
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        multiprocessing.forkserver.ensure_running()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
-class _Done:
-    """A result computed in this process, queued among process futures to keep the order."""
+def _worker_main(conn: Any) -> None:
+    """A worker: run each ``(fn, batch)`` received on ``conn`` and send back ``(ok, value)``.
 
-    def __init__(self, value: list[Any]) -> None:
-        self.value = value
+    It ignores Ctrl-C and SIGTERM (the parent alone decides how to stop), and dies with the server
+    that forked it, which itself exits when the parent does, so that no orphan writes on. It ends
+    when the parent closes its end of the connection.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        import ctypes
 
-    def result(self) -> list[Any]:
-        return self.value
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    while True:
+        try:
+            fn, batch = conn.recv()
+        except (EOFError, OSError):
+            return
+        try:
+            reply: tuple[bool, Any] = (True, fn(batch))
+        except BaseException as exc:  # sent back and raised in the parent
+            reply = (False, exc)
+        try:
+            conn.send(reply)
+        except (BrokenPipeError, ConnectionResetError):
+            return
+        except Exception:  # an exception that cannot be pickled: send its text instead
+            import traceback
+
+            conn.send((False, RuntimeError("".join(traceback.format_exception(reply[1])))))
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM for the length of the block, then deliver the first one caught.
+
+    Starting a worker must not be cut half-way: a worker started but not yet registered with its
+    pool would never be stopped.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+
+    def hold(signum: int, frame: object) -> None:
+        caught.append(signum)
+
+    previous = {sig: signal.signal(sig, hold) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if caught:
+            signal.raise_signal(caught[0])
+
+
+class WorkerPool:
+    """Worker processes for batches of small files, for the length of a ``with`` block.
+
+    ``WorkerPool(0)`` is an empty pool that runs nothing (callers use threads instead).
+
+    Each worker has a connection of its own to this process, so a worker that dies, even half-way
+    through sending a result, is seen at once as the end of its connection and raised as
+    :class:`WorkerDied`; a shared result queue would wait for the rest of the message for ever
+    (the reason this is not :class:`concurrent.futures.ProcessPoolExecutor`). Leaving the block
+    normally lets idle workers exit; leaving it by an exception (Ctrl-C included) kills them. In
+    both cases they have ended before the block is left, so nothing is still writing when the
+    caller removes its work.
+    """
+
+    #: Batches sent ahead to each worker, so that it never waits for this process.
+    AHEAD = 2
+
+    def __init__(self, processes: int) -> None:
+        self.processes = max(0, processes)
+        self._workers: list[tuple[Any, Any]] = []  # (process, connection)
+
+    def __enter__(self) -> WorkerPool:
+        if self.processes:
+            start_processes()
+            ctx = _process_context()
+            try:
+                for _ in range(self.processes):
+                    with _signals_held():
+                        ours, theirs = ctx.Pipe(duplex=True)
+                        proc = ctx.Process(target=_worker_main, args=(theirs,), daemon=True)
+                        try:
+                            proc.start()
+                        finally:
+                            theirs.close()
+                        self._workers.append((proc, ours))
+            except BaseException:
+                self._stop(kill=True)
+                raise
+        return self
+
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        self._stop(kill=exc_type is not None)
+
+    def _stop(self, kill: bool) -> None:
+        workers, self._workers = self._workers, []
+        for proc, conn in workers:
+            if kill:
+                proc.kill()
+            conn.close()
+        for proc, _ in workers:
+            proc.join()
+
+    def _died(self, n: int) -> WorkerDied:
+        proc = self._workers[n][0]
+        proc.join(5)
+        how = f"killed by signal {-proc.exitcode}" if (proc.exitcode or 0) < 0 else f"exit status {proc.exitcode}"
+        return WorkerDied(pid=proc.pid, how=how)
+
+    def map_batched(
+        self,
+        fn_batch: Callable[[list[T]], list[R]],
+        items: Iterable[T],
+        *,
+        size: Callable[[T], int],
+        max_files: int = 256,
+        max_bytes: int = 16 * 1024 * 1024,
+        big: int = THREADED_FROM,
+    ) -> Iterator[R]:
+        """Results of ``fn_batch`` over ``items`` in input order, small items batched onto the workers.
+
+        ``fn_batch`` must be picklable (a module-level function or a ``functools.partial`` of one).
+        Items of ``big`` bytes or more run here, one at a time, between the batches; at most
+        :attr:`AHEAD` batches per worker are in flight, so memory stays bounded however many
+        items there are. An exception raised by ``fn_batch`` in a worker is raised here.
+        """
+        if not self._workers:
+            raise RuntimeError("WorkerPool.map_batched needs an open pool of one process or more")
+        from multiprocessing.connection import wait
+
+        workers = self._workers
+        inflight: list[deque[int]] = [deque() for _ in workers]
+        done: dict[int, list[R]] = {}
+        units = iter(_batches(items, size, max_files, max_bytes, big))
+        waiting: tuple[int, list[T]] | None = None  # a batch no worker has room for yet
+        seq = out = 0
+        exhausted = False
+        while True:
+            # hand out work while there is room, running large items here in their turn
+            while not exhausted or waiting is not None:
+                if waiting is None:
+                    unit = next(units, None)
+                    if unit is None:
+                        exhausted = True
+                        break
+                    here, batch = unit
+                    if here:
+                        done[seq] = fn_batch(batch)
+                        seq += 1
+                        continue
+                    waiting = (seq, batch)
+                    seq += 1
+                w = min(range(len(workers)), key=lambda n: len(inflight[n]))
+                if len(inflight[w]) >= self.AHEAD:
+                    break
+                try:
+                    workers[w][1].send((fn_batch, waiting[1]))
+                except (BrokenPipeError, ConnectionResetError):
+                    raise self._died(w) from None
+                inflight[w].append(waiting[0])
+                waiting = None
+            while out in done:
+                yield from done.pop(out)
+                out += 1
+            if exhausted and waiting is None and out == seq:
+                return
+            busy = [n for n in range(len(workers)) if inflight[n]]
+            if not busy:
+                continue
+            conns = {workers[n][1]: n for n in busy}
+            sentinels = {workers[n][0].sentinel: n for n in busy}
+            for ready in wait([*conns, *sentinels]):
+                n = conns[ready] if ready in conns else sentinels[ready]
+                if not inflight[n]:
+                    continue  # answered through its connection in this same round
+                try:
+                    ok, value = workers[n][1].recv()
+                except (EOFError, OSError):
+                    raise self._died(n) from None
+                if not ok:
+                    raise value
+                done[inflight[n].popleft()] = value
+
+
+def _batches(items: Iterable[T], size: Callable[[T], int], max_files: int, max_bytes: int,
+             big: int) -> Iterator[tuple[bool, list[T]]]:
+    """``(here, batch)`` in order: small items grouped into batches for workers (``here`` False),
+    each item of ``big`` bytes or more alone, to run in this process (``here`` True)."""
+    batch: list[T] = []
+    nbytes = 0
+    for item in items:
+        n = size(item)
+        if n >= big:
+            if batch:
+                yield False, batch
+                batch, nbytes = [], 0
+            yield True, [item]
+            continue
+        batch.append(item)
+        nbytes += n
+        if len(batch) >= max_files or nbytes >= max_bytes:
+            yield False, batch
+            batch, nbytes = [], 0
+    if batch:
+        yield False, batch
 
 
 def batched_process_map(
@@ -638,43 +861,11 @@ def batched_process_map(
     max_bytes: int = 16 * 1024 * 1024,
     big: int = THREADED_FROM,
 ) -> Iterator[R]:
-    """Results of ``fn_batch`` over ``items`` in input order, small items batched onto processes.
-
-    ``fn_batch`` must be picklable (a module-level function or a ``functools.partial`` of one).
-    Items of ``big`` bytes or more run here, one at a time, between the batches; at most a few
-    batches per process are in flight, so memory stays bounded however many items there are.
-    """
-    from concurrent.futures import ProcessPoolExecutor
-
-    window = processes * 3
-    pending: deque[Any] = deque()
-    with ProcessPoolExecutor(max_workers=processes, mp_context=_process_context()) as pool:
-        try:
-            batch: list[T] = []
-            nbytes = 0
-            for item in items:
-                n = size(item)
-                if n >= big:
-                    if batch:
-                        pending.append(pool.submit(fn_batch, batch))
-                        batch, nbytes = [], 0
-                    pending.append(_Done(fn_batch([item])))
-                else:
-                    batch.append(item)
-                    nbytes += n
-                    if len(batch) >= max_files or nbytes >= max_bytes:
-                        pending.append(pool.submit(fn_batch, batch))
-                        batch, nbytes = [], 0
-                while len(pending) > window:
-                    yield from pending.popleft().result()
-            if batch:
-                pending.append(pool.submit(fn_batch, batch))
-            while pending:
-                yield from pending.popleft().result()
-        finally:
-            for fut in pending:
-                if isinstance(fut, Future):
-                    fut.cancel()
+    """:meth:`WorkerPool.map_batched` on a pool of its own. Close the iterator (or exhaust it)
+    to stop the workers; a caller that removes files the workers write should hold a
+    :class:`WorkerPool` itself."""
+    with WorkerPool(processes) as pool:
+        yield from pool.map_batched(fn_batch, items, size=size, max_files=max_files, max_bytes=max_bytes, big=big)
 
 
 def hash_batch(jobs: list[tuple[str, tuple[str, ...], bool, int]]) -> list[dict[str, str] | tuple[str, str]]:

@@ -19,7 +19,7 @@ from preserve.fixity import (
     ALGORITHMS,
     Progress,
     RateLimiter,
-    batched_process_map,
+    WorkerPool,
     default_workers,
     hash_batch,
     hash_file,
@@ -368,17 +368,18 @@ def _verify_in_processes(root: Path, jobs: Iterator[tuple[object, ...]], report:
             held.append((rel, expected, size))
             yield str(root / real_path(rel, real)), tuple(sorted(expected)), drop_cached, size
 
-    for got in batched_process_map(hash_batch, work(), size=lambda job: job[3], processes=processes):
-        rel, expected, size = held.popleft()
-        if progress is not None:
-            progress(size, 1)
-        if isinstance(got, tuple):
-            report.add("error", got[0], got[1], path=rel)
-            continue
-        for alg, digests in sorted(expected.items()):
-            if got[alg] not in digests:
-                report.add("error", "altered", f"{alg} checksum does not match manifest-{alg}.txt", path=rel,
-                           algorithm=alg, expected=sorted(digests)[0], found=got[alg])
+    with WorkerPool(processes) as pool:
+        for got in pool.map_batched(hash_batch, work(), size=lambda job: job[3]):
+            rel, expected, size = held.popleft()
+            if progress is not None:
+                progress(size, 1)
+            if isinstance(got, tuple):
+                report.add("error", got[0], got[1], path=rel)
+                continue
+            for alg, digests in sorted(expected.items()):
+                if got[alg] not in digests:
+                    report.add("error", "altered", f"{alg} checksum does not match manifest-{alg}.txt", path=rel,
+                               algorithm=alg, expected=sorted(digests)[0], found=got[alg])
 
 
 def tag_manifest_entries(bag: Bag, report: ValidationReport) -> dict[str, dict[str, str]]:

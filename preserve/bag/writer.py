@@ -48,7 +48,7 @@ from preserve.errors import (
 from preserve.fixity import (
     CopyResult,
     Progress,
-    batched_process_map,
+    WorkerPool,
     check_algorithms,
     copy_and_hash,
     fsync_path,
@@ -366,8 +366,10 @@ def create_bag(
         _remove_stale_staging(dest)
         staging = dest.parent / f".{dest.name}.preserve-staging-{secrets.token_hex(4)}"
         try:
-            result = _build(staging, dest, payload, algs, list(info), verify, workers, progress,
-                            extra_tags, on_staged, finalize, follow_links, started, processes)
+            # the pool is closed (its workers stopped) before the staging is removed below
+            with WorkerPool(processes) as pool:
+                result = _build(staging, dest, payload, algs, list(info), verify, workers, progress,
+                                extra_tags, on_staged, finalize, follow_links, started, pool)
         except KeyboardInterrupt:
             shutil.rmtree(staging, ignore_errors=True)
             raise Interrupted(path=str(dest)) from None
@@ -381,7 +383,7 @@ def _build(
     staging: Path, dest: Path, payload: Iterable[PayloadEntry], algs: tuple[str, ...],
     info: list[tuple[str, str]], verify: bool, workers: int | None, progress: Progress | None,
     extra_tags: Callable[[StagedBag], None] | None, on_staged: Callable[[Path], None] | None,
-    finalize: Callable[[Path, Path], None] | None, follow_links: bool, started: str, processes: int = 0,
+    finalize: Callable[[Path, Path], None] | None, follow_links: bool, started: str, pool: WorkerPool,
 ) -> BagResult:
     try:
         (staging / "data").mkdir(parents=True)
@@ -422,7 +424,7 @@ def _build(
             xxh = stack.enter_context(open(staging / XXH3_FILE, "w", encoding="utf-8", newline="\n"))
             records = stack.enter_context(open(work / "records.jsonl", "w", encoding="utf-8"))
             for entry, res in _copy_all(copy_one, payload, staging, dest, hash_algs, not have_syncfs,
-                                        follow_links, progress, workers, processes):
+                                        follow_links, progress, workers, pool):
                 rel = f"data/{entry.target}"
                 if res is None:
                     empty += 1
@@ -454,7 +456,7 @@ def _build(
 
     staged = StagedBag(staging, dest.name, algs, files, total, Verification(performed=False), work / "records.jsonl", started, info)
     if verify:
-        staged.verification = _verify(staged, workers, processes)
+        staged.verification = _verify(staged, workers, pool)
 
     if extra_tags is not None:
         extra_tags(staged)
@@ -531,10 +533,10 @@ def _verify_batch(jobs: list[tuple[str, str]]) -> list[str | None]:
 def _copy_all(
     copy_one: Callable[[PayloadEntry], tuple[PayloadEntry, CopyResult | None]], payload: Iterable[PayloadEntry],
     staging: Path, dest: Path, algs: tuple[str, ...], fsync: bool, follow_links: bool,
-    progress: Progress | None, workers: int | None, processes: int,
+    progress: Progress | None, workers: int | None, pool: WorkerPool,
 ) -> Iterator[tuple[PayloadEntry, CopyResult | None]]:
     """Copy every entry, in order: on threads, or small files in batches on worker processes."""
-    if processes <= 0:
+    if not pool.processes:
         yield from ordered_map(copy_one, payload, workers=workers)
         return
     held: deque[PayloadEntry] = deque()
@@ -550,7 +552,7 @@ def _copy_all(
             yield str(entry.source), _check_target(staging, entry), _entry_size(entry)
 
     batch_fn = functools.partial(_copy_batch, dest=str(dest), algs=algs, fsync=fsync, follow_links=follow_links)
-    for result in batched_process_map(batch_fn, jobs(), size=lambda job: job[2], processes=processes):
+    for result in pool.map_batched(batch_fn, jobs(), size=lambda job: job[2]):
         entry = held.popleft()
         if progress is not None:
             progress(result.size, 1)
@@ -568,14 +570,14 @@ def _entry_size(entry: PayloadEntry) -> int:
         return 0
 
 
-def _verify(staged: StagedBag, workers: int | None, processes: int = 0) -> Verification:
+def _verify(staged: StagedBag, workers: int | None, pool: WorkerPool) -> Verification:
     v = Verification(performed=True, method="re-read from storage after fsync, page cache dropped (posix_fadvise DONTNEED), xxh3-128 compared with the digest taken while copying from the source", started=_now())
 
     def check(rec: PayloadRecord) -> tuple[PayloadRecord, str | None]:
         return rec, read_verify(staged.path / rec.target, rec.digests["xxh3-128"])
 
     results: Iterator[tuple[PayloadRecord, str | None]]
-    if processes > 0:
+    if pool.processes:
         records = staged.iter_payload()
         pairs = ((rec, (str(staged.path / rec.target), rec.digests["xxh3-128"])) for rec in records)
         held: deque[PayloadRecord] = deque()
@@ -585,7 +587,7 @@ def _verify(staged: StagedBag, workers: int | None, processes: int = 0) -> Verif
                 held.append(rec)
                 yield job
 
-        found_iter = batched_process_map(_verify_batch, jobs(), size=lambda j: 0, processes=processes)
+        found_iter = pool.map_batched(_verify_batch, jobs(), size=lambda j: 0)
         results = ((held.popleft(), found) for found in found_iter)
     else:
         # re-reads wait on the device: more readers than cores keep it busy

@@ -113,15 +113,21 @@ def test_sigterm_cleans_up(tmp_path: Path) -> None:
     assert not list(tmp_path.glob(".bag.preserve-staging-*")), "SIGTERM must clean its staging"
 
 
-def test_ctrl_c_while_worker_processes_copy_small_files(tmp_path: Path) -> None:
+def _many_small_files(src: Path, n: int) -> None:
+    for i in range(n):  # enough small files for the CLI to use worker processes
+        d = src / f"d{i // 300}"
+        d.mkdir(parents=True, exist_ok=True)
+        (d / f"f{i}.wav").write_bytes(os.urandom(4000))
+
+
+def _start_bag_with_workers(tmp_path: Path) -> subprocess.Popen[str]:
+    """``preserve bag`` on many small files, in a process group of its own, once its worker
+    processes are copying."""
     import shutil
     import sys
 
     src = tmp_path / "src"
-    for i in range(6000):  # enough small files for the CLI to use worker processes
-        d = src / f"d{i // 300}"
-        d.mkdir(parents=True, exist_ok=True)
-        (d / f"f{i}.wav").write_bytes(os.urandom(4000))
+    _many_small_files(src, 8000)
     exe_path = shutil.which("preserve", path=str(Path(sys.executable).parent))
     assert exe_path
     # a job started in the background inherits SIGINT ignored (as CI may start this suite), and
@@ -132,9 +138,53 @@ def test_ctrl_c_while_worker_processes_copy_small_files(tmp_path: Path) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not list(tmp_path.glob(".bag.preserve-staging-*/data/d1/*.wav")):
         time.sleep(0.005)
-    os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the workers get it too
+    return proc
+
+
+def _descendants(pid: int, depth: int = 99) -> list[int]:
+    """The processes below ``pid`` (``depth`` 1: its children), read from /proc."""
+    parent: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            parent[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
+    out: list[int] = []
+    level = [pid]
+    for _ in range(depth):
+        level = [c for c, pp in parent.items() if pp in level]
+        if not level:
+            break
+        out.extend(level)
+    return out
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "systemd-stop"])
+def test_a_signal_to_the_whole_group_while_worker_processes_copy(tmp_path: Path, sig: signal.Signals) -> None:
+    # a terminal's Ctrl-C, and systemd stopping a service, signal every process of the group:
+    # the workers must leave the stopping to the main process and never hang it
+    proc = _start_bag_with_workers(tmp_path)
+    os.killpg(proc.pid, sig)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "interrupted; nothing half-written was left" in err
+    assert "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["src"]
+    time.sleep(0.2)
+    assert not _descendants(proc.pid), "no worker may outlive the command"
+
+
+def test_a_worker_killed_from_outside_ends_the_run_cleanly(tmp_path: Path) -> None:
+    proc = _start_bag_with_workers(tmp_path)
+    # the workers are forked by the worker-process server, itself a child of the command
+    children = set(_descendants(proc.pid, depth=1))
+    workers = [p for p in _descendants(proc.pid) if p not in children]
+    assert workers, "the CLI should copy many small files in worker processes"
+    os.kill(workers[0], signal.SIGKILL)  # what the out-of-memory killer does
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 9, err
+    assert f"worker process {workers[0]} ended without answering (killed by signal 9)" in err
     assert "Traceback" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["src"]

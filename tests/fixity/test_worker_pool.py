@@ -1,0 +1,108 @@
+"""Worker processes for many small files: order, errors, and a worker that dies.
+
+The workers are real processes started through the forkserver; the functions they run are
+preserve's own (a test module is not importable in a worker), and a FIFO keeps a worker busy for
+as long as a test needs: opening one for reading blocks until someone opens it for writing.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from preserve.errors import EXIT_WORKER, WorkerDied
+from preserve.fixity import WorkerPool, batched_process_map, hash_batch, hash_file
+
+
+def _files(root: Path, sizes: list[int]) -> list[Path]:
+    root.mkdir(exist_ok=True)
+    out = []
+    for i, n in enumerate(sizes):
+        p = root / f"f{i:04d}.bin"
+        p.write_bytes(os.urandom(n))
+        out.append(p)
+    return out
+
+
+def _jobs(paths: list[Path]) -> list[tuple[str, tuple[str, ...], bool, int]]:
+    return [(str(p), ("sha256", "md5"), False, p.stat().st_size) for p in paths]
+
+
+def _children() -> set[int]:
+    return {p.pid for p in multiprocessing.active_children() if p.pid is not None}
+
+
+def test_results_come_back_in_input_order_with_large_items_run_here(tmp_path: Path) -> None:
+    # large items (>= big) run in this process between the batches; small ones go to workers in
+    # batches of at most 7: the results must still line up with the input, item by item
+    sizes = [(i * 37) % 900 for i in range(300)]
+    sizes[5] = sizes[150] = sizes[299] = 5000
+    paths = _files(tmp_path / "src", sizes)
+    jobs = _jobs(paths)
+    jobs.insert(100, (str(tmp_path / "src" / "missing.bin"), ("sha256",), False, 0))
+    got = list(batched_process_map(hash_batch, jobs, size=lambda j: j[3], processes=2, max_files=7, big=4096))
+    assert len(got) == len(jobs)
+    assert got[100] == ("missing", "disappeared while being read")
+    want = [hash_file(p, ("sha256", "md5")) for p in paths]
+    assert got[:100] + got[101:] == want
+
+
+def test_an_error_raised_in_a_worker_is_raised_here_and_the_workers_stop(tmp_path: Path) -> None:
+    before = _children()
+    with pytest.raises(TypeError, match="list"), WorkerPool(2) as pool:
+        ours = _children() - before
+        assert len(ours) == 2
+        # os.fspath() of a list raises TypeError inside the worker
+        list(pool.map_batched(os.fspath, ["a", "b", "c"], size=lambda _: 1))
+    assert not (ours & _children()), "the workers must have ended when the block is left"
+
+
+def test_a_killed_worker_is_reported_not_waited_for(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)  # nobody opens it for writing: a worker given it waits until it is killed
+    paths = _files(tmp_path / "src", [100] * 20)
+    jobs = [*_jobs(paths[:10]), (str(fifo), ("sha256",), False, 1), *_jobs(paths[10:])]
+    before = _children()
+
+    def kill_later(pids: set[int]) -> None:
+        time.sleep(0.5)
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)  # what the out-of-memory killer does
+
+    started = time.monotonic()
+    with pytest.raises(WorkerDied) as info, WorkerPool(2) as pool:
+        ours = _children() - before
+        threading.Thread(target=kill_later, args=(ours,), daemon=True).start()
+        list(pool.map_batched(hash_batch, jobs, size=lambda j: j[3], max_files=1))
+    assert "ended without answering (killed by signal 9)" in str(info.value)
+    assert info.value.exit_code == EXIT_WORKER
+    assert time.monotonic() - started < 60
+    assert not (ours & _children())
+
+
+def test_leaving_the_block_early_kills_a_busy_worker(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    (small,) = _files(tmp_path / "src", [10])
+    jobs = _jobs([small]) + [(str(fifo), ("sha256",), False, 1)] * 2
+    before = _children()
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt), WorkerPool(1) as pool:
+        ours = _children() - before
+        results = pool.map_batched(hash_batch, jobs, size=lambda j: j[3], max_files=1)
+        assert next(results) == hash_file(small, ("sha256", "md5"))
+        # the worker now waits on the FIFO; leave as Ctrl-C would
+        raise KeyboardInterrupt
+    assert time.monotonic() - started < 30
+    assert not (ours & _children())
+
+
+def test_an_empty_pool_refuses_work() -> None:
+    with WorkerPool(0) as pool, pytest.raises(RuntimeError, match="one process or more"):
+        list(pool.map_batched(hash_batch, [], size=lambda j: 0))
