@@ -85,8 +85,13 @@ class RemoteRecord:
                    tar_sha256=d.get("tar_sha256"), multipart=dict(d.get("multipart") or {}))
 
 
-def read_bytes(store: Store, key: str, limit: int = 64 * 1024 * 1024) -> bytes:
+#: The most :func:`read_bytes` holds in memory; larger objects are compared by streamed digest.
+SMALL_OBJECT_LIMIT = 64 * 1024 * 1024
+
+
+def read_bytes(store: Store, key: str, limit: int | None = None) -> bytes:
     """A small object's whole content (tag files, the replica record)."""
+    limit = SMALL_OBJECT_LIMIT if limit is None else limit
     out = bytearray()
     with store.get(key) as chunks:
         for chunk in chunks:

@@ -6,8 +6,9 @@ Order of work, chosen so that an interrupted run is always safe to rerun:
 2. the name is claimed, or found to be ours: the payload manifests are compared with what is
    already under ``<bag-name>/`` (a different bag there is refused, nothing is sent);
 3. manifests first, then the payload, then the other tag files, tag manifests last;
-   each object already present and verified is skipped, an interrupted multipart upload of our
-   own is resumed (parts that match are kept), stale ones are aborted;
+   each object already present and verified is skipped (sent again when it is in another storage
+   class than asked; given the object-lock retention asked when it lacks it, never shortened), an
+   interrupted multipart upload of our own is resumed (parts that match are kept), stale ones are aborted;
 4. every object is checked after upload (HEAD with checksum mode, or a streamed re-hash where the
    store keeps no checksum); the replica record (part sizes and digests) is written beside;
 5. the replica counts as complete only when every object verified; it is recorded either way.
@@ -42,13 +43,12 @@ from preserve.replication.layout import (
     hash_object,
     object_key,
     plan_parts,
-    read_bytes,
     read_record,
     record_key,
     replica_location,
     tar_key,
 )
-from preserve.replication.tarstream import tar_chunks
+from preserve.replication.tarstream import tar_chunks, tar_size
 from preserve.stores.base import PartPlan, PutOptions, Store
 
 LAYOUTS = ("files", "tar")
@@ -89,6 +89,10 @@ class ReplicaResult:
     parts: dict[str, PartPlan] = field(default_factory=dict)
     part_sha256: dict[str, str] = field(default_factory=dict)  # whole-object digest of each multipart object
     tar_sha256: str | None = None
+    storage_class: str | None = None  # asked for (payload objects)
+    lock_mode: str | None = None  # object lock asked for, and the date every object is retained until at least
+    retain_until: str | None = None
+    retention_set: int = 0  # objects already there whose retention was set or extended by this run
     complete: bool = False
     ledger_id: int | None = None
 
@@ -104,6 +108,9 @@ class ReplicaResult:
             "origin": self.origin.to_dict(),
             "sent_bytes": self.sent, "skipped": self.skipped, "uploaded": self.uploaded,
             "resumed_parts": self.resumed_parts, "failures": self.failures[:20],
+            "storage_class": self.storage_class,
+            "object_lock": ({"mode": self.lock_mode, "retain_until": self.retain_until,
+                             "retention_set": self.retention_set} if self.lock_mode else None),
             "multipart": {k: {"part_size": p.part_size, "parts": p.digests, "composite": p.composite}
                           for k, p in sorted(self.parts.items())},
         }
@@ -161,7 +168,9 @@ def replicate_bag(bag_path: str | Path, store: Store, options: ReplicateOptions 
     manifest_digest = hashlib.sha256((bag.path / "manifest-sha256.txt").read_bytes()).hexdigest()
     result = ReplicaResult(bag=bag.path, name=name, target=store.url,
                            location=replica_location(store, name, opts.layout), layout=opts.layout,
-                           started=_now(), target_name=opts.target_name, place=opts.place, origin=opts.origin)
+                           started=_now(), target_name=opts.target_name, place=opts.place, origin=opts.origin,
+                           storage_class=opts.put.storage_class, lock_mode=opts.put.lock_mode,
+                           retain_until=opts.put.retain_until if opts.put.lock_mode else None)
     remote = read_record(store, name)
     _check_conflict(bag, store, remote, manifest_digest, opts.layout, result)
     error: PreserveError | None = None
@@ -238,7 +247,9 @@ def _check_conflict(bag: Bag, store: Store, remote: RemoteRecord | None, digest:
             raise ReplicaConflict(target=result.location, name=name,
                                   reason=f"its manifests are {', '.join(sorted(there))}, ours {', '.join(sorted(local))}")
         for rel in sorted(there):
-            if read_bytes(store, object_key(name, rel)) != local[rel].read_bytes():
+            # compared by digest, streamed: a manifest of a large bag can be bigger than any buffer
+            found, _ = hash_object(store, object_key(name, rel))
+            if found != hash_file(local[rel], ("sha256",))["sha256"]:
                 raise ReplicaConflict(target=result.location, name=name, reason=f"its {rel} differs from ours")
         return
     for _ in store.list(f"{name}/"):
@@ -312,21 +323,31 @@ def _send_one(store: Store, name: str, job: _Job, opts: ReplicateOptions, remote
     resumed = 0
     if isinstance(reason, PartPlan):
         plan, reason = reason, None
-    if reason is not None:  # absent, different or unverifiable: (re)send it
+    if reason is None and info is not None:
+        # the right bytes, but perhaps not kept as asked: another storage class is sent again
+        reason = store.storage_mismatch(info, opts.put, archive=job.archive)
+    set_retention = False
+    if reason is not None:  # absent, different, unverifiable or in another storage class: (re)send it
         put = store.put_file(key, job.path, job.sha256, job.size, opts.put, archive=job.archive)
         sent, resumed, plan = put.sent, put.resumed_parts, put.parts
-        after = _verify(store, key, job, store.head(key), plan, opts, after_upload=True)
+        info = store.head(key)
+        after = _verify(store, key, job, info, plan, opts, after_upload=True)
         if isinstance(after, str):
             raise RemoteError(f"{store.url}/{key}: after upload the object does not verify ({after}); "
                               "rerun to send it again")
-    elif opts.put.progress is not None:
-        opts.put.progress(job.size)
+        _check_kept(store, key, info, opts, job.archive)
+    else:
+        assert info is not None  # verified objects exist
+        set_retention = store.ensure_retention(info, opts.put)
+        if opts.put.progress is not None:
+            opts.put.progress(job.size)
     with lock:
         result.objects += 1
         result.bytes += job.size
         result.verified += 1
         result.sent += sent
         result.resumed_parts += resumed
+        result.retention_set += int(set_retention)
         if reason is None and not sent:
             result.skipped += 1
         else:
@@ -334,6 +355,18 @@ def _send_one(store: Store, name: str, job: _Job, opts: ReplicateOptions, remote
         if plan is not None:
             result.parts[job.rel] = plan
             result.part_sha256[job.rel] = job.sha256
+
+
+def _check_kept(store: Store, key: str, info: Any, opts: ReplicateOptions, archive: bool) -> None:
+    """After an upload: the object is in the storage class asked for, and locked as asked (a
+    store that ignored the lock settings of the upload gets the retention set explicitly)."""
+    if info is None:
+        raise RemoteError(f"{store.url}/{key}: the object is missing right after its upload; rerun to send it again")
+    mismatch = store.storage_mismatch(info, opts.put, archive=archive)
+    if mismatch is not None:
+        raise RemoteError(f"{store.url}/{key}: after upload the object is {mismatch}; the store does not keep "
+                          "that storage class, so the replica is not what was asked for")
+    store.ensure_retention(info, opts.put)
 
 
 def _verify(store: Store, key: str, job: _Job, info: Any, plan: PartPlan | None, opts: ReplicateOptions,
@@ -370,7 +403,8 @@ def _send_tar(bag: Bag, store: Store, opts: ReplicateOptions, remote: RemoteReco
             found = remote.tar_sha256
             if check_info(info, remote.tar_sha256, info.size, plan) == "no-checksum":
                 found, _ = hash_object(store, key)
-            if found == remote.tar_sha256:
+            if found == remote.tar_sha256 and store.storage_mismatch(info, opts.put, archive=True) is None:
+                result.retention_set += int(store.ensure_retention(info, opts.put))
                 result.objects, result.bytes, result.skipped, result.verified = 1, info.size, 1, 1
                 result.tar_sha256 = remote.tar_sha256
                 if plan:
@@ -380,13 +414,16 @@ def _send_tar(bag: Bag, store: Store, opts: ReplicateOptions, remote: RemoteReco
                     opts.put.progress(info.size)
                 return
     sha_of = {line.path: line.digest for line in bag.iter_manifest("sha256") if not line.error}
-    put, sha = store.put_stream(key, tar_chunks(bag.path, bag.name, sha_of), opts.put)
-    reason = check_info(store.head(key), sha, put.size, put.parts)
+    put, sha = store.put_stream(key, tar_chunks(bag.path, bag.name, sha_of), opts.put,
+                                expected_size=tar_size(bag.path, bag.name))
+    info = store.head(key)
+    reason = check_info(info, sha, put.size, put.parts)
     if reason == "no-checksum":
         found, size = hash_object(store, key)
         reason = None if (found, size) == (sha, put.size) else f"re-read gives sha256 {found}, expected {sha}"
     if reason is not None:
         raise RemoteError(f"{store.url}/{key}: after upload the object does not verify ({reason}); rerun to send it again")
+    _check_kept(store, key, info, opts, True)
     result.objects, result.bytes, result.sent, result.uploaded, result.verified = 1, put.size, put.sent, 1, 1
     result.tar_sha256 = sha
     if put.parts:

@@ -41,6 +41,26 @@ def _files(root: Path) -> Iterator[str]:
     yield from data
 
 
+def _header(name: str, rel: str, st: os.stat_result) -> bytes:
+    info = tarfile.TarInfo(f"{name}/{rel}")
+    info.size = st.st_size
+    info.mtime = int(st.st_mtime)
+    info.mode = 0o644
+    info.uname = info.gname = ""
+    return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+
+
+def tar_size(root: Path, name: str) -> int:
+    """The exact length of :func:`tar_chunks`' output for the bag as it is now (headers and
+    padding worked out from each file's size, nothing read), so an upload can size its parts."""
+    written = 0
+    for rel in _files(root):
+        st = (root / rel).lstat()
+        written += len(_header(name, rel, st)) + st.st_size + (-st.st_size) % _BLOCK
+    written += 2 * _BLOCK
+    return written + (-written) % _RECORD
+
+
 def tar_chunks(root: Path, name: str, sha256_of: dict[str, str]) -> Iterator[bytes]:
     """The tar of the bag at ``root`` with members under ``<name>/``; ``sha256_of`` maps payload
     paths to their manifest digests (checked as the bytes pass)."""
@@ -48,12 +68,7 @@ def tar_chunks(root: Path, name: str, sha256_of: dict[str, str]) -> Iterator[byt
     for rel in _files(root):
         path = root / rel
         st = path.lstat()
-        info = tarfile.TarInfo(f"{name}/{rel}")
-        info.size = st.st_size
-        info.mtime = int(st.st_mtime)
-        info.mode = 0o644
-        info.uname = info.gname = ""
-        header = info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+        header = _header(name, rel, st)
         written += len(header)
         yield header
         digest = hashlib.sha256()

@@ -12,6 +12,7 @@ joins them with its prefix.
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
@@ -60,6 +61,8 @@ class ObjectInfo:
     restore_ongoing: bool = False
     version_id: str | None = None
     etag: str | None = None
+    lock_mode: str | None = None  # object lock retention of this version: "COMPLIANCE" | "GOVERNANCE"
+    lock_until: dt.datetime | None = None
 
     @property
     def archived(self) -> bool:
@@ -125,8 +128,13 @@ class Store(ABC):
         """Store a small object (tag files, the replica's JSON record)."""
 
     @abstractmethod
-    def put_stream(self, key: str, chunks: Iterator[bytes], options: PutOptions) -> tuple[PutResult, str]:
-        """Upload a stream of unknown length (a tar written on the fly); returns its sha256 hex."""
+    def put_stream(self, key: str, chunks: Iterator[bytes], options: PutOptions,
+                   *, expected_size: int | None = None) -> tuple[PutResult, str]:
+        """Upload a stream (a tar written on the fly); returns its sha256 hex.
+
+        ``expected_size``, when known, lets a store that sends in parts choose parts large enough
+        to stay within its part-count limit.
+        """
 
     @abstractmethod
     def head(self, key: str) -> ObjectInfo | None:
@@ -146,6 +154,16 @@ class Store(ABC):
 
         Returns how many were removed. Complete objects (and locked versions) are never deleted.
         """
+
+    def storage_mismatch(self, info: ObjectInfo, options: PutOptions, *, archive: bool) -> str | None:
+        """Why an object already in place is not in the storage class asked for (None when it is,
+        or where the store has no storage classes)."""
+        return None
+
+    def ensure_retention(self, info: ObjectInfo, options: PutOptions) -> bool:
+        """Give an object the object-lock retention asked for when it lacks it or holds a shorter
+        one (an existing retention is never shortened or weakened). True when it was set here."""
+        return False
 
     def request_restore(self, key: str, days: int) -> bool:
         """Ask an archive storage class to make ``key`` readable; False where not applicable."""

@@ -109,7 +109,8 @@ class FilesystemStore(Store):
         self._commit(temp, key)
         return PutResult(key=key, size=len(data), sent=len(data))
 
-    def put_stream(self, key: str, chunks: Iterator[bytes], options: PutOptions) -> tuple[PutResult, str]:
+    def put_stream(self, key: str, chunks: Iterator[bytes], options: PutOptions,
+                   *, expected_size: int | None = None) -> tuple[PutResult, str]:
         temp, size, sha = self._write(key, chunks, options)
         self._commit(temp, key)
         return PutResult(key=key, size=size, sent=size), sha
@@ -171,8 +172,24 @@ class FilesystemStore(Store):
             yield iter(lambda: f.read(_CHUNK), b"")
 
     def abort_own_uploads(self, prefix: str) -> int:
-        start = self._path(prefix.rstrip("/")) if prefix.strip("/") else self.root
         count = 0
+        if prefix.strip("/") and not prefix.endswith("/"):
+            # key-prefix semantics: the temporary file of key "bag-one.tar" is the sibling
+            # ".bag-one.tar.preserve-upload-<token>", not something inside a folder of that name
+            base, _, partial = prefix.rpartition("/")
+            top = self._path(base) if base else self.root
+            try:
+                entries = list(os.scandir(top))
+            except (FileNotFoundError, NotADirectoryError):
+                entries = []
+            for entry in entries:
+                name = entry.name
+                if name.startswith(f".{partial}") and TEMP_MARK in name and name.index(TEMP_MARK) > len(partial) \
+                        and entry.is_file(follow_symlinks=False):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(entry.path)
+                        count += 1
+        start = self._path(prefix.rstrip("/")) if prefix.strip("/") else self.root
         for dirpath, _dirs, files in os.walk(start):
             for name in files:
                 if TEMP_MARK in name:

@@ -308,18 +308,46 @@ class S3Store(Store):
         starts: check the completed object and set its retention explicitly where it is missing."""
         if not options.lock_mode:
             return
-        resp = self._call(key, "read its object lock", self.client.head_object, Key=self._full(key))
-        if resp.get("ObjectLockMode") == options.lock_mode.upper() and resp.get("ObjectLockRetainUntilDate"):
-            return
-        self._call(key, "set its object lock retention", self.client.put_object_retention, Key=self._full(key),
-                   Retention={"Mode": options.lock_mode.upper(), "RetainUntilDate": _parse_date(options.retain_until)})
+        info = self.head(key)
+        if info is None:
+            raise RemoteError(f"{self.where(key)}: the object is missing right after its upload completed; rerun")
+        self.ensure_retention(info, options)
+
+    def storage_mismatch(self, info: ObjectInfo, options: PutOptions, *, archive: bool) -> str | None:
+        if not archive or not options.storage_class:
+            return None
+        have = (info.storage_class or "STANDARD").upper()  # S3 leaves StorageClass out for STANDARD
+        want = options.storage_class.upper()
+        return None if have == want else f"stored in storage class {have}, asked for {want}"
+
+    def ensure_retention(self, info: ObjectInfo, options: PutOptions) -> bool:
+        if not options.lock_mode:
+            return False
+        wanted = _wanted_retention(info, options.lock_mode, _parse_date(options.retain_until))
+        if wanted is None:
+            return False
+        mode, until = wanted
+        kw: dict[str, Any] = {"VersionId": info.version_id} if info.version_id else {}
+        # PutObjectRetention is a call botocore always sends a checksum with; naming SHA-256 keeps
+        # it from adding the CRC32 that some stores refuse (whatever --checksum-when says)
+        self._call(info.key, "set its object lock retention", self.client.put_object_retention,
+                   Key=self._full(info.key), Retention={"Mode": mode, "RetainUntilDate": until},
+                   ChecksumAlgorithm="SHA256", **kw)
+        after = self.head(info.key)
+        if after is None or _wanted_retention(after, mode, until) is not None:
+            found = f"{after.lock_mode} until {after.lock_until}" if after is not None and after.lock_mode else "none"
+            raise RemoteError(f"{self.where(info.key)}: the store did not keep the object lock retention "
+                              f"{mode} until {until:%Y-%m-%d} (it shows {found}); is object lock enabled on the bucket?")
+        return True
 
     def put_bytes(self, key: str, data: bytes, options: PutOptions) -> PutResult:
         self._put_object(key, data, hashlib.sha256(data).hexdigest(), options, archive=False)
         return PutResult(key=key, size=len(data), sent=len(data))
 
-    def put_stream(self, key: str, chunks: Iterator[bytes], options: PutOptions) -> tuple[PutResult, str]:
-        part_size = max(options.part_size, MIN_PART)
+    def put_stream(self, key: str, chunks: Iterator[bytes], options: PutOptions,
+                   *, expected_size: int | None = None) -> tuple[PutResult, str]:
+        # S3 allows MAX_PARTS parts: with the size known, parts are made large enough to fit
+        part_size = max(options.part_size, MIN_PART, -(-(expected_size or 0) // MAX_PARTS))
         full = self._full(key)
         self.abort_own_uploads(key)
         whole = hashlib.sha256()
@@ -336,9 +364,13 @@ class S3Store(Store):
                                   ChecksumAlgorithm="SHA256", Metadata=dict(options.metadata),
                                   **self._put_args(options, True))
                 upload_id = str(resp["UploadId"])
+            number = len(done) + 1
+            if number > MAX_PARTS:
+                raise RemoteError(f"{self.where(key)}: the stream is longer than expected "
+                                  f"({expected_size} bytes) and would need more than {MAX_PARTS} parts of "
+                                  f"{part_size} bytes; the upload was abandoned (rerun with a larger --part-size)")
             digest = hashlib.sha256(data).digest()
             b64 = base64.b64encode(digest).decode("ascii")
-            number = len(done) + 1
             resp = self._call(key, f"upload part {number}", self.client.upload_part, Key=full, UploadId=upload_id,
                               PartNumber=number, Body=data, ChecksumAlgorithm="SHA256", ChecksumSHA256=b64)
             digests.append(digest.hex())
@@ -356,6 +388,11 @@ class S3Store(Store):
                 while len(buffer) >= part_size + MIN_PART:  # keep the last part at least MIN_PART
                     send(bytes(buffer[:part_size]))
                     del buffer[:part_size]
+            if upload_id is not None:
+                if buffer:
+                    send(bytes(buffer))
+                self._call(key, "complete the multipart upload", self.client.complete_multipart_upload, Key=full,
+                           UploadId=upload_id, MultipartUpload={"Parts": done})
         except BaseException:
             if upload_id is not None:
                 with contextlib.suppress(RemoteError):
@@ -365,10 +402,6 @@ class S3Store(Store):
         if upload_id is None:
             self._put_object(key, bytes(buffer), sha, options, archive=True)
             return PutResult(key=key, size=total, sent=total), sha
-        if buffer:
-            send(bytes(buffer))
-        self._call(key, "complete the multipart upload", self.client.complete_multipart_upload, Key=full,
-                   UploadId=upload_id, MultipartUpload={"Parts": done})
         self._ensure_retention(key, options)
         return PutResult(key=key, size=total, sent=total, parts=PartPlan(part_size, digests)), sha
 
@@ -390,6 +423,7 @@ class S3Store(Store):
             restored='ongoing-request="false"' in restore,
             restore_ongoing='ongoing-request="true"' in restore,
             version_id=resp.get("VersionId"), etag=resp.get("ETag"),
+            lock_mode=resp.get("ObjectLockMode"), lock_until=resp.get("ObjectLockRetainUntilDate"),
         )
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
@@ -481,6 +515,21 @@ def _same_part(prior: dict[str, Any], data: bytes, b64: str) -> bool:
         return str(prior["ChecksumSHA256"]) == b64
     etag = str(prior.get("ETag", "")).strip('"')
     return bool(etag) and etag == hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+
+def _wanted_retention(info: ObjectInfo, mode: str, until: dt.datetime) -> tuple[str, dt.datetime] | None:
+    """The retention to set so that ``info`` is locked at least as strongly and as long as asked
+    (None when it already is). An existing retention is only ever extended or strengthened:
+    compliance stays compliance, and a later date is kept."""
+    mode = mode.upper()
+    have = (info.lock_mode or "").upper()
+    if not have or info.lock_until is None:
+        return mode, until
+    new_mode = "COMPLIANCE" if "COMPLIANCE" in (mode, have) else mode
+    new_until = max(until, info.lock_until)
+    if new_mode == have and new_until == info.lock_until:
+        return None
+    return new_mode, new_until
 
 
 def _parse_date(text: str | None) -> dt.datetime:

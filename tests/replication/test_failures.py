@@ -11,7 +11,16 @@ import sys
 import time
 from pathlib import Path
 
-from replication_helpers import MIB, SECRET, CuttingProxy, S3Server, keys, ledger_rows, make_bag
+from replication_helpers import (
+    ACCESS_KEY,
+    MIB,
+    SECRET,
+    CuttingProxy,
+    S3Server,
+    keys,
+    ledger_rows,
+    make_bag,
+)
 
 SMALL_PARTS = ["--multipart-threshold", "6MiB", "--part-size", "5MiB"]
 BIG = "p/bag-one/data/disc 1/03 long.wav"
@@ -87,6 +96,21 @@ def test_connection_cut_mid_transfer_retries_then_names_the_object(pcli, s3_serv
     assert record["complete"] is False
 
 
+_DEBUG_WRAPPER = """
+import logging, sys
+import boto3
+boto3.set_stream_logger("botocore", logging.DEBUG)
+from preserve.cli.main import main
+main(sys.argv[1:])
+"""
+
+
+def _preserve_with_botocore_debug_log(*args: object) -> subprocess.CompletedProcess[str]:
+    """The CLI in a subprocess with botocore's debug log (requests, headers, credential lookup) on stderr."""
+    return subprocess.run([sys.executable, "-c", _DEBUG_WRAPPER, *map(str, args)], capture_output=True, text=True,
+                          timeout=600)
+
+
 def test_no_credential_value_in_any_output_log_or_ledger(run_preserve, s3_server: S3Server, tmp_path: Path) -> None:
     bag = make_bag(tmp_path, big=7 * MIB)
     bucket = s3_server.bucket()
@@ -104,9 +128,12 @@ def test_no_credential_value_in_any_output_log_or_ledger(run_preserve, s3_server
         ("replicate", bag, url, *s3_server.options(), "--profile", "nobody", "--ledger", ledger),
         ("audit", "s3://no-such-bucket-x/p/bag-one", "--tier", "remote-metadata", *s3_server.options(), "--ledger", ledger),
     ):
-        r = run_preserve(*args, env={**os.environ, "AWS_DEBUG": "1"})
+        r = _preserve_with_botocore_debug_log(*args)
         outputs.append((args[0], r.returncode, r.stdout + r.stderr))
-    assert [code for _, code, _ in outputs] == [0, 0, 0, 0, 0, 6, 2, 6], outputs
+    assert [code for _, code, _ in outputs] == [0, 0, 0, 0, 0, 6, 2, 6], [(c, a, t[-2000:]) for a, c, t in outputs]
+    # botocore really logged every request (signed headers included) where the secret is looked for
+    assert "botocore.endpoint [DEBUG] Sending http request" in outputs[0][2]
+    assert "Authorization" in outputs[0][2] and ACCESS_KEY in outputs[0][2]
     for _, _, text in outputs:
         assert SECRET not in text
     assert "Could not connect" in outputs[5][2] or "connection failed" in outputs[5][2]
@@ -178,3 +205,32 @@ def test_download_cut_mid_object_resumes_or_names_the_object(pcli, s3_server: S3
     finally:
         proxy.close()
     assert ledger_rows(ledger, "audits") == []  # an audit that could not finish records no verdict
+
+
+def test_object_lock_through_a_store_rejecting_crc32_with_checksum_when_required(pcli, s3_server: S3Server,
+                                                                                 tmp_path: Path) -> None:
+    from replication_helpers import ChecksumRejectingProxy
+
+    bag = make_bag(tmp_path, big=7 * MIB)
+    bucket = s3_server.bucket(lock=True)
+    ledger = tmp_path / "l.sqlite"
+    lock = ["--lock-mode", "governance", "--retain-until", "2099-01-01"]
+    proxy = ChecksumRejectingProxy(s3_server.endpoint)
+    try:
+        via = ["--endpoint-url", proxy.endpoint, "--region", "us-east-1", "--path-style", "--checksum-when", "required"]
+        # a retention set after a multipart upload is a call botocore always sends a checksum with
+        r = pcli("replicate", bag, f"s3://{bucket}/p", *via, *SMALL_PARTS, *lock, "--ledger", ledger, "-q")
+        assert r.exit_code == 0, r.output
+        # and so is setting the retention of objects already there
+        r = pcli("replicate", bag, f"s3://{bucket}/q", *via, *SMALL_PARTS, "--ledger", ledger, "-q")
+        assert r.exit_code == 0, r.output
+        r = pcli("replicate", bag, f"s3://{bucket}/q", *via, *SMALL_PARTS, *lock, "--ledger", ledger, "-q")
+        assert r.exit_code == 0, r.output
+    finally:
+        proxy.close()
+    assert proxy.rejected == 0
+    client = s3_server.client()
+    for prefix in ("p", "q"):
+        head = client.head_object(Bucket=bucket, Key=f"{prefix}/bag-one/data/disc 1/03 long.wav")
+        assert head["ObjectLockMode"] == "GOVERNANCE" and head["ObjectLockRetainUntilDate"].year == 2099
+    assert [row["outcome"] for row in ledger_rows(ledger, "replicas")] == ["pass"] * 3

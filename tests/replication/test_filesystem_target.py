@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from replication_helpers import MIB, ledger_rows, make_bag
 
 
@@ -165,3 +166,50 @@ def test_bandwidth_cap_slows_the_copy(pcli, tmp_path: Path) -> None:
     elapsed = time.monotonic() - started
     assert r.exit_code == 0, r.output
     assert elapsed >= 1.5  # 3.1 MB at 1 MB/s, the first second's allowance free
+
+
+def test_tar_copy_killed_part_way_then_rerun_leaves_no_temporary_file(run_preserve, tmp_path: Path) -> None:
+    bag = make_bag(tmp_path, big=12 * MIB)
+    disk = tmp_path / "disk2"
+    ledger = tmp_path / "ledger.sqlite"
+    cmd = ["replicate", str(bag), str(disk), "--serialize", "tar", "--ledger", str(ledger), "-q"]
+    exe = Path(sys.executable).parent / "preserve"
+    proc = subprocess.Popen([str(exe), *cmd, "--bandwidth", "3M"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while not [p for p in disk.glob(".bag-one.tar.preserve-upload-*") if p.stat().st_size > MIB]:
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+    assert not (disk / "bag-one.tar").exists()
+    r = run_preserve(*cmd)
+    assert r.returncode == 0, r.stderr
+    assert f"{disk}/bag-one.tar: complete, 1 objects" in r.stdout and "1 stale upload(s) aborted" in r.stdout
+    assert sorted(p.name for p in disk.iterdir()) == ["bag-one.preserve-replica.json", "bag-one.tar"]
+    assert [row["outcome"] for row in ledger_rows(ledger, "replicas")] == ["pass"]
+
+
+def test_rerun_with_manifests_larger_than_the_small_object_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from preserve.errors import ReplicaConflict
+    from preserve.replication import layout
+    from preserve.replication.replicate import replicate_bag
+    from preserve.stores.filesystem import FilesystemStore
+
+    bag = make_bag(tmp_path, files={f"track {i:02d}.wav": os.urandom(100) for i in range(20)})
+    disk = FilesystemStore(tmp_path / "disk2")
+    assert replicate_bag(bag, disk).complete
+    record = (tmp_path / "disk2/bag-one.preserve-replica.json").stat().st_size
+    # the replica record still fits; the manifests do not (a bag of millions of files has such manifests)
+    monkeypatch.setattr(layout, "SMALL_OBJECT_LIMIT", record + 16)
+    assert (bag / "manifest-sha256.txt").stat().st_size > record + 16
+    again = replicate_bag(bag, disk)
+    assert again.complete and again.skipped == again.objects
+    # without the record, the manifests themselves are compared (by streamed digest)
+    os.unlink(tmp_path / "disk2/bag-one.preserve-replica.json")
+    other = make_bag(tmp_path / "other", files={f"track {i:02d}.wav": os.urandom(100) for i in range(20)})
+    with pytest.raises(ReplicaConflict, match=r"its manifest-sha256\.txt differs from ours"):
+        replicate_bag(other, disk)
+    again = replicate_bag(bag, disk)
+    assert again.complete and again.skipped == again.objects

@@ -156,3 +156,73 @@ def test_a_bag_without_sha256_manifest_is_refused(pcli, s3_server: S3Server, tmp
     assert r.exit_code == 3
     assert f"{bag}: replication sends each manifest's SHA-256 as the S3 checksum, but the bag has no manifest-sha256.txt (only sha512)" in r.output
     assert keys(s3_server, bucket) == {}
+
+
+def _bag_keys(server: S3Server, bucket: str) -> list[str]:
+    return [k for k in keys(server, bucket, "p/bag-one/")]
+
+
+def test_rerun_with_object_lock_locks_objects_already_there(pcli, s3_server: S3Server, tmp_path: Path) -> None:
+    bag = make_bag(tmp_path, big=7 * MIB)
+    bucket = s3_server.bucket(lock=True)
+    client = s3_server.client()
+    ledger = tmp_path / "ledger.sqlite"
+    url = f"s3://{bucket}/p"
+    r = pcli("replicate", bag, url, *s3_server.options(), *SMALL_PARTS, "--ledger", ledger, "-q")
+    assert r.exit_code == 0, r.output
+    objects = _bag_keys(s3_server, bucket)
+    assert "p/bag-one/data/disc 1/03 long.wav" in objects
+    assert all("ObjectLockMode" not in client.head_object(Bucket=bucket, Key=k) for k in objects)
+    versions = {(v["Key"], v["VersionId"]) for v in client.list_object_versions(Bucket=bucket, Prefix="p/")["Versions"]}
+    # the same bytes are there: nothing is sent again, but every object gets the retention asked for
+    lock = ["--lock-mode", "governance", "--retain-until", "2099-01-01"]
+    r = pcli("replicate", bag, url, *s3_server.options(), *SMALL_PARTS, *lock, "--ledger", ledger, "-q")
+    assert r.exit_code == 0, r.output
+    assert f"0 sent (0 B), {len(objects)} already there" in r.output
+    for k in objects:
+        head = client.head_object(Bucket=bucket, Key=k)
+        assert head.get("ObjectLockMode") == "GOVERNANCE", k
+        assert head["ObjectLockRetainUntilDate"].date().isoformat() == "2099-01-01", k
+    after = client.list_object_versions(Bucket=bucket, Prefix="p/")
+    assert versions <= {(v["Key"], v["VersionId"]) for v in after["Versions"]} and not after.get("DeleteMarkers")
+    detail = json.loads(ledger_rows(ledger, "replicas")[-1]["detail"])
+    assert detail["object_lock"] == {"mode": "GOVERNANCE", "retain_until": "2099-01-01", "retention_set": len(objects)}
+    # an earlier date never shortens a retention; the objects already satisfy it
+    r = pcli("replicate", bag, url, *s3_server.options(), *SMALL_PARTS, "--lock-mode", "governance",
+             "--retain-until", "2090-06-30", "--ledger", ledger, "-q")
+    assert r.exit_code == 0, r.output
+    for k in objects:
+        assert client.head_object(Bucket=bucket, Key=k)["ObjectLockRetainUntilDate"].year == 2099
+    assert json.loads(ledger_rows(ledger, "replicas")[-1]["detail"])["object_lock"]["retention_set"] == 0
+
+
+def test_rerun_on_a_bucket_without_object_lock_is_not_complete(pcli, s3_server: S3Server, tmp_path: Path) -> None:
+    bag = make_bag(tmp_path)
+    bucket = s3_server.bucket()
+    ledger = tmp_path / "ledger.sqlite"
+    url = f"s3://{bucket}/p"
+    assert pcli("replicate", bag, url, *s3_server.options(), "--ledger", ledger, "-q").exit_code == 0
+    r = pcli("replicate", bag, url, *s3_server.options(), "--lock-mode", "compliance", "--retain-until", "2099-01-01",
+             "--ledger", ledger, "-q")
+    assert r.exit_code == 6, r.output
+    assert f"s3://{bucket}/p/bag-one/" in r.output and "could not set its object lock retention" in r.output
+    assert [row["outcome"] for row in ledger_rows(ledger, "replicas")] == ["pass", "fail"]
+
+
+def test_rerun_with_a_storage_class_sends_objects_kept_in_another(pcli, s3_server: S3Server, tmp_path: Path) -> None:
+    bag = make_bag(tmp_path)
+    bucket = s3_server.bucket()
+    client = s3_server.client()
+    ledger = tmp_path / "ledger.sqlite"
+    url = f"s3://{bucket}/p"
+    assert pcli("replicate", bag, url, *s3_server.options(), "--ledger", ledger, "-q").exit_code == 0
+    payload = [k for k in _bag_keys(s3_server, bucket) if k.startswith("p/bag-one/data/")]
+    r = pcli("replicate", bag, url, *s3_server.options(), "--storage-class", "STANDARD_IA", "--ledger", ledger, "-q")
+    assert r.exit_code == 0, r.output
+    assert f"{len(payload)} sent" in r.output
+    for k in payload:
+        assert client.head_object(Bucket=bucket, Key=k).get("StorageClass") == "STANDARD_IA", k
+    assert "StorageClass" not in client.head_object(Bucket=bucket, Key="p/bag-one/bagit.txt")  # tag files stay readable
+    r = pcli("replicate", bag, url, *s3_server.options(), "--storage-class", "STANDARD_IA", "--ledger", ledger, "-q")
+    assert r.exit_code == 0 and "0 sent (0 B)" in r.output, r.output
+    assert json.loads(ledger_rows(ledger, "replicas")[-1]["detail"])["storage_class"] == "STANDARD_IA"

@@ -100,3 +100,44 @@ def test_config_targets_and_refusals(tmp_path: Path) -> None:
         load_config(cfg)
     with pytest.raises(InputError, match="no such configuration file"):
         load_config(tmp_path / "missing.toml")
+
+
+def test_tar_parts_are_sized_to_stay_within_the_part_limit(s3_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from replication_helpers import MIB, make_bag
+
+    from preserve.errors import RemoteError
+    from preserve.replication.replicate import ReplicateOptions, replicate_bag
+    from preserve.replication.tarstream import tar_size
+    from preserve.stores import s3
+    from preserve.stores.base import PutOptions
+
+    monkeypatch.setattr(s3, "MAX_PARTS", 2)  # S3 allows 10,000; at 5 MiB parts this bag needs 3 or more
+    bag = make_bag(tmp_path, big=16 * MIB)
+    bucket = s3_server.bucket()
+    settings = s3.S3Settings(endpoint_url=s3_server.endpoint, region="us-east-1", path_style=True)
+    store = s3.S3Store(f"s3://{bucket}/p", settings)
+    put = PutOptions(multipart_threshold=6 * MIB, part_size=5 * MIB)
+    result = replicate_bag(bag, store, ReplicateOptions(layout="tar", put=put))
+    assert result.complete
+    plan = result.parts[""]
+    assert len(plan.digests) == 2 and plan.part_size >= -(-tar_size(bag, "bag-one") // 2)
+    blob = s3_server.client().get_object(Bucket=bucket, Key="p/bag-one.tar")["Body"].read()
+    assert len(blob) == tar_size(bag, "bag-one") == result.bytes
+    # a stream longer than announced stops before it would pass the limit, and leaves no upload behind
+    chunks = iter([os.urandom(MIB)] * 16)
+    with pytest.raises(RemoteError, match=r"p/other\.tar: the stream is longer than expected \(1 bytes\) and would need "
+                                          r"more than 2 parts"):
+        store.put_stream("other.tar", chunks, put, expected_size=1)
+    assert s3_server.client().list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+    assert "p/other.tar" not in {o["Key"] for o in s3_server.client().list_objects_v2(Bucket=bucket).get("Contents", [])}
+
+
+def test_tar_size_is_the_stream_length(tmp_path: Path) -> None:
+    from replication_helpers import make_bag
+
+    from preserve.bag.reader import open_bag
+    from preserve.replication.tarstream import tar_size
+
+    bag = make_bag(tmp_path, files={"a.wav": os.urandom(1000), "ü/long name " * 10 + ".flac": os.urandom(513)})
+    sha = {line.path: line.digest for line in open_bag(bag).iter_manifest("sha256")}
+    assert tar_size(bag, "bag-one") == sum(len(c) for c in tar_chunks(bag, "bag-one", sha))

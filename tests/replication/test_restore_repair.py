@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import bagit
 import pytest
 from replication_helpers import MIB, S3Server, ledger_rows, make_bag
+
+from preserve.stores.filesystem import FilesystemStore
 
 SMALL_PARTS = ["--multipart-threshold", "6MiB", "--part-size", "5MiB"]
 # bagit-python does not decode %25 in manifests, so the bags it checks here avoid '%' in names
@@ -138,3 +142,62 @@ def test_tar_replica_audits_and_repairs(pcli, tmp_path: Path) -> None:
     assert r.exit_code == 1
     assert "sha256 of the tar object does not match its record" in r.output
     assert [(a["tier"], a["outcome"]) for a in ledger_rows(ledger, "audits")] == [("remote-full", "pass"), ("remote-full", "fail")]
+
+
+def test_restore_from_an_archive_storage_class_leaves_nothing(pcli, s3_server: S3Server, tmp_path: Path) -> None:
+    bag = make_bag(tmp_path, files=FILES)
+    bucket = s3_server.bucket()
+    r = pcli("replicate", bag, f"s3://{bucket}/p", *s3_server.options(), "--storage-class", "GLACIER",
+             "--ledger", tmp_path / "l.sqlite", "-q")
+    assert r.exit_code == 0, r.output
+    dest = tmp_path / "restored"
+    r = pcli("restore", f"s3://{bucket}/p/bag-one", dest, *s3_server.options(), "-q")
+    assert r.exit_code == 6, r.output
+    assert f"s3://{bucket}/p/bag-one: 3 object(s)" in r.output and "archive storage class" in r.output
+    assert not dest.exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no staging left
+
+
+class _InterruptedStore(FilesystemStore):
+    """A directory replica whose second payload download is interrupted (Ctrl-C) after its first chunk."""
+
+    payload_gets = 0
+
+    @contextlib.contextmanager
+    def get(self, key: str) -> Iterator[Iterator[bytes]]:
+        with super().get(key) as chunks:
+            if "/data/" in f"/{key}":
+                self.payload_gets += 1
+                if self.payload_gets == 2:
+                    yield _then_interrupt(chunks)
+                    return
+            yield chunks
+
+
+def _then_interrupt(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    yield next(chunks)
+    raise KeyboardInterrupt
+
+
+def test_interrupted_repair_leaves_no_temporary_file_and_a_rerun_finishes(pcli, tmp_path: Path) -> None:
+    from preserve.replication.repair import repair_bag
+
+    bag = make_bag(tmp_path, files=FILES)
+    disk = tmp_path / "disk2"
+    ledger = tmp_path / "ledger.sqlite"
+    assert pcli("replicate", bag, disk, "--ledger", ledger, "-q").exit_code == 0
+    damaged = ["data/disc 1/01 intro.wav", "data/disc 1/02 song.flac", "data/liner notes.txt"]
+    for rel in damaged:
+        _flip(bag / rel, at=3)
+    with pytest.raises(KeyboardInterrupt):
+        repair_bag(bag, _InterruptedStore(disk))
+    assert not list(bag.rglob("*preserve-repair*"))
+    assert (bag / damaged[0]).read_bytes() == (disk / "bag-one" / damaged[0]).read_bytes()  # put in place at once
+    # what a killed repair would leave is removed by the next one
+    stale = bag / "data/disc 1/.02 song.flac.preserve-repair-0badcafe"
+    stale.write_bytes(b"half a file")
+    r = pcli("repair", bag, "--from", disk, "--ledger", ledger)
+    assert r.exit_code == 0, r.output
+    assert "repaired: data/disc 1/02 song.flac (altered)" in r.output and "repaired: data/liner notes.txt (altered)" in r.output
+    assert not list(bag.rglob("*preserve-repair*"))
+    bagit.Bag(str(bag)).validate()
