@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from preserve.bag.writer import BagResult, PayloadEntry, StagedBag, create_bag
+from preserve.bag.writer import XXH3_FILE, BagResult, PayloadEntry, StagedBag, create_bag
 from preserve.errors import CollectionNotReady, DestinationExists, SourceChanged, UsageError
 from preserve.intake.check import SUBMISSION, CheckReport, check_collection
 from preserve.model import Collection, PackagingContext, Rights
@@ -30,6 +30,8 @@ from preserve.sidecars import write_sidecars
 
 Progress = Callable[[int, int], None]
 DEFAULT_PROFILE = "preserve-audio-aip"
+#: Tag files (besides BagIt's own) every package has: the writer's xxh3-128 listing and the sidecars.
+PACKAGE_TAG_FILES = (XXH3_FILE, "metadata/mets.xml", "metadata/premis.xml")
 
 
 @dataclass
@@ -86,6 +88,7 @@ def package_collection(
     progress: Progress | None = None,
     on_total: Callable[[int, int], None] | None = None,
     on_checked: Callable[[CheckReport], None] | None = None,
+    on_warning: Callable[[str], None] | None = None,
 ) -> PackageResult:
     """Check ``root`` and, when it is ready, build the bag at ``dest`` (see the module docstring).
 
@@ -93,7 +96,13 @@ def package_collection(
     for none): it sets BagIt-Profile-Identifier and may require algorithms, fields or a
     serialization. ``serialization`` ("tar", "tar.gz", "zip") writes an archive at ``dest``.
     ``check_progress``/``on_total`` follow the check (see :func:`check_collection`), ``progress``
-    the copy; ``on_checked`` sees the report before copying starts.
+    the copy; ``on_checked`` sees the report before copying starts; ``on_warning`` gets the
+    profile's warnings.
+
+    With a profile, what packaging can never meet (tag files it does not write, or that
+    Tag-Files-Allowed refuses) is refused before the check (:class:`UsageError`); the payload
+    rules are checked before the copy, and the staged bag, complete, before it lands at ``dest``
+    (:class:`~preserve.errors.ProfileViolation`, nothing written).
     """
     root = Path(root)
     dest_path = Path(os.path.abspath(dest))
@@ -108,9 +117,13 @@ def package_collection(
         raise UsageError(f"{dest_path}: the destination is inside the collection {root}; choose a folder outside it")
     loaded = None
     if profile is not None:
-        from preserve.profiles import load_profile
+        from preserve.profiles import check_tag_files, load_profile
 
         loaded = load_profile(profile)    # a bad profile reference fails before the long check
+        if on_warning is not None:
+            for w in loaded.warnings:
+                on_warning(f"profile {loaded.name}: {w}")
+        check_tag_files(loaded, PACKAGE_TAG_FILES, "`preserve package`")
     started = _now()
     report = check_collection(root, workers=workers, progress=check_progress, on_total=on_total)
     if not report.ready:
@@ -121,8 +134,11 @@ def package_collection(
     for t in collection.tracks:
         t.rights = _bagged_rights(t.rights) or Rights()
     collection.default_rights = _bagged_rights(collection.default_rights)
-    plan = _plan(loaded, algorithms, bag_info_for(report, info), serialization)
-    context = PackagingContext(started=started, operator=operator, organization=collection.organization,
+    plan = _plan(loaded, algorithms, bag_info_for(report, info), serialization, verify)
+    # the organization the sidecars name is the one bag-info.txt names (--info may override the collection's)
+    organization = next((v for k, v in reversed(plan.info) if k.lower() == "source-organization" and v.strip()),
+                        collection.organization)
+    context = PackagingContext(started=started, operator=operator, organization=organization,
                                software="preserve", software_version=_version())
     paths = [(t.bag_path, t.source_path) for t in collection.tracks]
     paths += [(s.bag_path, s.source_path) for s in collection.submission_files]
@@ -144,9 +160,19 @@ def package_collection(
         dest_path = archive_path(dest_path, plan.serialization)
         if os.path.lexists(dest_path):
             raise DestinationExists(path=str(dest_path))
-    result = create_bag(dest_path, payload_for(root, collection), algorithms=plan.algorithms, info=plan.info,
+    payload = payload_for(root, collection)
+    finalize = plan.finalize
+    if loaded is not None:
+        from preserve.profiles import conformance_violation, conforming_finalizer, payload_findings
+
+        sizes = {t.bag_path: t.size for t in collection.tracks} | {s.bag_path: s.size for s in collection.submission_files}
+        failures = payload_findings(loaded, ((f"data/{e.target}", sizes.get(f"data/{e.target}", 0), False) for e in payload))
+        if failures:
+            raise conformance_violation(dest_path, loaded, failures)
+        finalize = conforming_finalizer(loaded, plan.serialization, finalize)
+    result = create_bag(dest_path, payload, algorithms=plan.algorithms, info=plan.info,
                         verify=verify, workers=workers, progress=progress, extra_tags=extra_tags,
-                        finalize=plan.finalize)
+                        finalize=finalize)
     return PackageResult(report, result, plan.profile)
 
 
@@ -160,7 +186,7 @@ class _Plan:
 
 
 def _plan(profile: Any, algorithms: Sequence[str] | None, info: list[tuple[str, str]],
-          serialization: str | None) -> _Plan:
+          serialization: str | None, verify: bool = True) -> _Plan:
     algs = tuple(algorithms) if algorithms else ("sha256", "sha512")
     finalize: Callable[[Path, Path], None] | None = None
     profile_id: str | None = None
@@ -173,7 +199,7 @@ def _plan(profile: Any, algorithms: Sequence[str] | None, info: list[tuple[str, 
     if serialization:
         from preserve.serialize import finalizer
 
-        finalize = finalizer(serialization)
+        finalize = finalizer(serialization, verify=verify)
     return _Plan(algs, info, finalize, profile_id, serialization)
 
 

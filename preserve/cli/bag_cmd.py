@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
 
-from preserve.bag.writer import create_bag, payload_from_directory
+from preserve.bag.validate import Finding
+from preserve.bag.writer import XXH3_FILE, PayloadEntry, create_bag, payload_from_directory
 from preserve.cli.common import ProgressBar, parse_info, warn
 from preserve.errors import ProblemsFound, ProfileViolation, UsageError
 from preserve.fixity import ALGORITHMS, processes_for, start_processes
-from preserve.profiles import load_profile, plan_creation, validate_profile
+from preserve.profiles import (
+    Profile,
+    check_tag_files,
+    conformance_violation,
+    conforming_finalizer,
+    load_profile,
+    payload_findings,
+    plan_creation,
+)
 from preserve.serialize import archive_path, finalizer
 
 
@@ -36,7 +46,8 @@ def bag(source: Path, dest: Path, algorithms: tuple[str, ...], info: tuple[str, 
 
     SOURCE is only read. DEST appears whole or not at all: the bag is built in hidden staging
     beside DEST, made durable, re-read from storage to verify it (unless --no-verify), then
-    renamed into place.
+    renamed into place (or written as an archive, which is read back too). With --profile, a
+    bag that would not conform is refused (exit 1) before anything lands at DEST.
     """
     info_items = parse_info(info)  # usage errors before any work
     profile = load_profile(profile_ref) if profile_ref else None
@@ -48,6 +59,7 @@ def bag(source: Path, dest: Path, algorithms: tuple[str, ...], info: tuple[str, 
         if plan.tag_files_required:
             raise UsageError(f"profile {profile.name} requires tag files ({', '.join(plan.tag_files_required)}) that "
                              "`preserve bag` does not write; `preserve package` makes packages with them")
+        check_tag_files(profile, (XXH3_FILE,), "`preserve bag`")
         chosen, info_items, serialize = plan.algorithms, plan.info, plan.serialization
     if serialize:
         dest = archive_path(dest, serialize)
@@ -63,11 +75,22 @@ def bag(source: Path, dest: Path, algorithms: tuple[str, ...], info: tuple[str, 
         if len(summary.problems) == 1:
             raise first
         raise type(first)(f"{len(summary.problems)} problems in {source} (listed above); nothing was written")
+    finalize = finalizer(serialize, verify=not no_verify) if serialize else None
+    if profile is not None:
+        # the payload rules, on the names and sizes, before anything is copied
+        _refuse(dest, profile, payload_findings(profile, (
+            (f"data/{e.target}", 0 if e.empty_dir else _size(e), e.empty_dir) for e in payload)))
+        # the whole staged bag, with its tag manifests, before it lands at DEST
+        finalize = conforming_finalizer(profile, serialize, finalize)
     bar = ProgressBar(summary.bytes, "bagging", enabled=not quiet)
-    with bar.shown():
-        result = create_bag(dest, payload, algorithms=chosen, info=info_items, verify=not no_verify, workers=workers,
-                            processes=processes_for(summary.files, summary.bytes),
-                            progress=bar, follow_links=follow_links, finalize=finalizer(serialize) if serialize else None)
+    try:
+        with bar.shown():
+            result = create_bag(dest, payload, algorithms=chosen, info=info_items, verify=not no_verify,
+                                workers=workers, processes=processes_for(summary.files, summary.bytes),
+                                progress=bar, follow_links=follow_links, finalize=finalize)
+    except ProfileViolation as exc:
+        _list_failures(exc)
+        raise
     if not result.verification.performed:
         verified = "not verified (--no-verify)"
     else:
@@ -76,12 +99,29 @@ def bag(source: Path, dest: Path, algorithms: tuple[str, ...], info: tuple[str, 
     if result.empty_dirs:
         click.echo(f"kept {result.empty_dirs} empty folder(s), listed in metadata/empty-directories.txt")
     if profile is not None:
-        failures = validate_profile(result.path, profile)
-        for f in failures:
-            click.echo(f"error: {f.path + ': ' if f.path else ''}{f.message}", err=True)
-        if failures:
-            raise ProfileViolation(path=str(result.path), profile=profile.name, count=len(failures))
         click.echo(f"conforms to profile {profile.name} ({profile.identifier})")
+
+
+def _size(entry: PayloadEntry) -> int:
+    if entry.size >= 0:
+        return entry.size
+    try:
+        return os.stat(entry.source).st_size
+    except OSError:
+        return 0  # the copy reports it
+
+
+def _list_failures(exc: ProfileViolation) -> None:
+    for f in exc.fields.get("failures", []):
+        click.echo(f"error: {f.path + ': ' if f.path else ''}{f.message}", err=True)
+
+
+def _refuse(dest: Path, profile: Profile, failures: list[Finding]) -> None:
+    """Raise ProfileViolation for ``failures``, listing them first (nothing is written)."""
+    if failures:
+        exc = conformance_violation(dest, profile, failures)
+        _list_failures(exc)
+        raise exc
 
 
 __all__ = ["ProblemsFound", "bag"]

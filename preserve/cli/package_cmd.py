@@ -8,7 +8,7 @@ import click
 
 from preserve.cli.check_cmd import render_report
 from preserve.cli.common import ProgressBar, parse_info, warn
-from preserve.errors import CollectionNotReady
+from preserve.errors import CollectionNotReady, ProfileViolation
 from preserve.fixity import ALGORITHMS
 from preserve.intake import CheckReport
 from preserve.package import DEFAULT_PROFILE, package_collection
@@ -40,6 +40,7 @@ def package(collection: Path, dest: Path, operator: str | None, profile: str, no
     file, a missing or unlisted file, a checksum mismatch, damaged audio. The audio goes under
     data/objects/, the sheet, collection.toml, checksum files and rights documents under
     data/submission/, all with their original relative paths. COLLECTION is only read.
+    A package that would break its profile is refused (exit 1) before anything lands at DEST.
     """
     # One bar for the whole run: the check reads every audio file once, then the copy reads it again.
     bar = ProgressBar(0, "packaging", enabled=not quiet)
@@ -57,7 +58,12 @@ def package(collection: Path, dest: Path, operator: str | None, profile: str, no
                 collection, dest, operator=operator, algorithms=algorithms or None, info=parse_info(info),
                 profile=None if no_profile else profile, serialization=serialize, verify=not no_verify,
                 workers=workers, check_progress=bar, progress=bar,
-                on_total=lambda total, files: bar.set_total(total, files), on_checked=checked)
+                on_total=lambda total, files: bar.set_total(total, files), on_checked=checked,
+                on_warning=None if quiet else warn)
+    except ProfileViolation as exc:
+        for f in exc.fields.get("failures", []):
+            click.echo(f"error: {f.path + ': ' if f.path else ''}{f.message}", err=True)
+        raise
     except CollectionNotReady as exc:
         if exc.report is not None:
             render_report(exc.report, err=True, table=not quiet)

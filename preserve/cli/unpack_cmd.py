@@ -9,6 +9,7 @@ import click
 from preserve.cli.common import ProgressBar
 from preserve.cli.validate_cmd import render
 from preserve.errors import BagInvalid
+from preserve.serialize import content_size
 from preserve.serialize import unpack as unpack_archive
 
 
@@ -22,10 +23,10 @@ def unpack(archive: Path, dest: Path, workers: int | None, quiet: bool) -> None:
 
     Every member is checked first: absolute names, '..', links, devices, duplicate names and
     members outside the one top-level folder stop the run (exit 3) before anything lands outside
-    DEST. The bag is extracted into hidden staging beside DEST, validated from disk, and renamed
-    to DEST only when valid; an invalid bag is reported (exit 1) and nothing is left behind.
+    DEST. The bag is extracted into hidden staging beside DEST, validated from disk (with its
+    PREMIS/METS sidecars, as `preserve validate` checks them), and renamed to DEST only when valid; an invalid bag is reported (exit 1) and nothing is left behind.
     """
-    bar = ProgressBar(archive.stat().st_size if archive.is_file() else 0, "unpacking", enabled=not quiet)
+    bar = ProgressBar(content_size(archive) if archive.is_file() else 0, "unpacking", enabled=not quiet)
     try:
         with bar.shown():
             report = unpack_archive(archive, dest, progress=bar, workers=workers)

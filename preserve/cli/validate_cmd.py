@@ -10,7 +10,7 @@ import click
 from preserve.bag.validate import ValidationReport, validate_bag
 from preserve.cli.common import ProgressBar, warn
 from preserve.errors import EXIT_PROBLEMS
-from preserve.profiles import load_profile, validate_profile
+from preserve.profiles import fatal_profile_findings, load_profile, validate_profile
 from preserve.serialize import validate_archive
 
 
@@ -21,6 +21,10 @@ def render(report: ValidationReport) -> None:
         if f.expected is not None or f.found is not None:
             line += f" (expected {f.expected}, found {f.found})"
         click.echo(line, err=f.severity == "warning")
+    if report.mode == "profile":
+        click.echo(f"{report.path}: INVALID ({len(report.errors)} error(s): the profile cannot accept this bag, "
+                   "so nothing was hashed)")
+        return
     status = "valid" if report.ok else "INVALID"
     click.echo(f"{report.path}: {status} ({report.files} files, {report.bytes} bytes, "
                f"{', '.join(report.algorithms) or 'no manifests'}, {len(report.errors)} error(s), "
@@ -42,8 +46,10 @@ def validate(bag: Path, fast: bool, fetch: bool, as_json: bool, workers: int | N
     """Validate BAG (BagIt 0.93 to 1.0): every manifest, tag manifest and Payload-Oxum.
 
     BAG is a bag folder or a serialized bag (.tar, .tar.gz, .zip), which is validated as a
-    stream without being extracted. Reports every problem, not only the first. Warnings leave
-    the exit code at 0; any error, including a profile violation, exits 1.
+    stream without being extracted (PREMIS/METS sidecars included). Reports every problem, not
+    only the first. With --profile, its Serialization and Accept-BagIt-Version checks come
+    first: when they fail, only they are reported and nothing is hashed. Warnings leave the exit
+    code at 0; any error, including a profile violation, exits 1.
     """
     profile = load_profile(profile_ref) if profile_ref else None
     if profile is not None:
@@ -52,17 +58,22 @@ def validate(bag: Path, fast: bool, fetch: bool, as_json: bool, workers: int | N
     bar = ProgressBar(0, "validating", enabled=not quiet and not as_json)
     with bar.shown():
         if bag.is_file():
-            report = validate_archive(bag, fast=fast, fetch=fetch, profile=profile, progress=bar, on_total=bar.set_total)
+            # the profile's fatal checks run first, inside; the sidecars are spooled while streaming
+            report = validate_archive(bag, fast=fast, fetch=fetch, profile=profile, progress=bar, on_total=bar.set_total,
+                                      sidecars=True)
+        elif profile is not None and (fatal := fatal_profile_findings(bag, profile)):
+            # the specification puts these first: a bag the profile cannot accept is not hashed
+            report = ValidationReport(path=str(bag), findings=fatal, mode="profile")
         else:
             report = validate_bag(bag, fast=fast, fetch=fetch, workers=workers, progress=bar, on_total=bar.set_total,
                                   processes=None if workers is None else 0)
             if profile is not None:
                 report.findings.extend(validate_profile(bag, profile))
-    if bag.is_dir() and (bag / "metadata" / "mets.xml").is_file():
-        # PREMIS/METS sidecars: well-formed, consistent with the manifests, schema-valid if installed.
-        from preserve.sidecars.check import check_sidecars
+            if (bag / "metadata" / "mets.xml").is_file():
+                # PREMIS/METS sidecars: well-formed, consistent with the manifests, schema-valid if installed.
+                from preserve.sidecars.check import check_sidecars
 
-        report.findings.extend(check_sidecars(bag))
+                report.findings.extend(check_sidecars(bag))
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
     else:

@@ -13,9 +13,19 @@ from preserve.profiles.conformance import (
     DirectoryFacts,
     accepted_mime,
     check_facts,
+    fatal_findings,
+    fatal_profile_findings,
+    payload_findings,
     validate_profile,
 )
-from preserve.profiles.creation import AUTOMATIC_INFO, CreationPlan, plan_creation
+from preserve.profiles.creation import (
+    AUTOMATIC_INFO,
+    CreationPlan,
+    check_tag_files,
+    conformance_violation,
+    conforming_finalizer,
+    plan_creation,
+)
 from preserve.profiles.model import (
     AUDIO_AIP_PROFILE_ID,
     FIELDS,
@@ -46,9 +56,15 @@ __all__ = [
     "TagRule",
     "accepted_mime",
     "check_facts",
+    "check_tag_files",
+    "conformance_violation",
+    "conforming_finalizer",
+    "fatal_findings",
+    "fatal_profile_findings",
     "known_profiles",
     "load_profile",
     "parse_profile",
+    "payload_findings",
     "plan_creation",
     "shipped_dir",
     "user_dir",

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Protocol
 
 from preserve.bag.reader import Bag, open_bag
 from preserve.bag.validate import Finding
+from preserve.errors import PreserveError
 from preserve.profiles.model import PathPatterns, Profile, version_key
 
 #: BagIt's own files, governed by their own fields rather than by Tag-Files-Allowed.
@@ -57,10 +58,10 @@ class BagFacts(Protocol):
 class DirectoryFacts:
     """:class:`BagFacts` of a bag folder on disk."""
 
-    serialization: str | None = None
-
-    def __init__(self, bag: Bag) -> None:
+    def __init__(self, bag: Bag, serialization: str | None = None) -> None:
         self.bag = bag
+        # a staged folder about to be serialized is checked as the archive it will become
+        self.serialization = serialization
 
     def tag_files(self) -> Iterator[str]:
         for rel, _st in self.bag.iter_tag_files():
@@ -98,15 +99,20 @@ def accepted_mime(profile: Profile, fmt: str) -> str | None:
 
 
 def _fatal(facts: BagFacts, profile: Profile) -> list[Finding]:
+    return fatal_findings(profile, facts.serialization, facts.bag.version)
+
+
+def fatal_findings(profile: Profile, serialization: str | None, version: str | None) -> list[Finding]:
+    """Serialization, Accept-Serialization and Accept-BagIt-Version: the checks the specification
+    puts first, since a bag failing them cannot be processed under the profile at all."""
     out: list[Finding] = []
-    fmt = facts.serialization
+    fmt = serialization
     if fmt is None and profile.serialization == "required":
         out.append(_fail(f"Serialization: the profile requires a serialized bag ({_listing(profile.accept_serialization)}); this bag is a folder"))
     elif fmt is not None and profile.serialization == "forbidden":
         out.append(_fail(f"Serialization: the profile forbids serialized bags; this bag is a {fmt} file ({MIME_TYPES[fmt][0]})"))
     elif fmt is not None and accepted_mime(profile, fmt) is None:
         out.append(_fail(f"Accept-Serialization: {MIME_TYPES[fmt][0]} ({fmt}) is not accepted; the profile accepts {_listing(profile.accept_serialization)}"))
-    version = facts.bag.version
     accepted = {version_key(v) for v in profile.accept_bagit_version}
     try:
         ok = version is not None and version_key(version) in accepted
@@ -201,6 +207,54 @@ def _tag_files(facts: BagFacts, profile: Profile) -> list[Finding]:
     return out
 
 
+def _payload_allowed(rel: str, profile: Profile) -> Finding:
+    return _fail(f"Payload-Files-Allowed: payload file {rel} matches none of {_listing(profile.payload_files_allowed or ())}", path=rel)
+
+
+def _data_empty(files: int, total: int) -> Finding:
+    return _fail(f"Data-Empty: the profile requires data/ to be empty (no file, or one zero-byte file); it holds {files} file(s), {total} bytes",
+                 path="data", found=f"{total}.{files}")
+
+
+def payload_findings(profile: Profile, entries: Iterable[tuple[str, int, bool]]) -> list[Finding]:
+    """Payload-Files-Required, Payload-Files-Allowed and Data-Empty for a payload about to be
+    copied: ``entries`` are (bag-relative path, size, is an empty folder). Checking before the
+    copy saves copying a large payload only to refuse it; the messages are those of a made bag.
+    """
+    req_files = {r for r in profile.payload_files_required if not r.endswith("/")}
+    req_dirs = {r for r in profile.payload_files_required if r.endswith("/")}
+    patterns = PathPatterns(profile.payload_files_allowed) if profile.payload_files_allowed is not None else None
+    if not (req_files or req_dirs or patterns is not None or profile.data_empty):
+        return []
+    found: set[str] = set()
+    refused: list[Finding] = []
+    files = total = 0
+    for rel, size, empty_dir in entries:
+        for d in req_dirs:
+            if rel.startswith(d) and len(rel) > len(d):
+                found.add(d)
+        if empty_dir:
+            continue
+        files += 1
+        total += size
+        if rel in req_files:
+            found.add(rel)
+        if patterns is not None and not patterns.allows(rel):
+            refused.append(_payload_allowed(rel, profile))
+    out = []
+    for rel in profile.payload_files_required:
+        if rel in found:
+            continue
+        if rel.endswith("/"):
+            out.append(_fail(f"Payload-Files-Required: the folder {rel} must exist and hold at least one file or folder; it is missing or empty", path=rel))
+        else:
+            out.append(_fail(f"Payload-Files-Required: {rel} is required but missing", path=rel))
+    out.extend(refused)
+    if profile.data_empty and (files > 1 or total > 0):
+        out.append(_data_empty(files, total))
+    return out
+
+
 def _payload(facts: BagFacts, profile: Profile) -> list[Finding]:
     out = _required_paths(facts, profile.payload_files_required, "Payload-Files-Required")
     patterns = PathPatterns(profile.payload_files_allowed) if profile.payload_files_allowed is not None else None
@@ -211,10 +265,9 @@ def _payload(facts: BagFacts, profile: Profile) -> list[Finding]:
         files += 1
         total += size
         if patterns is not None and not patterns.allows(rel):
-            out.append(_fail(f"Payload-Files-Allowed: payload file {rel} matches none of {_listing(profile.payload_files_allowed or ())}", path=rel))
+            out.append(_payload_allowed(rel, profile))
     if profile.data_empty and (files > 1 or total > 0):
-        out.append(_fail(f"Data-Empty: the profile requires data/ to be empty (no file, or one zero-byte file); it holds {files} file(s), {total} bytes",
-                         path="data", found=f"{total}.{files}"))
+        out.append(_data_empty(files, total))
     return out
 
 
@@ -230,3 +283,19 @@ def validate_profile(bag_path_or_archive: str | os.PathLike[str], profile: Profi
 
         return archive_profile_findings(path, profile)
     return check_facts(DirectoryFacts(open_bag(path)), profile)
+
+
+def fatal_profile_findings(bag_path_or_archive: str | os.PathLike[str], profile: Profile) -> list[Finding]:
+    """The fatal checks alone (see :func:`fatal_findings`), reading only bagit.txt: run them before
+    hashing, so a bag the profile cannot accept is refused at once. Empty when they pass or when
+    there is no bagit.txt to read (full validation then reports that)."""
+    path = Path(bag_path_or_archive)
+    if path.is_file():
+        from preserve.serialize import archive_fatal_findings
+
+        return archive_fatal_findings(path, profile)
+    try:
+        bag = open_bag(path)
+    except PreserveError:
+        return []
+    return fatal_findings(profile, None, bag.version)

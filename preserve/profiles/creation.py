@@ -7,13 +7,16 @@ conflict, so a curator fixes the command once instead of once per problem.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
-from preserve.errors import UsageError
-from preserve.fixity import ALGORITHMS
-from preserve.profiles.conformance import MIME_TYPES, accepted_mime
-from preserve.profiles.model import Profile, version_key
+from preserve.bag.reader import open_bag
+from preserve.errors import ProfileViolation, UsageError
+from preserve.fixity import ALGORITHMS, fsync_path
+from preserve.profiles.conformance import MIME_TYPES, DirectoryFacts, accepted_mime, check_facts
+from preserve.profiles.model import PathPatterns, Profile, version_key
 
 #: bag-info.txt labels the bag writer fills in by itself (see preserve.bag.writer).
 AUTOMATIC_INFO = ("Bagging-Date", "Payload-Oxum", "Bag-Size", "Bag-Software-Agent")
@@ -128,3 +131,52 @@ def plan_creation(
     if problems:
         raise UsageError(f"cannot make a bag conforming to profile {name} ({profile.identifier}):\n  - " + "\n  - ".join(problems))
     return CreationPlan(tuple(algs), out_info, fmt, profile, profile.tag_files_required)
+
+
+def check_tag_files(profile: Profile, written: Sequence[str], command: str, hint: str = "") -> None:
+    """Refuse, before any work, a profile whose tag file rules the bag ``command`` makes can never meet.
+
+    ``written`` are the tag files (outside BagIt's own) that ``command`` always writes: each must be
+    allowed by Tag-Files-Allowed, and every Tag-Files-Required file must be among them.
+    """
+    problems: list[str] = []
+    missing = [t for t in profile.tag_files_required if t not in written]
+    if missing:
+        problems.append(f"Tag-Files-Required lists {', '.join(missing)}, which {command} does not write{hint}")
+    if profile.tag_files_allowed is not None:
+        patterns = PathPatterns(profile.tag_files_allowed)
+        refused = [t for t in written if not patterns.allows(t)]
+        if refused:
+            allowed = ", ".join(profile.tag_files_allowed) or "none"
+            problems.append(f"Tag-Files-Allowed ({allowed}) does not allow {', '.join(refused)}, which {command} always writes")
+    if problems:
+        raise UsageError(f"cannot make a bag conforming to profile {profile.name} ({profile.identifier}):\n  - " + "\n  - ".join(problems))
+
+
+def conformance_violation(dest: Path, profile: Profile, failures: Sequence[object]) -> ProfileViolation:
+    """The error for a bag that would break ``profile``; ``failures`` (the findings) ride along
+    in its fields for the command line to list."""
+    return ProfileViolation(f"{dest}: the bag does not conform to profile {profile.name} ({len(failures)} problem(s)); "
+                            "nothing was written", path=str(dest), profile=profile.name, count=len(failures),
+                            failures=list(failures))
+
+
+def conforming_finalizer(profile: Profile, serialization: str | None,
+                         then: Callable[[Path, Path], None] | None = None) -> Callable[[Path, Path], None]:
+    """A ``finalize`` hook for :func:`preserve.bag.writer.create_bag` that checks the staged bag,
+    complete with its tag manifests, against ``profile`` before it lands at DEST (as the
+    ``serialization`` it will become), so a non-conforming bag is never written there.
+    ``then`` moves it into place (None: rename, as create_bag does without a hook).
+    """
+
+    def finalize(staging: Path, dest: Path) -> None:
+        failures = check_facts(DirectoryFacts(open_bag(staging), serialization), profile)
+        if failures:
+            raise conformance_violation(dest, profile, failures)
+        if then is not None:
+            then(staging, dest)
+        else:
+            os.rename(staging, dest)
+            fsync_path(dest.parent)
+
+    return finalize

@@ -391,6 +391,17 @@ def known_profiles(search: Sequence[Path] | None = None) -> list[Profile]:
     return out
 
 
+def _raw_identifier(path: Path) -> str | None:
+    """The BagIt-Profile-Identifier a profile file declares, read without checking the profile."""
+    try:
+        raw = json.loads(path.read_bytes().decode("utf-8-sig"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    info = raw.get("BagIt-Profile-Info") if isinstance(raw, dict) else None
+    ident = info.get("BagIt-Profile-Identifier") if isinstance(info, dict) else None
+    return ident.strip() if isinstance(ident, str) else None
+
+
 def load_profile(ref: str | os.PathLike[str], *, search: Sequence[Path] | None = None) -> Profile:
     """Load a profile: a path to a JSON file, a short name (``preserve-audio-aip``) or an identifier.
 
@@ -406,7 +417,13 @@ def load_profile(ref: str | os.PathLike[str], *, search: Sequence[Path] | None =
         if candidate.stem == text or candidate.name == text:
             return read_profile_file(candidate)
     if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", text):
-        for profile in known_profiles(folders):
+        for candidate in _candidates(folders):
+            try:
+                profile = read_profile_file(candidate)
+            except BadProfile:
+                if _raw_identifier(candidate) == text:
+                    raise  # the profile asked for is there but broken: say why, not "no such profile"
+                continue
             if profile.identifier == text:
                 return profile
     known = ", ".join(f"{p.name} ({p.identifier})" for p in known_profiles(folders)) or "none"

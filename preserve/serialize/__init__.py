@@ -15,6 +15,7 @@ from preserve.serialize.archive import (
     archive_format,
     archive_path,
     bag_name,
+    content_size,
     finalizer,
     iter_members,
     member_order,
@@ -23,6 +24,7 @@ from preserve.serialize.archive import (
 )
 from preserve.serialize.stream import (
     ArchiveFacts,
+    archive_fatal_findings,
     archive_profile_findings,
     scan_archive,
     validate_archive,
@@ -33,10 +35,12 @@ __all__ = [
     "FORMATS",
     "ArchiveFacts",
     "Member",
+    "archive_fatal_findings",
     "archive_format",
     "archive_path",
     "archive_profile_findings",
     "bag_name",
+    "content_size",
     "finalizer",
     "iter_members",
     "member_order",

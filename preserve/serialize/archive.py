@@ -3,8 +3,9 @@
 Writing (:func:`finalizer`): one top-level directory named like the bag (RFC 8493 section 4),
 members in a deterministic order (the bag's own tag files first, ``bagit.txt`` leading, then tag
 folders, then ``data/``, each folder sorted by name; owners zeroed), written to a hidden file
-beside the destination, fsynced, then linked into place, so the destination appears whole or not
-at all and an existing file is never replaced.
+beside the destination, fsynced, read back from storage and compared member by member with the
+staged bag, then linked into place, so the destination appears whole or not at all and an
+existing file is never replaced.
 
 Reading (:func:`iter_members`) refuses what could write outside a destination or smuggle content:
 absolute names, ``..``, links, devices, duplicate names, members outside the one top-level folder.
@@ -28,9 +29,9 @@ from pathlib import Path
 from typing import IO, Any
 from zlib import error as zlib_error
 
-from preserve.bag.paths import unsafe_reason
-from preserve.errors import BadArchive, DestinationExists, StorageError
-from preserve.fixity import fsync_path
+from preserve.bag.paths import decode_manifest_path, unsafe_reason
+from preserve.errors import BadArchive, DestinationExists, StorageError, VerificationFailed
+from preserve.fixity import drop_cache, fsync_path, hash_file, hash_stream
 
 #: Serialization formats preserve writes and reads, with their file name endings.
 FORMATS: dict[str, tuple[str, ...]] = {"tar": (".tar",), "tar.gz": (".tar.gz", ".tgz"), "zip": (".zip",)}
@@ -77,6 +78,23 @@ def bag_name(archive: str | os.PathLike[str]) -> str:
             if name.lower().endswith(e) and len(name) > len(e):
                 return name[: -len(e)]
     return name
+
+
+def content_size(path: str | os.PathLike[str]) -> int:
+    """Bytes of member content, for a progress total: from the central directory for zip, the
+    file's size for tar (headers add little), 0 (unknown) for tar.gz, whose size is only known by
+    decompressing it: its compressed size would leave a bar far past its end."""
+    p = Path(path)
+    fmt = archive_format(p)
+    try:
+        if fmt == "zip":
+            with zipfile.ZipFile(p) as zf:
+                return sum(zi.file_size for zi in zf.infolist())
+        if fmt == "tar":
+            return p.stat().st_size
+    except (OSError, zipfile.BadZipFile):
+        pass
+    return 0
 
 
 # -- writing -----------------------------------------------------------------------------------
@@ -162,8 +180,73 @@ def _write_zip(staging: Path, out: IO[bytes], name: str) -> None:
                 shutil.copyfileobj(src, dst, CHUNK)
 
 
-def write_archive(staging: str | os.PathLike[str], dest: str | os.PathLike[str], fmt: str) -> Path:
-    """Serialize the bag folder ``staging`` into ``dest`` (atomically; ``dest`` must not exist)."""
+XXH3_LISTING = "metadata/xxh3-128.txt"
+
+
+def _staged_digests(staging: Path) -> dict[str, str]:
+    """The xxh3-128 digests the bag writer took of the payload while copying (and verified)."""
+    out: dict[str, str] = {}
+    try:
+        text = (staging / XXH3_LISTING).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return out
+    for line in text.splitlines():
+        digest, sep, rel = line.partition("  ")
+        if sep:
+            out[decode_manifest_path(rel)] = digest.lower()
+    return out
+
+
+def _read_back(tmp: Path, staging: Path, name: str, fmt: str, dest: Path) -> None:
+    """Read the written archive back from storage and compare every member with the staged bag.
+
+    fsync says the bytes were handed to the device, not that they read back the same; a member
+    that differs, is missing or is extra raises :class:`VerificationFailed`.
+    """
+    def failed(detail: str) -> VerificationFailed:
+        return VerificationFailed(f"{dest}: the written {fmt} file reads back differently from the staged bag ({detail}); "
+                                  "the destination disk may be failing; nothing was written", path=str(dest), detail=detail)
+
+    known = _staged_digests(staging)
+    expected = {rel: is_dir for rel, is_dir in member_order(staging)}
+    with open(tmp, "rb") as f:
+        drop_cache(f.fileno())
+    try:
+        for m in iter_members(tmp):
+            if m.problem is not None:
+                raise failed(f"member {m.name!r} {m.problem}")
+            if m.top != name:
+                raise failed(f"member {m.name!r} is not in the top-level folder {name!r}")
+            if not m.rel:
+                continue
+            if m.rel not in expected:
+                raise failed(f"member {m.name!r} is not in the staged bag")
+            if expected.pop(m.rel) != (m.kind == "dir"):
+                raise failed(f"member {m.name!r} is a {m.kind} in the archive, not in the staged bag")
+            if m.kind == "dir":
+                continue
+            digest = hash_stream(m.chunks(), ("xxh3-128",))[0]["xxh3-128"]
+            if digest == known.get(m.rel):
+                continue
+            # not listed, or the folder was changed after bagging: what counts is what was archived
+            want = hash_file(staging / m.rel, ("xxh3-128",))["xxh3-128"]
+            if digest != want:
+                raise failed(f"member {m.name!r}: xxh3-128 expected {want}, found {digest}")
+    except BadArchive as exc:
+        raise failed(str(exc.fields.get("reason", exc))) from exc
+    if expected:
+        missing = sorted(expected)
+        more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+        raise failed(f"{missing[0]}{more} missing from the archive")
+
+
+def write_archive(staging: str | os.PathLike[str], dest: str | os.PathLike[str], fmt: str, *,
+                  verify: bool = True) -> Path:
+    """Serialize the bag folder ``staging`` into ``dest`` (atomically; ``dest`` must not exist).
+
+    ``verify`` reads the written file back from storage and compares each member with
+    ``staging`` before ``dest`` appears (see :func:`_read_back`).
+    """
     if fmt not in FORMATS:
         raise ValueError(f"unknown serialization {fmt!r}; choose tar, tar.gz or zip")
     staging, dest = Path(staging), Path(os.path.abspath(dest))
@@ -179,6 +262,8 @@ def write_archive(staging: str | os.PathLike[str], dest: str | os.PathLike[str],
                 _write_tar(staging, out, name, compress=fmt == "tar.gz")
             out.flush()
             os.fsync(out.fileno())
+        if verify:
+            _read_back(tmp, staging, name, fmt, dest)
         try:
             os.link(tmp, dest)  # unlike rename, never replaces a file that appeared meanwhile
         except FileExistsError:
@@ -196,15 +281,16 @@ def write_archive(staging: str | os.PathLike[str], dest: str | os.PathLike[str],
     return dest
 
 
-def finalizer(fmt: str) -> Callable[[Path, Path], None]:
+def finalizer(fmt: str, *, verify: bool = True) -> Callable[[Path, Path], None]:
     """A ``finalize`` hook for :func:`preserve.bag.writer.create_bag`: serialize the staged bag
-    into ``dest`` (a file named like the bag plus the format's ending), then remove the staging.
+    into ``dest`` (a file named like the bag plus the format's ending; read back unless
+    ``verify`` is false), then remove the staging.
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown serialization {fmt!r}; choose tar, tar.gz or zip")
 
     def finalize(staging: Path, dest: Path) -> None:
-        write_archive(staging, dest, fmt)
+        write_archive(staging, dest, fmt, verify=verify)
         shutil.rmtree(staging, ignore_errors=True)
 
     return finalize

@@ -8,7 +8,9 @@ after the payload, a second pass hashes just what is missing. Then the checks of
 :func:`preserve.bag.validate.validate_bag` run on the index, producing the same findings.
 
 Only the top-level tag files that the checks parse (bagit.txt, bag-info.txt, fetch.txt, the
-manifests) are spooled to a private temporary folder, removed at the end.
+manifests) are spooled to a private temporary folder, removed at the end; with ``sidecars``, the
+PREMIS/METS sidecars too, so :func:`preserve.sidecars.check.check_sidecars` can check them as it
+checks a folder's.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from preserve.serialize.archive import (
     Member,
     archive_format,
     bag_name,
+    content_size,
     iter_members,
 )
 
@@ -41,6 +44,8 @@ if TYPE_CHECKING:
     from preserve.profiles import Profile
 
 _SPECULATIVE = ("sha256", "sha512")
+#: The sidecars spooled for the sidecar checks (see preserve.sidecars.check).
+SIDECAR_FILES = ("metadata/mets.xml", "metadata/premis.xml")
 
 
 @dataclass
@@ -90,7 +95,8 @@ def _hash_member(scan: _Scan, m: Member, algs: list[str], spool_to: Path | None,
         progress(0, 1)
 
 
-def _first_pass(scan: _Scan, hashing: bool, only: list[str] | None, progress: Progress | None) -> None:
+def _first_pass(scan: _Scan, hashing: bool, only: list[str] | None, progress: Progress | None,
+                sidecars: bool = False) -> None:
     payload_algs: list[str] = []
     tag_algs: list[str] = []
 
@@ -117,6 +123,9 @@ def _first_pass(scan: _Scan, hashing: bool, only: list[str] | None, progress: Pr
             scan.execute("INSERT OR IGNORE INTO t VALUES (?,?)", (m.rel, m.size))
             algs = usable(tag_algs) if hashing else []
         spool_to = scan.spool / m.rel if top_level and SPOOLED.match(m.rel) else None
+        if sidecars and m.rel in SIDECAR_FILES:
+            spool_to = scan.spool / m.rel
+            spool_to.parent.mkdir(exist_ok=True)
         if algs or spool_to is not None:
             _hash_member(scan, m, algs, spool_to, progress)
 
@@ -160,9 +169,11 @@ def _second_pass(scan: _Scan, payload_algs: list[str], tag_algs: list[str], prog
 @contextlib.contextmanager
 def scan_archive(
     path: str | os.PathLike[str], *, hashing: bool = True, algorithms: list[str] | None = None,
-    progress: Progress | None = None,
+    progress: Progress | None = None, sidecars: bool = False,
 ) -> Iterator[_Scan]:
-    """Read a serialized bag once (twice at most, see the module docstring) into an index."""
+    """Read a serialized bag once (twice at most, see the module docstring) into an index.
+
+    ``sidecars`` also spools the PREMIS/METS sidecars (:data:`SIDECAR_FILES`)."""
     src = Path(path)
     if not src.is_file():
         raise BadArchive(path=str(src), reason="no such file")
@@ -177,7 +188,7 @@ def scan_archive(
                     "CREATE TABLE seen (path TEXT PRIMARY KEY) WITHOUT ROWID",
                     "CREATE TABLE seen2 (path TEXT PRIMARY KEY) WITHOUT ROWID"):
             scan.execute(ddl)
-        _first_pass(scan, hashing, algorithms, progress)
+        _first_pass(scan, hashing, algorithms, progress, sidecars)
         if not (scan.spool / "bagit.txt").is_file():
             misplaced = sum(1 for f in scan.problems if "top-level folder" in f.message or "top level" in f.message)
             extra = (f"; {misplaced} member(s) lie outside it, and a serialized bag holds exactly one top-level folder, "
@@ -235,6 +246,48 @@ def archive_profile_findings(path: str | os.PathLike[str], profile: Profile) -> 
         return check_facts(ArchiveFacts(scan), profile)
 
 
+def archive_fatal_findings(path: str | os.PathLike[str], profile: Profile) -> list[Finding]:
+    """The profile's fatal checks (serialization, BagIt version) from the archive's format and its
+    bagit.txt alone, which preserve writes first: nothing is hashed. Empty when they pass, or when
+    the archive has no readable bagit.txt (the full validation reports that)."""
+    from preserve.profiles import fatal_findings
+
+    src = Path(path)
+    fmt = archive_format(src) if src.is_file() else None
+    if fmt is None:
+        return []
+    with tempfile.TemporaryDirectory(prefix="preserve-archive-") as tmp:
+        spooled = Path(tmp) / "bagit.txt"
+        try:
+            for m in iter_members(src):
+                if m.problem is None and m.kind == "file" and m.rel == "bagit.txt":
+                    with open(spooled, "wb") as out:
+                        for chunk in m.chunks():
+                            out.write(chunk)
+                    break
+        except BadArchive:
+            return []
+        if not spooled.is_file():
+            return []
+        return fatal_findings(profile, fmt, open_bag(tmp).version)
+
+
+def _sidecar_findings(scan: _Scan) -> list[Finding]:
+    """check_sidecars on the spooled tag files. It compares each file's size in the METS fileSec
+    with the file's, so each payload file gets a sparse stand-in of its size (no data is written)."""
+    from preserve.sidecars.check import check_sidecars
+
+    for rel, size in scan.index.query("SELECT path, size FROM d"):
+        target = scan.spool / str(rel)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with open(target, "xb") as f:
+                f.truncate(int(size))  # type: ignore[call-overload]
+        except OSError:
+            continue  # a name clash among members: that file is reported missing, as for a folder
+    return check_sidecars(scan.spool)
+
+
 def validate_archive(
     path: str | os.PathLike[str],
     *,
@@ -244,17 +297,26 @@ def validate_archive(
     algorithms: list[str] | None = None,
     progress: Progress | None = None,
     on_total: Callable[[int, int], None] | None = None,
+    sidecars: bool = False,
 ) -> ValidationReport:
     """Validate a tar, tar.gz or zip bag without extracting it (see the module docstring).
 
     The report holds the same findings :func:`~preserve.bag.validate.validate_bag` gives for the
     unpacked folder, preceded by any unsafe or misplaced members (code ``serialization``; they are
-    never read) and followed, with ``profile``, by the profile's findings.
+    never read) and followed, with ``profile``, by the profile's findings and, with ``sidecars``,
+    by those of :func:`preserve.sidecars.check.check_sidecars` when the bag has metadata/mets.xml.
+
+    With ``profile``, its fatal checks run first (:func:`archive_fatal_findings`); when they fail
+    the report holds only them, in mode ``profile``, and nothing is hashed.
     """
     src = Path(path)
-    if on_total is not None and src.is_file() and archive_format(src) != "tar.gz":
-        on_total(src.stat().st_size, 0)
-    with scan_archive(src, hashing=not fast, algorithms=algorithms, progress=progress) as scan:
+    if profile is not None:
+        fatal = archive_fatal_findings(src, profile)
+        if fatal:
+            return ValidationReport(path=str(src), findings=fatal, mode="profile")
+    if on_total is not None and src.is_file() and (total := content_size(src)):
+        on_total(total, 0)
+    with scan_archive(src, hashing=not fast, algorithms=algorithms, progress=progress, sidecars=sidecars) as scan:
         bag = scan.bag
         assert bag is not None
         report = ValidationReport(path=str(src), version=bag.version, mode="fast" if fast else "full")
@@ -264,6 +326,8 @@ def validate_archive(
             from preserve.profiles import check_facts
 
             report.findings.extend(check_facts(ArchiveFacts(scan), profile))
+        if sidecars and (scan.spool / SIDECAR_FILES[0]).is_file():
+            report.findings.extend(_sidecar_findings(scan))
         return report
 
 

@@ -28,9 +28,10 @@ def unpack(
 
     Members are checked before anything is written (see :func:`iter_members`); the first unsafe
     member stops the run with :class:`~preserve.errors.BadArchive`. Extraction goes to hidden
-    staging beside ``dest``; the staged bag is made durable and validated from disk, and renamed
-    to ``dest`` only when valid. Otherwise staging is removed and :class:`BagInvalid` (carrying
-    the report) is raised. Nothing is ever written outside the staging folder.
+    staging beside ``dest``; the staged bag is made durable and validated from disk (its sidecars
+    too, when it has metadata/mets.xml), and renamed to ``dest`` only when valid. Otherwise staging is removed and :class:`BagInvalid` (carrying
+    the report) is raised, and the parent folders this call made for ``dest`` are removed again.
+    Nothing is ever written outside the staging folder.
     """
     src = Path(archive)
     if not src.is_file():
@@ -38,11 +39,34 @@ def unpack(
     dest = Path(os.path.abspath(dest))
     if os.path.lexists(dest):
         raise DestinationExists(path=str(dest))
+    made = _missing_parents(dest)
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise StorageError(path=str(dest.parent), reason=exc.strerror or str(exc)) from exc
     staging = dest.parent / f".{dest.name}.preserve-unpack-{secrets.token_hex(4)}"
+    try:
+        return _unpack(src, dest, staging, progress, workers)
+    except BaseException:
+        for folder in made:  # deepest first; a folder something else has since used stays
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+        raise
+
+
+def _missing_parents(dest: Path) -> list[Path]:
+    """The folders above ``dest`` that do not exist yet, deepest first (removed again on refusal)."""
+    out = []
+    parent = dest.parent
+    while not os.path.lexists(parent) and parent != parent.parent:
+        out.append(parent)
+        parent = parent.parent
+    return out
+
+
+def _unpack(src: Path, dest: Path, staging: Path, progress: Progress | None, workers: int | None) -> ValidationReport:
     try:
         staging.mkdir()
         root = os.path.realpath(staging)
@@ -78,6 +102,11 @@ def unpack(
             report = validate_bag(staging, workers=workers)
         except BadTagFile as exc:
             raise BadArchive(path=str(src), reason=f"does not hold a bag ({exc.fields.get('reason', exc)})") from exc
+        if (staging / "metadata" / "mets.xml").is_file():
+            # PREMIS/METS sidecars: checked as `preserve validate` checks them in a folder
+            from preserve.sidecars.check import check_sidecars
+
+            report.findings.extend(check_sidecars(staging))
         report.path = str(dest)
         if not report.ok:
             raise BagInvalid(path=str(src), count=len(report.errors), report=report)

@@ -134,18 +134,65 @@ def test_shipped_transfer_profile_bag_validates_here_and_under_bagit_python(tmp_
     bagit.Bag(str(folder)).validate()
 
 
-def test_bag_whose_payload_breaks_the_profile_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bag_whose_payload_breaks_the_profile_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     src = tmp_path / "reels"
     src.mkdir()
     (src / "reel-1.flac").write_bytes(b"fLaC")
     (src / "notes.doc").write_bytes(b"notes")
-    raw = dict(REEL, **{"Payload-Files-Allowed": ["data/*.flac"]})
+    raw = dict(REEL, **{"Payload-Files-Allowed": ["data/*.flac"], "Payload-Files-Required": ["data/reel-2.flac"]})
     profile = tmp_path / "reel.json"
     profile.write_text(json.dumps(raw), encoding="utf-8")
+
+    def no_copy(*args: object, **kw: object) -> None:
+        raise AssertionError("the payload was copied before its rules were checked")
+
+    monkeypatch.setattr("preserve.cli.bag_cmd.create_bag", no_copy)
     code, _, err = run(capsys, "bag", src, tmp_path / "out", "--profile", profile, "-q",
                        "-i", "Source-Organization=Example Sound Archive", "-i", "Contact-Phone=1")
     assert code == 1
     assert err.splitlines() == [
+        "error: data/reel-2.flac: Payload-Files-Required: data/reel-2.flac is required but missing",
         "error: data/notes.doc: Payload-Files-Allowed: payload file data/notes.doc matches none of data/*.flac",
-        f"preserve: error: {tmp_path / 'out.zip'}: the bag does not conform to profile reel (1 problem(s))",
+        f"preserve: error: {tmp_path / 'out.zip'}: the bag does not conform to profile reel (2 problem(s)); nothing was written",
     ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["reel.json", "reels"]
+
+
+def test_bag_refuses_a_profile_whose_tag_files_allowed_excludes_what_preserve_writes(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "reels"
+    src.mkdir()
+    (src / "reel-1.flac").write_bytes(b"fLaC")
+    profile = tmp_path / "reel.json"
+    profile.write_text(json.dumps(dict(REEL, **{"Tag-Files-Allowed": ["notes/*"]})), encoding="utf-8")
+    code, _, err = run(capsys, "bag", src, tmp_path / "out", "--profile", profile, "-q",
+                       "-i", "Source-Organization=Example Sound Archive", "-i", "Contact-Phone=1")
+    assert code == 2
+    assert err.strip() == (f"preserve: error: cannot make a bag conforming to profile reel ({REEL_ID}):\n"
+                           "  - Tag-Files-Allowed (notes/*) does not allow metadata/xxh3-128.txt, which `preserve bag` always writes")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["reel.json", "reels"]
+
+
+@pytest.mark.parametrize("serialize", [None, "zip"])
+def test_bag_that_would_break_the_profile_once_staged_leaves_nothing_at_dest(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], serialize: str | None) -> None:
+    # Tag-Files-Allowed covers the xxh3-128 listing but not the list of empty folders, which the
+    # writer adds only when the payload has one: found in the staged bag, before it lands at DEST.
+    src = tmp_path / "reels"
+    (src / "empty box").mkdir(parents=True)
+    (src / "reel-1.flac").write_bytes(b"fLaC")
+    raw = dict(REEL, **{"Tag-Files-Allowed": ["metadata/xxh3-128.txt"], "Serialization": "optional"})
+    profile = tmp_path / "reel.json"
+    profile.write_text(json.dumps(raw), encoding="utf-8")
+    extra = ["--serialize", serialize] if serialize else []
+    dest = tmp_path / ("out.zip" if serialize else "out")
+    code, out, err = run(capsys, "bag", src, tmp_path / "out", "--profile", profile, "-q", *extra,
+                         "-i", "Source-Organization=Example Sound Archive", "-i", "Contact-Phone=1")
+    assert code == 1, err
+    assert err.splitlines() == [
+        "error: metadata/empty-directories.txt: Tag-Files-Allowed: tag file metadata/empty-directories.txt matches none of metadata/xxh3-128.txt",
+        f"preserve: error: {dest}: the bag does not conform to profile reel (1 problem(s)); nothing was written",
+    ]
+    assert out == ""
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["reel.json", "reels"]

@@ -77,6 +77,21 @@ def test_unknown_name_lists_the_known_profiles(tmp_path: Path, monkeypatch: pyte
         load_profile(tmp_path / "missing.json")
 
 
+def test_a_broken_local_profile_asked_for_by_identifier_says_what_is_wrong(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PRESERVE_PROFILES_DIR", str(tmp_path))
+    dock_id = DOCK["BagIt-Profile-Info"]["BagIt-Profile-Identifier"]
+    broken = tmp_path / "dock.json"
+    broken.write_text(json.dumps(edited(lambda d: d.update({"Accept-BagIt-Version": "1.0"}))), encoding="utf-8")
+    (tmp_path / "other.json").write_text("{not json", encoding="utf-8")  # broken too, but not the one asked for
+    with pytest.raises(BadProfile) as exc:
+        load_profile(dock_id)
+    assert str(exc.value) == (f"{broken}: not a usable BagIt profile: Accept-BagIt-Version must be a list of strings, "
+                              'found "1.0" (a string)')
+    # another identifier still gets the "no such profile" answer, listing the readable ones
+    with pytest.raises(BadProfile, match="no such file, and no shipped or local profile"):
+        load_profile("https://unknown.example/profile.json")
+
+
 def test_malformed_json_names_line_and_column(tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text('{\n  "BagIt-Profile-Info": {,\n}', encoding="utf-8")
