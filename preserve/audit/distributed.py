@@ -12,13 +12,14 @@ everyone who can reach its port. Use ``tls://`` with certificates (Dask's securi
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import time
 from collections.abc import Callable
 from typing import Any
 
 from preserve.audit.ledger import AuditRecord
-from preserve.audit.runner import AuditOptions, BudgetSpent, PlannedBag, audit_bag
+from preserve.audit.runner import AuditOptions, BudgetSpent, PlannedBag, audit_bag, error_record
 from preserve.errors import RemoteError, UsageError
 from preserve.fixity import Progress
 
@@ -57,10 +58,18 @@ def make_security(scheduler: str, *, ca_file: str | None = None, cert: str | Non
     return security
 
 
-def _task(path: str, tier: str, opts: AuditOptions, wall_deadline: float | None) -> AuditRecord:
+def _task(path: str, tier: str, opts: AuditOptions, wall_deadline: float | None,
+          identifier: str | None = None) -> AuditRecord:
     # monotonic clocks differ between machines: the deadline travels as wall-clock time
     deadline = time.monotonic() + (wall_deadline - time.time()) if wall_deadline is not None else None
-    return audit_bag(path, tier, opts, None, deadline)
+    return audit_bag(path, tier, opts, None, deadline, identifier=identifier)
+
+
+def per_task_options(opts: AuditOptions, threads: int) -> AuditOptions:
+    """The options each task gets: ``--max-rate`` is for the whole run, so the cluster's threads
+    (as many bags read at once) share it; tasks keep to threads (no worker processes of their own)."""
+    rate = max(1, opts.max_rate // max(threads, 1)) if opts.max_rate else None
+    return dataclasses.replace(opts, max_rate=rate, processes=0)
 
 
 def run_on_cluster(scheduler: str | Any, bags: list[PlannedBag], opts: AuditOptions,
@@ -68,7 +77,12 @@ def run_on_cluster(scheduler: str | Any, bags: list[PlannedBag], opts: AuditOpti
                    deadline: float | None = None, security: Any = None,
                    connect_timeout: float = CONNECT_TIMEOUT_S) -> list[PlannedBag]:
     """Audit ``bags`` as tasks on the cluster at ``scheduler``; ``keep`` gets each record on the
-    client as it arrives. Returns the bags not audited because the time budget ran out."""
+    client as it arrives. Returns the bags not audited because the time budget ran out.
+
+    The first bag runs to its end whatever the budget (so a long bag never stalls the cycle); a
+    task that fails (a worker killed, an error on a worker) is recorded as a failed audit of its
+    bag and the others go on.
+    """
     dist = _distributed()
     try:
         client = dist.Client(scheduler, security=security, timeout=connect_timeout, set_as_default=False)
@@ -78,6 +92,8 @@ def run_on_cluster(scheduler: str | Any, bags: list[PlannedBag], opts: AuditOpti
     left: list[PlannedBag] = []
     with client:
         threads = sum(client.nthreads().values()) or 1
+        task_opts = per_task_options(opts, threads)
+        first = [True]
         queue = list(bags)
         in_flight: dict[Any, PlannedBag] = {}
         done = dist.as_completed(loop=client.loop)
@@ -89,8 +105,10 @@ def run_on_cluster(scheduler: str | Any, bags: list[PlannedBag], opts: AuditOpti
                     queue.clear()
                     return
                 item = queue.pop(0)
-                fut = client.submit(_task, str(item.path), item.tier, opts, wall_deadline, pure=False,
+                fut = client.submit(_task, str(item.path), item.tier, task_opts, None if first[0] else wall_deadline,
+                                    item.identifier, pure=False,
                                     key=f"preserve-audit-{item.tier}-{item.identifier}-{time.time_ns()}")
+                first[0] = False
                 in_flight[fut] = item
                 done.add(fut)
 
@@ -101,6 +119,8 @@ def run_on_cluster(scheduler: str | Any, bags: list[PlannedBag], opts: AuditOpti
                 record = fut.result()
             except BudgetSpent:
                 left.append(item)
+            except Exception as exc:  # KilledWorker, an error on a worker: this bag only
+                keep(error_record(item, exc))
             else:
                 keep(record)
                 if progress is not None:

@@ -23,7 +23,7 @@ from lxml import etree
 from preserve.audit.ledger import AuditRecord, Ledger, RepairRecord, ReplicaRecord
 from preserve.audit.report import finding_line
 from preserve.bag.reader import open_bag
-from preserve.errors import SourceNotFound, UnsafeXML
+from preserve.errors import PreserveError, SourceNotFound, UnsafeXML
 from preserve.xmlsafe import parse_untrusted
 
 PREMIS_NS = "http://www.loc.gov/premis/v3"
@@ -138,11 +138,18 @@ def bag_events(bag: str | os.PathLike[str], ledger: Ledger | None) -> EventsDocu
     on_disk = path.is_dir()
     if not on_disk and not states:
         raise SourceNotFound(path=str(bag))
+    identifier = location = ""
     if on_disk:
-        opened = open_bag(path)
-        identifier = opened.info_value("External-Identifier") or path.resolve().name
-        location = str(path.resolve())
-    else:
+        try:
+            opened = open_bag(path)
+            identifier = opened.info_value("External-Identifier") or path.resolve().name
+            location = str(path.resolve())
+        except (PreserveError, OSError, UnicodeDecodeError) as exc:
+            if not states:
+                raise
+            # a damaged bag (bagit.txt gone) is exactly when its history is wanted: the ledger knows it
+            warnings.append(f"{bag}: {getattr(exc, 'strerror', None) or exc}; the bag is identified from the ledger")
+    if not location:
         identifier, location = states[0].identifier, states[0].location
     audits = [a for s in states for a in ledger.audits_for(s.id)] if ledger is not None else []
     replicas = ledger.replicas_for(location) if ledger is not None and states else []

@@ -25,7 +25,7 @@ svg{max-width:100%;height:auto;font:11px sans-serif}svg .axis{stroke:#888}svg .l
 details{margin:.2em 0}code{font-size:.9em;word-break:break-all}
 """
 
-_GREEN, _RED, _BLUE = "#1b7f3b", "#b00020", "#2f6db5"
+_GREEN, _RED, _BLUE, _AMBER = "#1b7f3b", "#b00020", "#2f6db5", "#b7791f"
 
 
 def _bar_chart(chart_id: str, title: str, labels: list[str], series: list[tuple[str, str, list[float]]],
@@ -123,11 +123,11 @@ def render_html(report: Report) -> str:
     """The whole report as one HTML document (UTF-8 text)."""
     s = report.summary
     months = [m["month"] for m in report.monthly]
-    audits_chart = _bar_chart(
-        "chart-audits-per-month", "Audits per month", months,
-        [("passed", _GREEN, [float((m["audits"] or 0) - (m["failed"] or 0)) for m in report.monthly]),
-         ("failed", _RED, [float(m["failed"] or 0) for m in report.monthly])],
-        fmt=lambda v: f"{v:.0f}")
+    series = [("passed", _GREEN, [float((m["audits"] or 0) - (m["failed"] or 0) - (m.get("pending") or 0)) for m in report.monthly]),
+              ("failed", _RED, [float(m["failed"] or 0) for m in report.monthly])]
+    if any(m.get("pending") for m in report.monthly):
+        series.append(("pending restore", _AMBER, [float(m.get("pending") or 0) for m in report.monthly]))
+    audits_chart = _bar_chart("chart-audits-per-month", "Audits per month", months, series, fmt=lambda v: f"{v:.0f}")
     bytes_chart = _bar_chart("chart-bytes-verified", "Bytes verified per month", months,
                              [("bytes verified", _BLUE, [float(m["bytes"] or 0) for m in report.monthly])],
                              fmt=human_bytes)

@@ -5,7 +5,8 @@ Tables (schema version in ``PRAGMA user_version``, migrated forward by :data:`MI
 ``bags``      one row per bag location: identifier (External-Identifier or folder name), location
               (absolute path or URL), payload bytes and files, first and last seen.
 ``audits``    one row per audit of one bag: tier, start, end, bytes and files read, outcome
-              (``pass`` | ``fail``), algorithm(s), tool version, host, a UUID (PREMIS event id).
+              (``pass`` | ``fail`` | ``pending``: a replica waiting for an archive-class restore,
+              neither verified nor failed), algorithm(s), tool version, host, a UUID (PREMIS event id).
 ``findings``  what a failed audit found, one row per file: kind (``missing`` | ``altered`` |
               ``unlisted`` | ``unreadable`` | ``oxum`` | ``invalid``), expected, found, message.
 ``replicas``  one row per replication of a bag to a target (written by the replication engine).
@@ -33,7 +34,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from preserve.errors import DestinationExists, LedgerError
+from preserve.errors import DestinationExists, LedgerError, StorageError
 
 #: Finding kinds stored in the ledger. ``invalid`` covers structural problems (a broken manifest
 #: line, bagit.txt errors) that are not about one payload file's content.
@@ -117,8 +118,35 @@ CREATE TABLE repairs (
 CREATE INDEX repairs_bag ON repairs(bag_id, id);
 """
 
+# SQLite cannot change a CHECK constraint in place: the audits table is rebuilt (foreign keys
+# are switched off around it by _migrate, as SQLite's documented table rebuild requires)
+_V2 = """
+CREATE TABLE audits_v2 (
+    id            INTEGER PRIMARY KEY,
+    uuid          TEXT NOT NULL UNIQUE,
+    bag_id        INTEGER NOT NULL REFERENCES bags(id),
+    tier          TEXT NOT NULL,
+    started       TEXT NOT NULL,
+    ended         TEXT NOT NULL,
+    bytes         INTEGER NOT NULL,
+    files         INTEGER NOT NULL,
+    outcome       TEXT NOT NULL CHECK (outcome IN ('pass', 'fail', 'pending')),
+    algorithm     TEXT NOT NULL,
+    tool_version  TEXT NOT NULL,
+    host          TEXT NOT NULL
+);
+INSERT INTO audits_v2 (id, uuid, bag_id, tier, started, ended, bytes, files, outcome, algorithm, tool_version, host)
+    SELECT id, uuid, bag_id, tier, started, ended, bytes, files, outcome, algorithm, tool_version, host FROM audits;
+DROP TABLE audits;
+ALTER TABLE audits_v2 RENAME TO audits;
+CREATE INDEX audits_bag ON audits(bag_id, id);
+"""
+
+#: Audit outcomes the ledger stores.
+OUTCOMES = ("pass", "fail", "pending")
+
 #: ``MIGRATIONS[n]`` takes a ledger from schema version n to n + 1. Append, never edit.
-MIGRATIONS: tuple[str, ...] = (_V1,)
+MIGRATIONS: tuple[str, ...] = (_V1, _V2)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -365,6 +393,15 @@ class Ledger:
     def _migrate(self) -> None:
         if self.schema_version == SCHEMA_VERSION:
             return
+        # a table rebuild must not cascade or fail on foreign keys; the pragma only works outside
+        # a transaction, and the keys are checked before the migration commits
+        self._db.execute("PRAGMA foreign_keys=OFF")
+        try:
+            self._migrate_steps()
+        finally:
+            self._db.execute("PRAGMA foreign_keys=ON")
+
+    def _migrate_steps(self) -> None:
         with self._write() as db:
             version = int(db.execute("PRAGMA user_version").fetchone()[0])  # re-read under the lock
             if version > SCHEMA_VERSION:
@@ -375,6 +412,9 @@ class Ledger:
                     if statement.strip():
                         db.execute(statement)
                 db.execute(f"PRAGMA user_version={step + 1}")
+            broken = db.execute("PRAGMA foreign_key_check").fetchall()
+            if broken:
+                raise LedgerError(path=str(self.path), reason=f"migration left {len(broken)} broken reference(s); nothing was changed")
 
     # -- bags -----------------------------------------------------------------------------------
 
@@ -431,8 +471,8 @@ class Ledger:
 
     def record_audit(self, record: AuditRecord) -> int:
         """Store one bag's audit and its findings in one transaction; returns the audit id."""
-        if record.outcome not in ("pass", "fail"):
-            raise ValueError(f"outcome must be pass or fail, not {record.outcome!r}")
+        if record.outcome not in OUTCOMES:
+            raise ValueError(f"outcome must be one of {', '.join(OUTCOMES)}, not {record.outcome!r}")
         with self._write() as db:
             bag_id = self._ensure_bag(db, record.location, record.identifier, record.payload_bytes, record.payload_files)
             cur = db.execute(
@@ -470,16 +510,29 @@ class Ledger:
                            algorithm=r["algorithm"], tool_version=r["tool_version"], host=r["host"],
                            findings=findings, uuid=r["uuid"], id=r["id"])
 
-    def monthly(self) -> list[dict[str, Any]]:
-        """Audits per month: ``{"month": "2026-11", "audits", "failed", "bytes"}``, oldest first."""
-        rows = self._query("SELECT substr(ended, 1, 7) AS month, count(*) AS audits, "
-                           "sum(outcome = 'fail') AS failed, sum(bytes) AS bytes FROM audits GROUP BY month ORDER BY month")
-        return [dict(r) for r in rows]
+    def monthly(self, until: str | None = None) -> list[dict[str, Any]]:
+        """Audits per month: ``{"month": "2026-11", "audits", "failed", "pending", "bytes"}``, oldest
+        first, every month from the first audit to ``until`` (``YYYY-MM``, default this month)
+        included: a month without audits is a zero, not a gap the charts would hide."""
+        rows = {r["month"]: dict(r) for r in self._query(
+            "SELECT substr(ended, 1, 7) AS month, count(*) AS audits, sum(outcome = 'fail') AS failed, "
+            "sum(outcome = 'pending') AS pending, sum(bytes) AS bytes FROM audits GROUP BY month ORDER BY month")}
+        if not rows:
+            return []
+        last = max(until or now_iso()[:7], max(rows))
+        year, month = (int(x) for x in min(rows).split("-"))
+        out = []
+        while True:
+            key = f"{year:04d}-{month:02d}"
+            out.append(rows.get(key, {"month": key, "audits": 0, "failed": 0, "pending": 0, "bytes": 0}))
+            if key >= last:
+                return out
+            year, month = (year + 1, 1) if month == 12 else (year, month + 1)
 
     def outcomes_by_bag(self) -> list[dict[str, Any]]:
-        """Per bag: identifier, location, passed and failed audit counts."""
+        """Per bag: identifier, location, passed, failed and pending audit counts."""
         rows = self._query("SELECT b.identifier, b.location, sum(a.outcome = 'pass') AS passed, "
-                           "sum(a.outcome = 'fail') AS failed FROM bags b JOIN audits a ON a.bag_id = b.id "
+                           "sum(a.outcome = 'fail') AS failed, sum(a.outcome = 'pending') AS pending FROM bags b JOIN audits a ON a.bag_id = b.id "
                            "GROUP BY b.id ORDER BY b.identifier, b.location")
         return [dict(r) for r in rows]
 
@@ -540,9 +593,17 @@ class Ledger:
         target = Path(dest)
         if os.path.lexists(target):
             raise DestinationExists(path=str(target))
+        folder = target.parent
+        if not folder.is_dir():
+            raise StorageError(path=str(target), reason=f"the folder {folder} does not exist; create it first (nothing was written)")
         partial = target.with_name(f".{target.name}.partial-{uuid.uuid4().hex[:8]}")
         try:
-            out = sqlite3.connect(partial, isolation_level=None)
+            try:
+                out = sqlite3.connect(partial, isolation_level=None)
+                out.execute("BEGIN IMMEDIATE")  # creates the file: a folder we cannot write fails here
+                out.execute("ROLLBACK")
+            except sqlite3.Error as exc:
+                raise StorageError(path=str(target), reason=f"cannot write the backup in {folder} ({exc}); nothing was written") from exc
             try:
                 with self._lock:
                     # pages=-1 copies everything from one read snapshot: writers carry on in WAL

@@ -38,7 +38,8 @@ def summary_payload(run: AuditRun, ledger: str) -> dict[str, Any]:
     return {
         "event": "preserve.audit.problems", "host": socket.gethostname(), "ledger": ledger,
         "started": run.started, "ended": run.ended, "bags_audited": len(run.records),
-        "bags_ok": len(run.records) - len(run.failed), "bags_with_problems": len(run.failed),
+        "bags_ok": len(run.records) - len(run.failed) - len(run.pending), "bags_with_problems": len(run.failed),
+        "bags_pending": len(run.pending),
         "bytes": run.bytes, "files": run.files, "problems": problems,
     }
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import stat
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ from preserve.audit.ledger import (
 from preserve.bag.index import PathIndex
 from preserve.bag.paths import unsafe_reason
 from preserve.bag.reader import Bag, open_bag
-from preserve.bag.validate import ValidationReport, validate_bag
+from preserve.bag.validate import ValidationReport, tag_manifest_entries, validate_bag
 from preserve.bag.writer import XXH3_FILE
 from preserve.errors import InputError, PreserveError, SourceNotFound
 from preserve.fixity import ALGORITHMS, COST, Progress, RateLimiter, Tally, hash_file, ordered_map
@@ -93,6 +94,7 @@ class PlannedBag:
 class AuditPlan:
     bags: list[PlannedBag]
     deferred: list[PlannedBag] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def total_bytes(self) -> int:
@@ -106,6 +108,9 @@ class AuditOptions:
     workers: int | None = None
     max_rate: int | None = None
     drop_cache: bool = False
+    #: worker processes for the full tier's many small files: None decides from the bag (as
+    #: ``preserve validate`` does), 0 none (a rate limit or a Dask worker keeps to threads)
+    processes: int | None = None
 
 
 @dataclass
@@ -122,7 +127,12 @@ class AuditRun:
 
     @property
     def failed(self) -> list[AuditRecord]:
-        return [r for r in self.records if r.outcome != "pass"]
+        return [r for r in self.records if r.outcome == "fail"]
+
+    @property
+    def pending(self) -> list[AuditRecord]:
+        """Replica audits waiting for an archive-class restore: neither passed nor failed."""
+        return [r for r in self.records if r.outcome == "pending"]
 
     @property
     def bytes(self) -> int:
@@ -140,8 +150,9 @@ class AuditRun:
         """JSON-ready summary: totals, every bag audited with its findings, what was deferred."""
         return {
             "started": self.started, "ended": self.ended, "seconds": round(self.seconds, 3),
-            "bags_audited": len(self.records), "bags_ok": len(self.records) - len(self.failed),
-            "bags_with_problems": len(self.failed), "bytes": self.bytes, "files": self.files,
+            "bags_audited": len(self.records),
+            "bags_ok": len(self.records) - len(self.failed) - len(self.pending),
+            "bags_with_problems": len(self.failed), "bags_pending": len(self.pending), "bytes": self.bytes, "files": self.files,
             "bytes_per_second": int(self.bytes / self.seconds) if self.seconds > 0 else None,
             "stop_reason": self.stop_reason,
             "audits": [dataclasses.asdict(r) for r in self.records],
@@ -152,67 +163,121 @@ class AuditRun:
 
 # -- discovery and planning -----------------------------------------------------------------------
 
-def discover_bags(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
-    """Bags named directly, and bags found under folders by their bagit.txt (not inside bags)."""
+def discover_bags(paths: Iterable[str | os.PathLike[str]], warnings: list[str] | None = None) -> list[Path]:
+    """Bags named directly, and bags found under folders by their bagit.txt (not inside bags).
+
+    Folders that cannot be read are skipped with a line in ``warnings``: the bags inside them
+    cannot be found, and the user must hear of it.
+    """
     found: list[Path] = []
     for given in paths:
-        root = Path(given).resolve()
-        if not root.exists():
-            raise SourceNotFound(path=str(given))
-        if not root.is_dir():
-            raise InputError(f"{given}: is not a folder; pass a bag or a folder holding bags")
-        if (root / "bagit.txt").is_file():
-            found.append(root)
-            continue
-        before = len(found)
-        for dirpath, dirnames, _files in os.walk(root):
-            # hidden folders include preserve's own staging (".<name>.preserve-staging-...")
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-            if os.path.isfile(os.path.join(dirpath, "bagit.txt")):
-                found.append(Path(dirpath))
-                dirnames[:] = []
-        if len(found) == before:
-            raise InputError(f"{given}: holds no bag (no bagit.txt found in it or below it)")
+        found.extend(_discover_one(given, warnings if warnings is not None else []))
     return list(dict.fromkeys(found))
 
 
-def _describe(path: Path) -> tuple[str, int | None, int | None]:
-    """(identifier, payload bytes, payload files) from bag-info.txt, cheaply; defaults when unreadable."""
+def _discover_one(given: str | os.PathLike[str], warnings: list[str]) -> list[Path]:
+    root = Path(given).resolve()
+    try:
+        st = root.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        raise SourceNotFound(path=str(given)) from None
+    except OSError as exc:
+        raise InputError(f"{given}: cannot be read ({exc.strerror}); no bag there was audited") from exc
+    if not stat.S_ISDIR(st.st_mode):
+        raise InputError(f"{given}: is not a folder; pass a bag or a folder holding bags")
+    if os.path.isfile(root / "bagit.txt"):
+        return [root]
+    found: list[Path] = []
+    errors: list[OSError] = []
+    for dirpath, dirnames, _files in os.walk(root, onerror=errors.append):
+        # hidden folders include preserve's own staging (".<name>.preserve-staging-...")
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        if os.path.isfile(os.path.join(dirpath, "bagit.txt")):
+            found.append(Path(dirpath))
+            dirnames[:] = []
+    unreadable = [f"{e.filename}: cannot be read ({e.strerror}); bags inside it cannot be found or audited"
+                  for e in errors]
+    warnings.extend(unreadable)
+    if not found:
+        if unreadable:
+            raise InputError(f"{given}: holds no bag that could be found ({unreadable[0]})")
+        raise InputError(f"{given}: holds no bag (no bagit.txt found in it or below it)")
+    return found
+
+
+def _describe(path: Path) -> tuple[str | None, int | None, int | None]:
+    """(identifier, payload bytes, payload files) from bag-info.txt, cheaply; None where unreadable."""
     try:
         bag = open_bag(path)
-    except PreserveError:
-        return path.name, None, None
-    ident = bag.info_value("External-Identifier") or path.name
-    oxum = bag.info_value("Payload-Oxum") or ""
+        ident = bag.info_value("External-Identifier") or path.name
+        oxum = bag.info_value("Payload-Oxum") or ""
+    except (PreserveError, OSError, UnicodeDecodeError):
+        return None, None, None
     octets, _, count = oxum.strip().partition(".")
     if octets.isdigit() and count.isdigit():
         return ident, int(octets), int(count)
     return ident, None, None
 
 
+def _under(location: str, root: Path) -> bool:
+    """True when the local ``location`` is ``root`` or lies below it."""
+    if "://" in location:
+        return False
+    base = str(root)
+    return location == base or location.startswith(base.rstrip("/") + "/")
+
+
 def plan_audit(ledger: Ledger, paths: Sequence[str | os.PathLike[str]], policy: Policy,
                budget: Budget | None = None) -> AuditPlan:
     """Every bag under ``paths``, least recently verified first, with its tier; bags past
-    ``budget.max_bytes`` are deferred (the first bag is always taken, so a cycle never stalls)."""
+    ``budget.max_bytes`` are deferred (the first bag is always taken, so a cycle never stalls).
+
+    Bags the ledger knows at or under a PATH that are no longer found there (removed, or their
+    bagit.txt gone) are planned first: auditing them records the loss as a failure.
+    """
     budget = budget or Budget()
-    bags = discover_bags(paths)
+    warnings: list[str] = []
+    known = ledger.bag_states()
+    replicas = {r.location for r in ledger.all_replicas()}
+    bags: list[Path] = []
+    lost: dict[Path, BagState] = {}
+    for given in paths:
+        root = Path(given).resolve()
+        known_here = [s for s in known if _under(s.location, root) and s.location not in replicas]
+        try:
+            bags.extend(_discover_one(given, warnings))
+        except InputError:
+            if not known_here:
+                raise
+        for s in known_here:
+            lost[Path(s.location)] = s
+    bags = list(dict.fromkeys(bags))
+    # a known bag still there, or inside a bag found (bags within bags are not audited apart)
+    lost = {p: s for p, s in lost.items() if not any(_under(str(p), b) for b in bags)}
     described = {p: _describe(p) for p in bags}
     # one transaction for all: a commit per bag would fsync thousands of times
     ledger.ensure_bags([(str(p), ident, nbytes, nfiles) for p, (ident, nbytes, nfiles) in described.items()])
     states = {s.location: s for s in ledger.bag_states()}
     ordered = sorted(bags, key=lambda p: (states[str(p)].last_audit is not None, states[str(p)].last_audit or "", str(p)))
-    plan = AuditPlan(bags=[])
-    spent = 0
+    plan = AuditPlan(bags=[], warnings=warnings)
     now = time.time()
+    for p, s in sorted(lost.items()):
+        # nothing to read: they cost no budget, and a loss is reported at once
+        tier, reason = policy.choose(s if s.audits else None, now)
+        plan.bags.append(PlannedBag(p, s.identifier, tier, reason, 0, s.last_audit))
+    spent = 0
+    first = True
     for p in ordered:
         state = states[str(p)]
         tier, reason = policy.choose(state if state.audits else None, now)
-        item = PlannedBag(p, described[p][0], tier, reason, described[p][1] or state.payload_bytes or 0, state.last_audit)
-        if plan.deferred or (budget.max_bytes is not None and plan.bags and spent + item.estimated_bytes > budget.max_bytes):
+        item = PlannedBag(p, described[p][0] or state.identifier, tier, reason,
+                          described[p][1] or state.payload_bytes or 0, state.last_audit)
+        if plan.deferred or (budget.max_bytes is not None and not first and spent + item.estimated_bytes > budget.max_bytes):
             plan.deferred.append(item)
             continue
         plan.bags.append(item)
         spent += item.estimated_bytes
+        first = False
     return plan
 
 
@@ -251,7 +316,7 @@ def _fast_hash(bag: Bag, report: ValidationReport, findings: list[FindingRecord]
             break
         else:
             return cheapest
-        if xxh_file.is_file():
+        if xxh_file.is_file() and _xxh3_file_sound(bag, findings, opts):
             xbag = dataclasses.replace(bag, payload_manifests={"xxh3-128": xxh_file})
             try:
                 index.add_entries((line.path, "xxh3-128", line.digest, line.line, line.raw)
@@ -294,14 +359,53 @@ def _fast_hash(bag: Bag, report: ValidationReport, findings: list[FindingRecord]
     return "+".join(sorted(used, key=lambda a: a != "xxh3-128")) or "xxh3-128"
 
 
+def _xxh3_file_sound(bag: Bag, findings: list[FindingRecord], opts: AuditOptions) -> bool:
+    """Whether metadata/xxh3-128.txt still matches the cheapest tag manifest listing it.
+
+    A damaged xxh3 file would otherwise blame good payload files; when it does not match, the
+    finding names it and the payload manifest is used instead. A bag whose tag manifests do not
+    list it (made by another tool) uses it as it is.
+    """
+    listed = tag_manifest_entries(bag, ValidationReport(path=str(bag.path))).get(XXH3_FILE, {})
+    usable = sorted((a for a in listed if a in ALGORITHMS), key=lambda a: (COST.get(a, 9.0), a))
+    if not usable:
+        return True
+    alg = usable[0]
+    try:
+        found = hash_file(bag.path / XXH3_FILE, (alg,), drop_cached=opts.drop_cache)[alg]
+    except OSError as exc:
+        findings.append(FindingRecord(file=XXH3_FILE, kind="unreadable", code="unreadable",
+                                      message=f"cannot be read ({exc.strerror or exc}); the manifest was used instead"))
+        return False
+    if found == listed[alg]:
+        return True
+    findings.append(FindingRecord(file=XXH3_FILE, kind="altered", code="tag-altered", expected=listed[alg], found=found,
+                                  message=f"{alg} checksum does not match tagmanifest-{alg}.txt; "
+                                          "the payload was checked against the manifest instead"))
+    return False
+
+
+def error_record(item: PlannedBag, exc: BaseException) -> AuditRecord:
+    """A failed audit for a bag whose audit stopped with an unexpected error, so a run goes on."""
+    from preserve import __version__
+
+    stamp = now_iso()
+    return AuditRecord(location=str(item.path), identifier=item.identifier, tier=item.tier, started=stamp, ended=stamp,
+                       bytes=0, files=0, outcome="fail", algorithm="none", tool_version=__version__,
+                       findings=[FindingRecord(file="", kind="unreadable", code="audit-error",
+                                               message=f"the audit of this bag stopped with an error "
+                                                       f"({type(exc).__name__}: {exc}); audit it again")])
+
+
 def audit_bag(path: str | os.PathLike[str], tier: str, opts: AuditOptions | None = None,
               progress: Progress | None = None, deadline: float | None = None,
-              limiter: RateLimiter | None = None) -> AuditRecord:
+              limiter: RateLimiter | None = None, identifier: str | None = None) -> AuditRecord:
     """Audit one bag with one tier and return the record (nothing is written anywhere).
 
     ``deadline`` (``time.monotonic()`` value) stops the audit with :class:`BudgetSpent`.
     ``limiter`` is shared by a whole run; without one, ``opts.max_rate`` applies to this bag.
-    Problems with the bag are findings; only a missing bag raises (:class:`SourceNotFound`).
+    ``identifier`` (the ledger's) names the bag when it cannot name itself (gone, unreadable).
+    Problems with the bag are findings, a bag that is gone among them (``missing``).
     """
     from preserve import __version__
 
@@ -309,9 +413,19 @@ def audit_bag(path: str | os.PathLike[str], tier: str, opts: AuditOptions | None
         raise InputError(f"{path}: tier {tier!r} is for remote replicas; local bags take fast or full")
     opts = opts or AuditOptions()
     root = Path(path)
-    if not root.exists():
-        raise SourceNotFound(path=str(root))
-    ident, payload_bytes, payload_files = _describe(root)
+    started = now_iso()
+    try:
+        os.stat(root)
+    except OSError as exc:
+        gone = isinstance(exc, (FileNotFoundError, NotADirectoryError))
+        lost = FindingRecord(file="", kind="missing" if gone else "unreadable", code="bag-missing" if gone else "unreadable",
+                             message=f"the bag is gone: {root} no longer exists" if gone
+                             else f"the bag cannot be read ({exc.strerror})")
+        return AuditRecord(location=str(root), identifier=identifier or root.name, tier=tier, started=started,
+                           ended=now_iso(), bytes=0, files=0, outcome="fail", algorithm="none",
+                           tool_version=__version__, findings=[lost])
+    described, payload_bytes, payload_files = _describe(root)
+    ident = described or identifier or root.name
     tally = Tally()
 
     def counting(nbytes: int, nfiles: int) -> None:
@@ -323,13 +437,12 @@ def audit_bag(path: str | os.PathLike[str], tier: str, opts: AuditOptions | None
 
     if limiter is None and opts.max_rate:
         limiter = RateLimiter(opts.max_rate)
-    started = now_iso()
     findings: list[FindingRecord] = []
     algorithm = "none"
     try:
         if tier == "full":
             report = validate_bag(root, workers=opts.workers, progress=counting, drop_cached=opts.drop_cache,
-                                  limiter=limiter)
+                                  limiter=limiter, processes=0 if opts.max_rate else opts.processes)
             findings = _findings(report)
             algorithm = "+".join(report.algorithms) or "none"
         else:
@@ -363,16 +476,23 @@ def audit_bag(path: str | os.PathLike[str], tier: str, opts: AuditOptions | None
 
 def run_audit(ledger: Ledger, plan: AuditPlan, *, opts: AuditOptions | None = None, budget: Budget | None = None,
               progress: Progress | None = None, on_record: Callable[[AuditRecord], None] | None = None,
-              scheduler: str | None = None, security: Any = None, connect_timeout: float = 10.0) -> AuditRun:
+              scheduler: str | None = None, security: Any = None, connect_timeout: float = 10.0,
+              run: AuditRun | None = None) -> AuditRun:
     """Audit the planned bags in order, recording each in the ledger as soon as it is done.
 
-    With a time budget, no bag is started once the estimated time left is not enough for it
-    (the first always is), and a bag still running at the deadline is stopped and not recorded.
+    With a time budget, no bag is started once the estimated time left is not enough for it,
+    and a bag still running at the deadline is stopped and not recorded; the first bag always
+    runs to its end (as with --max-bytes), so a bag longer than the budget never stalls the cycle.
+    A bag whose audit stops with an error is recorded as failed and the run goes on.
     ``scheduler`` runs the bags as tasks on a Dask cluster (:mod:`preserve.audit.distributed`).
+    ``run`` (optional) is filled as the audit goes, so a caller holds what was done even when
+    the run is interrupted.
     """
     opts = opts or AuditOptions()
     budget = budget or Budget()
-    run = AuditRun(started=now_iso(), deferred=list(plan.deferred))
+    run = run if run is not None else AuditRun(started=now_iso())
+    run.deferred = list(plan.deferred)
+    run.warnings.extend(plan.warnings)
     if plan.deferred:
         run.stop_reason = f"--max-bytes: {len(plan.deferred)} bag(s) left for the next run"
     t0 = time.monotonic()
@@ -384,18 +504,25 @@ def run_audit(ledger: Ledger, plan: AuditPlan, *, opts: AuditOptions | None = No
         if on_record is not None:
             on_record(record)
 
-    if scheduler is not None:
-        from preserve.audit.distributed import run_on_cluster
+    try:
+        if scheduler is not None:
+            from preserve.audit.distributed import run_on_cluster
 
-        rest = run_on_cluster(scheduler, plan.bags, opts, keep, progress=progress, deadline=deadline, security=security,
-                              connect_timeout=connect_timeout)
-    else:
-        rest = _run_local(plan.bags, opts, keep, progress, deadline, t0)
-    if rest:
-        run.deferred = rest + run.deferred
-        run.stop_reason = f"--budget spent: {len(run.deferred)} bag(s) left for the next run"
-    run.ended = now_iso()
-    run.seconds = time.monotonic() - t0
+            rest = run_on_cluster(scheduler, plan.bags, opts, keep, progress=progress, deadline=deadline,
+                                  security=security, connect_timeout=connect_timeout)
+        else:
+            rest = _run_local(plan.bags, opts, keep, progress, deadline, t0)
+        if rest:
+            run.deferred = rest + run.deferred
+            run.stop_reason = f"--budget spent: {len(run.deferred)} bag(s) left for the next run"
+        if deadline is not None and run.records and time.monotonic() > deadline:
+            run.warnings.append(f"--budget: the run took {time.monotonic() - t0:.0f} s; the first bag is always audited "
+                                "to its end so that a bag longer than the budget does not stall the cycle")
+        if not run.records:
+            run.warnings.append("no bag was audited this run" + (f" ({run.stop_reason})" if run.stop_reason else ""))
+    finally:
+        run.ended = now_iso()
+        run.seconds = time.monotonic() - t0
     return run
 
 
@@ -412,9 +539,12 @@ def _run_local(bags: list[PlannedBag], opts: AuditOptions, keep: Callable[[Audit
             if now >= deadline or now + needed > deadline:
                 return bags[i:]
         try:
-            record = audit_bag(item.path, item.tier, opts, progress, deadline, limiter)
+            record = audit_bag(item.path, item.tier, opts, progress, deadline if i > 0 else None, limiter,
+                               identifier=item.identifier)
         except BudgetSpent:
             return bags[i:]
+        except Exception as exc:  # one bag's error must not end the run for the others
+            record = error_record(item, exc)
         done_bytes += record.bytes
         keep(record)
     return []

@@ -85,7 +85,7 @@ class AuditProgress:
 
 
 def _bag_line(record: AuditRecord) -> str:
-    status = "ok  " if record.outcome == "pass" else "FAIL"
+    status = {"pass": "ok  ", "pending": "pend"}.get(record.outcome, "FAIL")
     problems = f", {len(record.findings)} problem(s)" if record.findings else ""
     return (f"{status} {record.identifier} ({record.tier}, {record.algorithm}, {record.files} file(s), "
             f"{human_bytes(record.bytes)}{problems})")
@@ -129,8 +129,9 @@ def audit(targets: tuple[str, ...], tier: str | None, full_every: int, full_afte
 
     Bags least recently verified go first. Audits only read: a bag is never modified. Exit 0 when
     every bag audited verified, 1 when any has problems (missing, altered, unlisted or unreadable
-    files, a wrong Payload-Oxum), 2 usage, 3 bad input, 6 scheduler or webhook unreachable,
-    7 ledger error.
+    files, a wrong Payload-Oxum, a bag gone), 2 usage, 3 bad input, 6 Dask scheduler unreachable,
+    7 ledger error. A webhook that cannot be reached is a warning: the exit code stays that of
+    the audit. Replica objects waiting for an archive-class restore are pending, not failures.
 
     With --tier remote-metadata or --tier remote-full, each PATH is a replica copy instead:
     s3://bucket/prefix/BAG-NAME, a directory on another disk, or TARGET-NAME/BAG-NAME from
@@ -161,7 +162,9 @@ def audit(targets: tuple[str, ...], tier: str | None, full_every: int, full_afte
     policy = Policy(tier=tier, full_every=full_every, full_after=parse_period(full_after))
     limits = Budget(seconds=parse_period(budget) if budget else None,
                     max_bytes=parse_size(max_bytes) if max_bytes else None)
-    opts = AuditOptions(workers=workers, max_rate=parse_size(max_rate) if max_rate else None, drop_cache=drop_cache)
+    # worker processes as preserve validate chooses them; a rate limit or -w N keeps to threads
+    opts = AuditOptions(workers=workers, max_rate=parse_size(max_rate) if max_rate else None, drop_cache=drop_cache,
+                        processes=None if workers is None and not max_rate else 0)
     security = None
     if scheduler:
         from preserve.audit.distributed import make_security
@@ -169,6 +172,7 @@ def audit(targets: tuple[str, ...], tier: str | None, full_every: int, full_afte
         security = make_security(scheduler, ca_file=tls_ca_file, cert=tls_cert, key=tls_key)
     elif tls_ca_file or tls_cert or tls_key:
         raise UsageError("--tls-ca-file/--tls-cert/--tls-key go with --scheduler tls://...")
+    run = AuditRun(started=now_iso())
     with open_ledger(ledger_path, network_ok) as led:
         plan = plan_audit(led, paths, policy, limits)
         bar = AuditProgress(plan.total_bytes, enabled=not quiet and not as_json)
@@ -178,10 +182,21 @@ def audit(targets: tuple[str, ...], tier: str | None, full_every: int, full_afte
                 # on a terminal, clear the progress bar's line first; it is redrawn on the next update
                 click.echo(("\r\033[K" if bar.enabled else "") + _bag_line(record), err=True)
 
-        with bar.shown():
-            run = run_audit(led, plan, opts=opts, budget=limits, progress=bar, on_record=each,
-                            scheduler=scheduler, security=security, connect_timeout=scheduler_timeout)
-        ledger_name = str(led.path)
+        try:
+            with bar.shown():
+                run_audit(led, plan, opts=opts, budget=limits, progress=bar, on_record=each,
+                          scheduler=scheduler, security=security, connect_timeout=scheduler_timeout, run=run)
+        finally:
+            # what was audited is reported and alerted even when the run stops early
+            _finish(run, str(led.path), as_json, notify)
+    if run.failed:
+        raise AuditProblems(count=len(run.failed))
+
+
+def _finish(run: AuditRun, ledger_name: str, as_json: bool, notify: str | None) -> None:
+    """The summary (text or JSON), the run's warnings, and the webhook when problems were found."""
+    for w in run.warnings:
+        warn(w)
     if as_json:
         click.echo(json.dumps(run.to_dict(), indent=2, ensure_ascii=False))
     else:
@@ -191,5 +206,3 @@ def audit(targets: tuple[str, ...], tier: str | None, full_every: int, full_afte
             post_json(notify, summary_payload(run, ledger_name))
         except PreserveError as exc:
             warn(f"the audit found problems, and the webhook failed too: {exc}")
-    if run.failed:
-        raise AuditProblems(count=len(run.failed))

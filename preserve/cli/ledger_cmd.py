@@ -14,6 +14,7 @@ import click
 
 from preserve.audit.ledger import Ledger, default_ledger_path
 from preserve.cli.common import warn
+from preserve.errors import StorageError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -38,15 +39,29 @@ def open_ledger(path: Path | None, network_ok: bool, *, create: bool = True) -> 
 
 @contextlib.contextmanager
 def output_file(path: Path | None, binary: bool = False) -> Any:
-    """Standard output, or a file written beside its destination and renamed into place when whole."""
+    """Standard output, or a file written beside its destination and renamed into place when whole.
+
+    A destination that cannot be written (its folder missing, no space) is a :class:`StorageError`
+    naming it, and nothing is left behind.
+    """
     if path is None:
         yield sys.stdout.buffer if binary else sys.stdout
         return
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or Path("."))
+    folder = path.parent or Path(".")
+    if not folder.is_dir():
+        raise StorageError(path=str(path), reason=f"the folder {folder} does not exist; create it first (nothing was written)")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=folder)
+    except OSError as exc:
+        raise StorageError(path=str(path), reason=f"cannot write here ({exc.strerror or exc}); nothing was written") from exc
     try:
         with open(fd, "wb" if binary else "w", encoding=None if binary else "utf-8") as f:
             yield f
         os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise StorageError(path=str(path), reason=f"cannot write here ({exc.strerror or exc}); nothing was written") from exc
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)

@@ -11,7 +11,7 @@ Level 4  at least three copies in different regions, each with a different disas
          declared threat shared by any two), on more than one provider.
 
 A copy counts when its latest replication verified every object and no later audit of it found
-problems. Where a location or threat is not declared, the level is not granted and the row says
+problems or left objects pending a restore; the original counts unless its latest audit failed. Where a location or threat is not declared, the level is not granted and the row says
 what to declare: the judgement never assumes separation it cannot see.
 """
 
@@ -65,8 +65,8 @@ def storage_level(copies: list[Copy]) -> tuple[int, str]:
 
 def bag_copies(location: str, replicas: list[Any], states: dict[str, Any]) -> tuple[list[Copy], list[str]]:
     """The verified copies of the bag at ``location`` (itself first), from its ledger replica
-    records and the audit state of each replica location, with notes on replicas that do not
-    count (incomplete, or failing their latest audit)."""
+    records and the audit state of each location, with notes on copies that do not count
+    (incomplete, or whose latest audit failed or waits for a restore: the original included)."""
     latest: dict[str, Any] = {}
     for r in replicas:
         latest[r.location] = r
@@ -82,10 +82,19 @@ def bag_copies(location: str, replicas: list[Any], states: dict[str, Any]) -> tu
             continue
         state = states.get(where)
         if state is not None and state.last_audit and state.last_audit >= r.ended and state.last_outcome != "pass":
-            notes.append(f"{where}: latest audit ({state.last_tier}) failed")
+            notes.append(f"{where}: latest audit ({state.last_tier}) {_unverified(state.last_outcome)}")
             continue
         copies.append(Copy(where, Location.from_dict(detail.get("place"))))
+    own = states.get(location)
+    if own is not None and own.last_outcome is not None and own.last_outcome != "pass":
+        # the original is a copy like the others: one whose latest audit failed does not count
+        notes.insert(0, f"{location}: latest audit of the original ({own.last_tier}) {_unverified(own.last_outcome)}")
+        return copies, notes
     return [Copy(location, origin), *copies], notes
+
+
+def _unverified(outcome: str | None) -> str:
+    return "pending an archive-class restore" if outcome == "pending" else "failed"
 
 
 def copies_rows(ctx: Any) -> list[dict[str, Any]]:
@@ -105,7 +114,7 @@ def copies_rows(ctx: Any) -> list[dict[str, Any]]:
         rows.append({"identifier": s.identifier, "location": s.location, "copies": len(copies), "level": level,
                      "places": "; ".join(_place(c.place) for c in copies),
                      "next": need + ("" if not notes else f" ({'; '.join(notes)})"),
-                     "replicas": [c.where for c in copies[1:]]})
+                     "replicas": [c.where for c in copies if c.where != s.location]})
     return rows
 
 

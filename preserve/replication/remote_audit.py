@@ -84,10 +84,19 @@ class RemoteAuditResult:
 
     @property
     def ok(self) -> bool:
+        """No problem found (objects still pending may hide one: see :attr:`outcome`)."""
         return not self.findings
 
+    @property
+    def outcome(self) -> str:
+        """``fail`` with findings; ``pending`` when objects wait for a restore, so that the copy
+        is not yet verified (nor counted as a verified copy); ``pass`` when every object verified."""
+        if self.findings:
+            return "fail"
+        return "pending" if self.pending else "pass"
+
     def to_dict(self) -> dict[str, Any]:
-        return {"location": self.location, "tier": self.tier, "ok": self.ok, "files": self.files,
+        return {"location": self.location, "tier": self.tier, "ok": self.ok, "outcome": self.outcome, "files": self.files,
                 "bytes": self.bytes, "started": self.started, "ended": self.ended,
                 "findings": [f.__dict__ for f in self.findings], "pending": self.pending,
                 "restore_requested": self.restore_requested, "notes": self.notes}
@@ -105,7 +114,7 @@ class RemoteAuditResult:
         return AuditRecord(
             location=self.location, identifier=self.identifier or self.name, tier=self.tier,
             started=self.started, ended=self.ended, bytes=self.bytes, files=self.files,
-            outcome="pass" if self.ok else "fail",
+            outcome=self.outcome,
             algorithm="sha256 (stored S3 checksum)" if self.tier == "remote-metadata" else "sha256",
             tool_version=__version__, payload_bytes=octets, payload_files=count,
             findings=[FindingRecord(file=f.path, kind=f.kind, message=f.message, code=f.code or f.kind,

@@ -39,20 +39,43 @@ def test_max_bytes_stops_after_the_first_bag_and_the_next_run_continues(make_bag
 
 
 def test_a_time_budget_stops_a_running_bag_cleanly_without_recording_it(make_bag, tmp_path: Path, ledger_path: Path, pv) -> None:
-    # at the 1 MB/s cap this bag needs ~40 s, so stopping well inside that proves the deadline
-    # was honoured even on a loaded machine
-    bag = make_bag("slow", {"objects/big.wav": os.urandom(40_000_000)})
+    # the first bag always runs to its end; the second, at the 1 MB/s cap, needs ~40 s, so
+    # stopping well inside that proves the deadline was honoured even on a loaded machine
+    parent = tmp_path / "archive"
+    quick = make_bag("a-quick", {"objects/a.wav": os.urandom(1000)}, parent=parent)
+    slow = make_bag("b-slow", {"objects/big.wav": os.urandom(40_000_000)}, parent=parent)
     t0 = time.monotonic()
-    result = pv("audit", bag, "--tier", "fast", "--budget", "1s", "--max-rate", "1M", "--ledger", ledger_path)
+    result = pv("audit", parent, "--tier", "fast", "--budget", "2s", "--max-rate", "1M", "--ledger", ledger_path)
     elapsed = time.monotonic() - t0
     assert result.exit_code == 0, result.stderr
-    assert "audited 0 bag(s)" in result.stdout
+    assert "audited 1 bag(s)" in result.stdout
     assert "stopped: --budget spent: 1 bag(s) left for the next run" in result.stdout
-    assert f"not audited this run: id-slow ({bag})" in result.stdout
+    assert f"not audited this run: id-b-slow ({slow})" in result.stdout
     assert elapsed < 20, "the audit did not stop at the deadline"
-    assert audits_in(ledger_path) == []
+    assert audits_in(ledger_path) == [(str(quick), "fast", "pass")]
     with Ledger(ledger_path) as led:
-        assert [s.location for s in led.bag_states() if not s.audits] == [str(bag)]
+        assert [s.location for s in led.bag_states() if not s.audits] == [str(slow)]
+
+
+def test_a_time_budget_shorter_than_the_first_bag_never_stalls_the_cycle(make_bag, tmp_path: Path, ledger_path: Path, pv) -> None:
+    # each bag takes ~1.5 s at the cap, far past the budget: the first is finished anyway
+    parent = tmp_path / "archive"
+    bags = [make_bag(f"bag{i}", {"objects/a.wav": os.urandom(2_000_000)}, parent=parent) for i in range(3)]
+    first = pv("audit", parent, "--tier", "fast", "--budget", "0.2s", "--max-rate", "800k", "--ledger", ledger_path, "--json")
+    assert first.exit_code == 0, first.stderr
+    report = json.loads(first.stdout)
+    assert [a["location"] for a in report["audits"]] == [str(bags[0])]
+    assert report["stop_reason"] == "--budget spent: 2 bag(s) left for the next run"
+    assert [d["path"] for d in report["deferred"]] == [str(bags[1]), str(bags[2])]
+    assert any("the first bag is always audited to its end" in w for w in report["warnings"])
+    assert "the first bag is always audited to its end" in first.stderr
+
+    # the next runs go on with the bags not yet verified, one a night, and the cycle comes round
+    second = pv("audit", parent, "--tier", "fast", "--budget", "0.2s", "--max-rate", "800k", "--ledger", ledger_path, "--json")
+    assert [a["location"] for a in json.loads(second.stdout)["audits"]] == [str(bags[1])]
+    third = pv("audit", parent, "--tier", "fast", "--budget", "0.2s", "--max-rate", "800k", "--ledger", ledger_path, "--json")
+    assert [a["location"] for a in json.loads(third.stdout)["audits"]] == [str(bags[2])]
+    assert [loc for loc, _, _ in audits_in(ledger_path)] == [str(b) for b in bags]
 
 
 def test_max_rate_caps_the_read_rate(make_bag, ledger_path: Path, pv) -> None:

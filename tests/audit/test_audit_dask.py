@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -80,3 +82,27 @@ def test_a_tls_cluster_is_reached_with_certificates(make_bag, tmp_path: Path, pv
         [audit] = json.loads(result.stdout)["audits"]
         assert [(f["kind"], f["file"]) for f in audit["findings"]] == [("altered", "data/objects/a.wav")]
         assert audits_in(ledger) == [(str(bag), "fast", "fail")]
+
+
+@pytest.mark.slow
+def test_on_a_cluster_the_rate_cap_is_for_the_run_and_a_gone_bag_is_a_failure(make_bag, tmp_path: Path, pv) -> None:
+    archive = tmp_path / "archive"
+    bags = [make_bag(f"bag{i}", {"objects/a.wav": os.urandom(4_000_000)}, parent=archive) for i in range(2)]
+    gone = make_bag("gone", parent=archive)
+    ledger = tmp_path / "dask.sqlite"
+    assert pv("audit", gone, "--tier", "fast", "--ledger", ledger, "-q").exit_code == 0
+    shutil.rmtree(gone)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        t0 = time.monotonic()
+        result = pv("audit", archive, "--tier", "fast", "--ledger", ledger, "--json", "--max-rate", "2M",
+                    "--scheduler", cluster.scheduler_address)
+        elapsed = time.monotonic() - t0
+    assert result.exit_code == 1, result.stderr
+    run = json.loads(result.stdout)
+    assert sorted((a["location"], a["outcome"]) for a in run["audits"]) == [
+        (str(bags[0]), "pass"), (str(bags[1]), "pass"), (str(gone), "fail")]
+    [lost] = [a for a in run["audits"] if a["location"] == str(gone)]
+    assert [(f["kind"], f["file"]) for f in lost["findings"]] == [("missing", "")]
+    # 2 MB/s for the whole run: the two tasks read 4 MB each at 1 MB/s at once (buckets start
+    # with 1 MB), ~3 s; a cap per task (2 MB/s each) would be done in about 1 s
+    assert elapsed >= 2.5

@@ -3,7 +3,6 @@ systems, unreadable files, and the replica/repair records the replication engine
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import sqlite3
@@ -12,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from audit_helpers import audits_in, preserve_exe
+from audit_helpers import audits_in, permissions_preexec, preserve_exe
 
 from preserve.audit.ledger import SCHEMA_VERSION, Ledger, filesystem_type, is_network_fs
 from preserve.errors import LedgerError
@@ -20,11 +19,12 @@ from preserve.errors import LedgerError
 
 def test_two_audits_at_once_share_one_ledger(make_bag, tmp_path: Path, ledger_path: Path) -> None:
     for i in range(6):
-        make_bag(f"a{i}", {"objects/x.wav": os.urandom(50_000)}, parent=tmp_path / "left")
-        make_bag(f"b{i}", {"objects/x.wav": os.urandom(50_000)}, parent=tmp_path / "right")
-    # both start on a ledger that does not exist yet: creating the schema races too
-    procs = [subprocess.Popen([preserve_exe(), "audit", tmp_path / side, "--tier", "full", "--ledger", ledger_path, "-q"],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        make_bag(f"a{i}", {"objects/x.wav": os.urandom(100_000)}, parent=tmp_path / "left")
+        make_bag(f"b{i}", {"objects/x.wav": os.urandom(100_000)}, parent=tmp_path / "right")
+    # both start on a ledger that does not exist yet: creating the schema races too. The rate cap
+    # stretches each run to ~6 s (a bag a second), so the two overlap even if one starts late
+    procs = [subprocess.Popen([preserve_exe(), "audit", tmp_path / side, "--tier", "full", "--ledger", ledger_path, "-q",
+                               "--max-rate", "100k"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for side in ("left", "right")]
     outs = [p.communicate(timeout=120) for p in procs]
     for p, (out, err) in zip(procs, outs, strict=True):
@@ -32,7 +32,12 @@ def test_two_audits_at_once_share_one_ledger(make_bag, tmp_path: Path, ledger_pa
         assert "audited 6 bag(s): 6 ok, 0 with problems" in out
     audits = audits_in(ledger_path)
     assert len(audits) == 12
-    assert {Path(loc).parent.name for loc, _, _ in audits} == {"left", "right"}
+    sides = [Path(loc).parent.name for loc, _, _ in audits]
+    assert set(sides) == {"left", "right"}
+    # the two runs wrote while both were running: each side's first record comes before the
+    # other side's last one (not all of one run, then all of the other)
+    for side, other in (("left", "right"), ("right", "left")):
+        assert sides.index(side) < len(sides) - 1 - sides[::-1].index(other), f"the runs did not overlap: {sides}"
     db = sqlite3.connect(ledger_path)
     assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -156,26 +161,12 @@ def test_the_default_ledger_lives_in_the_user_data_folder(make_bag, tmp_path: Pa
     assert audits_in(tmp_path / "xdg" / "preserve" / "ledger.sqlite") == [(str(bag), "full", "pass")]
 
 
-def _drop_read_override() -> None:
-    # root reads any file: drop CAP_DAC_OVERRIDE (1) and CAP_DAC_READ_SEARCH (2) from the bounding
-    # set, so the exec'd audit runs as root without them and permissions apply to it as to anyone
-    libc = ctypes.CDLL(None, use_errno=True)
-    for cap in (1, 2):
-        if libc.prctl(24, cap, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
-            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP) failed")
-
-
 @pytest.mark.parametrize("tier", ["fast", "full"])
 def test_an_unreadable_file_is_reported_as_unreadable_not_a_crash(make_bag, ledger_path: Path, tier: str) -> None:
     bag = make_bag(f"locked-{tier}")
     locked = bag / "data/objects/b.txt"
     os.chmod(locked, 0)
-    preexec = _drop_read_override if os.geteuid() == 0 else None
-    if preexec is not None:
-        try:
-            subprocess.run(["true"], preexec_fn=preexec, check=True)
-        except subprocess.SubprocessError:
-            pytest.skip("running as root without CAP_SETPCAP: no way to make a file unreadable to the audit")
+    preexec = permissions_preexec()
     try:
         result = subprocess.run([preserve_exe(), "audit", bag, "--tier", tier, "--ledger", ledger_path, "--json"],
                                 capture_output=True, text=True, timeout=120, preexec_fn=preexec)
@@ -206,3 +197,35 @@ def test_replicas_and_repairs_round_trip(make_bag, ledger_path: Path) -> None:
         assert [(r.file, r.source_target, r.time, r.outcome, r.detail) for r in repairs] == [
             ("data/objects/a.wav", "s3://vault/archive", "2026-02-01T00:00:00Z", "pass", {"bytes": 20004})]
         assert led.replicas_for("no-such-bag") == []
+
+
+def test_a_version_1_ledger_is_migrated_and_keeps_every_audit(tmp_path: Path) -> None:
+    from preserve.audit.ledger import MIGRATIONS, AuditRecord, FindingRecord
+
+    path = tmp_path / "old.sqlite"
+    db = sqlite3.connect(path)
+    db.executescript(MIGRATIONS[0] + "PRAGMA user_version=1;")
+    db.execute("INSERT INTO bags VALUES (1, 'id-old', '/archive/old', 10, 1, '2020-01-01T00:00:00Z', '2020-01-01T00:00:00Z')")
+    db.execute("INSERT INTO audits VALUES (7, 'u-7', 1, 'full', '2020-01-01T00:00:00Z', '2020-01-01T00:00:01Z', 10, 1, "
+               "'fail', 'sha256', '0.0.9', 'host')")
+    db.execute("INSERT INTO findings VALUES (1, 7, 'data/a', 'altered', 'altered', 'aa', 'bb', 'changed')")
+    db.commit()
+    db.close()
+    with Ledger(path) as led:
+        assert led.schema_version == SCHEMA_VERSION
+        [old] = led.audits_for(1)
+        assert (old.id, old.uuid, old.outcome, [(f.file, f.kind) for f in old.findings]) == (7, "u-7", "fail", [("data/a", "altered")])
+        # a replica waiting for an archive-class restore is recorded as pending, neither pass nor fail
+        led.record_audit(AuditRecord(location="s3://vault/old", identifier="id-old", tier="remote-full",
+                                     started="2026-01-01T00:00:00Z", ended="2026-01-01T00:00:00Z", bytes=0, files=0,
+                                     outcome="pending", algorithm="sha256", tool_version="0.1.0",
+                                     findings=[FindingRecord(file="", kind="invalid", message="x")]))
+        with pytest.raises(ValueError, match="outcome must be one of pass, fail, pending"):
+            led.record_audit(AuditRecord(location="/archive/old", identifier="id-old", tier="fast", started="x", ended="x",
+                                         bytes=0, files=0, outcome="maybe", algorithm="-", tool_version="0.1.0"))
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA foreign_key_check").fetchall() == []
+    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert "'pending'" in db.execute("SELECT sql FROM sqlite_master WHERE name = 'audits'").fetchone()[0]
+    assert db.execute("SELECT count(*) FROM sqlite_master WHERE name = 'audits_bag'").fetchone()[0] == 1
+    db.close()

@@ -10,10 +10,7 @@ import re
 import shutil
 import subprocess
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
 from audit_helpers import flip_byte, xxh3_of
@@ -150,30 +147,6 @@ def test_the_console_check_does_catch_a_blocked_load(tmp_path: Path) -> None:
 
 # -- the webhook ---------------------------------------------------------------------------------
 
-class _Hook(BaseHTTPRequestHandler):
-    received: list[dict[str, Any]] = []
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        type(self).received.append({"path": self.path, "type": self.headers["Content-Type"], "body": json.loads(body)})
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@pytest.fixture
-def webhook() -> Any:
-    _Hook.received = []
-    server = HTTPServer(("127.0.0.1", 0), _Hook)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/hooks/audit", _Hook.received
-    server.shutdown()
-    server.server_close()
-
-
 def test_a_webhook_receives_the_failure_summary(make_bag, tmp_path: Path, ledger_path: Path, pv, webhook) -> None:
     url, received = webhook
     good = make_bag("good")
@@ -200,6 +173,10 @@ def test_a_failing_webhook_is_a_warning_and_the_exit_code_stays_1(make_bag, ledg
     result = pv("audit", bag, "--tier", "fast", "--ledger", ledger_path, "--notify", "http://127.0.0.1:9/none")
     assert result.exit_code == 1
     assert "the audit found problems, and the webhook failed too: http://127.0.0.1:9/none: cannot post the audit summary" in result.stderr
+    # the help says what happens: a failed webhook warns, only an unreachable scheduler is exit 6
+    help_text = " ".join(pv("audit", "--help").stdout.split())
+    assert "6 Dask scheduler unreachable" in help_text and "webhook unreachable" not in help_text
+    assert "A webhook that cannot be reached is a warning: the exit code stays that of the audit." in help_text
     bad_url = pv("audit", bag, "--ledger", ledger_path, "--notify", "file:///etc/passwd")
     assert bad_url.exit_code == 2
     assert "--notify 'file:///etc/passwd': give an http:// or https:// URL" in bad_url.stderr

@@ -119,6 +119,42 @@ def test_a_deleted_xxh3_file_is_reported_and_the_manifest_is_used(make_bag) -> N
     assert _findings(record.findings) == [("altered", "data/objects/a.wav"), ("missing", "metadata/xxh3-128.txt")]
 
 
+def test_a_damaged_xxh3_file_is_blamed_not_the_payload(make_bag) -> None:
+    bag = make_bag("badxxh")
+    xxh = bag / "metadata/xxh3-128.txt"
+    listed = manifest_digest(bag, "sha256", "metadata/xxh3-128.txt", tag=True)
+    data = xxh.read_bytes()  # another hex digit in the first digest: a good payload file would look "altered"
+    xxh.write_bytes((b"1" if data[:1] == b"0" else b"0") + data[1:])
+    record = audit_bag(bag, "fast")
+    assert record.algorithm == "sha256"  # the payload manifest, used instead
+    assert [(f.kind, f.file, f.code, f.expected, f.found, f.message) for f in record.findings] == [
+        ("altered", "metadata/xxh3-128.txt", "tag-altered", listed, sha256_file(xxh),
+         "sha256 checksum does not match tagmanifest-sha256.txt; the payload was checked against the manifest instead")]
+    # a payload file damaged as well is still found, against the manifest
+    flip_byte(bag / "data/objects/a.wav")
+    assert _findings(audit_bag(bag, "fast").findings) == [("altered", "data/objects/a.wav"), ("altered", "metadata/xxh3-128.txt")]
+
+
+def test_the_full_tier_uses_worker_processes_as_validate_does(make_bag, ledger_path: Path, pv, monkeypatch) -> None:
+    import preserve.audit.runner as runner
+
+    seen: list[object] = []
+    real = runner.validate_bag
+
+    def spy(*args: object, **kw: object) -> object:
+        if not kw.get("fast"):
+            seen.append(kw.get("processes"))
+        return real(*args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(runner, "validate_bag", spy)
+    bag = make_bag("procs")
+    assert pv("audit", bag, "--tier", "full", "--ledger", ledger_path, "-q").exit_code == 0
+    assert pv("audit", bag, "--tier", "full", "--ledger", ledger_path, "-q", "--max-rate", "100M").exit_code == 0
+    assert pv("audit", bag, "--tier", "full", "--ledger", ledger_path, "-q", "--workers", "2").exit_code == 0
+    # None: decided from the bag (many small files), as preserve validate does; threads only under a cap or -w
+    assert seen == [None, 0, 0]
+
+
 def test_an_audit_never_modifies_the_bag(make_bag, ledger_path: Path, pv) -> None:
     from audit_helpers import sha256_file as digest
 

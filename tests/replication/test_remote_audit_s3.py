@@ -8,6 +8,9 @@ from pathlib import Path
 
 from replication_helpers import MIB, S3Server, ledger_rows, make_bag
 
+from preserve.audit.ledger import Ledger
+from preserve.audit.report import build_report
+
 SMALL_PARTS = ["--multipart-threshold", "6MiB", "--part-size", "5MiB"]
 
 
@@ -94,6 +97,11 @@ def test_archive_storage_class_is_pending_not_failed(pcli, s3_server: S3Server, 
     assert f"pending s3://{bucket}/p/bag-one/data/notes%.txt: in an archive storage class, not yet restored" in r.output
     assert "3 object(s) are in an archive storage class and must be restored before they can be read; rerun with --request-restore" in r.output
     assert "0 problem(s), 3 pending restore" in r.output
+    # pending is not verified: the replica does not count as a copy until it is read again
+    with Ledger(ledger) as led:
+        [row] = build_report(led).section("copies").rows
+    assert (row["location"], row["copies"], row["replicas"]) == (str(bag.resolve()), 1, [])
+    assert f"s3://{bucket}/p/bag-one: latest audit (remote-full) pending an archive-class restore" in row["next"]
     r = pcli("audit", f"s3://{bucket}/p/bag-one", "--tier", "remote-full", "--request-restore", *s3_server.options(), "--ledger", ledger, "-q")
     assert r.exit_code == 0, r.output
     assert "restore requested" in r.output
@@ -104,7 +112,10 @@ def test_archive_storage_class_is_pending_not_failed(pcli, s3_server: S3Server, 
     assert out["pending"] == [] and out["files"] == 3 and out["ok"] is True
     audits = ledger_rows(ledger, "audits")
     assert [(a["tier"], a["outcome"], a["files"]) for a in audits] == [
-        ("remote-metadata", "pass", 3), ("remote-full", "pass", 0), ("remote-full", "pass", 0), ("remote-full", "pass", 3)]
+        ("remote-metadata", "pass", 3), ("remote-full", "pending", 0), ("remote-full", "pending", 0), ("remote-full", "pass", 3)]
+    with Ledger(ledger) as led:
+        [row] = build_report(led).section("copies").rows
+    assert (row["copies"], row["replicas"]) == (2, [f"s3://{bucket}/p/bag-one"])
 
 
 def test_replica_targets_need_a_remote_tier_and_a_bag_name(pcli, s3_server: S3Server, tmp_path: Path) -> None:
