@@ -2,9 +2,10 @@
 
 Every problem becomes a :class:`~preserve.bag.validate.Finding` with code ``sidecar``:
 the XML parses safely (no DTDs, no entities, no network); every payload file of the manifests is
-in the METS fileSec and in PREMIS, and nothing else is; every checksum (METS CHECKSUM, PREMIS
-fixity) equals the manifest's; every FLocat resolves to a payload file; and, where the official
-schemas are installed, both documents are valid.
+in the METS fileSec and in PREMIS exactly once, and nothing else is; every fileSec entry has a
+CHECKSUM and every PREMIS file object a fixity for each manifest algorithm, each equal to the
+manifest's; every FLocat resolves to a payload file; and, where the official schemas are
+installed, both documents are valid.
 
 Documents up to :data:`TREE_LIMIT` bytes are parsed whole with :func:`preserve.xmlsafe.parse_untrusted`
 (schema errors then carry line numbers). Larger ones, from bags of thousands of tracks, are
@@ -26,9 +27,10 @@ from preserve.bag.validate import Finding
 from preserve.errors import PreserveError, SchemaError, UnsafeXML
 from preserve.sidecars.mets import METS_NS, XLINK_NS
 from preserve.sidecars.plan import DIGEST_NAMES
-from preserve.sidecars.premis import PREMIS_NS, XSI_NS
+from preserve.sidecars.premis import LOCAL_ID, LOCAL_ID_ENCODED, PREMIS_NS, XSI_NS
 from preserve.sidecars.schemas import ENV_VAR, Validators, find_schemas, load_validators
-from preserve.sidecars.xmlstream import SchemaInvalid, stream
+from preserve.sidecars.xmlstream import SchemaInvalid, refuse_doctype, stream
+from preserve.sidecars.xmltext import decode_path
 from preserve.xmlsafe import parse_untrusted_file
 
 METS_FILE = "metadata/mets.xml"
@@ -75,11 +77,25 @@ def _manifests(bag_path: Path) -> dict[str, dict[str, str]]:
     return out
 
 
+def _bag_path(obj: etree._Element) -> str | None:
+    """The bag path a PREMIS file object names in its local identifier (decoded when percent-encoded)."""
+    for ident in obj.iterfind("premis:objectIdentifier", _NS):
+        type_ = ident.findtext("premis:objectIdentifierType", namespaces=_NS)
+        value = ident.findtext("premis:objectIdentifierValue", namespaces=_NS)
+        if value is not None and type_ == LOCAL_ID:
+            return value
+        if value is not None and type_ == LOCAL_ID_ENCODED:
+            return decode_path(value)
+    return None
+
+
 class _Consistency:
     """Compares each fileSec file and PREMIS file object, as it is read, with the manifests."""
 
     def __init__(self, bag: Path, manifests: dict[str, dict[str, str]], out: _Findings) -> None:
         self.bag, self.manifests, self.out = bag, manifests, out
+        # A folder of tag files only (spooled from an archive) has no payload to resolve FLocats against.
+        self.has_payload = (bag / "data").is_dir()
         self.in_filesec: set[str] = set()
         self.in_premis: dict[str, set[str]] = {}
 
@@ -101,20 +117,28 @@ class _Consistency:
         if not target.startswith("data/"):
             out.add("error", f"{METS_FILE}: FLocat {href!r} of {fid} points outside the payload", kind="flocat", path=METS_FILE)
             return
+        if target in self.in_filesec:
+            out.add("error", f"{METS_FILE}: the fileSec lists this payload file more than once ({fid})",
+                    kind="mets-duplicate", path=target)
+            return
         self.in_filesec.add(target)
         expected = self.manifests.get(target)
         if expected is None:
             out.add("error", f"{METS_FILE}: the fileSec lists {target}, which is not in the payload manifests", kind="mets-extra", path=target)
             return
-        try:
-            actual = (self.bag / target).stat().st_size
-        except OSError:
-            out.add("error", f"{METS_FILE}: FLocat {href!r} does not resolve to a file", kind="flocat", path=target)
-            actual = None
+        actual = None
+        if self.has_payload:
+            try:
+                actual = (self.bag / target).stat().st_size
+            except OSError:
+                out.add("error", f"{METS_FILE}: FLocat {href!r} does not resolve to a file", kind="flocat", path=target)
         ctype = (f.get("CHECKSUMTYPE") or "").upper()
         alg = _ALG_BY_PREMIS.get(ctype)
         checksum = (f.get("CHECKSUM") or "").lower()
-        if alg in expected and checksum != expected[alg]:
+        if not checksum or not ctype:
+            out.add("error", f"{METS_FILE}: the fileSec entry {fid} has no {'CHECKSUM' if not checksum else 'CHECKSUMTYPE'}",
+                    kind="mets-no-checksum", path=target)
+        elif alg in expected and checksum != expected[alg]:
             out.add("error", f"{METS_FILE}: the fileSec CHECKSUM ({ctype}) differs from manifest-{alg}.txt",
                     kind="mets-digest", path=target, algorithm=alg, expected=expected[alg], found=checksum)
         size = f.get("SIZE")
@@ -124,23 +148,32 @@ class _Consistency:
 
     def premis_object(self, rel: str, obj: etree._Element) -> None:
         out = self.out
-        local = obj.findtext("premis:objectIdentifier[premis:objectIdentifierType='local']/premis:objectIdentifierValue",
-                             namespaces=_NS)
+        local = _bag_path(obj)
         if local is None:
             out.add("error", f"{rel}: a PREMIS file object has no local identifier (bag path)", kind="premis-id", path=rel)
             return
-        self.in_premis.setdefault(rel, set()).add(local)
+        seen = self.in_premis.setdefault(rel, set())
+        if local in seen:
+            out.add("error", f"{rel} has more than one file object for this payload file", kind="premis-duplicate", path=local)
+            return
+        seen.add(local)
         expected = self.manifests.get(local)
         if expected is None:
             out.add("error", f"{rel} describes {local}, which is not in the payload manifests", kind="premis-extra", path=local)
             return
+        found: set[str] = set()
         for fx in obj.iterfind("premis:objectCharacteristics/premis:fixity", _NS):
             name = (fx.findtext("premis:messageDigestAlgorithm", namespaces=_NS) or "").strip()
             alg = _ALG_BY_PREMIS.get(name.upper())
             digest = (fx.findtext("premis:messageDigest", namespaces=_NS) or "").strip().lower()
+            if alg is not None:
+                found.add(alg)
             if alg in expected and digest != expected[alg]:
                 out.add("error", f"{rel}: the PREMIS {name} of this file differs from manifest-{alg}.txt",
                         kind="premis-digest", path=local, algorithm=alg, expected=expected[alg], found=digest)
+        for alg in sorted(set(expected) - found):
+            out.add("error", f"{rel}: the PREMIS file object has no {DIGEST_NAMES.get(alg, alg)} fixity, which "
+                    f"manifest-{alg}.txt gives", kind="premis-no-fixity", path=local, algorithm=alg, expected=expected[alg])
 
     def finish(self, read: set[str]) -> None:
         for path in self.manifests:
@@ -162,6 +195,7 @@ def _check_document(bag: Path, rel: str, consistency: _Consistency, validators: 
     try:
         if path.stat().st_size <= TREE_LIMIT:
             root = parse_untrusted_file(str(path), source=rel)
+            refuse_doctype(root.getroottree().docinfo, rel)
             for el in _iter_checked(root):
                 consistency.element(rel, el)
             if schema is not None and not schema.validate(etree.ElementTree(root)):
@@ -191,6 +225,9 @@ def _iter_checked(root: etree._Element) -> Iterator[etree._Element]:
 def check_sidecars(bag_path: str | os.PathLike[str], *, schemas: Path | None = None) -> list[Finding]:
     """Every problem with the bag's ``metadata/mets.xml`` and ``metadata/premis.xml``.
 
+    ``bag_path`` may also be a folder of the bag's tag files only (bagit.txt, bag-info.txt,
+    manifests, tag manifests, ``metadata/``), as spooled from an archive: without a ``data/``
+    folder the FLocats are not resolved and METS SIZEs not compared; everything else is checked.
     ``schemas`` is a folder of the official schemas; by default ``$PRESERVE_SCHEMAS`` or the
     installed ones. Without any, a warning says so and only the schema check is skipped.
     """

@@ -260,33 +260,97 @@ def _agents(plan: Plan) -> None:
         if fmt is not None and fmt.tool:
             add(f"tool:{fmt.tool}:{fmt.tool_version}", fmt.tool, "software", fmt.tool_version or None,
                 f"signatures: {fmt.signature_version}" if fmt.signature_version else None)
+    labels = {t.label for t in col.tracks if t.label}
     for st in plan.statements:
-        if st.rights.holder:
-            add(f"holder:{st.rights.holder}", st.rights.holder, "rightsholder")
+        holder = st.rights.holder
+        if holder:
+            add(f"holder:{holder}", holder, holder_type(holder, {org or "", *labels}),
+                note="rights holder; agent type inferred from the name (the sheet does not give it)")
+
+
+#: Words that mark a name as an organization's (a company, a label, an institution).
+_ORG_WORDS = frozenset((
+    "ltd", "ltd.", "limited", "inc", "inc.", "incorporated", "llc", "llp", "plc", "gmbh", "ag", "s.a.", "bv",
+    "b.v.", "nv", "oy", "co", "co.", "company", "corp", "corp.", "corporation", "group", "holdings", "records",
+    "recordings", "music", "publishing", "publishers", "label", "labels", "entertainment", "media", "studios",
+    "studio", "productions", "broadcasting", "radio", "television", "tv", "archive", "archives", "library",
+    "libraries", "museum", "university", "college", "institute", "foundation", "trust", "society",
+    "association", "council", "ministry", "department", "government", "estate", "orchestra", "ensemble",
+    "choir", "band", "quartet", "trio", "church", "school",
+))
+
+
+def holder_type(name: str, organizations: set[str]) -> str:
+    """``organization`` or ``person`` (LoC agentType vocabulary) for a rights holder's name.
+
+    The sheet names a holder but not its kind: a name that is the collection's organization or a
+    release's label, or that holds a word such as "Ltd", "Records" or "Trust", is an organization;
+    any other name is taken for a person.
+    """
+    if name in organizations:
+        return "organization"
+    words = {w.strip(",()").lower() for w in name.split()}
+    return "organization" if words & _ORG_WORDS else "person"
 
 
 def _scan_strings(plan: Plan) -> None:
-    """Record up front every model string that needs escaping, so both documents report the same."""
+    """Record up front every model string that reaches either document, then freeze the record.
+
+    The ingestion event reports what had to be escaped; it is written part-way through each
+    document, and in a different place in each. Recording everything here, once, and nothing
+    afterwards makes both documents carry the same note whatever their order.
+    """
     x = plan.text
-    col = plan.collection
-    for label, value in (("collection title", col.title), ("collection description", col.description),
-                         ("collection identifier", col.identifier), ("organization", col.organization)):
-        if value:
+    col, ctx = plan.collection, plan.context
+
+    def scan(label: str, value: object) -> None:
+        if value is not None and value != "":
             x(value, label)
+
+    def scan_all(prefix: str, obj: object, names: tuple[str, ...]) -> None:
+        for name in names:
+            scan(f"{prefix}{name.replace('_', ' ')}", getattr(obj, name))
+
+    scan("collection folder", col.root)
+    scan_all("collection ", col, ("title", "description", "identifier"))
+    scan("group identifier", col.group_identifier)
+    scan("organization", col.organization)
+    scan("organization (Source-Organization)", ctx.organization)
+    scan("operator", ctx.operator)
+    scan("bag name", plan.staged.name)
+    for agent in plan.agents.values():
+        scan_all(f"agent {agent.key}: ", agent, ("name", "version", "note"))
+    for st in plan.statements:
+        where = f"rights statement {st.index + 1}: "
+        scan_all(where, st.rights, ("holder", "basis", "copyright_status", "license", "agreement", "note",
+                                    "restriction_until"))
+        for act in st.rights.permitted_acts:
+            scan(f"{where}permitted act {act}", act)
+    for rel in plan.releases:
+        scan(f"release {rel.key}", rel.key)
     for item in plan.files:
-        x(item.path, f"{item.path}: path")
+        where = f"{item.path}: "
+        scan(f"{where}path (exact, percent-encoded, in the PREMIS identifier and the FLocat)", item.path)
+        scan(f"{where}original name (exact, percent-encoded, in its simpleLink)", item.original_name)
+        scan(f"{where}media type", item.mime)
+        checksums = (item.track.producer_checksums if item.track is not None
+                     else item.submission.producer_checksums if item.submission is not None else [])
+        for n, pc in enumerate(checksums, 1):
+            scan_all(f"{where}producer checksum {n} ", pc, ("algorithm", "value", "source", "found"))
         t = item.track
         if t is None:
             continue
-        for name in ("title", "album", "date", "isrc", "upc", "label", "genre", "language",
-                     "description", "catalogue_number", "carrier", "accession", "donor"):
-            value = getattr(t, name)
-            if value:
-                x(value, f"{item.path}: {name}")
+        scan_all(where, t, ("title", "album", "date", "isrc", "upc", "label", "genre", "language",
+                            "description", "catalogue_number", "carrier", "accession", "donor"))
         for name in ("artists", "composers"):
-            for value in getattr(t, name):
-                x(value, f"{item.path}: {name}")
-        for k, v in (*t.technical.bext.items(), *t.technical.info.items()):
-            x(v, f"{item.path}: {k}")
-        if t.technical.creating_application:
-            x(t.technical.creating_application, f"{item.path}: creating application")
+            for n, value in enumerate(getattr(t, name), 1):
+                scan(f"{where}{name} {n}", value)
+        scan_all(f"{where}format ", t.format, ("name", "version", "puid", "note", "tool", "tool_version",
+                                                "signature_version", "method"))
+        scan_all(f"{where}essence check ", t.essence, ("method", "detail", "expected", "found"))
+        tech = t.technical
+        scan_all(where, tech, ("creating_application", "codec", "container"))
+        for k, v in (*tech.bext.items(), *tech.info.items()):
+            scan(f"{where}{k} (name)", k)
+            scan(f"{where}{k}", v)
+    x.freeze()

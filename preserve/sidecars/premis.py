@@ -7,6 +7,7 @@ Library of Congress preservation vocabulary (id.loc.gov/vocabulary/preservation/
 
 from __future__ import annotations
 
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,7 @@ from lxml import etree
 from preserve.model import Rights
 from preserve.sidecars.ext import audio_element
 from preserve.sidecars.plan import DIGEST_NAMES, FileItem, Plan, Release, Statement
+from preserve.sidecars.xmltext import encode_path, is_xml_safe
 
 PREMIS_NS = "http://www.loc.gov/premis/v3"
 XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
@@ -30,6 +32,11 @@ BASES: dict[str, tuple[str, str | None]] = {
     "copyright": ("Copyright", None), "license": ("License", None), "licence": ("License", None),
     "statute": ("Statute", None), "donor": ("Other", "Donor"), "policy": ("Other", "Policy"),
 }
+#: The bag path of a file object; the second type when the path had to be percent-encoded.
+LOCAL_ID = "local"
+LOCAL_ID_ENCODED = "local, percent-encoded"
+#: Acts an embargo holds back: giving access. Keeping and migrating copies go on meanwhile.
+ACCESS_ACTS = frozenset({"disseminate"})
 COPYRIGHT_STATUS = {"copyrighted": "copyrighted", "public domain": "publicdomain",
                     "publicdomain": "publicdomain", "unknown": "unknown"}
 
@@ -94,7 +101,10 @@ def file_object(plan: Plan, item: FileItem) -> etree._Element:
     x = plan.text
     obj = _root("object", "file")
     _ident(obj, "objectIdentifier", "UUID", item.uuid)
-    _ident(obj, "objectIdentifier", "local", x(item.path, f"{item.path}: path"))
+    if is_xml_safe(item.path):
+        _ident(obj, "objectIdentifier", LOCAL_ID, item.path)
+    else:
+        _ident(obj, "objectIdentifier", LOCAL_ID_ENCODED, encode_path(item.path))
     chars = _sub(obj, "objectCharacteristics")
     _sub(chars, "compositionLevel", "0")
     for alg in plan.algorithms:
@@ -132,7 +142,10 @@ def file_object(plan: Plan, item: FileItem) -> etree._Element:
         ext = audio_element(track.technical, x, item.path)
         if ext is not None:
             _sub(chars, "objectCharacteristicsExtension").append(ext)
-    _sub(obj, "originalName", x(item.original_name, f"{item.path}: original name"))
+    original = _sub(obj, "originalName", x(item.original_name, f"{item.path}: original name"))
+    if not is_xml_safe(item.original_name):
+        # The text shows [U+XXXX]; the link keeps the exact name, percent-encoded as a relative URI.
+        original.set("simpleLink", urllib.parse.quote(item.original_name.encode("utf-8", "surrogateescape"), safe="/"))
     if item.release is not None:
         _relationship(obj, "is part of", plan.releases[item.release].uuid)
     else:
@@ -160,7 +173,7 @@ class Event:
 
 def _program(plan: Plan) -> str:
     sw = plan.software
-    return f"program={sw.name}; version={sw.version}"
+    return plan.text(f"program={sw.name}; version={sw.version}")
 
 
 def _run_agents(plan: Plan) -> list[tuple[str, str]]:
@@ -233,12 +246,12 @@ def package_events(plan: Plan) -> list[Event]:
     v = staged.verification
     if v.performed:
         out.append(Event(plan.ident("event", "written-copy-fixity"), "fixity check", v.ended or v.started or ctx.started,
-                         f"{_program(plan)}; {v.method}", v.outcome,
+                         plan.text(f"{_program(plan)}; {v.method}"), v.outcome,
                          [f"{v.files} file(s), {v.bytes} bytes re-read and compared ({v.algorithm})"],
                          _run_agents(plan), [(plan.collection_uuid, "outcome")]))
     out.append(Event(plan.ident("event", "package"), "information package creation", plan.created,
                      f"{_program(plan)}; BagIt 1.0 bag with manifests ({', '.join(plan.algorithms)}), METS and PREMIS sidecars",
-                     "success", [f"bag {plan.staged.name}"], _run_agents(plan), [(plan.collection_uuid, "outcome")]))
+                     "success", [plan.text(f"bag {plan.staged.name}")], _run_agents(plan), [(plan.collection_uuid, "outcome")]))
     return out
 
 
@@ -288,6 +301,13 @@ def _doc_ident(parent: etree._Element, prefix: str, rights: Rights, plan: Plan) 
         _sub(d, f"{prefix}DocumentationRole", "rights document")
 
 
+def _embargo_term(granted: etree._Element, plan: Plan, until: str) -> None:
+    term = _sub(granted, "termOfRestriction")
+    # PREMIS requires a start; the embargo runs from packaging at the latest.
+    _sub(term, "startDate", plan.context.started[:10])
+    _sub(term, "endDate", plan.text(until, "embargo date"))
+
+
 def statement_element(plan: Plan, st: Statement, objects: list[str]) -> etree._Element:
     """A ``premis:rightsStatement`` for ``st`` linked to ``objects`` (UUIDs) and its holder."""
     r, x = st.rights, plan.text
@@ -296,16 +316,18 @@ def statement_element(plan: Plan, st: Statement, objects: list[str]) -> etree._E
     basis, other = BASES.get((r.basis or "").strip().lower(), ("Other", (r.basis or "unspecified").strip() or "unspecified"))
     _sub(el, "rightsBasis", basis)
     holder = f"rights holder: {r.holder}" if r.holder else None
-    if basis == "Copyright":
+    if basis == "Copyright" or r.copyright_status:
+        # Whatever the basis, a status the sheet gives is kept; the schema puts it first.
         ci = _sub(el, "copyrightInformation")
         _sub(ci, "copyrightStatus", COPYRIGHT_STATUS.get((r.copyright_status or "unknown").strip().lower(), "unknown"))
         # The sheet does not carry a jurisdiction; PREMIS requires the element.
         _sub(ci, "copyrightJurisdiction", "unknown")
-        for note in (holder, r.license and f"licence: {r.license}", r.note):
-            if note:
-                _sub(ci, "copyrightNote", x(note, "rights note"))
-        _doc_ident(ci, "copyright", r, plan)
-    elif basis == "License":
+        if basis == "Copyright":
+            for note in (holder, r.license and f"licence: {r.license}", r.note):
+                if note:
+                    _sub(ci, "copyrightNote", x(note, "rights note"))
+            _doc_ident(ci, "copyright", r, plan)
+    if basis == "License":
         li = _sub(el, "licenseInformation")
         _doc_ident(li, "license", r, plan)
         if r.license:
@@ -321,24 +343,29 @@ def statement_element(plan: Plan, st: Statement, objects: list[str]) -> etree._E
             if note:
                 _sub(si, "statuteNote", x(note, "rights note"))
         _doc_ident(si, "statute", r, plan)
-    else:
+    elif basis == "Other":
         oi = _sub(el, "otherRightsInformation")
         _doc_ident(oi, "otherRights", r, plan)
         _sub(oi, "otherRightsBasis", x(other or "unspecified", "rights basis"))
         for note in (holder, r.license and f"licence: {r.license}", r.note):
             if note:
                 _sub(oi, "otherRightsNote", x(note, "rights note"))
+    embargo = r.restriction_until
     for act in r.permitted_acts:
         g = _sub(el, "rightsGranted")
         _sub(g, "act", x(act, "permitted act"))
-        if r.restriction_until:
+        if embargo and act.strip().lower() in ACCESS_ACTS:
             _sub(g, "restriction", "embargo")
-            term = _sub(g, "termOfRestriction")
-            # PREMIS requires a start; the embargo runs from packaging at the latest.
-            _sub(term, "startDate", plan.context.started[:10])
-            _sub(term, "endDate", x(r.restriction_until, "embargo date"))
+            _embargo_term(g, plan, embargo)
         else:
             _sub(g, "restriction", "none")
+    if embargo and not any(a.strip().lower() in ACCESS_ACTS for a in r.permitted_acts):
+        # Dissemination is not granted at all; the embargo date is still the producer's word.
+        g = _sub(el, "rightsGranted")
+        _sub(g, "act", "disseminate")
+        _sub(g, "restriction", "disallow")
+        _embargo_term(g, plan, embargo)
+        _sub(g, "rightsGrantedNote", "embargo from the submission; dissemination is not among the permitted acts")
     for uuid_ in objects:
         _ident(el, "linkingObjectIdentifier", "UUID", uuid_)
     if r.holder:

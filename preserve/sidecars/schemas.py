@@ -28,7 +28,7 @@ from typing import Any
 from lxml import etree
 from platformdirs import user_data_dir
 
-from preserve.errors import SchemaError
+from preserve.errors import DestinationExists, SchemaError
 
 ENV_VAR = "PRESERVE_SCHEMAS"
 CATALOG = "catalog.xml"
@@ -114,16 +114,37 @@ def catalog_xml(entries: list[PinnedSchema]) -> bytes:
     return out
 
 
+def _refuse_foreign(dest: Path, entries: list[PinnedSchema]) -> None:
+    """Refuse a destination that holds anything but a previous install: replacing it would delete that."""
+    if not dest.exists() and not dest.is_symlink():
+        return
+    if dest.is_symlink() or not dest.is_dir():
+        raise DestinationExists(f"{dest}: exists and is not a folder; choose a new or empty folder for the schemas "
+                                "(nothing was written or deleted)", path=str(dest))
+    ours = {pin.name for pin in entries} | {CATALOG}
+    try:
+        foreign = sorted(p.name for p in dest.iterdir() if p.name not in ours or p.is_symlink() or not p.is_file())
+    except OSError as exc:
+        raise SchemaError(f"{dest}: cannot be read ({exc.strerror or exc})") from exc
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        raise DestinationExists(f"{dest}: holds files that are not the pinned schemas ({shown}); installing would "
+                                "replace the folder and delete them. Choose a new or empty folder, or one holding "
+                                "only a previous schemas install (nothing was written or deleted)", path=str(dest))
+
+
 def install_schemas(dest: Path | None = None, *, source: Path | None = None, base_url: str | None = None,
                     timeout: float = 60.0) -> Path:
     """Install every pinned schema into ``dest`` (default :func:`default_dir`); return the folder.
 
     ``source`` copies from a local folder instead of downloading. ``base_url`` replaces the
     official addresses with ``<base_url>/<name>`` (for tests against a local server). Every file
-    is checked against its pin before anything is written; the folder is replaced atomically.
+    is checked against its pin before anything is written; the folder is replaced atomically, and
+    only when it holds nothing but a previous install (else :class:`DestinationExists`).
     """
     dest = Path(dest) if dest is not None else default_dir()
     entries = pins()
+    _refuse_foreign(dest, entries)
     blobs: dict[str, bytes] = {}
     for pin in entries:
         if source is not None:
@@ -140,12 +161,15 @@ def install_schemas(dest: Path | None = None, *, source: Path | None = None, bas
             for name, data in blobs.items():
                 (staging / name).write_bytes(data)
             (staging / CATALOG).write_bytes(catalog_xml(entries))
-            old = dest.parent / f".{dest.name}.old"
-            shutil.rmtree(old, ignore_errors=True)
+            _refuse_foreign(dest, entries)
             if dest.exists():
-                os.rename(dest, old)
-            os.rename(staging, dest)
-            shutil.rmtree(old, ignore_errors=True)
+                # A fresh hidden folder of our own holds the previous install until the new one is in place.
+                old_parent = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old-", dir=dest.parent))
+                os.rename(dest, old_parent / dest.name)
+                os.rename(staging, dest)
+                shutil.rmtree(old_parent, ignore_errors=True)
+            else:
+                os.rename(staging, dest)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise

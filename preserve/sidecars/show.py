@@ -86,7 +86,9 @@ def _rights_line(st: etree._Element) -> str:
     for value in (other, status, terms, holder and f"holder {holder}"):
         if value:
             parts.append(value)
-    acts = [a.text or "" for a in st.iterfind("premis:rightsGranted/premis:act", _NS)]
+    # An act granted with restriction "disallow" is not permitted: it only carries an embargo date.
+    acts = [g.findtext("premis:act", namespaces=_NS) or "" for g in st.iterfind("premis:rightsGranted", _NS)
+            if "disallow" not in [(r.text or "").lower() for r in g.iterfind("premis:restriction", _NS)]]
     if acts:
         parts.append("may " + ", ".join(acts))
     until = _text(st, "premis:rightsGranted/premis:termOfRestriction/premis:endDate")

@@ -12,6 +12,7 @@ import pytest
 from click.testing import Result
 from lxml import etree
 
+from preserve.errors import UnsafeXML
 from preserve.sidecars.check import check_sidecars
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "schemas"
@@ -23,12 +24,20 @@ def bag(tmp_path: Path, kit: Any) -> Path:
     return kit.package(tmp_path / "bag", col, payload)
 
 
-@pytest.fixture(autouse=True, params=["tree", "stream"])
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    # A preserve subprocess does not see the patched limit: those tests run once, as a user runs it.
+    if "run_preserve" not in metafunc.fixturenames:
+        metafunc.parametrize("reading", ["tree", "stream"], indirect=True)
+
+
+@pytest.fixture(autouse=True)
 def reading(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Every check runs twice: sidecars parsed whole, and streamed as for bags of thousands of tracks."""
-    if request.param == "stream":
+    """Every in-process check runs twice: sidecars parsed whole, and streamed as for bags of
+    thousands of tracks."""
+    mode = str(getattr(request, "param", "tree"))
+    if mode == "stream":
         monkeypatch.setattr("preserve.sidecars.check.TREE_LIMIT", 0)
-    return str(request.param)
+    return mode
 
 
 @pytest.fixture(autouse=True)
@@ -164,3 +173,130 @@ def test_hostile_xml_is_refused_in_the_library_too(bag: Path, tmp_path: Path, ki
         "metadata/mets.xml: XML refused (it declares entities (a DOCTYPE with <!ENTITY>), which could read local files "
         "or expand without bound)"]
     assert not any("TOP-SECRET" in str(f) for f in findings)
+
+
+def _rename_first_track(col: Any, payload: list[Any], name: str) -> None:
+    """Give the collection's first track the file name ``name`` (in the source folder and the bag)."""
+    import dataclasses
+
+    from preserve.bag.writer import PayloadEntry
+
+    track = col.tracks[0]
+    index = next(i for i, p in enumerate(payload) if p.target == track.bag_path.removeprefix("data/"))
+    src = Path(col.root) / name
+    payload[index].source.rename(src)
+    col.tracks[0] = dataclasses.replace(track, source_path=name, bag_path=f"data/objects/{name}")
+    payload[index] = PayloadEntry(src, f"objects/{name}")
+
+
+def test_control_character_in_a_payload_name_round_trips(tmp_path: Path, kit: Any, cli: Callable[..., Result],
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    col, payload = kit.make_collection(tmp_path / "src", 2, tracks_per_release=2)
+    _rename_first_track(col, payload, "inter\x1bview 100%.flac")
+    bag = kit.package(tmp_path / "bag", col, payload)
+    assert check_sidecars(bag, schemas=SHARED) == []
+    monkeypatch.setenv("PRESERVE_SCHEMAS", str(SHARED))
+    result = cli("validate", "-q", bag)
+    assert result.exit_code == 0, result.output
+    assert "0 error(s), 0 warning(s)" in result.output
+    ns = {"premis": "http://www.loc.gov/premis/v3"}
+    premis = etree.parse(str(bag / "metadata" / "premis.xml")).getroot()
+    [obj] = premis.xpath("premis:object[premis:objectIdentifier/premis:objectIdentifierType='local, percent-encoded']", namespaces=ns)
+    assert obj.findtext("premis:objectIdentifier[premis:objectIdentifierType='local, percent-encoded']/"
+                        "premis:objectIdentifierValue", namespaces=ns) == "data/objects/inter%1Bview 100%25.flac"
+    original = obj.find("premis:originalName", ns)
+    assert original is not None
+    assert original.text == "inter[U+001B]view 100%.flac"  # readable
+    assert original.get("simpleLink") == "inter%1Bview%20100%25.flac"  # exact
+    # and a name without such characters keeps the plain local identifier
+    plain = premis.xpath("premis:object[@xsi:type='premis:file'][premis:objectIdentifier/premis:objectIdentifierType='local']",
+                         namespaces={**ns, "xsi": "http://www.w3.org/2001/XMLSchema-instance"})
+    assert len(plain) == 4
+
+
+def test_tag_files_alone_are_checked_without_the_payload(bag: Path, tmp_path: Path) -> None:
+    """A folder holding only the bag's tag files (as spooled from an archive) checks clean."""
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    for p in bag.iterdir():
+        if p.is_file():
+            shutil.copy2(p, spool / p.name)
+    shutil.copytree(bag / "metadata", spool / "metadata")
+    assert check_sidecars(spool, schemas=SHARED) == []
+    edit(spool / "metadata" / "premis.xml", "<premis:messageDigestAlgorithm>SHA-512</premis:messageDigestAlgorithm>",
+         "<premis:messageDigestAlgorithm>SHA-384</premis:messageDigestAlgorithm>")
+    errors = [f for f in check_sidecars(spool) if f.severity == "error"]
+    assert [(f.message, f.algorithm) for f in errors] == [
+        ("metadata/premis.xml: the PREMIS file object has no SHA-512 fixity, which manifest-sha512.txt gives", "sha512")]
+
+
+NS = {"mets": "http://www.loc.gov/METS/", "premis": "http://www.loc.gov/premis/v3", "xlink": "http://www.w3.org/1999/xlink"}
+TARGET = "data/objects/release 001/y track #3.flac"
+FILE_XPATH = "//mets:fileSec//mets:file[mets:FLocat/@xlink:href='../data/objects/release%20001/y%20track%20%233.flac']"
+OBJECT_XPATH = f"//premis:object[premis:objectIdentifier/premis:objectIdentifierValue='{TARGET}']"
+
+
+def _edit_tree(path: Path, xpath: str, change: Callable[[etree._Element], None]) -> None:
+    tree = etree.parse(str(path))
+    [el] = tree.xpath(xpath, namespaces=NS)
+    change(el)
+    tree.write(str(path), xml_declaration=True, encoding="UTF-8")
+
+
+def _duplicate(el: etree._Element) -> None:
+    el.addnext(etree.fromstring(etree.tostring(el)))
+
+
+def _drop_sha512(obj: etree._Element) -> None:
+    [fx] = obj.xpath("premis:objectCharacteristics/premis:fixity[premis:messageDigestAlgorithm='SHA-512']", namespaces=NS)
+    fx.getparent().remove(fx)
+
+
+@pytest.mark.parametrize(("doc", "xpath", "change", "message"), [
+    ("mets.xml", FILE_XPATH, lambda f: f.attrib.pop("CHECKSUM"),
+     "metadata/mets.xml: the fileSec entry {fid} has no CHECKSUM"),
+    ("mets.xml", FILE_XPATH, _duplicate,
+     "metadata/mets.xml: the fileSec lists this payload file more than once ({fid})"),
+    ("premis.xml", OBJECT_XPATH, _duplicate,
+     "metadata/premis.xml has more than one file object for this payload file"),
+    ("premis.xml", OBJECT_XPATH, _drop_sha512,
+     "metadata/premis.xml: the PREMIS file object has no SHA-512 fixity, which manifest-sha512.txt gives"),
+], ids=["mets-no-checksum", "mets-duplicate", "premis-duplicate", "premis-no-fixity"])
+def test_absent_checksums_and_duplicates_are_reported(bag: Path, doc: str, xpath: str,
+                                                      change: Callable[[etree._Element], None], message: str) -> None:
+    [fid] = etree.parse(str(bag / "metadata" / "mets.xml")).xpath(FILE_XPATH + "/@ID", namespaces=NS)
+    _edit_tree(bag / "metadata" / doc, xpath, change)
+    errors = [f for f in check_sidecars(bag) if f.severity == "error"]
+    assert [(f.path, f.message) for f in errors] == [(TARGET, message.format(fid=fid))]
+
+
+def _pad_with_doctype(mets: Path, doctype: bytes) -> None:
+    """Put ``doctype`` after a 70 KB comment, beyond the quick look at the first 64 KiB."""
+    decl, rest = mets.read_bytes().split(b"\n", 1)
+    mets.write_bytes(decl + b"\n<!-- " + b"x" * 70_000 + b" -->\n" + doctype + b"\n" + rest)
+
+
+def test_doctype_after_a_long_comment_is_refused(bag: Path) -> None:
+    mets = bag / "metadata" / "mets.xml"
+    _pad_with_doctype(mets, b"<!DOCTYPE mets>")
+    message = "metadata/mets.xml: XML refused (it has a DOCTYPE; preserve reads only XML without DTDs)"
+    assert [f.message for f in check_sidecars(bag) if f.path == "metadata/mets.xml"] == [message]
+
+
+def test_doctype_after_a_long_comment_is_refused_by_show(bag: Path, tmp_path: Path, run_preserve: Callable[..., Any]) -> None:
+    mets = bag / "metadata" / "mets.xml"
+    _pad_with_doctype(mets, b"<!DOCTYPE mets>")
+    proc = run_preserve("show", bag, env={**os.environ, "XDG_DATA_HOME": str(tmp_path / "xdg")})
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr == f"preserve: error: {mets}: XML refused (it has a DOCTYPE; preserve reads only XML without DTDs)\n"
+
+
+def test_entities_after_a_long_comment_are_refused(bag: Path) -> None:
+    _pad_with_doctype(bag / "metadata" / "mets.xml", b'<!DOCTYPE mets [<!ENTITY e "x">]>')
+    from preserve.sidecars.show import summarize
+
+    with pytest.raises(UnsafeXML, match="it declares entities"):
+        summarize(bag)
+    assert [f.message for f in check_sidecars(bag) if f.path == "metadata/mets.xml"] == [
+        "metadata/mets.xml: XML refused (it declares entities (a DOCTYPE with <!ENTITY>), which could read local files "
+        "or expand without bound)"]

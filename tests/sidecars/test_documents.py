@@ -14,10 +14,12 @@ from hypothesis import strategies as st
 from lxml import etree
 
 from preserve.bag.reader import open_bag
+from preserve.sidecars.check import check_sidecars
 
 NS = {"mets": "http://www.loc.gov/METS/", "premis": "http://www.loc.gov/premis/v3",
       "mods": "http://www.loc.gov/mods/v3", "xlink": "http://www.w3.org/1999/xlink",
       "xsi": "http://www.w3.org/2001/XMLSchema-instance", "audio": "urn:preserve:audio-technical:1"}
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "schemas"
 PREMIS_ALG = {"SHA-256": "sha256", "SHA-512": "sha512", "MD5": "md5"}
 
 
@@ -44,7 +46,11 @@ def premis_fixity(root: etree._Element) -> dict[str, dict[str, str]]:
         if obj.get(f"{{{NS['xsi']}}}type") != "premis:file":
             continue
         path = obj.findtext("premis:objectIdentifier[premis:objectIdentifierType='local']/premis:objectIdentifierValue", namespaces=NS)
-        assert path is not None
+        if path is None:  # a path with characters XML 1.0 forbids is percent-encoded
+            encoded = obj.findtext("premis:objectIdentifier[premis:objectIdentifierType='local, percent-encoded']/"
+                                   "premis:objectIdentifierValue", namespaces=NS)
+            assert encoded is not None
+            path = urllib.parse.unquote(encoded, errors="surrogateescape")
         out[path] = {PREMIS_ALG[f.findtext("premis:messageDigestAlgorithm", namespaces=NS) or ""]:
                      f.findtext("premis:messageDigest", namespaces=NS) or ""
                      for f in obj.iterfind("premis:objectCharacteristics/premis:fixity", NS)}
@@ -296,7 +302,7 @@ def test_sha256_is_computed_for_mets_when_not_a_manifest_algorithm(tmp_path: Pat
 
 @settings(max_examples=12, deadline=None)
 @given(title=st.text(max_size=40), artist=st.text(max_size=20),
-       name=st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="/\\%"),
+       name=st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="/\\%\x00"),
                     min_size=1, max_size=20).filter(lambda s: s.strip(" .") == s and s not in (".", "..")))
 def test_any_metadata_and_file_name_give_valid_documents(kit: Any, xsd: Callable[[str], etree.XMLSchema],
                                                          title: str, artist: str, name: str) -> None:
@@ -317,7 +323,144 @@ def test_any_metadata_and_file_name_give_valid_documents(kit: Any, xsd: Callable
         bag = kit.package(root / "bag", col, payload)
         assert_valid(bag, xsd)
         mets = etree.parse(str(bag / "metadata" / "mets.xml")).getroot()
-        expected = XmlText()(title) if title else src.name
+        expected = XmlText()(title or src.name)
         track_titles = [d.get("LABEL") for d in mets.iter("{http://www.loc.gov/METS/}div") if d.get("TYPE") == "track"]
         assert track_titles == [expected]
         assert premis_fixity(mets) == manifests(bag)
+        assert check_sidecars(bag, schemas=SHARED) == []
+
+
+def _mods(mets: etree._Element, dmd_id: str) -> etree._Element:
+    found = mets.find(f"mets:dmdSec[@ID='{dmd_id}']/mets:mdWrap/mets:xmlData/mods:mods", NS)
+    assert found is not None, dmd_id
+    return found
+
+
+def test_track_and_release_mods_carry_identifiers_names_language_and_numbers(small_bag: Path) -> None:
+    mets = etree.parse(str(small_bag / "metadata" / "mets.xml")).getroot()
+    [div] = mets.xpath(".//mets:div[@TYPE='track'][mets:fptr/@FILEID=//mets:file[mets:FLocat/@xlink:href=$h]/@ID]",
+                       namespaces=NS, h="../data/objects/release%20000/x%20track%20%232.flac")
+    track = _mods(mets, div.get("DMDID", ""))
+    assert track.findtext("mods:titleInfo/mods:title", namespaces=NS) == "Song 2"
+    assert track.findtext("mods:identifier[@type='isrc']", namespaces=NS) == "GBAAA9900002"
+    names = [(n.findtext("mods:namePart", namespaces=NS), n.findtext("mods:role/mods:roleTerm[@type='code']", namespaces=NS),
+              n.findtext("mods:role/mods:roleTerm[@type='text']", namespaces=NS)) for n in track.iterfind("mods:name", NS)]
+    assert names == [("The Harbour Band", "prf", "performer"), ("A. Writer", "cmp", "composer")]
+    lang = track.find("mods:language/mods:languageTerm", NS)
+    assert lang is not None and (lang.text, lang.get("type"), lang.get("authority")) == ("eng", "code", "iso639-2b")
+    assert track.findtext("mods:genre", namespaces=NS) == "Folk"
+    assert track.findtext("mods:originInfo/mods:publisher", namespaces=NS) == "Harbour Records"
+    assert track.findtext("mods:originInfo/mods:dateIssued[@encoding='w3cdtf']", namespaces=NS) == "1999-05-01"
+    # track 2 of the release is disc 2, track 1 (two discs per release)
+    assert track.findtext("mods:part/mods:detail[@type='disc']/mods:number", namespaces=NS) == "2"
+    assert track.findtext("mods:part/mods:detail[@type='track']/mods:number", namespaces=NS) == "1"
+    host = track.find("mods:relatedItem[@type='host']", NS)
+    assert host is not None
+    assert host.findtext("mods:titleInfo/mods:title", namespaces=NS) == "Album 0"
+    assert host.findtext("mods:identifier[@type='upc']", namespaces=NS) == "000000000000"
+    assert host.findtext("mods:identifier[@type='catalogue number']", namespaces=NS) == "HR-0"
+    release = _mods(mets, "dmdSec_release_1")
+    assert release.findtext("mods:titleInfo/mods:title", namespaces=NS) == "Album 0"
+    assert release.findtext("mods:identifier[@type='upc']", namespaces=NS) == "000000000000"
+    assert release.findtext("mods:identifier[@type='catalogue number']", namespaces=NS) == "HR-0"
+    assert release.findtext("mods:name/mods:role/mods:roleTerm[@type='code']", namespaces=NS) == "prf"
+    assert release.find("mods:identifier[@type='isrc']", NS) is None  # ISRCs are the tracks'
+
+
+def _ingestion_notes(root: etree._Element) -> list[str]:
+    [ev] = [e for e in root.iter("{http://www.loc.gov/premis/v3}event") if e.findtext("premis:eventType", namespaces=NS) == "ingestion"]
+    return [n.text or "" for n in ev.iter("{http://www.loc.gov/premis/v3}eventOutcomeDetailNote")]
+
+
+def test_bag_name_with_a_control_character(tmp_path: Path, kit: Any, xsd: Callable[[str], etree.XMLSchema]) -> None:
+    col, payload = kit.make_collection(tmp_path / "src", 2)
+    bag = kit.package(tmp_path / "bag\x07bell", col, payload)
+    assert_valid(bag, xsd)
+    premis = etree.parse(str(bag / "metadata" / "premis.xml")).getroot()
+    [creation] = premis.xpath("premis:event[premis:eventType='information package creation']", namespaces=NS)
+    assert creation.findtext(".//premis:eventOutcomeDetailNote", namespaces=NS) == "bag bag[U+0007]bell"
+    assert any("bag name: bag[U+0007]bell" in n for n in _ingestion_notes(premis))
+    assert check_sidecars(bag, schemas=SHARED) == []
+
+
+def test_both_documents_report_the_same_escaped_characters(tmp_path: Path, kit: Any,
+                                                          xsd: Callable[[str], etree.XMLSchema]) -> None:
+    """Operator, rights holder and licence strings are written after the ingestion event in one
+    document and before it in the other; the note is the same in both."""
+    import dataclasses
+
+    col, payload = kit.make_collection(tmp_path / "src", 2)
+    rights = dataclasses.replace(kit.LICENCE_A, holder="Harbour\x1b Records Ltd", license="CC\x00BY")
+    col.tracks = [dataclasses.replace(t, rights=rights) for t in col.tracks]
+    bag = kit.package(tmp_path / "bag", col, payload, operator="Ada\x08 Archivist")
+    assert_valid(bag, xsd)
+    mets_notes = _ingestion_notes(etree.parse(str(bag / "metadata" / "mets.xml")).getroot())
+    premis_notes = _ingestion_notes(etree.parse(str(bag / "metadata" / "premis.xml")).getroot())
+    assert mets_notes == premis_notes
+    [summary] = [n for n in premis_notes if "characters XML 1.0 forbids" in n]
+    for expected in ("operator: Ada[U+0008] Archivist", "rights statement 1: holder: Harbour[U+001B] Records Ltd",
+                     "rights statement 1: license: CC[U+0000]BY", "agent operator: name: Ada[U+0008] Archivist",
+                     "agent holder:Harbour[U+001B] Records Ltd: name: Harbour[U+001B] Records Ltd"):
+        assert expected in summary
+    assert summary.startswith("5 metadata value(s)")
+
+
+def test_rights_holders_are_organizations_or_persons(tmp_path: Path, kit: Any) -> None:
+    import dataclasses
+
+    col, payload = kit.make_collection(tmp_path / "src", 4, tracks_per_release=2)
+    person = dataclasses.replace(kit.LICENCE_B, holder="Jo Example")
+    col.tracks = [dataclasses.replace(t, rights=kit.LICENCE_A if i < 2 else person) for i, t in enumerate(col.tracks)]
+    bag = kit.package(tmp_path / "bag", col, payload)
+    premis = etree.parse(str(bag / "metadata" / "premis.xml")).getroot()
+    types = {a.findtext("premis:agentName", namespaces=NS): a.findtext("premis:agentType", namespaces=NS)
+             for a in premis.iterfind("premis:agent", NS)}
+    assert types["Harbour Records Ltd"] == "organization"
+    assert types["Jo Example"] == "person"
+    assert "rightsholder" not in types.values()
+    roles = premis.xpath("premis:rights/premis:rightsStatement/premis:linkingAgentIdentifier/premis:linkingAgentRole/text()",
+                         namespaces=NS)
+    assert roles == ["rightsholder", "rightsholder"]
+
+
+def _granted(st: etree._Element) -> list[tuple[str, str, str | None]]:
+    return [(g.findtext("premis:act", namespaces=NS) or "", g.findtext("premis:restriction", namespaces=NS) or "",
+             g.findtext("premis:termOfRestriction/premis:endDate", namespaces=NS))
+            for g in st.iterfind("premis:rightsGranted", NS)]
+
+
+def test_an_embargo_restricts_dissemination_only(tmp_path: Path, kit: Any, xsd: Callable[[str], etree.XMLSchema]) -> None:
+    import dataclasses
+
+    col, payload = kit.make_collection(tmp_path / "src", 4, tracks_per_release=2)
+    open_later = dataclasses.replace(kit.LICENCE_A, restriction_until="2031-06-30")  # replicate, migrate, disseminate
+    col.tracks = [dataclasses.replace(t, rights=open_later if i < 2 else kit.LICENCE_B) for i, t in enumerate(col.tracks)]
+    bag = kit.package(tmp_path / "bag", col, payload)
+    assert_valid(bag, xsd)
+    premis = etree.parse(str(bag / "metadata" / "premis.xml")).getroot()
+    by_terms = {s.findtext("premis:licenseInformation/premis:licenseTerms", namespaces=NS): s
+                for s in premis.iterfind("premis:rights/premis:rightsStatement", NS)}
+    # keeping and migrating copies go on during the embargo; only dissemination waits for it
+    assert _granted(by_terms["CC BY-NC 4.0"]) == [("replicate", "none", None), ("migrate", "none", None),
+                                                  ("disseminate", "embargo", "2031-06-30")]
+    # dissemination not granted at all: the embargo date is kept as a disallowed act
+    assert _granted(by_terms["CC BY 4.0"]) == [("replicate", "none", None), ("migrate", "none", None),
+                                               ("disseminate", "disallow", "2030-01-01")]
+
+
+@pytest.mark.parametrize("basis", ["license", "statute", "donor", "policy"])
+def test_copyright_status_is_kept_whatever_the_basis(tmp_path: Path, kit: Any, xsd: Callable[[str], etree.XMLSchema],
+                                                     basis: str) -> None:
+    import dataclasses
+
+    from preserve.model import Rights
+
+    col, payload = kit.make_collection(tmp_path / "src", 2)
+    rights = Rights(basis=basis, copyright_status="public domain", license="terms", permitted_acts=("replicate",))
+    col.tracks = [dataclasses.replace(t, rights=rights) for t in col.tracks]
+    bag = kit.package(tmp_path / "bag", col, payload)
+    assert_valid(bag, xsd)
+    premis = etree.parse(str(bag / "metadata" / "premis.xml")).getroot()
+    [st] = premis.findall("premis:rights/premis:rightsStatement", NS)
+    assert st.findtext("premis:copyrightInformation/premis:copyrightStatus", namespaces=NS) == "publicdomain"
+    assert st.findtext("premis:rightsBasis", namespaces=NS) != "Copyright"

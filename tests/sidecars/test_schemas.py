@@ -126,3 +126,29 @@ def test_pins_match_the_shared_official_copies() -> None:
     for pin in pins():
         assert hashlib.sha256((SHARED / pin.name).read_bytes()).hexdigest() == pin.sha256, pin.name
         assert pin.url.startswith(("https://www.loc.gov/", "https://www.w3.org/"))
+
+
+def test_dest_holding_other_files_is_refused_and_kept(run_preserve: Callable[..., Any], tmp_path: Path) -> None:
+    dest = tmp_path / "mydocs"
+    dest.mkdir()
+    (dest / "thesis.txt").write_text("years of work")
+    (dest / "mets-1.12.1.xsd").write_text("an old copy")
+    proc = run_preserve("schemas", "install", "--from", SHARED, "--dest", dest)
+    assert proc.returncode == 4, proc.stderr
+    assert proc.stderr == (f"preserve: error: {dest}: holds files that are not the pinned schemas (thesis.txt); "
+                           "installing would replace the folder and delete them. Choose a new or empty folder, or one "
+                           "holding only a previous schemas install (nothing was written or deleted)\n")
+    assert sorted(p.name for p in dest.iterdir()) == ["mets-1.12.1.xsd", "thesis.txt"]
+    assert (dest / "thesis.txt").read_text() == "years of work"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mydocs"]  # no staging folder left behind
+
+
+def test_reinstall_over_a_previous_install_or_an_empty_folder(cli: Callable[..., Result], tmp_path: Path) -> None:
+    dest = tmp_path / "schemas"
+    dest.mkdir()
+    assert cli("schemas", "install", "--from", SHARED, "--dest", dest).exit_code == 0
+    assert_installed(dest)
+    result = cli("schemas", "install", "--from", SHARED, "--dest", dest)
+    assert result.exit_code == 0, result.output
+    assert_installed(dest)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["schemas"]
