@@ -35,6 +35,9 @@ def parse_untrusted(data: bytes, *, source: str) -> etree._Element:
         root = etree.fromstring(data, parser=_parser())
     except etree.XMLSyntaxError as exc:
         raise UnsafeXML(path=source, reason=f"not well-formed XML: {exc}") from exc
+    if root.getroottree().docinfo.doctype:
+        # a DOCTYPE further in than the quick look above (after a long comment, say)
+        raise UnsafeXML(path=source, reason="it has a DOCTYPE; preserve reads only XML without DTDs")
     return root
 
 
