@@ -273,19 +273,14 @@ def archive_fatal_findings(path: str | os.PathLike[str], profile: Profile) -> li
 
 
 def _sidecar_findings(scan: _Scan) -> list[Finding]:
-    """check_sidecars on the spooled tag files. It compares each file's size in the METS fileSec
-    with the file's, so each payload file gets a sparse stand-in of its size (no data is written)."""
+    """check_sidecars on the spooled tag files, with the payload's sizes taken from the archive's index."""
     from preserve.sidecars.check import check_sidecars
 
-    for rel, size in scan.index.query("SELECT path, size FROM d"):
-        target = scan.spool / str(rel)
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with open(target, "xb") as f:
-                f.truncate(int(size))  # type: ignore[call-overload]
-        except OSError:
-            continue  # a name clash among members: that file is reported missing, as for a folder
-    return check_sidecars(scan.spool)
+    def payload_size(rel: str) -> int | None:
+        row = scan.index.db.execute("SELECT size FROM d WHERE path = ?", (rel,)).fetchone()
+        return None if row is None else int(row[0])
+
+    return check_sidecars(scan.spool, payload_size=payload_size)
 
 
 def validate_archive(

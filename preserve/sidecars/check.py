@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from lxml import etree
@@ -92,12 +92,21 @@ def _bag_path(obj: etree._Element) -> str | None:
 class _Consistency:
     """Compares each fileSec file and PREMIS file object, as it is read, with the manifests."""
 
-    def __init__(self, bag: Path, manifests: dict[str, dict[str, str]], out: _Findings) -> None:
+    def __init__(self, bag: Path, manifests: dict[str, dict[str, str]], out: _Findings,
+                 payload_size: Callable[[str], int | None] | None = None) -> None:
         self.bag, self.manifests, self.out = bag, manifests, out
-        # A folder of tag files only (spooled from an archive) has no payload to resolve FLocats against.
-        self.has_payload = (bag / "data").is_dir()
+        if payload_size is None and (bag / "data").is_dir():
+            payload_size = self._stat_size
+        # None: a folder of tag files only, with no payload to resolve FLocats against
+        self.payload_size = payload_size
         self.in_filesec: set[str] = set()
         self.in_premis: dict[str, set[str]] = {}
+
+    def _stat_size(self, target: str) -> int | None:
+        try:
+            return (self.bag / target).stat().st_size
+        except OSError:
+            return None
 
     def element(self, rel: str, el: etree._Element) -> None:
         if el.tag == _FILE and el.getparent() is not None and el.getparent().tag == f"{{{METS_NS}}}fileGrp":  # type: ignore[union-attr]
@@ -127,10 +136,9 @@ class _Consistency:
             out.add("error", f"{METS_FILE}: the fileSec lists {target}, which is not in the payload manifests", kind="mets-extra", path=target)
             return
         actual = None
-        if self.has_payload:
-            try:
-                actual = (self.bag / target).stat().st_size
-            except OSError:
+        if self.payload_size is not None:
+            actual = self.payload_size(target)
+            if actual is None:
                 out.add("error", f"{METS_FILE}: FLocat {href!r} does not resolve to a file", kind="flocat", path=target)
         ctype = (f.get("CHECKSUMTYPE") or "").upper()
         alg = _ALG_BY_PREMIS.get(ctype)
@@ -222,12 +230,15 @@ def _iter_checked(root: etree._Element) -> Iterator[etree._Element]:
     yield from root.iter(_FILE, _OBJECT)
 
 
-def check_sidecars(bag_path: str | os.PathLike[str], *, schemas: Path | None = None) -> list[Finding]:
+def check_sidecars(bag_path: str | os.PathLike[str], *, schemas: Path | None = None,
+                   payload_size: Callable[[str], int | None] | None = None) -> list[Finding]:
     """Every problem with the bag's ``metadata/mets.xml`` and ``metadata/premis.xml``.
 
     ``bag_path`` may also be a folder of the bag's tag files only (bagit.txt, bag-info.txt,
     manifests, tag manifests, ``metadata/``), as spooled from an archive: without a ``data/``
-    folder the FLocats are not resolved and METS SIZEs not compared; everything else is checked.
+    folder the FLocats are not resolved and METS SIZEs not compared, unless ``payload_size`` gives
+    the size of a payload file by its bag path (None where there is no such file), as an archive's
+    index can; everything else is checked.
     ``schemas`` is a folder of the official schemas; by default ``$PRESERVE_SCHEMAS`` or the
     installed ones. Without any, a warning says so and only the schema check is skipped.
     """
@@ -248,7 +259,7 @@ def check_sidecars(bag_path: str | os.PathLike[str], *, schemas: Path | None = N
             validators = load_validators(folder)
         except SchemaError as exc:
             out.add("error", f"cannot check the sidecars against the schemas: {exc}", kind="schemas")
-    consistency = _Consistency(bag, manifests, out)
+    consistency = _Consistency(bag, manifests, out, payload_size)
     read = {rel for rel in (METS_FILE, PREMIS_FILE) if _check_document(bag, rel, consistency, validators, out)}
     consistency.finish(read)
     return out.close()

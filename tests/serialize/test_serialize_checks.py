@@ -165,3 +165,32 @@ def test_progress_totals_count_content_not_compressed_bytes(broken_package: Path
         assert total == content
     else:
         assert content <= total <= content + 2048 * (len(list(broken_package.rglob("*"))) + 4)
+
+
+@pytest.fixture(scope="module")
+def wrong_size_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A package of the example whose METS gives one file a wrong SIZE, tag manifests redone."""
+    bag = tmp_path_factory.mktemp("folder") / "pkg"
+    package_collection(EXAMPLE, bag)
+    mets = bag / "metadata" / "mets.xml"
+    text = mets.read_text(encoding="utf-8")
+    match = re.search(r'SIZE="(\d+)"', text)
+    assert match is not None
+    mets.write_text(text.replace(match.group(0), f'SIZE="{int(match.group(1)) + 1}"', 1), encoding="utf-8")
+    redo_tag_manifests(bag)
+    return bag
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_wrong_size_in_the_mets_is_found_in_an_archive_as_in_the_folder(
+        wrong_size_package: Path, tmp_path: Path, fmt: str, capsys: pytest.CaptureFixture[str]) -> None:
+    # the sizes come from the archive's own index, as the folder's come from the files
+    archive = write_archive(wrong_size_package, tmp_path / f"pkg{ENDINGS[fmt]}", fmt)
+    code, out, _ = run(capsys, "validate", wrong_size_package, "--json", "-q")
+    folder = findings(out)
+    assert code == 1
+    assert [f["code"] for f in folder if f["severity"] == "error"] == ["sidecar"]
+    assert "SIZE" in next(f["message"] for f in folder if f["severity"] == "error")
+    code, out, _ = run(capsys, "validate", archive, "--json", "-q")
+    assert code == 1
+    assert findings(out) == folder
