@@ -80,3 +80,12 @@ def test_the_public_api_is_pinned() -> None:
     for name in expected:
         assert getattr(preserve, name) is not None, name
     assert callable(preserve.package_collection) and callable(preserve.replicate_bag)
+
+
+def test_help_lists_every_exit_code(run_preserve) -> None:
+    r = run_preserve("--help")
+    assert r.returncode == 0
+    text = " ".join(r.stdout.split())
+    listed = text.split("Exit codes:", 1)[1]
+    for code in EXIT_CODES:
+        assert re.search(rf"(^|, ){code} \w", listed.strip()), f"preserve --help leaves out exit code {code}"

@@ -28,9 +28,11 @@ def real_path(shown: str, real: bytes | None) -> str:
     return os.fsdecode(real) if real is not None else shown
 
 
-def _disk_row(path: str, size: int) -> tuple[str, int, bytes | None]:
+def _disk_row(row: tuple[str, int] | tuple[str, int, bool]) -> tuple[str, int, bytes | None, int]:
+    path, size = row[0], row[1]
+    odd = len(row) > 2 and bool(row[2])
     shown = printable(path)
-    return (shown, size, None if shown == path else os.fsencode(path))
+    return (shown, size, None if shown == path else os.fsencode(path), int(odd))
 
 
 class PathIndex:
@@ -44,7 +46,8 @@ class PathIndex:
             PRAGMA temp_store=FILE;
             CREATE TABLE m (path TEXT NOT NULL, alg TEXT NOT NULL, digest TEXT NOT NULL,
                             line INTEGER NOT NULL, raw TEXT NOT NULL);
-            CREATE TABLE d (path TEXT PRIMARY KEY, size INTEGER NOT NULL, real BLOB) WITHOUT ROWID;
+            CREATE TABLE d (path TEXT PRIMARY KEY, size INTEGER NOT NULL, real BLOB,
+                            odd INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
             """
         )
         self.db.execute("BEGIN")
@@ -52,10 +55,11 @@ class PathIndex:
     def add_entries(self, rows: Iterable[tuple[str, str, str, int, str]]) -> None:
         self.db.executemany("INSERT INTO m VALUES (?,?,?,?,?)", rows)
 
-    def add_files(self, rows: Iterable[tuple[str, int]]) -> None:
-        """Files found on disk. A name that is not valid UTF-8 (surrogate-escaped by Python) is
-        stored in a printable form, with its real bytes kept for opening it."""
-        self.db.executemany("INSERT OR IGNORE INTO d VALUES (?,?,?)", (_disk_row(p, n) for p, n in rows))
+    def add_files(self, rows: Iterable[tuple[str, int] | tuple[str, int, bool]]) -> None:
+        """Files found on disk: (path, size) or (path, size, odd); an odd entry (a link, a pipe) is
+        never opened. A name that is not valid UTF-8 (surrogate-escaped by Python) is stored in a
+        printable form, with its real bytes kept for opening it."""
+        self.db.executemany("INSERT OR IGNORE INTO d VALUES (?,?,?,?)", (_disk_row(r) for r in rows))
 
     def finish_loading(self) -> None:
         self.db.execute("COMMIT")

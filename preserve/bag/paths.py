@@ -35,10 +35,10 @@ def unsafe_reason(path: str) -> str | None:
         return "empty path"
     if "\x00" in path:
         return "contains a NUL byte"
-    if path.startswith("/"):
-        return "absolute path"
     if path.startswith("\\\\") or path.startswith("//"):
         return "UNC network path"
+    if path.startswith("/"):
+        return "absolute path"
     if path.startswith("\\"):
         return "absolute Windows path"
     if _DRIVE.match(path):
@@ -60,6 +60,32 @@ def normalize_manifest_path(raw: str) -> str:
     while raw.startswith("./"):
         raw = raw[2:]
     return raw
+
+
+#: Characters that Python's ``str.splitlines`` (and so bagit-python, which reads manifests through
+#: ``codecs``) treats as line ends, other than CR and LF: RFC 8493 gives them no escape.
+SPLITLINES_BREAKS = "\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+
+
+def bagit_python_trouble(path: str) -> str | None:
+    """Why bagit-python 1.9 will not find ``path`` through its manifest line, or None.
+
+    It reads manifest lines with ``codecs`` (splitting at every :data:`SPLITLINES_BREAKS`
+    character) and strips whitespace from both ends of each line. The names are valid BagIt;
+    only that reader cuts them.
+    """
+    found = [c for c in SPLITLINES_BREAKS if c in path]
+    if found:
+        shown = ", ".join(f"U+{ord(c):04X}" for c in found)
+        return f"the name contains {shown}, which bagit-python reads as a line break in manifests"
+    if path and path[-1].isspace():
+        return f"the name ends with whitespace (U+{ord(path[-1]):04X}), which bagit-python strips from manifest lines"
+    return None
+
+
+def visible(path: str) -> str:
+    """``path`` for a message: line breaks shown as escapes, so the name stays on one line."""
+    return "".join(c.encode("unicode_escape").decode("ascii") if c in SPLITLINES_BREAKS + "\r\n" else c for c in path)
 
 
 def nfc(name: str) -> str:

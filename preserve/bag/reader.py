@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +48,8 @@ class Bag:
     info_file: str | None = None
     payload_manifests: dict[str, Path] = field(default_factory=dict)
     tag_manifests: dict[str, Path] = field(default_factory=dict)
+    #: Tag files at the top of the bag that were not read: (name, why), e.g. a symbolic link.
+    irregular: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def encoding(self) -> str:
@@ -94,14 +97,22 @@ class Bag:
                 yield ManifestLine(m.group(1).lower(), decode_manifest_path(raw), raw, number)
 
     def fetch_entries(self) -> tuple[list[FetchEntry], list[TagProblem]]:
-        fetch = self.path / "fetch.txt"
-        if not fetch.is_file():
-            return [], []
+        if _regular("fetch.txt", self.path / "fetch.txt") is None:
+            return [], []  # absent; a link or pipe is in ``irregular``
         return parse_fetch(self.read_tag_text("fetch.txt"))
 
-    def iter_payload_files(self) -> Iterator[tuple[str, os.stat_result]]:
-        """Every file under data/, as (bag-relative path, lstat), in sorted order, streamed."""
-        yield from _walk(self.path, "data")
+    def iter_payload_files(self, unreadable: list[tuple[str, str]] | None = None) -> Iterator[tuple[str, os.stat_result]]:
+        """Every entry under data/ that is not a folder, as (bag-relative path, lstat), in sorted
+        order, streamed. Symbolic links, pipes and devices are included: check
+        :func:`irregular_reason` before opening one. Folders that cannot be listed are added to
+        ``unreadable`` as (path, why); a ``data`` that is itself a symbolic link is not followed.
+        """
+        try:
+            st = os.lstat(self.path / "data")
+        except OSError:
+            return
+        if stat.S_ISDIR(st.st_mode):
+            yield from _walk(self.path, "data", unreadable)
 
     def iter_tag_files(self) -> Iterator[tuple[str, os.stat_result]]:
         """Every file outside data/ (bagit.txt, manifests, bag-info.txt, metadata/...)."""
@@ -114,7 +125,33 @@ class Bag:
                 yield entry.name, entry.stat(follow_symlinks=False)
 
 
-def _walk(root: Path, relative: str) -> Iterator[tuple[str, os.stat_result]]:
+def irregular_reason(st: os.stat_result) -> str | None:
+    """Why an entry found in a bag must not be opened (a link may point out of the bag, a pipe
+    blocks the reader for ever), or None for a regular file."""
+    if stat.S_ISLNK(st.st_mode):
+        return "is a symbolic link; bags hold files, so it was not followed"
+    if stat.S_ISDIR(st.st_mode):
+        return "is a folder, not a file"
+    if not stat.S_ISREG(st.st_mode):
+        return "is not a regular file (a pipe, device or socket); it was not opened"
+    return None
+
+
+def _regular(name: str, path: Path, irregular: list[tuple[str, str]] | None = None) -> Path | None:
+    """``path`` when it is a regular file; None when absent or (noted in ``irregular``) not regular."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    reason = irregular_reason(st)
+    if reason:
+        if irregular is not None:
+            irregular.append((name, reason))
+        return None
+    return path
+
+
+def _walk(root: Path, relative: str, unreadable: list[tuple[str, str]] | None = None) -> Iterator[tuple[str, os.stat_result]]:
     stack = [relative]
     while stack:
         rel = stack.pop()
@@ -122,13 +159,25 @@ def _walk(root: Path, relative: str) -> Iterator[tuple[str, os.stat_result]]:
             entries = sorted(os.scandir(root / rel), key=lambda e: e.name, reverse=True)
         except FileNotFoundError:
             continue
+        except OSError as exc:
+            if unreadable is None:
+                raise
+            unreadable.append((rel, f"the folder cannot be listed ({exc.strerror or exc})"))
+            continue
         files = []
         for entry in entries:
             child = f"{rel}/{entry.name}"
-            if entry.is_dir(follow_symlinks=False):
-                stack.append(child)
-            else:
-                files.append((child, entry.stat(follow_symlinks=False)))
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(child)
+                else:
+                    files.append((child, entry.stat(follow_symlinks=False)))
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                if unreadable is None:
+                    raise
+                unreadable.append((child, f"cannot be examined ({exc.strerror or exc})"))
         yield from reversed(files)
 
 
@@ -142,16 +191,21 @@ def open_bag(path: str | os.PathLike[str]) -> Bag:
     if not root.exists():
         raise SourceNotFound(path=str(root))
     bagit_txt = root / "bagit.txt"
-    if not root.is_dir() or not bagit_txt.is_file():
+    if not root.is_dir() or not os.path.lexists(bagit_txt):
         raise BadTagFile(path=str(root), reason="not a bag: bagit.txt is missing")
+    bagit_txt_odd = irregular_reason(os.lstat(bagit_txt))
+    if bagit_txt_odd:
+        raise BadTagFile(path=str(bagit_txt), reason=f"{bagit_txt_odd}; the bag cannot be read safely")
     try:
         data = bagit_txt.read_bytes()
     except OSError as exc:
         raise BadTagFile(path=str(bagit_txt), reason=f"cannot be read ({exc.strerror})") from exc
     version, encoding, problems = parse_bagit_txt(data)
     bag = Bag(path=root, version=version, declared_encoding=encoding, problems=list(problems))
+    for special in ("bag-info.txt", "package-info.txt", "fetch.txt"):
+        _regular(special, root / special, bag.irregular)
     for candidate in ("bag-info.txt", "package-info.txt"):
-        if (root / candidate).is_file():
+        if _regular(candidate, root / candidate) is not None:
             if candidate == "package-info.txt" and bag.version_tuple >= (0, 96):
                 bag.problems.append(TagProblem("warning", "package-info.txt is the BagIt 0.95 name; 0.96+ calls it bag-info.txt"))
             try:
@@ -166,7 +220,7 @@ def open_bag(path: str | os.PathLike[str]) -> Bag:
             break
     for entry in os.scandir(root):
         m = _MANIFEST.match(entry.name)
-        if m and entry.is_file(follow_symlinks=False):
+        if m and _regular(entry.name, Path(entry.path), bag.irregular) is not None:
             algorithm = m.group(2).lower()
             (bag.tag_manifests if m.group(1) else bag.payload_manifests)[algorithm] = Path(entry.path)
     return bag

@@ -14,6 +14,32 @@ _ENCODINGS = {"utf-8": "utf-8", "utf8": "utf-8", "utf-16": "utf-16", "utf16": "u
               "latin1": "iso-8859-1", "us-ascii": "ascii", "ascii": "ascii"}
 _LABEL = re.compile(r"^([^:\s][^:]*?):[ \t](.*)$")
 _LABEL_LOOSE = re.compile(r"^([^:\s][^:]*?)\s*:\s*(.*)$")
+_LINE_END = re.compile(r"\r\n|\r|\n")
+
+
+def split_lines(text: str) -> list[str]:
+    """Lines ended by LF, CRLF or CR only, as RFC 8493 defines them.
+
+    ``str.splitlines`` also splits at U+2028, NEL, form feed and others, which are ordinary
+    characters in a BagIt value or path.
+    """
+    lines = _LINE_END.split(text)
+    if lines and lines[-1] == "":
+        lines.pop()
+    return lines
+
+
+def label_problem(label: str) -> str | None:
+    """Why ``label`` cannot be a bag-info.txt label (RFC 8493 2.2.2), or None."""
+    if not label:
+        return "a label cannot be empty"
+    if ":" in label:
+        return "a label cannot contain ':'"
+    if any(c in label for c in "\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"):
+        return "a label cannot contain a line break"
+    if label != label.strip():
+        return "a label cannot start or end with whitespace"
+    return None
 
 
 @dataclass(frozen=True)
@@ -45,7 +71,7 @@ def parse_bagit_txt(data: bytes) -> tuple[str | None, str | None, list[TagProble
     except UnicodeDecodeError:
         return None, None, [TagProblem("error", "bagit.txt is not UTF-8")]
     version = encoding = None
-    lines = text.splitlines()
+    lines = split_lines(text)
     for number, line in enumerate(lines, 1):
         m = _LABEL.match(line)
         if not m:
@@ -88,7 +114,7 @@ def parse_bag_info(text: str) -> tuple[list[tuple[str, str]], list[TagProblem]]:
     """Labels and values in file order (labels repeat), with folded continuation lines joined."""
     items: list[tuple[str, str]] = []
     problems: list[TagProblem] = []
-    for number, line in enumerate(text.splitlines(), 1):
+    for number, line in enumerate(split_lines(text), 1):
         if not line.strip():
             continue
         if line[0] in " \t":
@@ -115,8 +141,9 @@ def format_bag_info(items: list[tuple[str, str]]) -> str:
     """Serialise bag-info items; values never span lines (newlines folded to spaces)."""
     out = []
     for key, value in items:
-        if not key or ":" in key or key != key.strip() or any(c in key for c in "\r\n"):
-            raise ValueError(f"bag-info label {key!r} is not a valid label")
+        problem = label_problem(key)
+        if problem:
+            raise ValueError(f"bag-info label {key!r} is not a valid label: {problem}")
         value = " ".join(str(value).split())
         out.append(f"{key}: {value}\n")
     return "".join(out)
@@ -140,7 +167,7 @@ def parse_fetch(text: str) -> tuple[list[FetchEntry], list[TagProblem]]:
 
     entries: list[FetchEntry] = []
     problems: list[TagProblem] = []
-    for number, line in enumerate(text.splitlines(), 1):
+    for number, line in enumerate(split_lines(text), 1):
         if not line.strip():
             continue
         parts = line.split(None, 2)

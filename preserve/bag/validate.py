@@ -6,6 +6,7 @@ It reads bags made by any tool (BagIt 0.93 to 1.0) and never writes to them.
 from __future__ import annotations
 
 import os
+import stat
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -13,8 +14,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from preserve.bag.index import PathIndex, real_path
+from preserve.bag.index import printable as index_printable
 from preserve.bag.paths import unsafe_reason
-from preserve.bag.reader import Bag, open_bag
+from preserve.bag.reader import Bag, irregular_reason, open_bag
 from preserve.fixity import (
     ALGORITHMS,
     Progress,
@@ -35,7 +37,7 @@ CODES = (
     "bagit-txt", "bag-info", "encoding", "no-manifest", "manifest-syntax", "unsafe-path",
     "outside-payload", "duplicate", "missing", "unlisted", "altered", "unreadable", "oxum",
     "percent-literal", "unsupported-algorithm", "fetch", "not-fetched", "tag-missing",
-    "tag-altered", "sidecar", "profile", "serialization",
+    "tag-altered", "sidecar", "profile", "serialization", "not-regular",
 )
 
 
@@ -139,12 +141,17 @@ def validate_bag(
     for alg in report.algorithms:
         if alg not in ALGORITHMS:
             report.add("error", "unsupported-algorithm", f"manifest-{alg}.txt uses an algorithm preserve cannot compute", path=f"manifest-{alg}.txt")
-    if not (bag.path / "data").is_dir():
+    data_kind = _lstat_kind(bag.path / "data")
+    if data_kind == "link":
+        report.add("error", "not-regular", "the payload directory is a symbolic link; it was not followed", path="data")
+    elif data_kind != "dir":
         report.add("error", "missing", "the payload directory data/ is missing", path="data")
+    for name, why in bag.irregular:
+        report.add("error", "not-regular", f"{why} (a tag file)", path=name)
 
     with PathIndex() as index:
         _load_manifests(bag, index, report)
-        _load_disk(bag, index)
+        _load_disk(bag, index, report)
         index.finish_loading()
         _resolve_percent_literals(index, report)
         _completeness(bag, index, report)
@@ -196,14 +203,31 @@ def _load_manifests(bag: Bag, index: PathIndex, report: ValidationReport) -> Non
         report.add(severity, "duplicate", f"listed {n} times in manifest-{alg}.txt {detail}", path=str(path), algorithm=str(alg))
 
 
-def _load_disk(bag: Bag, index: PathIndex) -> None:
-    batch: list[tuple[str, int]] = []
-    for rel, st in bag.iter_payload_files():
-        batch.append((rel, st.st_size))
+def _lstat_kind(path: Path) -> str | None:
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    return "link" if stat.S_ISLNK(st.st_mode) else "dir" if stat.S_ISDIR(st.st_mode) else "other"
+
+
+def _load_disk(bag: Bag, index: PathIndex, report: ValidationReport) -> None:
+    """Index what data/ holds. Links, pipes and devices are reported and kept out of hashing (a
+    pipe would block the reader for ever, a link may lead out of the bag); folders that cannot be
+    listed are reported as unreadable."""
+    unreadable: list[tuple[str, str]] = []
+    batch: list[tuple[str, int, bool]] = []
+    for rel, st in bag.iter_payload_files(unreadable):
+        why = irregular_reason(st)
+        if why:
+            report.add("error", "not-regular", why, path=index_printable(rel))
+        batch.append((rel, st.st_size, why is not None))
         if len(batch) >= 5000:
             index.add_files(batch)
             batch = []
     index.add_files(batch)
+    for rel, why in unreadable:
+        report.add("error", "unreadable", why, path=index_printable(rel))
 
 
 def _resolve_percent_literals(index: PathIndex, report: ValidationReport) -> None:
@@ -310,7 +334,7 @@ def _verify_payload(
     placeholders = ",".join("?" * len(algs))
     jobs: Iterator[tuple[object, ...]] = index.query(
         f"SELECT d.path, group_concat(m.alg || ' ' || m.digest, '\n'), d.real, d.size FROM d JOIN m ON m.path = d.path "
-        f"WHERE m.alg IN ({placeholders}) GROUP BY d.path ORDER BY d.path", tuple(algs))
+        f"WHERE d.odd = 0 AND m.alg IN ({placeholders}) GROUP BY d.path ORDER BY d.path", tuple(algs))
     root = bag.path
 
     def check(job: tuple[object, ...]) -> list[Finding]:
@@ -388,6 +412,7 @@ def tag_manifest_entries(bag: Bag, report: ValidationReport) -> dict[str, dict[s
     Shared by directory and archive validation, so both read tag manifests the same way.
     """
     expected: dict[str, dict[str, str]] = {}
+    strict = bag.version_tuple >= (1, 0)
     for alg in sorted(bag.tag_manifests):
         name = f"tagmanifest-{alg}.txt"
         try:
@@ -402,7 +427,16 @@ def tag_manifest_entries(bag: Bag, report: ValidationReport) -> dict[str, dict[s
                 if line.path.startswith("data/"):
                     report.add("error", "outside-payload", f"{name} line {line.line} lists a payload file; tag manifests list tag files only", path=line.path)
                     continue
-                expected.setdefault(line.path, {})[alg] = line.digest
+                listed = expected.setdefault(line.path, {})
+                if alg in listed:
+                    differ = listed[alg] != line.digest
+                    severity: Severity = "error" if (strict or differ) else "warning"
+                    detail = "with different digests" if differ else "with the same digest"
+                    report.add(severity, "duplicate", f"listed more than once in {name} {detail} (line {line.line})",
+                               path=line.path, algorithm=alg)
+                    if differ:
+                        continue  # the first listing is checked; the conflict is reported
+                listed[alg] = line.digest
         except UnicodeDecodeError as exc:
             report.add("error", "encoding", f"{name} is not valid {bag.declared_encoding}: {exc.reason}", path=name)
     return expected
@@ -411,8 +445,19 @@ def tag_manifest_entries(bag: Bag, report: ValidationReport) -> dict[str, dict[s
 def _verify_tag_manifests(bag: Bag, report: ValidationReport, fast: bool) -> None:
     for rel, digests in sorted(tag_manifest_entries(bag, report).items()):
         target = bag.path / rel
-        if not target.is_file():
+        try:
+            why = irregular_reason(os.lstat(target))
+        except FileNotFoundError:
+            why = "missing"
+        except OSError as exc:
+            report.add("error", "unreadable", f"cannot be examined ({exc.strerror})", path=rel)
+            continue
+        if why == "missing":
             report.add("error", "tag-missing", "listed in a tag manifest but not found", path=rel)
+            continue
+        if why:
+            if not any(f.code == "not-regular" and f.path == rel for f in report.findings):
+                report.add("error", "not-regular", why, path=rel)
             continue
         if fast:
             continue

@@ -30,8 +30,14 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from preserve.bag.paths import encode_manifest_path, nfc, unsafe_reason
-from preserve.bag.tagfiles import format_bag_info, write_text
+from preserve.bag.paths import (
+    bagit_python_trouble,
+    encode_manifest_path,
+    nfc,
+    unsafe_reason,
+    visible,
+)
+from preserve.bag.tagfiles import format_bag_info, label_problem, write_text
 from preserve.errors import (
     DestinationExists,
     InputError,
@@ -43,6 +49,7 @@ from preserve.errors import (
     StorageError,
     SymlinkRefused,
     UnsafePath,
+    UsageError,
     VerificationFailed,
 )
 from preserve.fixity import (
@@ -62,6 +69,8 @@ TAG_DIR = "metadata"
 XXH3_FILE = f"{TAG_DIR}/xxh3-128.txt"
 EMPTY_DIRS_FILE = f"{TAG_DIR}/empty-directories.txt"
 OS_LITTER = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})
+#: Ends every warning about a name bagit-python cannot find, so the walk's and the copy's agree.
+BAGIT_PYTHON_MISSING = "bagit-python 1.9 will report it missing"
 
 
 def software_agent() -> str:
@@ -179,6 +188,10 @@ class DirectoryPayload:
                         f"{directory}: {by_case[folded]!r} and {name!r} differ only by case; they collide on macOS, Windows and in many S3 tools")
                 by_case.setdefault(folded, name)
                 kept += 1
+                reason = unsafe_reason(f"data/{self._target(child_rel)}")
+                if reason:
+                    summary.problems.append(UnsafePath(path=entry.path, reason=reason))
+                    continue
                 try:
                     st = entry.stat(follow_symlinks=False)
                 except OSError as exc:
@@ -208,12 +221,20 @@ class DirectoryPayload:
                         summary.warnings.append(
                             f"{entry.path}: the name contains '%'; it is written as %25 as RFC 8493 requires, "
                             "but bagit-python 1.9 and DART do not decode %25 and will report it missing")
+                    trouble = bagit_python_trouble(child_rel)
+                    if trouble:
+                        summary.warnings.append(_trouble_warning(entry.path, trouble))
                     yield PayloadEntry(entry.path, self._target(child_rel), size=st.st_size)
                 else:
                     summary.problems.append(InputError(f"{entry.path}: is not a regular file (device, socket or pipe); bags hold files only"))
             if kept == 0 and rel:
                 yield PayloadEntry(directory, self._target(rel), empty_dir=True)
             stack.extend(reversed(subdirs))
+
+
+def _trouble_warning(where: str, trouble: str) -> str:
+    return (f"{visible(where)}: {trouble}; it is written as it is (RFC 8493 escapes only %, CR and LF) and preserve "
+            f"validates it, but {BAGIT_PYTHON_MISSING}")
 
 
 def payload_from_directory(source: str | os.PathLike[str], **kw: object) -> DirectoryPayload:
@@ -289,7 +310,10 @@ def _now() -> str:
 @contextlib.contextmanager
 def _dest_lock(dest: Path) -> Iterator[None]:
     lock_path = dest.parent / f".{dest.name}.preserve-lock"
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise _storage_error(exc, dest.parent) from exc
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -307,7 +331,11 @@ def _dest_lock(dest: Path) -> Iterator[None]:
 
 def _remove_stale_staging(dest: Path) -> None:
     prefix = f".{dest.name}.preserve-staging-"
-    for entry in os.scandir(dest.parent):
+    try:
+        entries = list(os.scandir(dest.parent))
+    except OSError as exc:
+        raise _storage_error(exc, dest.parent) from exc
+    for entry in entries:
         if entry.name.startswith(prefix) and entry.is_dir(follow_symlinks=False):
             shutil.rmtree(entry.path, ignore_errors=True)
 
@@ -352,7 +380,10 @@ def create_bag(
     verification. ``finalize(staging, dest)`` replaces the final rename (serialization).
     """
     algs = check_algorithms(algorithms)
+    check_info(info)
     dest = Path(os.path.abspath(dest))
+    if isinstance(payload, DirectoryPayload):
+        check_dest_outside_source(dest, payload.source)
     if os.path.lexists(dest):
         raise DestinationExists(path=str(dest))
     try:
@@ -439,10 +470,14 @@ def _build(
                 total += res.size
                 if "%" in entry.target:
                     warnings.append(f"data/{entry.target}: the name contains '%'; written as %25 as RFC 8493 requires, but bagit-python 1.9 and DART will report it missing")
+                trouble = bagit_python_trouble(entry.target)
+                if trouble:
+                    warnings.append(_trouble_warning(rel, trouble))
     except OSError as exc:
         # closing a buffered manifest on a full disk raises again: report the cause once
         raise _storage_error(exc, dest, exc.filename) from None
-    warnings.extend(w for w in getattr(payload, "warnings", []) if "'%'" not in w)
+    warnings.extend(w for w in getattr(payload, "warnings", []) if "'%'" not in w and BAGIT_PYTHON_MISSING not in w)
+    warnings.extend(_replaced_info(info))
     if empties:
         write_text(staging / EMPTY_DIRS_FILE, "".join(f"{p}\n" for p in empties))
 
@@ -605,6 +640,29 @@ def _verify(staged: StagedBag, workers: int | None, pool: WorkerPool) -> Verific
         raise VerificationFailed(path=rec.target + more, expected=rec.digests["xxh3-128"], found=found)
     v.outcome = "pass"
     return v
+
+
+def _replaced_info(info: Sequence[tuple[str, str]]) -> list[str]:
+    """Warnings for bag-info values preserve computes itself and so replaces."""
+    return [f"bag-info {k}: {v!r} was given but is replaced by the value computed from the payload"
+            for k, v in info if k.lower() in ("payload-oxum", "bag-size")]
+
+
+def check_info(info: Sequence[tuple[str, str]]) -> None:
+    """Refuse a bag-info label that cannot be written, before anything is copied."""
+    for key, _value in info:
+        problem = label_problem(key)
+        if problem:
+            raise UsageError(f"bag-info label {key!r} is not valid: {problem}")
+
+
+def check_dest_outside_source(dest: str | os.PathLike[str], source: str | os.PathLike[str]) -> None:
+    """Refuse a destination inside the source: the bag would copy itself and change the source."""
+    real_dest = os.path.realpath(dest)
+    real_source = os.path.realpath(source)
+    if real_dest == real_source or real_dest.startswith(real_source.rstrip(os.sep) + os.sep):
+        raise UsageError(f"{dest}: the destination is inside the source {source}; the source is never "
+                         "written to, so choose a destination outside it (nothing was written)")
 
 
 def _bag_info(info: list[tuple[str, str]], oxum: str, total: int) -> list[tuple[str, str]]:

@@ -8,7 +8,13 @@ from pathlib import Path
 import click
 
 from preserve.bag.validate import Finding
-from preserve.bag.writer import XXH3_FILE, PayloadEntry, create_bag, payload_from_directory
+from preserve.bag.writer import (
+    XXH3_FILE,
+    PayloadEntry,
+    check_dest_outside_source,
+    create_bag,
+    payload_from_directory,
+)
 from preserve.cli.common import ProgressBar, parse_info, warn
 from preserve.errors import ProblemsFound, ProfileViolation, UsageError
 from preserve.fixity import ALGORITHMS, processes_for, start_processes
@@ -64,6 +70,10 @@ def bag(source: Path, dest: Path, algorithms: tuple[str, ...], info: tuple[str, 
     if serialize:
         dest = archive_path(dest, serialize)
     payload = payload_from_directory(source, follow_links=follow_links)
+    check_dest_outside_source(dest, source)  # before the walk: nothing is read or written
+    for key, value in info_items:
+        if key.lower() in ("payload-oxum", "bag-size"):
+            warn(f"--info {key}={value}: replaced by the value computed from the payload")
     start_processes()  # overlaps the walk below; used when the source has many small files
     summary = payload.scan()
     for w in summary.warnings:

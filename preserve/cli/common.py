@@ -35,11 +35,17 @@ def parse_period(text: str) -> float:
 
 
 def parse_info(values: tuple[str, ...]) -> list[tuple[str, str]]:
+    """``--info KEY=VALUE`` items; a label bag-info.txt cannot hold is a usage error, before any work."""
+    from preserve.bag.tagfiles import label_problem
+
     out = []
     for item in values:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--info")
+        problem = label_problem(key.strip())
+        if problem:
+            raise click.BadParameter(f"{item!r}: the label {key.strip()!r} is not valid ({problem})", param_hint="--info")
         out.append((key.strip(), value.strip()))
     return out
 

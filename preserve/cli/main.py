@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import re
 import signal
 import sys
 import traceback
@@ -11,7 +12,7 @@ from typing import Any
 import click
 
 from preserve import __version__
-from preserve.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, PreserveError
+from preserve.errors import EXIT_CODES, EXIT_INTERNAL, EXIT_INTERRUPTED, PreserveError
 
 
 class LazyGroup(click.Group):
@@ -32,12 +33,16 @@ class LazyGroup(click.Group):
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="preserve")
 def cli() -> None:
-    """preserve: BagIt preservation packages for rights-cleared audio, kept safe for decades.
+    """preserve: BagIt preservation packages for rights-cleared audio, kept safe for decades."""
 
-    Exit codes: 0 ok, 1 problems found, 2 usage error, 3 bad input, 4 destination exists,
-    5 local storage failed, 6 remote storage failed, 7 ledger error, 8 schemas missing or
-    tampered, 70 internal error, 130 interrupted.
-    """
+
+def _exit_code_help() -> str:
+    """The exit codes for --help, from the one table in preserve.errors (so none is left out)."""
+    short = (re.split(r"[:;(]", text, maxsplit=1)[0].strip() for text in EXIT_CODES.values())
+    return "Exit codes: " + ", ".join(f"{code} {text}" for code, text in zip(EXIT_CODES, short, strict=True)) + "."
+
+
+cli.help = f"{cli.help}\n\n{_exit_code_help()}"
 
 
 #: Every command: its name and where it lives. Modules are imported only when their command runs

@@ -9,8 +9,8 @@ import click
 
 from preserve.bag.validate import ValidationReport, validate_bag
 from preserve.cli.common import ProgressBar, warn
-from preserve.errors import EXIT_PROBLEMS
-from preserve.profiles import fatal_profile_findings, load_profile, validate_profile
+from preserve.errors import EXIT_PROBLEMS, InputError
+from preserve.profiles import Profile, fatal_profile_findings, load_profile, validate_profile
 from preserve.serialize import validate_archive
 
 
@@ -55,6 +55,22 @@ def validate(bag: Path, fast: bool, fetch: bool, as_json: bool, workers: int | N
     if profile is not None:
         for w in profile.warnings:
             warn(f"profile {profile.name}: {w}")
+    try:
+        report = _run(bag, fast, fetch, as_json, workers, quiet, profile)
+    except InputError as exc:
+        if as_json:  # a script reading stdout gets an answer, and the exit code stays 3
+            click.echo(json.dumps({"path": str(bag), "valid": False, "error": str(exc)}, indent=2, ensure_ascii=False))
+        raise
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        render(report)
+    if not report.ok:
+        raise click.exceptions.Exit(EXIT_PROBLEMS)
+
+
+def _run(bag: Path, fast: bool, fetch: bool, as_json: bool, workers: int | None, quiet: bool,
+         profile: Profile | None) -> ValidationReport:
     bar = ProgressBar(0, "validating", enabled=not quiet and not as_json)
     with bar.shown():
         if bag.is_file():
@@ -74,9 +90,4 @@ def validate(bag: Path, fast: bool, fetch: bool, as_json: bool, workers: int | N
                 from preserve.sidecars.check import check_sidecars
 
                 report.findings.extend(check_sidecars(bag))
-    if as_json:
-        click.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
-    else:
-        render(report)
-    if not report.ok:
-        raise click.exceptions.Exit(EXIT_PROBLEMS)
+    return report

@@ -35,6 +35,9 @@ def test_bag_cli_errors(make_source, tmp_path: Path, run_preserve) -> None:
     assert r.returncode == 3 and "no such file or directory" in r.stderr
     r = run_preserve("bag", src, tmp_path / "bag", "--info", "no-equals-sign")
     assert r.returncode == 2 and "is not KEY=VALUE" in r.stderr
+    r = run_preserve("bag", src, tmp_path / "bag", "--follow-links", "--info", "Bad:Key=v")
+    assert r.returncode == 2 and "'Bad:Key' is not valid" in r.stderr and "cannot contain ':'" in r.stderr
+    assert "Traceback" not in r.stderr and not (tmp_path / "bag").exists()
     r = run_preserve("bag", src, tmp_path / "bag", "--follow-links")
     assert r.returncode == 0
     r = run_preserve("bag", src, tmp_path / "bag", "--follow-links")
@@ -50,6 +53,37 @@ def test_bag_cli_lists_every_name_problem_at_once(tmp_path: Path, run_preserve) 
     assert r.returncode == 3
     assert "one.wav: is a symbolic link" in r.stderr and "two.wav: is a symbolic link" in r.stderr
     assert "2 problems" in r.stderr
+
+
+def test_destination_inside_the_source_is_refused(make_source, tmp_path: Path, run_preserve, snapshot) -> None:
+    src = make_source({"a.wav": b"a", "sub/b.wav": b"b"})
+    before = snapshot(src)
+    for dest, extra in ((src / "inner-bag", ()), (src / "sub" / "new" / "bag", ()), (src / "bag", ("--serialize", "tar"))):
+        r = run_preserve("bag", src, dest, *extra)
+        assert r.returncode == 2, r.stderr
+        assert "inside the source" in r.stderr and "nothing was written" in r.stderr
+    assert snapshot(src) == before, "the source was modified"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["src"]
+
+
+def test_given_payload_oxum_is_replaced_with_a_warning(make_source, tmp_path: Path, run_preserve) -> None:
+    src = make_source({"a.wav": b"abc"})
+    r = run_preserve("bag", src, tmp_path / "bag", "--info", "Payload-Oxum=1.1")
+    assert r.returncode == 0, r.stderr
+    assert "warning: --info Payload-Oxum=1.1: replaced by the value computed from the payload" in r.stderr
+    assert "Payload-Oxum: 3.1\n" in (tmp_path / "bag" / "bag-info.txt").read_text()
+
+
+def test_unsafe_source_name_is_listed_with_the_other_problems_before_copying(tmp_path: Path, run_preserve) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "..\\evil.wav").write_bytes(b"e")
+    (src / "one.wav").symlink_to("/etc/hostname")
+    r = run_preserve("bag", src, tmp_path / "bag")
+    assert r.returncode in (1, 3), r.stderr
+    assert "..\\evil.wav: unsafe path ('..' segment escapes the bag)" in r.stderr
+    assert "one.wav: is a symbolic link" in r.stderr and "2 problems" in r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["src"]
 
 
 @pytest.mark.slow

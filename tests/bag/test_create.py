@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import unicodedata
+from datetime import date
 from pathlib import Path
 
 import bagit
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from preserve.bag.paths import SPLITLINES_BREAKS, nfc, unsafe_reason
 from preserve.bag.reader import open_bag
 from preserve.bag.validate import validate_bag
 from preserve.bag.writer import create_bag, payload_from_directory
@@ -18,6 +23,8 @@ from preserve.errors import (
     SourceChanged,
     SourceNotFound,
     SymlinkRefused,
+    UnsafePath,
+    UsageError,
     VerificationFailed,
 )
 
@@ -67,6 +74,7 @@ def test_bag_info_and_tag_files(simple_bag: Path) -> None:
     assert bag.info_value("Source-Organization") == "Test Archive"
     assert bag.info_value("Payload-Oxum") == f"{5004 + 3004 + 6}.3"
     assert bag.info_value("Bag-Software-Agent").startswith("preserve ")
+    assert bag.info_value("Bagging-Date") == date.today().isoformat()
     assert sorted(bag.payload_manifests) == ["sha256", "sha512"]
     assert sorted(bag.tag_manifests) == ["sha256", "sha512"]
     xxh = (simple_bag / "metadata" / "xxh3-128.txt").read_text().splitlines()
@@ -216,3 +224,98 @@ def test_worker_processes_report_errors_by_name(make_source, tmp_path: Path) -> 
     with pytest.raises(SourceNotFound, match=r"f9.wav: no such file"):
         create_bag(tmp_path / "bag", payload, processes=2)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["src"]
+
+
+def _bagit_python_errors(bag: Path) -> str | None:
+    try:
+        bagit.Bag(str(bag)).validate()
+    except bagit.BagError as exc:
+        return f"{exc} {getattr(exc, 'details', '')}"
+    return None
+
+
+def _warns_bagit_python_missing(warnings: list[str]) -> bool:
+    return any("bagit-python" in w and "missing" in w for w in warnings)
+
+
+@pytest.mark.parametrize("name", [f"a{c}b.wav" for c in SPLITLINES_BREAKS] + ["trailing space.wav ", "nbsp.wav\xa0"])
+def test_names_bagit_python_cannot_read_are_warned(make_source, tmp_path: Path, name: str) -> None:
+    src = make_source({name: b"x", "plain.wav": b"y"})
+    payload = payload_from_directory(src)
+    scanned = payload.scan().warnings
+    result = create_bag(tmp_path / "bag", payload)
+    for warnings in (scanned, result.warnings):
+        assert len(warnings) == 1 and "bagit-python 1.9 will report it missing" in warnings[0], warnings
+        assert "\n" not in warnings[0] and "\u2028" not in warnings[0]  # the name is shown on one line
+    manifest = (tmp_path / "bag" / "manifest-sha256.txt").read_text(encoding="utf-8")
+    assert f"  data/{name}\n" in manifest  # written as it is: RFC 8493 has no escape for it
+    assert validate_bag(tmp_path / "bag").ok  # preserve reads its own manifest correctly
+    assert _bagit_python_errors(tmp_path / "bag") is not None  # and bagit-python really fails
+
+
+_TRICKY = st.sampled_from([*SPLITLINES_BREAKS, "\r", "\n", " ", "\t", "\xa0", "\u3000", "%", "*", "#", "\\", "~", ".",
+                           "\u0301", "é", "日"])
+_NAME = st.text(alphabet=_TRICKY | st.characters(blacklist_categories=("Cs",), blacklist_characters="/\x00"),
+                min_size=1, max_size=6).filter(lambda n: n not in (".", "..") and unsafe_reason(f"data/{n}") is None)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_NAME, min_size=1, max_size=4, unique_by=lambda n: nfc(n).casefold()))
+def test_preserve_warns_whenever_bagit_python_rejects_its_bag(names: list[str]) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "src"
+        src.mkdir()
+        for i, name in enumerate(names):
+            (src / name).write_bytes(str(i).encode())
+        result = create_bag(Path(tmp) / "bag", payload_from_directory(src), verify=False)
+        assert validate_bag(Path(tmp) / "bag").ok
+        failure = _bagit_python_errors(Path(tmp) / "bag")
+        warned = _warns_bagit_python_missing(result.warnings)
+        assert warned == (failure is not None), (names, failure, result.warnings)
+
+
+def test_destination_inside_the_source_is_refused(make_source, tmp_path: Path, snapshot) -> None:
+    src = make_source({"a.wav": b"a", "sub/b.wav": b"b"})
+    before = snapshot(src)
+    for dest in (src / "inner-bag", src / "sub" / "deeper" / "bag", src):
+        with pytest.raises(UsageError, match="inside the source"):
+            create_bag(dest, payload_from_directory(src))
+    (tmp_path / "link-to-src").symlink_to(src)
+    with pytest.raises(UsageError, match="inside the source"):
+        create_bag(tmp_path / "link-to-src" / "bag", payload_from_directory(src))
+    assert snapshot(src) == before
+    create_bag(tmp_path / "src-bag", payload_from_directory(src))  # a sibling whose name starts alike is fine
+
+
+def test_invalid_info_label_is_refused_before_copying(make_source, tmp_path: Path) -> None:
+    src = make_source({"a.wav": b"a"})
+    copied: list[int] = []
+    for label in ("Bad:Key", " Leading", "Two\nLines", "Line\u2028Sep", ""):
+        with pytest.raises(UsageError, match="bag-info label"):
+            create_bag(tmp_path / "bag", payload_from_directory(src), info=[(label, "v")],
+                       progress=lambda b, f: copied.append(b))
+    assert copied == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["src"]
+
+
+def test_unsafe_source_names_are_refused_with_the_other_name_problems(make_source, tmp_path: Path) -> None:
+    src = make_source({"..\\evil.wav": b"e", "ok.wav": b"o", "sub\\..\\x.wav": b"x"})
+    (src / "link.wav").symlink_to("ok.wav")
+    summary = payload_from_directory(src).scan()
+    kinds = sorted(type(p).__name__ for p in summary.problems)
+    assert kinds == ["SymlinkRefused", "UnsafePath", "UnsafePath"]
+    assert any("..\\evil.wav" in str(p) and "'..' segment" in str(p) for p in summary.problems)
+    copied: list[int] = []
+    with pytest.raises((UnsafePath, SymlinkRefused)):
+        create_bag(tmp_path / "bag", payload_from_directory(src), progress=lambda b, f: copied.append(b))
+    assert copied == [] and sorted(p.name for p in tmp_path.iterdir()) == ["src"]
+
+
+def test_given_payload_oxum_and_bag_size_are_replaced_with_a_warning(make_source, tmp_path: Path) -> None:
+    src = make_source({"a.wav": b"abc"})
+    result = create_bag(tmp_path / "bag", payload_from_directory(src),
+                        info=[("Payload-Oxum", "1.1"), ("Bag-Size", "9 TB"), ("Source-Organization", "X")])
+    bag = open_bag(tmp_path / "bag")
+    assert bag.info_values("Payload-Oxum") == ["3.1"] and bag.info_values("Bag-Size") == ["3 bytes"]
+    replaced = [w for w in result.warnings if "replaced by the value computed" in w]
+    assert len(replaced) == 2 and "Payload-Oxum: '1.1'" in replaced[0] and "Bag-Size: '9 TB'" in replaced[1]

@@ -36,3 +36,42 @@ def test_full_disk_fails_cleanly(tmp_path: Path, tiny_fs: Path, run_preserve, sn
     assert not (tiny_fs / "bag").exists()
     assert list(tiny_fs.iterdir()) == [], "a failed run left something beside DEST"
     assert snapshot(src) == before
+
+
+@pytest.fixture
+def read_only_fs(tmp_path: Path) -> Iterator[Path]:
+    """A real read-only file system (tmpfs mounted ro): even root cannot write there."""
+    mnt = tmp_path / "ro"
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(mnt)], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {r.stderr.strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_read_only_destination_fails_cleanly(tmp_path: Path, read_only_fs: Path, run_preserve, snapshot) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "take.wav").write_bytes(b"audio")
+    before = snapshot(src)
+    for dest in (read_only_fs / "bag", read_only_fs / "new" / "folder" / "bag"):
+        r = run_preserve("bag", src, dest)
+        assert r.returncode == 5, r.stderr
+        assert "read-only" in r.stderr and "Traceback" not in r.stderr
+        assert str(read_only_fs) in r.stderr
+    assert list(read_only_fs.iterdir()) == []
+    assert snapshot(src) == before
+
+
+def test_destination_whose_parent_cannot_be_created(tmp_path: Path, run_preserve) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "take.wav").write_bytes(b"audio")
+    (tmp_path / "a-file").write_bytes(b"not a folder")
+    r = run_preserve("bag", src, tmp_path / "a-file" / "sub" / "bag")
+    assert r.returncode == 5, r.stderr
+    assert f"{tmp_path / 'a-file' / 'sub'}: " in r.stderr and "Traceback" not in r.stderr
+    assert (tmp_path / "a-file").read_bytes() == b"not a folder"

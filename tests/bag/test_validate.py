@@ -265,3 +265,169 @@ def test_many_small_files_in_worker_processes_give_the_same_findings(tmp_path: P
     assert key == sorted((f.code, f.path, f.algorithm, f.expected, f.found) for f in in_threads.findings)
     assert {(f.code, f.path) for f in in_processes.errors} == {
         ("altered", "data/d5/f5.wav"), ("missing", "data/d6/f6.wav"), ("oxum", "bag-info.txt")}
+
+
+def test_not_a_bag_with_json_still_answers_on_stdout(tmp_path: Path, run_preserve) -> None:
+    r = run_preserve("validate", "--json", tmp_path)
+    assert r.returncode == 3
+    doc = json.loads(r.stdout)
+    assert doc == {"path": str(tmp_path), "valid": False, "error": f"{tmp_path}: not a bag: bagit.txt is missing"}
+    r = run_preserve("validate", "--json", tmp_path / "nope")
+    assert r.returncode == 3 and "no such file or directory" in json.loads(r.stdout)["error"]
+
+
+def test_fifos_are_reported_never_opened(simple_bag: Path) -> None:
+    """A pipe blocks whoever opens it until a writer comes: validation must not wait for ever."""
+    import subprocess
+    import sys
+
+    for rel in ("data/a.wav", "metadata/xxh3-128.txt", "bag-info.txt"):
+        (simple_bag / rel).unlink()
+        os.mkfifo(simple_bag / rel)
+    code = "import sys; from preserve.cli.main import main; main(['validate', sys.argv[1]])"
+    r = subprocess.run([sys.executable, "-c", code, str(simple_bag)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1, r.stderr
+    for rel in ("data/a.wav", "metadata/xxh3-128.txt", "bag-info.txt"):
+        assert f"{rel}: is not a regular file (a pipe, device or socket); it was not opened" in r.stdout, r.stdout
+
+
+def test_symbolic_links_are_reported_never_followed(simple_bag: Path, tmp_path: Path) -> None:
+    outside = tmp_path / "outside.wav"
+    outside.write_bytes((simple_bag / "data" / "a.wav").read_bytes())  # same bytes: a followed link would pass
+    (simple_bag / "data" / "a.wav").unlink()
+    (simple_bag / "data" / "a.wav").symlink_to(outside)
+    (simple_bag / "data" / "extra-link.wav").symlink_to("/etc/hostname")
+    report = validate_bag(simple_bag)
+    odd = sorted((f.code, f.path) for f in report.errors if "symbolic link" in f.message)
+    assert odd == [("not-regular", "data/a.wav"), ("not-regular", "data/extra-link.wav")]
+    assert ("unlisted", "data/extra-link.wav") in _codes(report)
+    assert not [f for f in report.errors if f.code == "altered"], "a link was hashed through"
+
+
+def test_payload_folder_that_is_a_symbolic_link(simple_bag: Path, tmp_path: Path, run_preserve) -> None:
+    shutil.move(simple_bag / "data", tmp_path / "elsewhere")
+    (simple_bag / "data").symlink_to(tmp_path / "elsewhere")
+    r = run_preserve("validate", simple_bag)
+    assert r.returncode == 1
+    assert "data: the payload directory is a symbolic link; it was not followed" in r.stdout
+    assert "data/a.wav: listed in the manifest but not found" in r.stdout
+
+
+def test_tag_file_that_is_a_symbolic_link(simple_bag: Path) -> None:
+    (simple_bag / "metadata" / "xxh3-128.txt").unlink()
+    (simple_bag / "metadata" / "xxh3-128.txt").symlink_to("/etc/hostname")
+    report = validate_bag(simple_bag)
+    assert _codes(report) == [("not-regular", "metadata/xxh3-128.txt")]
+
+
+def test_unreadable_folder_is_reported(simple_bag: Path, run_preserve, permissions_apply) -> None:
+    sub = simple_bag / "data" / "sub"
+    sub.chmod(0)
+    try:
+        r = run_preserve("validate", simple_bag, preexec_fn=permissions_apply)
+    finally:
+        sub.chmod(0o755)
+    assert r.returncode == 1, r.stderr
+    assert "Traceback" not in r.stderr
+    assert "data/sub: the folder cannot be listed (Permission denied)" in r.stdout
+
+
+def _drop_line(path: Path, needle: str) -> None:
+    path.write_text("".join(ln for ln in path.read_text().splitlines(keepends=True) if needle not in ln))
+
+
+def _append(path: Path, line: str) -> None:
+    with open(path, "a") as f:
+        f.write(line)
+
+
+def _damage(bag: Path, kind: str) -> None:
+    if kind == "missing-from-one-manifest":
+        _drop_line(bag / "manifest-sha512.txt", "data/a.wav")
+    elif kind == "fetch-not-in-manifests":
+        (bag / "fetch.txt").write_text("https://example.org/new.wav 5 data/new.wav\n")
+    elif kind == "tag-missing":
+        _append(bag / "tagmanifest-sha256.txt", f"{'0' * 64}  metadata/gone.txt\n")
+        return
+    elif kind == "outside-payload":
+        _append(bag / "manifest-sha256.txt", f"{'0' * 64}  other/x.wav\n")
+    elif kind == "no-manifest":
+        for m in bag.glob("*manifest-*.txt"):
+            m.unlink()
+        return
+    elif kind == "unsupported-algorithm":
+        (bag / "manifest-md6.txt").write_text((bag / "manifest-sha256.txt").read_text())
+    elif kind.startswith("path:"):
+        _append(bag / "manifest-sha256.txt", f"{'0' * 64}  {kind[5:]}\n")
+    _retag(bag)
+
+
+@pytest.mark.parametrize("kind, expected, message", [
+    ("missing-from-one-manifest", [("unlisted", "data/a.wav")], "not listed in manifest-sha512.txt"),
+    ("fetch-not-in-manifests", [("fetch", "data/new.wav"), ("fetch", "data/new.wav"), ("not-fetched", "data/new.wav")],
+     "fetch.txt line 1: not listed in manifest-sha256.txt"),
+    ("tag-missing", [("tag-missing", "metadata/gone.txt")], "listed in a tag manifest but not found"),
+    ("outside-payload", [("outside-payload", "other/x.wav")], "manifest-sha256.txt line 4 lists a path outside data/"),
+    ("no-manifest", [("no-manifest", None)], "the bag has no payload manifest"),
+    ("unsupported-algorithm", [("unsupported-algorithm", "manifest-md6.txt")], "uses an algorithm preserve cannot compute"),
+    ("path:/etc/passwd", [("unsafe-path", "/etc/passwd")], "unsafe path (absolute path)"),
+    ("path:C:\\Windows\\system.ini", [("unsafe-path", "C:\\Windows\\system.ini")], "unsafe path (Windows drive path)"),
+    ("path:d:/x.wav", [("unsafe-path", "d:/x.wav")], "unsafe path (Windows drive path)"),
+    ("path:\\\\server\\share\\x.wav", [("unsafe-path", "\\\\server\\share\\x.wav")], "unsafe path (UNC network path)"),
+    ("path://server/share/x.wav", [("unsafe-path", "//server/share/x.wav")], "unsafe path (UNC network path)"),
+])
+def test_validator_findings(simple_bag: Path, run_preserve, kind: str, expected, message: str) -> None:
+    _damage(simple_bag, kind)
+    report = validate_bag(simple_bag)
+    assert _codes(report) == sorted(expected, key=lambda e: (e[0], e[1] or ""))
+    assert any(message in f.message for f in report.errors), report.errors
+    r = run_preserve("validate", simple_bag)
+    assert r.returncode == 1 and message in r.stdout
+
+
+def test_only_warnings_exit_0(tmp_path: Path, run_preserve) -> None:
+    same = f"{MD5_HELLO}  data/a.wav\n{MD5_HELLO}  data/a.wav\n".encode()
+    bag = _bag_by_hand(tmp_path / "old", b"BagIt-Version: 0.97\nTag-File-Character-Encoding: UTF-8\n", same, {"data/a.wav": b"hello"})
+    r = run_preserve("validate", bag)
+    assert r.returncode == 0, r.stdout
+    assert "warning: data/a.wav: listed 2 times in manifest-md5.txt with the same digest" in r.stderr
+    assert "valid (1 files" in r.stdout and "1 warning(s)" in r.stdout
+    r = run_preserve("validate", "--json", bag)
+    assert r.returncode == 0 and json.loads(r.stdout)["valid"] is True
+
+
+def test_path_listed_twice_in_a_tag_manifest(simple_bag: Path, tmp_path: Path) -> None:
+    tm = simple_bag / "tagmanifest-sha256.txt"
+    original = tm.read_text()
+    info_line = next(ln for ln in original.splitlines() if ln.endswith("  bag-info.txt"))
+    _append(tm, info_line + "\n")
+    report = validate_bag(simple_bag)
+    assert [(f.code, f.path, f.algorithm) for f in report.errors] == [("duplicate", "bag-info.txt", "sha256")]
+    assert "with the same digest" in report.errors[0].message
+    tm.write_text(original + f"{'f' * 64}  bag-info.txt\n")
+    report = validate_bag(simple_bag)
+    assert [(f.code, f.path) for f in report.errors] == [("duplicate", "bag-info.txt")]
+    assert "with different digests" in report.errors[0].message
+    old = _bag_by_hand(tmp_path / "old", b"BagIt-Version: 0.97\nTag-File-Character-Encoding: UTF-8\n",
+                       f"{MD5_HELLO}  data/a.wav\n".encode(), {"data/a.wav": b"hello"})
+    import hashlib
+
+    digest = hashlib.md5((old / "bagit.txt").read_bytes()).hexdigest()
+    (old / "tagmanifest-md5.txt").write_text(f"{digest}  bagit.txt\n{digest}  bagit.txt\n")
+    report = validate_bag(old)
+    assert report.ok and [(f.code, f.path) for f in report.warnings] == [("duplicate", "bagit.txt")]
+
+
+def test_tag_files_split_lines_only_at_cr_and_lf(tmp_path: Path) -> None:
+    from preserve.bag.tagfiles import parse_bag_info, parse_fetch
+
+    items, problems = parse_bag_info("Title: Side\u2028A\r\nNote: a\x85b\x0cc\rExternal-Description: one\n  two\n")
+    assert items == [("Title", "Side\u2028A"), ("Note", "a\x85b\x0cc"), ("External-Description", "one two")]
+    assert problems == []
+    entries, problems = parse_fetch("https://example.org/x 5 data/a\u2029b.wav\r\nhttps://example.org/y - data/c\x1ed.wav\n")
+    assert [(e.path, e.line) for e in entries] == [("data/a\u2029b.wav", 1), ("data/c\x1ed.wav", 2)] and problems == []
+    bag = _bag_by_hand(tmp_path / "b", b"BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n",
+                       f"{MD5_HELLO}  data/a\u2028b.wav\n".encode(), {"data/a\u2028b.wav": b"hello"},
+                       info="Title: Side\u2028A\nPayload-Oxum: 5.1\n".encode())
+    report = validate_bag(bag)
+    assert report.ok and not report.warnings, report.findings
