@@ -123,7 +123,11 @@ def bench(folder: Path, total: int, files: int, repeat: int) -> dict[str, dict[s
         shutil.rmtree(work, ignore_errors=True)
 
 
-def main() -> None:
+#: Issue 5's target: the fast tier at least this many times faster than the full tier, warm.
+TARGET = 5.0
+
+
+def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--size", default="1G", help="payload size per corpus (default 1G)")
     ap.add_argument("--files", type=int, default=4, help="number of payload files (default 4)")
@@ -133,6 +137,7 @@ def main() -> None:
     total = _size(args.size)
     folders = args.dir or [p for p in (Path("/dev/shm"), Path("/var/tmp")) if p.is_dir()]
     print(f"preserve audit benchmark: {os.cpu_count()} CPU(s), Python {sys.version.split()[0]}")
+    verdicts: list[tuple[str, float]] = []
     for folder in folders:
         print(f"\n{folder}:")
         results = bench(folder, total, args.files, args.repeat)
@@ -144,7 +149,13 @@ def main() -> None:
             print(f"  {cache}: {cells}")
             print(f"  {cache}: full / fast = {row['full'] / row['fast']:.1f}x, bagit.py / fast = {row['bagit.py'] / row['fast']:.1f}x, "
                   f"bagit.py / full = {row['bagit.py'] / row['full']:.1f}x")
+            if cache == "warm":
+                verdicts.append((str(folder), row["full"] / row["fast"]))
+    print(f"\ntarget: the fast tier at least {TARGET:.0f}x faster than the full tier, warm")
+    for folder, ratio in verdicts:
+        print(f"  {folder}: {ratio:.1f}x  {'met' if ratio >= TARGET else 'NOT MET'}")
+    return 0 if all(ratio >= TARGET for _, ratio in verdicts) else 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
