@@ -18,11 +18,13 @@ hashlib (OpenSSL) and xxhash release the GIL on large buffers, so plain threads 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import itertools
 import os
 import queue
 import signal
+import stat
 import sys
 import threading
 import time
@@ -333,6 +335,23 @@ def _pump(
             progress(n, 0)
 
 
+def _open_regular(path: str | os.PathLike[str]) -> int:
+    """A read-only descriptor of ``path``, which must be a regular file: a symbolic link is not
+    followed (it may point out of the bag) and a pipe or device is never read (a pipe would block
+    for ever). Anything else raises OSError naming the path and what it is."""
+    flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise OSError(errno.ELOOP, "is a symbolic link; it was not followed", os.fspath(path)) from None
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, "is not a regular file (a pipe, device or socket)", os.fspath(path))
+    return fd
+
+
 def hash_file(
     path: str | os.PathLike[str],
     algorithms: Sequence[str],
@@ -347,7 +366,7 @@ def hash_file(
     ``threaded=None`` decides by size (:data:`THREADED_FROM`). ``drop_cached`` evicts the file's
     pages first so the bytes come from the storage device rather than memory.
     """
-    with open(path, "rb", buffering=0) as f:
+    with open(_open_regular(path), "rb", buffering=0) as f:
         fd = f.fileno()
         size = os.fstat(fd).st_size
         if threaded is None:

@@ -107,3 +107,15 @@ def test_ordered_map_runs_expensive_items_side_by_side() -> None:
         return x
 
     assert list(ordered_map(fn, range(4), workers=2)) == [0, 1, 2, 3]
+
+
+def test_hash_file_never_follows_a_link_nor_reads_a_pipe(tmp_path: Path) -> None:
+    (tmp_path / "target.wav").write_bytes(b"x" * 100)
+    (tmp_path / "link.wav").symlink_to(tmp_path / "target.wav")
+    os.mkfifo(tmp_path / "pipe.wav")  # nobody writes to it: reading it would wait for ever
+    with pytest.raises(OSError, match="is a symbolic link; it was not followed") as info:
+        hash_file(tmp_path / "link.wav", ("sha256",))
+    assert info.value.filename == str(tmp_path / "link.wav")
+    with pytest.raises(OSError, match="is not a regular file"):
+        hash_file(tmp_path / "pipe.wav", ("sha256",))
+    assert hash_file(tmp_path / "target.wav", ("sha256",)) == {"sha256": hashlib.sha256(b"x" * 100).hexdigest()}

@@ -7,12 +7,14 @@ as long as a test needs: opening one for reading blocks until someone opens it f
 
 from __future__ import annotations
 
+import importlib
 import multiprocessing
 import os
 import signal
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -63,11 +65,14 @@ def test_an_error_raised_in_a_worker_is_raised_here_and_the_workers_stop(tmp_pat
     assert not (ours & _children()), "the workers must have ended when the block is left"
 
 
-def test_a_killed_worker_is_reported_not_waited_for(tmp_path: Path) -> None:
-    fifo = tmp_path / "fifo"
-    os.mkfifo(fifo)  # nobody opens it for writing: a worker given it waits until it is killed
-    paths = _files(tmp_path / "src", [100] * 20)
-    jobs = [*_jobs(paths[:10]), (str(fifo), ("sha256",), False, 1), *_jobs(paths[10:])]
+@pytest.fixture(name="helpers")
+def helpers_fixture(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """tests/fixity/pool_helpers.py, importable by name in the workers (they get this sys.path)."""
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    return importlib.import_module("pool_helpers")
+
+
+def test_a_killed_worker_is_reported_not_waited_for(helpers: Any) -> None:
     before = _children()
 
     def kill_later(pids: set[int]) -> None:
@@ -79,26 +84,35 @@ def test_a_killed_worker_is_reported_not_waited_for(tmp_path: Path) -> None:
     with pytest.raises(WorkerDied) as info, WorkerPool(2) as pool:
         ours = _children() - before
         threading.Thread(target=kill_later, args=(ours,), daemon=True).start()
-        list(pool.map_batched(hash_batch, jobs, size=lambda j: j[3], max_files=1))
+        # the workers wait until they are killed
+        list(pool.map_batched(helpers.block, ["a", "b", "c", "d"], size=lambda _: 1, max_files=1))
     assert "ended without answering (killed by signal 9)" in str(info.value)
     assert info.value.exit_code == EXIT_WORKER
     assert time.monotonic() - started < 60
     assert not (ours & _children())
 
 
-def test_leaving_the_block_early_kills_a_busy_worker(tmp_path: Path) -> None:
-    fifo = tmp_path / "fifo"
-    os.mkfifo(fifo)
-    (small,) = _files(tmp_path / "src", [10])
-    jobs = _jobs([small]) + [(str(fifo), ("sha256",), False, 1)] * 2
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def test_leaving_the_block_early_kills_a_busy_worker(helpers: Any) -> None:
     before = _children()
     started = time.monotonic()
     with pytest.raises(KeyboardInterrupt), WorkerPool(1) as pool:
         ours = _children() - before
-        results = pool.map_batched(hash_batch, jobs, size=lambda j: j[3], max_files=1)
-        assert next(results) == hash_file(small, ("sha256", "md5"))
-        # the worker now waits on the FIFO; leave as Ctrl-C would
-        raise KeyboardInterrupt
+        results = pool.map_batched(helpers.sizes, ["abc", "de"], size=lambda _: 1, max_files=1)
+        assert list(results) == [3, 2]
+        busy = pool.map_batched(helpers.block, ["x", "y"], size=lambda _: 1, max_files=1)
+        # hand the work out: the first result never comes, so stop waiting as Ctrl-C would (by a
+        # real signal, which interrupts the wait; SIGALRM, as SIGINT may be ignored under CI)
+        previous = signal.signal(signal.SIGALRM, _interrupt)
+        try:
+            signal.setitimer(signal.ITIMER_REAL, 0.5)
+            next(busy)
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
     assert time.monotonic() - started < 30
     assert not (ours & _children())
 
