@@ -25,6 +25,7 @@ from typing import Any
 from preserve.bag.writer import XXH3_FILE, BagResult, PayloadEntry, StagedBag, create_bag
 from preserve.errors import CollectionNotReady, DestinationExists, SourceChanged, UsageError
 from preserve.intake.check import SUBMISSION, CheckReport, check_collection
+from preserve.intake.collection import load_config
 from preserve.model import Collection, PackagingContext, Rights
 from preserve.sidecars import write_sidecars
 
@@ -55,15 +56,43 @@ def _bagged_rights(r: Rights | None) -> Rights | None:
 def bag_info_for(report: CheckReport, extra: Sequence[tuple[str, str]] = ()) -> list[tuple[str, str]]:
     """bag-info.txt fields from the collection, then collection.toml ``[bag-info]``, then ``extra``."""
     coll = report.collection
+    return _bag_info(coll.organization, coll.identifier, coll.description or coll.title, coll.group_identifier,
+                     report.bag_info, extra)
+
+
+def _bag_info(organization: str | None, identifier: str | None, description: str | None, group: str | None,
+              bag_info: Sequence[tuple[str, str]], extra: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
     info: list[tuple[str, str]] = []
-    for label, value in (("Source-Organization", coll.organization), ("External-Identifier", coll.identifier),
-                         ("External-Description", coll.description or coll.title),
-                         ("Bag-Group-Identifier", coll.group_identifier)):
+    for label, value in (("Source-Organization", organization), ("External-Identifier", identifier),
+                         ("External-Description", description), ("Bag-Group-Identifier", group)):
         if value:
             info.append((label, " ".join(value.split())))
-    info.extend(report.bag_info)
+    info.extend(bag_info)
     labels = {k.lower() for k, _ in extra}
     return [kv for kv in info if kv[0].lower() not in labels] + list(extra)
+
+
+def bag_info_from_config(root: str | os.PathLike[str], extra: Sequence[tuple[str, str]] = ()) -> list[tuple[str, str]]:
+    """The bag-info fields :func:`bag_info_for` will give, from ``collection.toml`` alone (no check).
+
+    Lets packaging refuse a profile's missing required field before the long check, not after it.
+    """
+    root = Path(root)
+    cfg = load_config(root)
+    return _bag_info(cfg.organization, cfg.identifier or root.resolve().name, cfg.description or cfg.title,
+                     cfg.group_identifier, cfg.bag_info, extra)
+
+
+def profile_problem(profile: str, report: CheckReport, *, algorithms: Sequence[str] | None = None,
+                    info: Sequence[tuple[str, str]] = (), serialization: str | None = None) -> str | None:
+    """Why packaging ``report``'s collection with ``profile`` would be refused (missing bag-info...), or None."""
+    from preserve.profiles import load_profile
+
+    try:
+        _plan(load_profile(profile), algorithms, bag_info_for(report, info), serialization)
+    except UsageError as exc:
+        return str(exc)
+    return None
 
 
 def payload_for(root: Path, collection: Collection) -> list[PayloadEntry]:
@@ -124,6 +153,10 @@ def package_collection(
             for w in loaded.warnings:
                 on_warning(f"profile {loaded.name}: {w}")
         check_tag_files(loaded, PACKAGE_TAG_FILES, "`preserve package`")
+        # required bag-info (Source-Organization...) comes from collection.toml: refuse before the long check
+        # (a missing folder or a broken collection.toml is left to the check, which names it)
+        if root.is_dir() and not load_config(root).problems:
+            _plan(loaded, algorithms, bag_info_from_config(root, info), serialization, verify)
     started = _now()
     report = check_collection(root, workers=workers, progress=check_progress, on_total=on_total)
     if not report.ready:

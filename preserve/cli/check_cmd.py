@@ -10,6 +10,9 @@ import click
 from preserve.cli.common import ProgressBar
 from preserve.errors import CollectionNotReady
 from preserve.intake import CheckReport, check_collection
+from preserve.intake.check import Problem
+from preserve.intake.collection import CONFIG_NAME
+from preserve.package import DEFAULT_PROFILE, profile_problem
 
 
 def _duration(seconds: float | None) -> str:
@@ -68,19 +71,31 @@ def _render_table(report: CheckReport, err: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on standard output.")
 @click.option("-w", "--workers", type=click.IntRange(1, 64), help="Files examined in parallel (default: cores).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-def check(collection: Path, as_json: bool, workers: int | None, quiet: bool) -> None:
+@click.option("--profile", "profile", metavar="PROFILE", default=DEFAULT_PROFILE, show_default=True,
+              help="BagIt profile `preserve package` will follow: its required bag-info must be there too.")
+@click.option("--no-profile", is_flag=True, help="Check for packaging with no BagIt profile.")
+def check(collection: Path, as_json: bool, workers: int | None, quiet: bool, profile: str, no_profile: bool) -> None:
     """Check COLLECTION (a folder with audio and metadata.csv) without writing anything.
 
     Reads the sheet and collection.toml, accounts for every file, applies the rights gate,
     verifies the producer's checksums, identifies every audio file (PRONOM), reads its technical
     metadata and verifies the checksums the audio carries of itself (FLAC STREAMINFO MD5, BWF MD5
     chunk). Prints every problem at once. Exits 0 when the collection is ready to package, 1 when
-    anything would stop packaging.
+    anything would stop packaging, including a bag-info value the packaging profile (--profile)
+    requires that the collection does not give (e.g. Source-Organization).
     """
+    if not no_profile:
+        from preserve.profiles import load_profile
+
+        load_profile(profile)     # a bad profile reference fails before the long check
     bar = ProgressBar(0, "checking", enabled=not quiet and not as_json)
     with bar.shown():
         report = check_collection(collection, workers=workers, progress=bar,
                                   on_total=lambda total, files: bar.set_total(total, files))
+    if not no_profile and not any(p.code == "config" for p in report.problems):
+        why = profile_problem(profile, report)
+        if why:
+            report.problems.append(Problem("profile", f"{CONFIG_NAME}: {why}", CONFIG_NAME))
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
     else:

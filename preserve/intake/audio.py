@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -209,16 +209,24 @@ def _flac(a: AudioAnalysis, shown: str) -> None:
     h = hashlib.md5()
     decoded = 0
     error = ""
-    try:
-        with soundfile.SoundFile(a.path) as sf:
-            for block in sf.blocks(blocksize=_BLOCK, dtype="int32", always_2d=True):
-                ints = np.asarray(block, dtype=np.int32) >> (32 - bits)
-                h.update(ints.astype("<i4").reshape(-1).view(np.uint8).reshape(-1, 4)[:, :width].tobytes())
-                decoded += len(ints)
-    except (RuntimeError, soundfile.LibsndfileError) as exc:
-        error = f" (the decoder said: {str(exc).removeprefix('Error : ')})"
-        if not frames or (os.path.getsize(a.path) > 0 and decoded >= frames):
-            raise
+    # A read that fails returns nothing of its block, so after a failure the rest is read again
+    # from where decoding stopped in ever smaller blocks: the count is what can really be decoded.
+    blocksize = _BLOCK
+    while blocksize:
+        try:
+            with soundfile.SoundFile(a.path) as sf:
+                if decoded:
+                    sf.seek(decoded)
+                for block in sf.blocks(blocksize=blocksize, dtype="int32", always_2d=True):
+                    ints = np.asarray(block, dtype=np.int32) >> (32 - bits)
+                    h.update(ints.astype("<i4").reshape(-1).view(np.uint8).reshape(-1, 4)[:, :width].tobytes())
+                    decoded += len(ints)
+            break
+        except (RuntimeError, soundfile.LibsndfileError) as exc:
+            error = error or f" (the decoder said: {str(exc).removeprefix('Error : ')})"
+            if not frames or (os.path.getsize(a.path) > 0 and decoded >= frames):
+                raise
+            blocksize //= 2
     if frames and decoded < frames:
         a.problems.append(AudioProblem(
             "truncated", f"{shown}: truncated or damaged: STREAMINFO announces {frames} samples per channel, "
@@ -295,7 +303,14 @@ def _mutagen_tags(a: AudioAnalysis, m: Any) -> None:
 def _other(a: AudioAnalysis, shown: str) -> None:
     import mutagen
 
-    m = mutagen.File(a.path)
+    try:
+        m = mutagen.File(a.path)
+    except mutagen.MutagenError:
+        why = _truncation(a)
+        if why is None:
+            raise
+        a.problems.append(AudioProblem("truncated", f"{shown}: truncated or damaged: {why}"))
+        return
     if m is None:
         a.problems.append(AudioProblem("undecodable", f"{shown}: its format was recognised but it cannot be read as audio"))
         return
@@ -321,3 +336,111 @@ def _other(a: AudioAnalysis, shown: str) -> None:
         bitrate=int(info.bitrate) if getattr(info, "bitrate", None) else None, lossy=lossy,
         creating_application=(str(getattr(info, "encoder_info", "") or "") or None))
     _mutagen_tags(a, m)
+    why = _truncation(a, getattr(info, "frame_offset", None))
+    if why:
+        a.problems.append(AudioProblem("truncated", f"{shown}: truncated or damaged: {why}"))
+
+
+def _truncation(a: AudioAnalysis, first: int | None = None) -> str | None:
+    """Why an MP3, AIFF or Ogg file is cut short, from its own structure; None when it is whole.
+
+    Their headers carry no sample count that survives a cut (libsndfile and mutagen measure
+    what is there), so the structure is walked: a frame, chunk or page that runs past the end.
+    """
+    cut = {"mp3": _mp3_truncation, "aiff": _aiff_truncation, "ogg": _ogg_truncation}.get(a.family or "")
+    if cut is None:
+        return None
+    with open(a.path, "rb") as f:
+        if first is None:
+            first = _id3_end(f.read(10))
+        if first > a.size:
+            return f"its ID3v2 tag announces {first} bytes, the file holds {a.size}"
+        return cut(f, a.size, first)
+
+
+def _id3_end(head: bytes) -> int:
+    if head[:3] == b"ID3" and len(head) >= 10:
+        return 10 + ((head[6] << 21) | (head[7] << 14) | (head[8] << 7) | head[9]) + (10 if head[5] & 0x10 else 0)
+    return 0
+
+
+def _mp3_truncation(f: BinaryIO, size: int, first: int) -> str | None:
+    """Why an MPEG audio stream is cut short, or None.
+
+    The frame headers say how long each frame is: a last frame that runs past the end of the
+    file was cut. A LAME/Xing header also announces the stream's length in bytes, which catches
+    a cut that happens to fall on a frame boundary.
+    """
+    from mutagen.mp3 import HeaderNotFoundError, MPEGFrame
+    from mutagen.mp3._util import XingHeader, XingHeaderError
+
+    end = size
+    f.seek(max(0, size - 128))
+    if size >= 128 and f.read(3) == b"TAG":
+        end -= 128                      # ID3v1 tag
+    pos, count, declared = first, 0, None
+    while pos < end:
+        f.seek(pos)
+        try:
+            frame = MPEGFrame(f)  # type: ignore[no-untyped-call]
+        except HeaderNotFoundError:
+            break                       # trailing tags or padding: not MPEG frames
+        nxt = f.tell()                  # MPEGFrame leaves the file at the end of the frame
+        if count == 0 and frame.layer == 3:
+            f.seek(pos + XingHeader.get_offset(frame))  # type: ignore[no-untyped-call]
+            try:
+                xing = XingHeader(f)  # type: ignore[no-untyped-call]
+                declared = xing.bytes if xing.bytes > 0 else None
+            except XingHeaderError:
+                pass
+        if nxt > end:
+            return (f"the MPEG frame at byte {pos} is {nxt - pos} bytes long but the file ends "
+                    f"{end - pos} bytes after it starts")
+        pos, count = nxt, count + 1
+    if declared is not None and end - first < declared:
+        return f"its Xing/LAME header announces {declared} bytes of MPEG audio, the file holds {end - first}"
+    return None
+
+
+def _aiff_truncation(f: BinaryIO, size: int, _first: int) -> str | None:
+    """Why an AIFF file is cut short (a chunk, such as the SSND sound data, runs past the end), or None."""
+    f.seek(0)
+    head = f.read(12)
+    form = int.from_bytes(head[4:8], "big")
+    pos = 12
+    while pos + 8 <= size:
+        f.seek(pos)
+        header = f.read(8)
+        cid, length = header[:4].decode("latin-1"), int.from_bytes(header[4:8], "big")
+        if pos + 8 + length > size:
+            return (f"its {cid.strip()} chunk announces {length} bytes, the file holds only {size - pos - 8} of them "
+                    f"({size} of the {form + 8} bytes the FORM header announces)")
+        pos += 8 + length + (length & 1)
+    if form + 8 > size:
+        return f"the FORM header announces {form + 8} bytes, the file holds {size}"
+    return None
+
+
+def _ogg_truncation(f: BinaryIO, size: int, _first: int) -> str | None:
+    """Why an Ogg stream is cut short (a page runs past the end, or the last page does not end the stream), or None."""
+    pos, last_flags, serials_ended, serials = 0, 0, set(), set()
+    while pos + 27 <= size:
+        f.seek(pos)
+        header = f.read(27)
+        if header[:4] != b"OggS":
+            return f"no Ogg page where one should start, at byte {pos}"
+        flags, serial, nsegs = header[5], header[14:18], header[26]
+        table = f.read(nsegs)
+        body = sum(table)
+        if len(table) < nsegs or pos + 27 + nsegs + body > size:
+            return f"the Ogg page at byte {pos} runs {pos + 27 + nsegs + body - size} bytes past the end of the file"
+        serials.add(serial)
+        if flags & 0x04:
+            serials_ended.add(serial)
+        last_flags = flags
+        pos += 27 + nsegs + body
+    if pos < size:
+        return f"the file ends inside an Ogg page header at byte {pos}"
+    if serials - serials_ended:
+        return f"the stream has no end-of-stream page after {size} bytes (last page flags 0x{last_flags:02x})"
+    return None

@@ -25,7 +25,7 @@ from preserve.intake.audio import AudioAnalysis, analyse_audio
 from preserve.intake.collection import CONFIG_NAME, FoundFile, find_sheet, inside, load_config, walk
 from preserve.intake.identify import AUDIO_EXTENSIONS, FormatIdentifier, sniff_family
 from preserve.intake.rights import build_rights, gate, rights_cells
-from preserve.intake.sheet import RIGHTS, Sheet, read_sheet
+from preserve.intake.sheet import RIGHTS, SHEET_NAMES, Sheet, read_sheet
 from preserve.intake.tracks import apply_analysis, lossy_warnings, track_from_row
 from preserve.model import Collection, ProducerChecksum, SubmissionFile, Track
 
@@ -134,6 +134,11 @@ def check_collection(root: str | os.PathLike[str], *, workers: int | None = None
 
     sheet_name = find_sheet(root, cfg)
     report.sheet = sheet_name
+    others = [n for n in SHEET_NAMES if n != sheet_name and n in found] if not cfg.sheet and sheet_name else []
+    for other in others:
+        problems.append(Problem("sheet", f"{other}: a second sheet beside {sheet_name}; keep one sheet (or name the one "
+                                         f"to read with 'sheet' in the [collection] table of {CONFIG_NAME})", other))
+        roles[other] = "sheet"
     sheet: Sheet | None = None
     if sheet_name is None:
         problems.append(Problem("no-sheet", f"{root}: no metadata.csv or metadata.json; every audio file needs a row "
@@ -147,20 +152,25 @@ def check_collection(root: str | os.PathLike[str], *, workers: int | None = None
         problems.extend(Problem("sheet", msg, sheet_name, row) for row, msg in sheet.problems)
 
     is_bag = (root / "bagit.txt").is_file()
+    bag_tags = _bag_tag_files(root, found) if is_bag else set()
     for rel in found:
         if rel in roles:
             continue
-        if is_bag and not rel.startswith("data/"):
+        if rel in bag_tags:
             roles[rel] = "bag-tag-file"
         elif ck.is_checksum_file(rel):
             roles[rel] = "checksum-file"
 
     def agreement_ok(path: str) -> str | None:
         rel = on_disk(path)
+        if rel in found and found[rel].symlink:
+            return "is a symbolic link; deliver the file itself"
         if not inside(root, rel):
             return "points outside the collection; rights documents must be delivered inside it"
         if rel not in found:
             return "does not exist in the collection"
+        if found[rel].special:
+            return "is not a regular file (device, socket or pipe)"
         roles.setdefault(rel, "rights-document")
         return None
 
@@ -178,6 +188,8 @@ def check_collection(root: str | os.PathLike[str], *, workers: int | None = None
     delivered = ck.Delivered()
     tracks: list[Track] = []
     accept: dict[str, bool] = {}
+    first_row: dict[str, int] = {}
+    sheet_problems = sheet.problems if sheet is not None else []
     for row in sheet.rows if sheet is not None else []:
         rel = on_disk(row.get("file"))
         if not rel:
@@ -193,13 +205,18 @@ def check_collection(root: str | os.PathLike[str], *, workers: int | None = None
             problems.append(Problem("missing-file", f"{where}: {why}", rel, row.number))
             continue
         if roles.get(rel) == "audio":
-            continue    # a second row for the same file: the sheet reader reported it
+            # a second row for the same file; the sheet reader reports the plain cases
+            if not any(r == row.number and "already described" in m for r, m in sheet_problems):
+                problems.append(Problem("sheet", f"{where}: is already described in row {first_row[rel]}; keep one row per file",
+                                        rel, row.number))
+            continue
         if found[rel].symlink or found[rel].special:
             continue    # reported below with every other file that is not a regular file
         if roles.get(rel) not in (None, "rights-document"):
             problems.append(Problem("sheet", f"{where}: names the {roles[rel]} itself, not an audio file", rel, row.number))
             continue
         roles[rel] = "audio"
+        first_row[rel] = row.number
         cells, _origin = rights_cells(row.cells, cfg.defaults)
         rights = build_rights(cells)
         if rights.agreement:
@@ -214,7 +231,12 @@ def check_collection(root: str | os.PathLike[str], *, workers: int | None = None
         report.warnings.extend(msgs)
         # Only the row itself can accept a defect, and only with "yes": a default or a typo never does.
         accept[rel] = row.get("accept_damaged").lower() == "yes"
-        ck.from_sheet(rel, row.cells, f"{sheet_name} row {row.number}", delivered)
+        label = f"{sheet_name} row {row.number}"
+        before = len(delivered.problems)
+        ck.from_sheet(rel, row.cells, label, delivered)
+        for msg in delivered.problems[before:]:
+            problems.append(Problem("sheet", where + msg.removeprefix(label), rel, row.number))
+        del delivered.problems[before:]
         tracks.append(track)
 
     for rel, role in list(roles.items()):
@@ -242,6 +264,10 @@ def check_collection(root: str | os.PathLike[str], *, workers: int | None = None
     expected: dict[str, list[ck.Expected]] = {}
     for e in delivered.expected:
         target = on_disk(e.target)
+        if target in excluded:
+            # a producer's checksum listing made before the litter was left out still names it
+            report.notes.append(f"{e.source}: names {target}, which is left out as {excluded[target]}; its checksum is not verified")
+            continue
         if target not in found:
             problems.append(Problem("checksum-missing-file", f"{e.source}: names {target}, which is not in the collection", target))
             continue
@@ -303,6 +329,36 @@ def check_collection(root: str | os.PathLike[str], *, workers: int | None = None
     coll.submission_files.sort(key=lambda s: s.source_path)
     coll.warnings = list(report.warnings)
     return report
+
+
+_BAG_TAG_NAMES = frozenset({"bagit.txt", "bag-info.txt", "fetch.txt"})
+
+
+def _bag_tag_files(root: Path, found: dict[str, FoundFile]) -> set[str]:
+    """The tag files of a submission that is a bag: BagIt's own files and what its tag manifests list.
+
+    Anything else outside ``data/`` is accounted for like any other file, so audio left beside
+    the bag's payload does not pass the rights gate as a "tag file". A file a tag manifest
+    lists that looks like audio is not taken as a tag file either.
+    """
+    tags = {rel for rel in found if "/" not in rel and not found[rel].symlink and not found[rel].special
+            and (rel in _BAG_TAG_NAMES or rel.startswith(("manifest-", "tagmanifest-")))}
+    for rel in sorted(tags):
+        if not rel.startswith("tagmanifest-"):
+            continue
+        try:
+            text = (root / rel).read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        for line in text.splitlines():
+            parts = line.strip().split(maxsplit=1)
+            if len(parts) != 2:
+                continue
+            listed = parts[1].replace("%0D", "\r").replace("%0A", "\n").replace("%25", "%").removeprefix("./")
+            if (listed in found and not listed.startswith("data/") and not found[listed].symlink
+                    and not found[listed].special and not _looks_like_audio(root, listed)):
+                tags.add(listed)
+    return tags
 
 
 def _row_of(by_track: dict[str, Track], rel: str) -> int | None:

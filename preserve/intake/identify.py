@@ -139,9 +139,11 @@ class FormatIdentifier:
             return []
         with self._lock, open(path, "rb") as f:
             bof, eof, _ = self._fido.get_buffers(f, size, seekable=True)
-            matches = self._fido.match_formats(bof, eof)
-        out = []
+            matches = _match_formats(self._fido, bof, eof)
+        out: list[_FidoFormat] = []
         for fmt, _sig in matches:
+            if any(o.puid == self._fido.get_puid(fmt) for o in out):
+                continue                 # several signatures of one format matched
             out.append(_FidoFormat(self._fido.get_puid(fmt), fmt.findtext("name") or "",
                                    fmt.findtext("mime"), fmt.findtext("version")))
         return out
@@ -164,6 +166,127 @@ class FormatIdentifier:
             return FormatIdentification(puid, name, None, mime, "preserve", _own_version(), "", "table", why)
         return FormatIdentification(None, None, None, None, self.tool, self.tool_version, self.signature_version,
                                     "signature", "no PRONOM signature matched and no audio signature was found")
+
+
+def _match_formats(fido: Any, bof: bytes, eof: bytes) -> list[tuple[Any, str]]:
+    """fido's ``match_formats``, with gap-chain patterns matched without backtracking.
+
+    Some PRONOM patterns are chains of byte fragments separated by ``.{m,n}`` gaps (MP3's
+    fmt/134 end-of-file pattern chains seven frame headers). Python's ``re`` backtracks through
+    every way of placing the gaps, which on an ordinary low-bitrate MP3 runs for hours
+    (openpreserve/fido#233). The same language is matched here in linear passes; a pattern
+    of any other shape goes to ``re`` as fido sends it. Every pattern of a signature must
+    match, so the order they are tried in does not change the result.
+    """
+    result: list[tuple[Any, str]] = []
+    for fmt in fido.formats:
+        if not fido.as_good_as_any(fmt, result):
+            continue
+        for sig in fido.get_signatures(fmt):
+            success = True
+            for pat in fido.get_patterns(sig):
+                pos = fido.get_pos(pat)
+                buffer = eof if pos == "EOF" else bof
+                try:
+                    matched = _pattern_matches(fido.get_regex(pat), buffer, anchored=pos == "BOF")
+                except re.error:
+                    matched = False          # fido, too, skips a signature whose pattern does not compile
+                if not matched:
+                    success = False
+                    break
+            if success:
+                result.append((fmt, sig.findtext("name")))
+    return [m for m in result if fido.as_good_as_any(m[0], result)]
+
+
+_GAP = re.compile(rb"\.\{(\d+),(\d+)\}|\.\{(\d+)\}")
+_PLAIN = re.compile(rb"(?:\\x[0-9a-fA-F]{2}|\\[^xAZbBdDsSwW0-9]|\[(?:\\x[0-9a-fA-F]{2}|\\.|[^\]\\])+\]|[^\\[\](){}*+?|^$])*")
+_chains: dict[bytes, list[tuple[int, int, re.Pattern[bytes] | None, int]] | None] = {}
+
+
+def _chain(regex: bytes) -> list[tuple[int, int, re.Pattern[bytes] | None, int]] | None:
+    """``regex`` as (gap min, gap max, fragment, fragment width) steps, or None when it is not a gap chain.
+
+    A leading ``\\A`` becomes an anchor, a trailing ``\\Z`` a final step with no fragment.
+    """
+    if regex in _chains:
+        return _chains[regex]
+    body = regex.removeprefix(b"(?s)")
+    steps: list[tuple[int, int, re.Pattern[bytes] | None, int]] | None = []
+    lead = body.startswith(b"\\A")
+    trail = body.endswith(b"\\Z")
+    body = body[2 if lead else 0:len(body) - (2 if trail else 0)]
+    gaps = list(_GAP.finditer(body))
+    if len(gaps) < 2:
+        steps = None
+    else:
+        pieces, low, high, at = [], 0, 0, 0
+        for g in gaps:
+            pieces.append((low, high, body[at:g.start()]))
+            low = int(g.group(1) or g.group(3))
+            high = int(g.group(2) or g.group(3))
+            at = g.end()
+        pieces.append((low, high, body[at:]))
+        assert steps is not None
+        for lo, hi, frag in pieces:
+            if not _PLAIN.fullmatch(frag):
+                steps = None
+                break
+            if frag:
+                steps.append((lo, hi, re.compile(b"(?s)(?=" + frag + b")"), _width(frag)))
+            elif steps and steps[-1][2] is None:
+                steps[-1] = (steps[-1][0] + lo, steps[-1][1] + hi, None, 0)
+            else:
+                steps.append((lo, hi, None, 0))
+        if steps is not None:
+            steps.append((0, 0, None, 0) if not trail else (0, 0, None, -1))
+            steps.insert(0, (0, 0, None, 1 if lead else 0))
+    _chains[regex] = steps
+    return steps
+
+
+def _width(fragment: bytes) -> int:
+    return len(re.sub(rb"\\x[0-9a-fA-F]{2}|\\.|\[(?:\\x[0-9a-fA-F]{2}|\\.|[^\]\\])+\]", b"_", fragment))
+
+
+def _pattern_matches(regex: bytes, buffer: bytes, *, anchored: bool) -> bool:
+    """Does ``regex`` match ``buffer`` (at its start when ``anchored``, as ``re.match``; else anywhere)?"""
+    steps = _chain(regex)
+    if steps is None:
+        return (re.match if anchored else re.search)(regex, buffer) is not None
+    n = len(buffer)
+    # reachable end positions, as sorted disjoint [lo, hi] intervals
+    reach = [(0, 0)] if anchored or steps[0][3] == 1 else [(0, n)]
+    for lo, hi, frag, width in steps[1:]:
+        reach = _merge([(a + lo, min(b + hi, n)) for a, b in reach if a + lo <= n])
+        if width == -1:                  # \Z: the chain must end at the end of the buffer
+            return any(a <= n <= b for a, b in reach)
+        if frag is None:
+            continue
+        ends = []
+        i = 0
+        for m in frag.finditer(buffer, reach[0][0] if reach else n + 1):
+            s = m.start()
+            while i < len(reach) and reach[i][1] < s:
+                i += 1
+            if i == len(reach):
+                break
+            if reach[i][0] <= s and s + width <= n:
+                ends.append((s + width, s + width))
+        reach = _merge(ends)
+        if not reach:
+            return False
+    return bool(reach)
+
+
+def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for a, b in sorted(spans):
+        if out and a <= out[-1][1] + 1:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        else:
+            out.append((a, b))
+    return out
 
 
 def _own_version() -> str:

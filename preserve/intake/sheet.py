@@ -17,6 +17,7 @@ import csv
 import io
 import json
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -194,9 +195,10 @@ def _check_rows(sheet: Sheet) -> None:
         if not name:
             sheet.problems.append((row.number, f"{sheet.name} row {row.number}: the 'file' cell is empty"))
             continue
-        key = name.removeprefix("./")
+        # "é" typed as one code point in one row and as two in another names the same file
+        key = unicodedata.normalize("NFC", name.removeprefix("./"))
         if key in seen:
-            sheet.problems.append((row.number, f"{sheet.name} row {row.number}: {key} is already described in row {seen[key]}; "
+            sheet.problems.append((row.number, f"{sheet.name} row {row.number}: {name.removeprefix('./')} is already described in row {seen[key]}; "
                                                "keep one row per file"))
         else:
             seen[key] = row.number

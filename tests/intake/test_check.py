@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 from preserve.cli.check_cmd import check
@@ -15,6 +17,7 @@ from preserve.intake.testaudio import Tone, write_flac, write_mp3, write_wav
 
 from .conftest import Collection, invoke
 
+Run = Callable[..., subprocess.CompletedProcess[str]]
 TEMPLATE = Path(__file__).resolve().parents[2] / "preserve" / "templates" / "metadata-template.csv"
 
 
@@ -142,8 +145,9 @@ def test_sheet_checksum_column(collection: Collection) -> None:
     collection.rows = [f"one.wav,One,Ann,{sha1}", "side b/two.wav,Two,Ben,not-hex", "three.flac,Three,Cy,"]
     collection.write_sheet()
     report = check_collection(collection.root)
-    assert [p.message for p in report.problems] == [
-        "metadata.csv row 2: the sha1 cell 'not-hex' is not a sha1 digest (40 hex digits)"]
+    assert [(p.code, p.message, p.file, p.row) for p in report.problems] == [
+        ("sheet", "metadata.csv row 2 (side b/two.wav): the sha1 cell 'not-hex' is not a sha1 digest (40 hex digits)",
+         "side b/two.wav", 2)]
     assert report.collection.tracks[0].producer_checksums[0].outcome == "pass"
 
 
@@ -157,6 +161,35 @@ def test_paths_outside_and_symlinks(collection: Collection, tmp_path: Path) -> N
         ("unsafe-path", "metadata.csv row 4 (../elsewhere.wav): the path points outside the collection"),
         ("symlink", "link.wav: is a symbolic link; deliver the file itself"),
     ]
+
+
+def test_symlink_named_as_agreement(collection: Collection) -> None:
+    # a link that stays inside the collection: still not the document itself
+    (collection.root / "rights" / "agreement.txt").rename(collection.root / "rights" / "real.txt")
+    os.symlink("real.txt", collection.root / "rights" / "agreement.txt")
+    report = check_collection(collection.root)
+    link = "is a symbolic link; deliver the file itself"
+    assert [(p.code, p.message, p.file, p.row) for p in report.problems] == [
+        ("rights", f"collection.toml [defaults]: agreement 'rights/agreement.txt' {link}", "collection.toml", None),
+        *[("rights", f"metadata.csv row {n} ({f}): not cleared: agreement 'rights/agreement.txt' {link}", f, n)
+          for n, f in enumerate(["one.wav", "side b/two.wav", "three.flac"], 1)],
+        ("symlink", f"rights/agreement.txt: {link}", "rights/agreement.txt", None),
+        ("unlisted-file", "rights/real.txt: not audio, not the sheet, not a checksum file and not a rights document "
+                          "named by a row or the defaults; remove it, name it in 'agreement', or add an ignore pattern "
+                          "in collection.toml", "rights/real.txt", None),
+    ]
+
+
+def test_two_sheets(collection: Collection) -> None:
+    (collection.root / "metadata.json").write_text('[{"file": "one.wav", "title": "One"}]', encoding="utf-8")
+    report = check_collection(collection.root)
+    assert [(p.code, p.message, p.file) for p in report.problems] == [
+        ("sheet", "metadata.json: a second sheet beside metadata.csv; keep one sheet (or name the one to read with "
+                  "'sheet' in the [collection] table of collection.toml)", "metadata.json")]
+    toml = (collection.root / "collection.toml").read_text(encoding="utf-8")
+    (collection.root / "collection.toml").write_text(toml.replace("[collection]", '[collection]\nsheet = "metadata.csv"'),
+                                                     encoding="utf-8")
+    assert [p.code for p in check_collection(collection.root).problems] == ["unlisted-file"]
 
 
 def test_config_errors(collection: Collection) -> None:
@@ -200,6 +233,20 @@ def test_unicode_normalization_of_names(collection: Collection, tmp_path: Path) 
     assert (tmp_path / "bag" / "data" / "objects" / nfd).is_file()
 
 
+def test_duplicate_rows_in_different_unicode_forms(collection: Collection) -> None:
+    import unicodedata
+
+    nfd = unicodedata.normalize("NFD", "café.wav")
+    (collection.root / "one.wav").rename(collection.root / nfd)
+    collection.rows[0] = "café.wav,One,Ann"
+    collection.rows.append(f"{nfd},One again,Ann")
+    collection.write_sheet()
+    report = check_collection(collection.root)
+    assert [(p.code, p.row) for p in report.problems] == [("sheet", 4)]
+    assert report.problems[0].message == f"metadata.csv row 4: {nfd} is already described in row 1; keep one row per file"
+    assert [t.title for t in report.collection.tracks] == ["One", "Two", "Three"]
+
+
 def test_fifo_and_undecodable_names_are_reported_not_opened(collection: Collection) -> None:
     os.mkfifo(collection.root / "pipe.wav")            # opening it for reading would block forever
     (collection.root / os.fsdecode(b"caf\xe9.wav")).write_bytes(b"RIFF")
@@ -236,3 +283,20 @@ def test_accept_damaged_means_yes_only(collection: Collection) -> None:
     collection.rows[2] = "three.flac,Three,Cy, Yes "
     collection.write_sheet()
     assert check_collection(collection.root).problems == []
+
+
+def test_low_bitrate_mp3_is_identified_without_hanging(collection: Collection, run_preserve: Run) -> None:
+    # fido's PRONOM end-of-file pattern for fmt/134 backtracks for hours on MP3s like this one
+    # when run through Python's re (openpreserve/fido#233).
+    write_mp3(collection.root / "four.mp3", Tone(44100, 16, 2, 2.0))
+    write_mp3(collection.root / "five.mp3", Tone(44100, 16, 2, 2.0), tags={"TIT2": "Five"})
+    collection.rows += ["four.mp3,Four,Di", "five.mp3,Five,Ed"]
+    collection.write_sheet()
+    out = run_preserve("check", "--json", collection.root, timeout=60)
+    assert out.returncode == EXIT_OK, out.stderr
+    files = {f["source_path"]: f["format"] for f in json.loads(out.stdout)["files"]}
+    for name in ("four.mp3", "five.mp3"):
+        assert files[name]["puid"] == "fmt/134"
+        assert files[name]["tool"] == "fido" and files[name]["method"] == "signature"
+        assert files[name]["signature_version"].startswith("PRONOM v")
+        assert files[name]["note"] is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -13,9 +14,9 @@ import pytest
 
 from preserve.bag.reader import open_bag
 from preserve.cli.package_cmd import package
-from preserve.errors import EXIT_EXISTS, EXIT_USAGE
+from preserve.errors import EXIT_EXISTS, EXIT_PROBLEMS, EXIT_USAGE
 from preserve.intake import check_collection
-from preserve.intake.testaudio import Tone, write_flac
+from preserve.intake.testaudio import Tone, write_flac, write_wav
 from preserve.package import package_collection
 from preserve.profiles import AUDIO_AIP_PROFILE_ID
 
@@ -175,6 +176,33 @@ def test_submission_that_is_a_bag(collection: Collection, tmp_path: Path) -> Non
     assert messages[1].startswith("data/three.flac: sha256 does not match the producer's checksum (manifest-sha256.txt line ")
 
 
+def test_files_beside_a_bag_are_not_tag_files(collection: Collection) -> None:
+    # Only BagIt's own files and what a tag manifest lists are the bag's tag files; audio beside
+    # the payload must not pass the rights gate as one.
+    sheet = (collection.root / "metadata.csv").read_text(encoding="utf-8")
+    toml = (collection.root / "collection.toml").read_text(encoding="utf-8")
+    (collection.root / "metadata.csv").unlink()
+    (collection.root / "collection.toml").unlink()
+    bagit.make_bag(str(collection.root), checksums=["sha256"])
+    lines = sheet.splitlines()
+    (collection.root / "metadata.csv").write_text("\n".join([lines[0], *[f"data/{r}" for r in lines[1:]]]) + "\n", encoding="utf-8")
+    (collection.root / "collection.toml").write_text(toml.replace("rights/agreement.txt", "data/rights/agreement.txt"),
+                                                     encoding="utf-8")
+    (collection.root / "extra").mkdir()
+    (collection.root / "extra" / "notes.txt").write_text("listed in the tag manifest\n", encoding="utf-8")
+    digest = hashlib.sha256(b"listed in the tag manifest\n").hexdigest()
+    with open(collection.root / "tagmanifest-sha256.txt", "a", encoding="utf-8") as f:
+        f.write(f"{digest}  extra/notes.txt\n")
+    write_wav(collection.root / "bonus.wav", Tone(8000, 16, 1, 0.1))
+    (collection.root / "notes.docx").write_bytes(b"PK\x03\x04 not really a document")
+    report = check_collection(collection.root)
+    assert sorted((p.code, p.file) for p in report.problems) == [
+        ("unlisted-audio", "bonus.wav"), ("unlisted-file", "notes.docx")]
+    roles = {s.source_path: s.role for s in report.collection.submission_files}
+    assert roles["extra/notes.txt"] == roles["bag-info.txt"] == roles["manifest-sha256.txt"] == "bag-tag-file"
+    assert "bonus.wav" not in roles and "notes.docx" not in roles
+
+
 def test_destination_exists_and_inside(collection: Collection, tmp_path: Path) -> None:
     (tmp_path / "taken").mkdir()
     out = invoke(package, collection.root, tmp_path / "taken", "--no-profile")
@@ -198,6 +226,27 @@ def test_default_profile_needs_an_organization(collection: Collection, tmp_path:
     assert (tmp_path / "bag.zip").is_file() and not (tmp_path / "bag").exists()
 
 
+def test_missing_required_bag_info_is_found_before_the_check_and_by_check(collection: Collection, tmp_path: Path,
+                                                                         run_preserve: Run) -> None:
+    toml = (collection.root / "collection.toml").read_text(encoding="utf-8")
+    (collection.root / "collection.toml").write_text(toml.replace('organization = "Test Archive"\n', ""), encoding="utf-8")
+    checked = run_preserve("check", collection.root)
+    assert checked.returncode == EXIT_PROBLEMS
+    assert ("error: collection.toml: cannot make a bag conforming to profile" in checked.stdout
+            and "required bag-info values are missing: Source-Organization" in checked.stdout)
+    assert run_preserve("check", "--no-profile", collection.root).returncode == 0
+    # packaging refuses on the profile before reading any audio: a broken file is not even reached
+    (collection.root / "one.wav").write_bytes(b"")
+    out = invoke(package, collection.root, tmp_path / "bag")
+    assert out.code == EXIT_USAGE
+    assert "required bag-info values are missing: Source-Organization" in str(out.exception)
+    assert not (tmp_path / "bag").exists()
+    checked = run_preserve("check", "--json", collection.root)
+    assert checked.returncode == EXIT_PROBLEMS
+    assert [(p["code"], p["file"]) for p in json.loads(checked.stdout)["problems"]] == [
+        ("empty", "one.wav"), ("profile", "collection.toml")]
+
+
 def test_litter_and_ignored_are_left_out(collection: Collection, tmp_path: Path) -> None:
     (collection.root / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
     (collection.root / "side b" / "._two.wav").write_bytes(b"\x00\x05\x16\x07")
@@ -213,6 +262,22 @@ def test_litter_and_ignored_are_left_out(collection: Collection, tmp_path: Path)
     names = {p.name for p in (result.bag.path / "data").rglob("*")}
     assert not names & {".DS_Store", "._two.wav", "scratch.tmp"}
     shutil.rmtree(tmp_path / "bag")
+
+
+def test_checksum_line_for_litter_is_a_note(collection: Collection, tmp_path: Path) -> None:
+    (collection.root / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+    (collection.root / "checksums.md5").write_text(
+        f"{collection.md5('.DS_Store')}  .DS_Store\n{collection.md5('one.wav')}  one.wav\n", encoding="utf-8")
+    report = check_collection(collection.root)
+    assert report.problems == []
+    assert report.notes == [".DS_Store: operating-system litter, left out of the package",
+                            "checksums.md5 line 1: names .DS_Store, which is left out as operating-system litter; "
+                            "its checksum is not verified"]
+    assert [c.outcome for c in report.collection.tracks[0].producer_checksums] == ["pass"]
+    result = package_collection(collection.root, tmp_path / "bag", profile=None)
+    assert not (tmp_path / "bag" / "data" / "submission" / ".DS_Store").exists()
+    assert (tmp_path / "bag" / "data" / "submission" / "checksums.md5").is_file()
+    assert result.report.ready
 
 
 def test_a_file_changed_after_the_check_is_not_packaged(collection: Collection, tmp_path: Path) -> None:
