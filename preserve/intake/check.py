@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from preserve.bag.tagfiles import split_lines
 from preserve.errors import InputError, SourceNotFound
 from preserve.fixity import hash_file, ordered_map
 from preserve.intake import checksums as ck
@@ -350,7 +351,7 @@ def _bag_tag_files(root: Path, found: dict[str, FoundFile]) -> set[str]:
             text = (root / rel).read_text(encoding="utf-8", errors="replace")
         except OSError:
             continue
-        for line in text.splitlines():
+        for line in split_lines(text):
             parts = line.strip().split(maxsplit=1)
             if len(parts) != 2:
                 continue

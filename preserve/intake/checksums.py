@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from preserve.bag.reader import open_bag
+from preserve.bag.tagfiles import split_lines
 from preserve.errors import PreserveError
 
 ALGS = ("md5", "sha1", "sha256", "sha512")
@@ -62,7 +63,7 @@ def read_checksum_file(root: Path, rel: str, out: Delivered) -> None:
         out.problems.append(f"{rel}: cannot be read ({exc.strerror})")
         return
     text = raw.decode("utf-8-sig", errors="replace")
-    for number, line in enumerate(text.splitlines(), 1):
+    for number, line in enumerate(split_lines(text), 1):
         line = line.strip()
         if not line or line.startswith(("#", ";")):
             continue

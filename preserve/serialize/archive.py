@@ -30,6 +30,7 @@ from typing import IO, Any
 from zlib import error as zlib_error
 
 from preserve.bag.paths import decode_manifest_path, unsafe_reason
+from preserve.bag.tagfiles import split_lines
 from preserve.errors import BadArchive, DestinationExists, StorageError, VerificationFailed
 from preserve.fixity import drop_cache, fsync_path, hash_file, hash_stream
 
@@ -190,7 +191,7 @@ def _staged_digests(staging: Path) -> dict[str, str]:
         text = (staging / XXH3_LISTING).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
         return out
-    for line in text.splitlines():
+    for line in split_lines(text):
         digest, sep, rel = line.partition("  ")
         if sep:
             out[decode_manifest_path(rel)] = digest.lower()
