@@ -78,8 +78,9 @@ def bagit_python_trouble(path: str) -> str | None:
     if found:
         shown = ", ".join(f"U+{ord(c):04X}" for c in found)
         return f"the name contains {shown}, which bagit-python reads as a line break in manifests"
-    if path and path[-1].isspace():
-        return f"the name ends with whitespace (U+{ord(path[-1]):04X}), which bagit-python strips from manifest lines"
+    written = encode_manifest_path(path)  # CR and LF are written %0D, %0A: not whitespace there
+    if written and written[-1].isspace():
+        return f"the name ends with whitespace (U+{ord(written[-1]):04X}), which bagit-python strips from manifest lines"
     return None
 
 
