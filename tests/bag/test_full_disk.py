@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 from collections.abc import Iterator
@@ -10,18 +11,24 @@ from pathlib import Path
 import pytest
 
 
-@pytest.fixture
-def tiny_fs(tmp_path: Path) -> Iterator[Path]:
-    """A real 2 MiB file system (tmpfs), so the copy runs out of space for real."""
-    mnt = tmp_path / "tiny"
-    mnt.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)], capture_output=True, text=True)
+@contextlib.contextmanager
+def _tmpfs(where: Path, options: str) -> Iterator[Path]:
+    """A real tmpfs mounted at ``where`` with ``options``; skips the test where mounting is not allowed."""
+    where.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)], capture_output=True, text=True)
     if r.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here (needs root): {r.stderr.strip()}")
     try:
-        yield mnt
+        yield where
     finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+@pytest.fixture
+def tiny_fs(tmp_path: Path) -> Iterator[Path]:
+    """A real 2 MiB file system, so the copy runs out of space for real."""
+    with _tmpfs(tmp_path / "tiny", "size=2m") as mnt:
+        yield mnt
 
 
 def test_full_disk_fails_cleanly(tmp_path: Path, tiny_fs: Path, run_preserve, snapshot) -> None:
@@ -40,16 +47,9 @@ def test_full_disk_fails_cleanly(tmp_path: Path, tiny_fs: Path, run_preserve, sn
 
 @pytest.fixture
 def read_only_fs(tmp_path: Path) -> Iterator[Path]:
-    """A real read-only file system (tmpfs mounted ro): even root cannot write there."""
-    mnt = tmp_path / "ro"
-    mnt.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(mnt)], capture_output=True, text=True)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {r.stderr.strip()}")
-    try:
+    """A real read-only file system: even root cannot write there."""
+    with _tmpfs(tmp_path / "ro", "ro,size=1m") as mnt:
         yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 def test_read_only_destination_fails_cleanly(tmp_path: Path, read_only_fs: Path, run_preserve, snapshot) -> None:
