@@ -15,6 +15,7 @@ import builtins
 import hashlib
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from preserve.errors import RemoteError
@@ -99,6 +100,14 @@ def read_bytes(store: Store, key: str, limit: int | None = None) -> bytes:
             if len(out) > limit:
                 raise RemoteError(f"{key}: larger than {limit} bytes; not a tag file")
     return bytes(out)
+
+
+def download_to(store: Store, key: str, path: Path) -> None:
+    """Stream an object into a new local file, whatever its size (a bag's manifests can be
+    larger than anything :func:`read_bytes` should hold in memory)."""
+    with store.get(key) as chunks, open(path, "xb") as out:
+        for chunk in chunks:
+            out.write(chunk)
 
 
 def read_record(store: Store, name: str) -> RemoteRecord | None:

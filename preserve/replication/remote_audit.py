@@ -38,8 +38,8 @@ from preserve.fixity import ALGORITHMS, hash_file, hash_stream, ordered_map
 from preserve.replication.layout import (
     RemoteRecord,
     check_info,
+    download_to,
     object_key,
-    read_bytes,
     read_record,
     replica_location,
     tar_key,
@@ -169,7 +169,7 @@ def _fetch_tags(store: Store, name: str, root: Path, result: RemoteAuditResult) 
             continue
         target = root / rel
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(read_bytes(store, key))
+        download_to(store, key, target)
     if not (root / "bagit.txt").is_file():
         result.findings.append(RemoteFinding("bagit.txt", "missing", "bagit.txt is not in the replica; it is not a complete bag"))
         return None

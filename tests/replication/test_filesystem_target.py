@@ -213,3 +213,24 @@ def test_rerun_with_manifests_larger_than_the_small_object_limit(tmp_path: Path,
         replicate_bag(other, disk)
     again = replicate_bag(bag, disk)
     assert again.complete and again.skipped == again.objects
+
+
+def test_metadata_audit_of_a_replica_whose_manifests_exceed_the_small_object_limit(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from preserve.replication import layout
+    from preserve.replication.remote_audit import audit_remote
+    from preserve.replication.replicate import replicate_bag
+    from preserve.stores.filesystem import FilesystemStore
+
+    bag = make_bag(tmp_path, files={f"track {i:02d}.wav": os.urandom(100) for i in range(20)})
+    disk = FilesystemStore(tmp_path / "disk3")
+    assert replicate_bag(bag, disk).complete
+    record = (tmp_path / "disk3/bag-one.preserve-replica.json").stat().st_size
+    # a bag of millions of files has manifests of hundreds of MiB: they are streamed to disk
+    monkeypatch.setattr(layout, "SMALL_OBJECT_LIMIT", record + 16)
+    assert (bag / "manifest-sha512.txt").stat().st_size > record + 16
+    result = audit_remote(disk, "bag-one", "remote-metadata")
+    assert result.findings == [] and result.files == 20
+    os.unlink(tmp_path / "disk3/bag-one/data/track 03.wav")
+    result = audit_remote(disk, "bag-one", "remote-metadata")
+    assert [(f.path, f.kind) for f in result.findings] == [("data/track 03.wav", "missing")]
