@@ -222,6 +222,13 @@ def replicate(bag: Path, targets: tuple[str, ...], serialize: str | None, ledger
     """
     from preserve.replication.replicate import ReplicateOptions, replicate_bag
 
+    for text in targets:  # before anything is sent anywhere
+        spec = config.resolve(text)
+        asked = [name for name, value in (("--lock-mode", kw.get("lock_mode")), ("--retain-until", kw.get("retain_until")),
+                                          ("--storage-class", kw.get("storage_class") or spec.storage_class)) if value]
+        if asked and not is_s3_url(spec.url):
+            raise click.UsageError(f"{text}: {', '.join(asked)} apply to S3 targets only; a directory has no object "
+                                   "lock or storage classes, so its copy could not be kept as asked")
     ledger = open_ledger(ledger_path)
     failures: list[PreserveError] = []
     summaries = []

@@ -234,3 +234,16 @@ def test_metadata_audit_of_a_replica_whose_manifests_exceed_the_small_object_lim
     os.unlink(tmp_path / "disk3/bag-one/data/track 03.wav")
     result = audit_remote(disk, "bag-one", "remote-metadata")
     assert [(f.path, f.kind) for f in result.findings] == [("data/track 03.wav", "missing")]
+
+
+@pytest.mark.parametrize("options", [["--storage-class", "GLACIER"],
+                                     ["--lock-mode", "governance", "--retain-until", "2099-01-01"]],
+                         ids=["storage-class", "object-lock"])
+def test_s3_only_options_for_a_directory_target_are_refused_before_anything_is_sent(
+        pcli, tmp_path: Path, options: list[str]) -> None:
+    bag = make_bag(tmp_path)
+    disk = tmp_path / "disk4"
+    r = pcli("replicate", bag, disk, *options, "--ledger", tmp_path / "ledger.sqlite", "-q")
+    assert r.exit_code == 2
+    assert f"{disk}: {options[0]}" in r.output and "apply to S3 targets only" in r.output
+    assert not disk.exists()
