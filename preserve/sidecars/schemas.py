@@ -133,6 +133,17 @@ def _refuse_foreign(dest: Path, entries: list[PinnedSchema]) -> None:
                                 "only a previous schemas install (nothing was written or deleted)", path=str(dest))
 
 
+def _put_back(previous: Path, dest: Path) -> None:
+    """After a failed or interrupted install, move the previous install back if the new one is not
+    in its place, so that an install never ends with no schemas at all."""
+    try:
+        if os.path.lexists(previous) and not os.path.lexists(dest):
+            os.rename(previous, dest)
+    except OSError:
+        return  # the previous install stays in its hidden folder beside dest rather than be deleted
+    shutil.rmtree(previous.parent, ignore_errors=True)
+
+
 def install_schemas(dest: Path | None = None, *, source: Path | None = None, base_url: str | None = None,
                     timeout: float = 60.0) -> Path:
     """Install every pinned schema into ``dest`` (default :func:`default_dir`); return the folder.
@@ -157,6 +168,7 @@ def install_schemas(dest: Path | None = None, *, source: Path | None = None, bas
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".schemas-", dir=dest.parent))
+        old_parent: Path | None = None
         try:
             for name, data in blobs.items():
                 (staging / name).write_bytes(data)
@@ -166,12 +178,13 @@ def install_schemas(dest: Path | None = None, *, source: Path | None = None, bas
                 # A fresh hidden folder of our own holds the previous install until the new one is in place.
                 old_parent = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old-", dir=dest.parent))
                 os.rename(dest, old_parent / dest.name)
-                os.rename(staging, dest)
+            os.rename(staging, dest)
+            if old_parent is not None:
                 shutil.rmtree(old_parent, ignore_errors=True)
-            else:
-                os.rename(staging, dest)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
+            if old_parent is not None:
+                _put_back(old_parent / dest.name, dest)
             raise
     except OSError as exc:
         raise SchemaError(f"{dest}: cannot write the schemas ({exc.strerror or exc})") from exc

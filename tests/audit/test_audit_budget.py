@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import os
 import time
@@ -38,12 +39,28 @@ def test_max_bytes_stops_after_the_first_bag_and_the_next_run_continues(make_bag
     assert [a["location"] for a in json.loads(third.stdout)["audits"]] == [str(bags[0])]
 
 
+def _without_payload_oxum(bag: Path) -> None:
+    """Drop Payload-Oxum from bag-info.txt (and re-hash it in the tag manifests): the runner then has
+    no size to estimate the bag's time from, so it starts the bag whatever the budget left."""
+    info = bag / "bag-info.txt"
+    info.write_text("".join(line for line in info.read_text(encoding="utf-8").splitlines(keepends=True)
+                            if not line.startswith("Payload-Oxum:")), encoding="utf-8")
+    for tagmanifest in bag.glob("tagmanifest-*.txt"):
+        alg = tagmanifest.stem.split("-", 1)[1]
+        digest = hashlib.new(alg, info.read_bytes()).hexdigest()
+        lines = tagmanifest.read_text(encoding="utf-8").splitlines()
+        tagmanifest.write_text("".join(f"{digest}  bag-info.txt\n" if line.endswith("  bag-info.txt") else line + "\n"
+                                       for line in lines), encoding="utf-8")
+
+
 def test_a_time_budget_stops_a_running_bag_cleanly_without_recording_it(make_bag, tmp_path: Path, ledger_path: Path, pv) -> None:
-    # the first bag always runs to its end; the second, at the 1 MB/s cap, needs ~40 s, so
-    # stopping well inside that proves the deadline was honoured even on a loaded machine
+    # the first bag always runs to its end; the second has no Payload-Oxum, so nothing tells the
+    # runner it will not fit and it is started. At the 1 MB/s cap it needs ~40 s: a run that lasts
+    # the 2 s budget and ends well inside those 40 s was stopped at the deadline
     parent = tmp_path / "archive"
     quick = make_bag("a-quick", {"objects/a.wav": os.urandom(1000)}, parent=parent)
     slow = make_bag("b-slow", {"objects/big.wav": os.urandom(40_000_000)}, parent=parent)
+    _without_payload_oxum(slow)
     t0 = time.monotonic()
     result = pv("audit", parent, "--tier", "fast", "--budget", "2s", "--max-rate", "1M", "--ledger", ledger_path)
     elapsed = time.monotonic() - t0
@@ -51,6 +68,7 @@ def test_a_time_budget_stops_a_running_bag_cleanly_without_recording_it(make_bag
     assert "audited 1 bag(s)" in result.stdout
     assert "stopped: --budget spent: 1 bag(s) left for the next run" in result.stdout
     assert f"not audited this run: id-b-slow ({slow})" in result.stdout
+    assert elapsed >= 1.9, "the slow bag was never started, so nothing was stopped at the deadline"
     assert elapsed < 20, "the audit did not stop at the deadline"
     assert audits_in(ledger_path) == [(str(quick), "fast", "pass")]
     with Ledger(ledger_path) as led:

@@ -11,6 +11,10 @@ from pathlib import Path
 import pytest
 from audit_helpers import audits_in, flip_byte
 
+from preserve.audit.distributed import per_task_options
+from preserve.audit.ledger import parse_iso
+from preserve.audit.runner import AuditOptions
+
 distributed = pytest.importorskip("distributed", reason="Dask distributed is the optional extra preserve[dask]")
 
 
@@ -106,3 +110,21 @@ def test_on_a_cluster_the_rate_cap_is_for_the_run_and_a_gone_bag_is_a_failure(ma
     # 2 MB/s for the whole run: the two tasks read 4 MB each at 1 MB/s at once (buckets start
     # with 1 MB), ~3 s; a cap per task (2 MB/s each) would be done in about 1 s
     assert elapsed >= 2.5
+    # each audit alone, without the cluster's start-up: >= 3 s read, so >= 2 s on the ledger's
+    # one-second clock (a per-task cap of 2 MB/s reads a bag in ~1.5 s)
+    for audit in run["audits"]:
+        if audit["location"] != str(gone):
+            seconds = (parse_iso(audit["ended"]) - parse_iso(audit["started"])).total_seconds()
+            assert seconds >= 2, (audit["location"], audit["started"], audit["ended"])
+
+
+@pytest.mark.parametrize(("max_rate", "threads", "per_task"), [
+    (2_000_000, 2, 1_000_000), (3_000_000, 4, 750_000), (5, 8, 1), (1_000_000, 0, 1_000_000), (None, 4, None)])
+def test_the_run_rate_cap_is_shared_by_the_clusters_threads(max_rate: int | None, threads: int,
+                                                             per_task: int | None) -> None:
+    opts = AuditOptions(workers=3, max_rate=max_rate, drop_cache=True, processes=None)
+    task = per_task_options(opts, threads)
+    assert task.max_rate == per_task
+    # tasks keep to threads, everything else as given
+    assert (task.workers, task.drop_cache, task.processes) == (3, True, 0)
+    assert opts.max_rate == max_rate

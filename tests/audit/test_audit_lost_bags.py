@@ -72,12 +72,17 @@ def test_a_bag_moved_away_during_a_run_is_recorded_and_the_run_goes_on(make_bag,
         deadline = time.monotonic() + 60
         planned = False
         while time.monotonic() < deadline and not planned:
-            try:  # both bags registered: the plan is made and the first bag is being read
-                db = sqlite3.connect(ledger_path)
-                planned = db.execute("SELECT count(*) FROM bags").fetchone()[0] == 2
-                db.close()
-            except sqlite3.Error:
-                pass
+            # both bags registered: the plan is made and the first bag is being read. Read-only,
+            # and only once it exists, so this never creates the ledger while preserve does
+            if ledger_path.exists():
+                try:
+                    db = sqlite3.connect(f"{ledger_path.as_uri()}?mode=ro", uri=True)
+                    try:
+                        planned = db.execute("SELECT count(*) FROM bags").fetchone()[0] == 2
+                    finally:
+                        db.close()
+                except sqlite3.Error:
+                    pass
             time.sleep(0.02)
         assert planned, "the audit never planned its bags"
         shutil.move(second, tmp_path / "moved")

@@ -168,6 +168,17 @@ def test_bandwidth_cap_slows_the_copy(pcli, tmp_path: Path) -> None:
     assert elapsed >= 1.5  # 3.1 MB at 1 MB/s, the first second's allowance free
 
 
+def _largest_upload(disk: Path) -> int:
+    """Bytes in the biggest temporary tar file so far; one renamed between glob and stat is skipped."""
+    sizes = [0]
+    for p in disk.glob(".bag-one.tar.preserve-upload-*"):
+        try:
+            sizes.append(p.stat().st_size)
+        except FileNotFoundError:
+            pass
+    return max(sizes)
+
+
 def test_tar_copy_killed_part_way_then_rerun_leaves_no_temporary_file(run_preserve, tmp_path: Path) -> None:
     bag = make_bag(tmp_path, big=12 * MIB)
     disk = tmp_path / "disk2"
@@ -177,7 +188,7 @@ def test_tar_copy_killed_part_way_then_rerun_leaves_no_temporary_file(run_preser
     proc = subprocess.Popen([str(exe), *cmd, "--bandwidth", "3M"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60
-        while not [p for p in disk.glob(".bag-one.tar.preserve-upload-*") if p.stat().st_size > MIB]:
+        while _largest_upload(disk) <= MIB:
             assert proc.poll() is None and time.monotonic() < deadline
             time.sleep(0.02)
         proc.send_signal(signal.SIGKILL)
