@@ -631,6 +631,37 @@ def _process_context() -> Any:
     return ctx
 
 
+_HELD = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM for the length of the block, then deliver the first one caught.
+
+    They are blocked in this thread (a process started here inherits that, and keeps them
+    blocked) and, from the main thread, caught by a handler that only notes them (another thread
+    may be the one the kernel picks). Starting a worker must not be cut half-way: a worker
+    started but not registered with its pool would never be stopped.
+    """
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD)
+    caught: list[int] = []
+
+    def hold(signum: int, frame: object) -> None:
+        caught.append(signum)
+
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        previous = {sig: signal.signal(sig, hold) for sig in _HELD}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)  # one still pending is delivered now
+        if caught:
+            signal.raise_signal(caught[0])
+
+
 def start_processes() -> None:
     """Start the worker-process server now, in the background, so that its start-up (~0.1 s)
     overlaps other work such as walking the source; harmless when no pool is used after all."""
@@ -639,19 +670,13 @@ def start_processes() -> None:
     import multiprocessing.forkserver
 
     _process_context()
-    if threading.current_thread() is not threading.main_thread():
-        multiprocessing.forkserver.ensure_running()
-        return
     # A terminal's Ctrl-C reaches the whole process group, and systemd stops a service by sending
-    # SIGTERM to every process in it. The server starts with both ignored, and keeps them so (as
+    # SIGTERM to every process in it. The server starts with both blocked, and keeps them so (as
     # does every worker it forks): only this process decides how to stop, no worker dies half-way
-    # through a batch, and the server still exits when this process does.
-    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
+    # through a batch, and the server still exits when this process does. One that arrives here
+    # meanwhile is delivered afterwards, not lost.
+    with _signals_held():
         multiprocessing.forkserver.ensure_running()
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def _worker_main(conn: Any) -> None:
@@ -689,29 +714,42 @@ def _worker_main(conn: Any) -> None:
             conn.send((False, RuntimeError("".join(traceback.format_exception(reply[1])))))
 
 
-@contextlib.contextmanager
-def _signals_held() -> Iterator[None]:
-    """Hold SIGINT and SIGTERM for the length of the block, then deliver the first one caught.
+class _Sender:
+    """Sends one worker its batches from a thread of its own, so that this process never waits
+    for a worker to read: the worker may itself be waiting for this process to read its answer."""
 
-    Starting a worker must not be cut half-way: a worker started but not yet registered with its
-    pool would never be stopped.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    caught: list[int] = []
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self.queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.thread = threading.Thread(target=self._run, name="worker-sender", daemon=True)
+        self.thread.start()
 
-    def hold(signum: int, frame: object) -> None:
-        caught.append(signum)
+    def _run(self) -> None:
+        while (message := self.queue.get()) is not None:
+            try:
+                self.conn.send(message)
+            except OSError:
+                return  # the worker is gone: its connection's end tells the pool
 
-    previous = {sig: signal.signal(sig, hold) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        if caught:
-            signal.raise_signal(caught[0])
+    def stop(self) -> None:
+        self.queue.put(None)
+        self.thread.join()
+
+
+class _Worker:
+    __slots__ = ("conn", "proc", "sender")
+
+    def __init__(self, proc: Any, conn: Any) -> None:
+        self.proc, self.conn = proc, conn
+        self.sender = _Sender(conn)
+
+    def end(self, kill: bool) -> None:
+        """Stop the worker: killed at once, or let go (it exits when its connection closes)."""
+        if kill:
+            self.proc.kill()  # also ends a send the sender is blocked in
+        self.sender.stop()
+        self.conn.close()
+        self.proc.join()
 
 
 class WorkerPool:
@@ -728,12 +766,14 @@ class WorkerPool:
     caller removes its work.
     """
 
-    #: Batches sent ahead to each worker, so that it never waits for this process.
+    #: Batches in flight per worker, so that a worker never waits for its next batch. Batches go
+    #: out through a sender thread per worker, and answers are read here: neither side can block
+    #: the other, however large batches and answers are.
     AHEAD = 2
 
     def __init__(self, processes: int) -> None:
         self.processes = max(0, processes)
-        self._workers: list[tuple[Any, Any]] = []  # (process, connection)
+        self._workers: list[_Worker] = []
 
     def __enter__(self) -> WorkerPool:
         if self.processes:
@@ -748,7 +788,7 @@ class WorkerPool:
                             proc.start()
                         finally:
                             theirs.close()
-                        self._workers.append((proc, ours))
+                        self._workers.append(_Worker(proc, ours))
             except BaseException:
                 self._stop(kill=True)
                 raise
@@ -759,17 +799,15 @@ class WorkerPool:
 
     def _stop(self, kill: bool) -> None:
         workers, self._workers = self._workers, []
-        for proc, conn in workers:
-            if kill:
-                proc.kill()
-            conn.close()
-        for proc, _ in workers:
-            proc.join()
+        for worker in workers:
+            worker.end(kill)
 
     def _died(self, n: int) -> WorkerDied:
-        proc = self._workers[n][0]
+        proc = self._workers[n].proc
         proc.join(5)
-        how = f"killed by signal {-proc.exitcode}" if (proc.exitcode or 0) < 0 else f"exit status {proc.exitcode}"
+        code = proc.exitcode
+        how = ("still running, but its connection broke" if code is None
+               else f"killed by signal {-code}" if code < 0 else f"exit status {code}")
         return WorkerDied(pid=proc.pid, how=how)
 
     def map_batched(
@@ -791,12 +829,30 @@ class WorkerPool:
         """
         if not self._workers:
             raise RuntimeError("WorkerPool.map_batched needs an open pool of one process or more")
+        workers = self._workers
+        inflight: list[deque[int]] = [deque() for _ in workers]
+        try:
+            yield from self._map(fn_batch, _batches(items, size, max_files, max_bytes, big), inflight)
+        finally:
+            # left early (closed, or an error): a batch still in flight would answer the next
+            # map with this one's results, so its worker is stopped and leaves the pool
+            busy = {n for n in range(len(workers)) if inflight[n]}
+            if busy:
+                self._stop_some(busy)
+
+    def _stop_some(self, indices: set[int]) -> None:
+        for n in indices:
+            self._workers[n].end(kill=True)
+        self._workers = [w for n, w in enumerate(self._workers) if n not in indices]
+
+    def _map(self, fn_batch: Callable[[list[T]], list[R]], units_in: Iterator[tuple[bool, list[T]]],
+             inflight: list[deque[int]]) -> Iterator[R]:
         from multiprocessing.connection import wait
 
         workers = self._workers
-        inflight: list[deque[int]] = [deque() for _ in workers]
+        window = 4 * len(workers)  # batches between the oldest not yet yielded and the newest
         done: dict[int, list[R]] = {}
-        units = iter(_batches(items, size, max_files, max_bytes, big))
+        units = iter(units_in)
         waiting: tuple[int, list[T]] | None = None  # a batch no worker has room for yet
         seq = out = 0
         exhausted = False
@@ -804,6 +860,8 @@ class WorkerPool:
             # hand out work while there is room, running large items here in their turn
             while not exhausted or waiting is not None:
                 if waiting is None:
+                    if seq - out >= window:
+                        break  # a slow batch holds the line: memory stays bounded meanwhile
                     unit = next(units, None)
                     if unit is None:
                         exhausted = True
@@ -818,10 +876,7 @@ class WorkerPool:
                 w = min(range(len(workers)), key=lambda n: len(inflight[n]))
                 if len(inflight[w]) >= self.AHEAD:
                     break
-                try:
-                    workers[w][1].send((fn_batch, waiting[1]))
-                except (BrokenPipeError, ConnectionResetError):
-                    raise self._died(w) from None
+                workers[w].sender.queue.put((fn_batch, waiting[1]))  # a dead worker shows below
                 inflight[w].append(waiting[0])
                 waiting = None
             while out in done:
@@ -832,20 +887,20 @@ class WorkerPool:
             busy = [n for n in range(len(workers)) if inflight[n]]
             if not busy:
                 continue
-            conns = {workers[n][1]: n for n in busy}
-            sentinels = {workers[n][0].sentinel: n for n in busy}
+            conns = {workers[n].conn: n for n in busy}
+            sentinels = {workers[n].proc.sentinel: n for n in busy}
             for ready in wait([*conns, *sentinels]):
                 n = conns[ready] if ready in conns else sentinels[ready]
                 if not inflight[n]:
                     continue  # answered through its connection in this same round
                 try:
-                    ok, value = workers[n][1].recv()
+                    ok, value = workers[n].conn.recv()
                 except (EOFError, OSError):
                     raise self._died(n) from None
                 if not ok:
+                    inflight[n].popleft()  # it answered: it is free again
                     raise value
                 done[inflight[n].popleft()] = value
-
 
 def _batches(items: Iterable[T], size: Callable[[T], int], max_files: int, max_bytes: int,
              big: int) -> Iterator[tuple[bool, list[T]]]:

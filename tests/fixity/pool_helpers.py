@@ -14,3 +14,8 @@ def block(batch: list[str]) -> list[int]:
     """Wait far longer than any test: a worker busy until it is killed."""
     time.sleep(600)
     return [0 for _ in batch]
+
+
+def echo(batch: list[str]) -> list[str]:
+    """Each item back, unchanged."""
+    return list(batch)

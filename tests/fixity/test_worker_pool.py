@@ -1,8 +1,8 @@
 """Worker processes for many small files: order, errors, and a worker that dies.
 
-The workers are real processes started through the forkserver; the functions they run are
-preserve's own (a test module is not importable in a worker), and a FIFO keeps a worker busy for
-as long as a test needs: opening one for reading blocks until someone opens it for writing.
+The workers are real processes started through the forkserver. They run preserve's own
+functions, or those of ``pool_helpers.py`` beside this file (importable in the workers, which get
+this process's ``sys.path``), one of which keeps a worker busy until it is killed.
 """
 
 from __future__ import annotations
@@ -120,3 +120,34 @@ def test_leaving_the_block_early_kills_a_busy_worker(helpers: Any) -> None:
 def test_an_empty_pool_refuses_work() -> None:
     with WorkerPool(0) as pool, pytest.raises(RuntimeError, match="one process or more"):
         list(pool.map_batched(hash_batch, [], size=lambda j: 0))
+
+
+def _timeout(signum: int, frame: object) -> None:
+    raise TimeoutError("the pool stopped making progress")
+
+
+def test_batches_and_answers_larger_than_a_socket_buffer_do_not_block_each_other(helpers: Any) -> None:
+    # 3,000 items of 1,000 bytes: batches of 256 items (~256 kB) each way, more than the socket
+    # buffers hold, in both directions at once if more than one batch were in flight
+    items = [f"{i:04d}" + "x" * 996 for i in range(3000)]
+    previous = signal.signal(signal.SIGALRM, _timeout)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 60)  # a real signal: it interrupts a blocked send
+        with WorkerPool(1) as pool:
+            got = list(pool.map_batched(helpers.echo, items, size=lambda _: 1))
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert got == items
+
+
+def test_a_map_left_early_never_hands_its_answers_to_the_next(helpers: Any) -> None:
+    with WorkerPool(1) as pool:
+        first = pool.map_batched(helpers.echo, ["a", "b", "c", "d"], size=lambda _: 1, max_files=1)
+        assert next(first) == "a"
+        # the worker holds "b" now (it went out before "a" was handed back)
+        first.close()  # so it is stopped, never reused with an answer the next map would take
+        with pytest.raises(RuntimeError, match="one process or more"):
+            list(pool.map_batched(helpers.echo, ["X", "Y"], size=lambda _: 1, max_files=1))
+    with WorkerPool(2) as pool:
+        assert list(pool.map_batched(helpers.echo, ["X", "Y"], size=lambda _: 1, max_files=1)) == ["X", "Y"]
