@@ -123,7 +123,7 @@ def bench(folder: Path, total: int, files: int, repeat: int) -> dict[str, dict[s
         shutil.rmtree(work, ignore_errors=True)
 
 
-#: Issue 5's target: the fast tier at least this many times faster than the full tier, warm.
+#: The target: the fast tier at least this many times faster than the full tier, warm.
 TARGET = 5.0
 
 

@@ -351,7 +351,7 @@ def report(cases: list[Case], memory: dict[str, object] | None, verdicts: list[V
         ])
     if verdicts:
         print()
-        print("== targets (issue 2)")
+        print("== targets")
         print_table(["target", "measured", "met"], [[v.target, v.figure, "yes" if v.ok else "NO"] for v in verdicts])
 
 
