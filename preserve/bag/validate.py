@@ -148,6 +148,7 @@ def validate_bag(
         report.add("error", "missing", "the payload directory data/ is missing", path="data")
     for name, why in bag.irregular:
         report.add("error", "not-regular", f"{why} (a tag file)", path=name)
+    _irregular_tag_entries(bag, report)
 
     with PathIndex() as index:
         _load_manifests(bag, index, report)
@@ -440,6 +441,21 @@ def tag_manifest_entries(bag: Bag, report: ValidationReport) -> dict[str, dict[s
         except UnicodeDecodeError as exc:
             report.add("error", "encoding", f"{name} is not valid {bag.declared_encoding}: {exc.reason}", path=name)
     return expected
+
+
+def _irregular_tag_entries(bag: Bag, report: ValidationReport) -> None:
+    """A link, pipe or device outside data/, listed in a tag manifest or not: tools that copy
+    the bag (replication, serialization) would follow it out of the bag or block on it."""
+    reported = {name for name, _ in bag.irregular}
+    try:
+        entries = list(bag.iter_tag_files())
+    except OSError as exc:
+        report.add("error", "unreadable", f"the bag's folder cannot be listed ({exc.strerror})", path=".")
+        return
+    for rel, st in entries:
+        why = irregular_reason(st)
+        if why and rel not in reported and rel != "data":
+            report.add("error", "not-regular", f"{why} (outside data/)", path=rel)
 
 
 def _verify_tag_manifests(bag: Bag, report: ValidationReport, fast: bool) -> None:

@@ -272,7 +272,10 @@ def _tag_jobs(bag: Bag, rels: list[str]) -> Iterator[_Job]:
         tag_sha = {line.path: line.digest for line in bag.iter_manifest("sha256", tag=True) if not line.error}
     for rel in rels:
         path = bag.path / rel
-        digest = hash_file(path, ("sha256",))["sha256"]
+        try:
+            digest = hash_file(path, ("sha256",))["sha256"]
+        except OSError as exc:  # a link or pipe among the tag files, or an unreadable one
+            raise BagInvalid(f"{path}: {exc.strerror or exc}; validate the bag before replicating") from None
         if rel in tag_sha and tag_sha[rel] != digest:
             raise BagInvalid(f"{path}: does not match tagmanifest-sha256.txt (expected {tag_sha[rel]}, found {digest}); "
                              "validate the bag before replicating")

@@ -431,3 +431,13 @@ def test_tag_files_split_lines_only_at_cr_and_lf(tmp_path: Path) -> None:
                        info="Title: Side\u2028A\nPayload-Oxum: 5.1\n".encode())
     report = validate_bag(bag)
     assert report.ok and not report.warnings, report.findings
+
+
+def test_a_link_outside_data_is_reported_even_when_no_tag_manifest_lists_it(simple_bag: Path, run_preserve,
+                                                                             tmp_path: Path) -> None:
+    (tmp_path / "elsewhere.txt").write_text("not part of the bag")
+    (simple_bag / "metadata").mkdir(exist_ok=True)
+    (simple_bag / "metadata" / "note.txt").symlink_to(tmp_path / "elsewhere.txt")
+    r = run_preserve("validate", simple_bag)
+    assert r.returncode == 1
+    assert "metadata/note.txt" in r.stdout and "symbolic link" in r.stdout

@@ -258,3 +258,14 @@ def test_s3_only_options_for_a_directory_target_are_refused_before_anything_is_s
     assert r.exit_code == 2
     assert f"{disk}: {options[0]}" in r.output and "apply to S3 targets only" in r.output
     assert not disk.exists()
+
+
+def test_a_link_among_the_tag_files_stops_replication_with_a_message(pcli, tmp_path: Path) -> None:
+    bag = make_bag(tmp_path)
+    (tmp_path / "elsewhere.txt").write_text("not part of the bag")
+    (bag / "metadata" / "note.txt").symlink_to(tmp_path / "elsewhere.txt")
+    r = pcli("replicate", bag, tmp_path / "disk5", "--ledger", tmp_path / "ledger.sqlite", "-q")
+    assert r.exit_code == 1, r.output
+    assert "metadata/note.txt: is a symbolic link" in r.output and "nothing was replicated" in r.output
+    assert not (tmp_path / "disk5" / "bag-one" / "metadata" / "note.txt").exists()
+    assert "Traceback" not in r.output
