@@ -16,7 +16,7 @@ from preserve.bag.writer import (
     payload_from_directory,
 )
 from preserve.cli.common import ProgressBar, parse_info, warn
-from preserve.errors import ProblemsFound, ProfileViolation, UsageError
+from preserve.errors import InputError, ProblemsFound, ProfileViolation, UsageError
 from preserve.fixity import ALGORITHMS, processes_for, start_processes
 from preserve.profiles import (
     Profile,
@@ -84,7 +84,9 @@ def bag(source: Path, dest: Path, algorithms: tuple[str, ...], info: tuple[str, 
         first = summary.problems[0]
         if len(summary.problems) == 1:
             raise first
-        raise type(first)(f"{len(summary.problems)} problems in {source} (listed above); nothing was written")
+        # one kind of problem keeps its exit code; a mix of kinds is about the input as a whole (3)
+        kind = type(first) if len({p.exit_code for p in summary.problems}) == 1 else InputError
+        raise kind(f"{len(summary.problems)} problems in {source} (listed above); nothing was written")
     finalize = finalizer(serialize, verify=not no_verify) if serialize else None
     if profile is not None:
         # the payload rules, on the names and sizes, before anything is copied
