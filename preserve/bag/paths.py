@@ -12,6 +12,7 @@ _DECODE_MAP = {"25": "%", "0d": "\r", "0a": "\n"}
 # shortcuts ("%HomeDrive%\..."): all absolute somewhere, so never safe inside a bag.
 _DRIVE = re.compile(r"^[A-Za-z]:")
 _ENV = re.compile(r"^%[A-Za-z_][A-Za-z0-9_()]*%")
+_SEPARATORS = re.compile(r"[\\/]")
 
 
 def encode_manifest_path(path: str) -> str:
@@ -47,9 +48,8 @@ def unsafe_reason(path: str) -> str | None:
         return "Windows environment-variable path"
     if path.startswith("~"):
         return "leading '~' (home directory)"
-    for segment in re.split(r"[\\/]", path):
-        if segment == "..":
-            return "'..' segment escapes the bag"
+    if ".." in path and ".." in _SEPARATORS.split(path):  # called for every file: the cheap test first
+        return "'..' segment escapes the bag"
     if "//" in path:
         return "empty path segment"
     return None
@@ -65,6 +65,7 @@ def normalize_manifest_path(raw: str) -> str:
 #: Characters that Python's ``str.splitlines`` (and so bagit-python, which reads manifests through
 #: ``codecs``) treats as line ends, other than CR and LF: RFC 8493 gives them no escape.
 SPLITLINES_BREAKS = "\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+_BREAK = re.compile(f"[{SPLITLINES_BREAKS}]")
 
 
 def bagit_python_trouble(path: str) -> str | None:
@@ -74,12 +75,14 @@ def bagit_python_trouble(path: str) -> str | None:
     character) and strips whitespace from both ends of each line. The names are valid BagIt;
     only that reader cuts them.
     """
-    found = [c for c in SPLITLINES_BREAKS if c in path]
+    found = [c for c in SPLITLINES_BREAKS if c in path] if _BREAK.search(path) else []
     if found:
         shown = ", ".join(f"U+{ord(c):04X}" for c in found)
         return f"the name contains {shown}, which bagit-python reads as a line break in manifests"
+    if not path or not path[-1].isspace():
+        return None
     written = encode_manifest_path(path)  # CR and LF are written %0D, %0A: not whitespace there
-    if written and written[-1].isspace():
+    if written[-1].isspace():
         return f"the name ends with whitespace (U+{ord(written[-1]):04X}), which bagit-python strips from manifest lines"
     return None
 
