@@ -44,18 +44,32 @@ def redo_tag_manifests(bag: Path) -> None:
         manifest.write_text("".join(lines), encoding="utf-8")
 
 
-@pytest.fixture(scope="module")
-def broken_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A package of the example whose METS gives one file a wrong SHA-256, tag manifests redone."""
+def package_with_mets_edit(tmp_path_factory: pytest.TempPathFactory, edit: Callable[[str], str]) -> Path:
+    """A package of the example whose METS text is changed by ``edit``, tag manifests redone (as
+    someone covering up an edit would)."""
     bag = tmp_path_factory.mktemp("folder") / "pkg"
     package_collection(EXAMPLE, bag)
     mets = bag / "metadata" / "mets.xml"
     text = mets.read_text(encoding="utf-8")
-    match = re.search(r'CHECKSUM="([0-9a-f]{64})"', text)
-    assert match is not None
-    mets.write_text(text.replace(match.group(1), "0" * 64, 1), encoding="utf-8")
+    edited = edit(text)
+    assert edited != text
+    mets.write_text(edited, encoding="utf-8")
     redo_tag_manifests(bag)
     return bag
+
+
+def _first(pattern: str, text: str) -> re.Match[str]:
+    match = re.search(pattern, text)
+    assert match is not None
+    return match
+
+
+@pytest.fixture(scope="module")
+def broken_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A package of the example whose METS gives one file a wrong SHA-256."""
+    # the digest's first appearance: the PREMIS fixity embedded in the METS
+    return package_with_mets_edit(tmp_path_factory, lambda text: text.replace(
+        _first(r'CHECKSUM="([0-9a-f]{64})"', text).group(1), "0" * 64, 1))
 
 
 def findings(out: str) -> list[dict[str, Any]]:
@@ -169,16 +183,12 @@ def test_progress_totals_count_content_not_compressed_bytes(broken_package: Path
 
 @pytest.fixture(scope="module")
 def wrong_size_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A package of the example whose METS gives one file a wrong SIZE, tag manifests redone."""
-    bag = tmp_path_factory.mktemp("folder") / "pkg"
-    package_collection(EXAMPLE, bag)
-    mets = bag / "metadata" / "mets.xml"
-    text = mets.read_text(encoding="utf-8")
-    match = re.search(r'SIZE="(\d+)"', text)
-    assert match is not None
-    mets.write_text(text.replace(match.group(0), f'SIZE="{int(match.group(1)) + 1}"', 1), encoding="utf-8")
-    redo_tag_manifests(bag)
-    return bag
+    """A package of the example whose METS gives one file a wrong SIZE."""
+    def edit(text: str) -> str:
+        match = _first(r'SIZE="(\d+)"', text)
+        return text.replace(match.group(0), f'SIZE="{int(match.group(1)) + 1}"', 1)
+
+    return package_with_mets_edit(tmp_path_factory, edit)
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
