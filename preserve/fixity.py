@@ -335,10 +335,10 @@ def _pump(
             progress(n, 0)
 
 
-def _open_regular(path: str | os.PathLike[str]) -> int:
-    """A read-only descriptor of ``path``, which must be a regular file: a symbolic link is not
-    followed (it may point out of the bag) and a pipe or device is never read (a pipe would block
-    for ever). Anything else raises OSError naming the path and what it is."""
+def _open_regular(path: str | os.PathLike[str]) -> tuple[int, int]:
+    """A read-only descriptor of ``path`` and its size. ``path`` must be a regular file: a symbolic
+    link is not followed (it may point out of the bag) and a pipe or device is never read (a pipe
+    would block for ever). Anything else raises OSError naming the path and what it is."""
     flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
     try:
         fd = os.open(path, flags)
@@ -346,10 +346,11 @@ def _open_regular(path: str | os.PathLike[str]) -> int:
         if exc.errno == errno.ELOOP:
             raise OSError(errno.ELOOP, "is a symbolic link; it was not followed", os.fspath(path)) from None
         raise
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
         os.close(fd)
         raise OSError(errno.EINVAL, "is not a regular file (a pipe, device or socket)", os.fspath(path))
-    return fd
+    return fd, st.st_size
 
 
 def hash_file(
@@ -366,9 +367,8 @@ def hash_file(
     ``threaded=None`` decides by size (:data:`THREADED_FROM`). ``drop_cached`` evicts the file's
     pages first so the bytes come from the storage device rather than memory.
     """
-    with open(_open_regular(path), "rb", buffering=0) as f:
-        fd = f.fileno()
-        size = os.fstat(fd).st_size
+    fd, size = _open_regular(path)
+    with open(fd, "rb", buffering=0):
         if threaded is None:
             threaded = size >= THREADED_FROM and len(algorithms) > 1
         if drop_cached:
