@@ -925,23 +925,6 @@ def _batches(items: Iterable[T], size: Callable[[T], int], max_files: int, max_b
         yield False, batch
 
 
-def batched_process_map(
-    fn_batch: Callable[[list[T]], list[R]],
-    items: Iterable[T],
-    *,
-    size: Callable[[T], int],
-    processes: int,
-    max_files: int = 256,
-    max_bytes: int = 16 * 1024 * 1024,
-    big: int = THREADED_FROM,
-) -> Iterator[R]:
-    """:meth:`WorkerPool.map_batched` on a pool of its own. Close the iterator (or exhaust it)
-    to stop the workers; a caller that removes files the workers write should hold a
-    :class:`WorkerPool` itself."""
-    with WorkerPool(processes) as pool:
-        yield from pool.map_batched(fn_batch, items, size=size, max_files=max_files, max_bytes=max_bytes, big=big)
-
-
 def hash_batch(jobs: list[tuple[str, tuple[str, ...], bool, int]]) -> list[dict[str, str] | tuple[str, str]]:
     """For a process pool: digests of each (path, algorithms, drop_cached, size) job, or
     (kind, message) where the file cannot be read (kind: "missing" or "unreadable")."""

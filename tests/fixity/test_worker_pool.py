@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from preserve.errors import EXIT_WORKER, WorkerDied
-from preserve.fixity import WorkerPool, batched_process_map, hash_batch, hash_file
+from preserve.fixity import WorkerPool, hash_batch, hash_file
 
 
 def _files(root: Path, sizes: list[int]) -> list[Path]:
@@ -48,7 +48,8 @@ def test_results_come_back_in_input_order_with_large_items_run_here(tmp_path: Pa
     paths = _files(tmp_path / "src", sizes)
     jobs = _jobs(paths)
     jobs.insert(100, (str(tmp_path / "src" / "missing.bin"), ("sha256",), False, 0))
-    got = list(batched_process_map(hash_batch, jobs, size=lambda j: j[3], processes=2, max_files=7, big=4096))
+    with WorkerPool(2) as pool:
+        got = list(pool.map_batched(hash_batch, jobs, size=lambda j: j[3], max_files=7, big=4096))
     assert len(got) == len(jobs)
     assert got[100] == ("missing", "disappeared while being read")
     want = [hash_file(p, ("sha256", "md5")) for p in paths]
