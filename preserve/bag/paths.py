@@ -22,6 +22,8 @@ def encode_manifest_path(path: str) -> str:
 
 def decode_manifest_path(text: str) -> str:
     """Undo :func:`encode_manifest_path`; lower-case hex is accepted on reading."""
+    if "%" not in text:  # called for every manifest line: most have nothing to decode
+        return text
     return _DECODE.sub(lambda m: _DECODE_MAP[m.group(1).lower()], text)
 
 

@@ -8,6 +8,7 @@ import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from preserve.bag.paths import decode_manifest_path, normalize_manifest_path
 from preserve.bag.tagfiles import (
@@ -25,9 +26,10 @@ _MANIFEST = re.compile(r"^(tag)?manifest-([A-Za-z0-9-]+)\.txt$")
 _LINE = re.compile(r"^([0-9A-Fa-f]+)[ \t]+(\*?)(.*)$")
 
 
-@dataclass(frozen=True)
-class ManifestLine:
-    """One line of a manifest. ``path`` is decoded; ``raw`` is the path as written."""
+class ManifestLine(NamedTuple):
+    """One line of a manifest. ``path`` is decoded; ``raw`` is the path as written. (A named
+    tuple: one is made for every line, and it builds several times faster than a frozen
+    dataclass.)"""
 
     digest: str
     path: str

@@ -380,31 +380,59 @@ def _expected(pairs: str) -> dict[str, set[str]]:
     return expected
 
 
+#: What a worker answers for one file: None when every digest matches, ("altered", [(algorithm,
+#: an expected digest, the digest found), ...]) when some do not, or (kind, message) when the file
+#: cannot be read (kind: "missing" or "unreadable").
+Checked = tuple[str, str | list[tuple[str, str, str]]] | None
+
+
+def check_batch(jobs: list[tuple[str, str, bool, int]]) -> list[Checked]:
+    """For a worker process: hash each (path, expected "alg digest" lines, drop_cached, size) job
+    and compare there, so that only the files that fail send anything back."""
+    wanted = [_expected(pairs) for _path, pairs, _drop, _size in jobs]
+    found = hash_batch([(path, tuple(sorted(want)), drop, size)
+                        for (path, _pairs, drop, size), want in zip(jobs, wanted, strict=True)])
+    out: list[Checked] = []
+    for want, got in zip(wanted, found, strict=True):
+        if isinstance(got, tuple):
+            out.append(got)
+            continue
+        bad = [(alg, sorted(digests)[0], got[alg]) for alg, digests in sorted(want.items()) if got[alg] not in digests]
+        out.append(("altered", bad) if bad else None)
+    return out
+
+
 def _verify_in_processes(root: Path, jobs: Iterator[tuple[object, ...]], report: ValidationReport, processes: int,
                          progress: Progress | None, drop_cached: bool) -> None:
-    """Many small files: hash them in batches on worker processes, compare here."""
-    held: deque[tuple[str, dict[str, set[str]], int]] = deque()
+    """Many small files: hash and compare them in batches on worker processes.
 
-    def work() -> Iterator[tuple[str, tuple[str, ...], bool, int]]:
-        for job in jobs:
-            rel, real = str(job[0]), job[2] if isinstance(job[2], bytes) else None
-            expected = _expected(str(job[1]))
-            size = int(job[3])  # type: ignore[call-overload]
-            held.append((rel, expected, size))
-            yield str(root / real_path(rel, real)), tuple(sorted(expected)), drop_cached, size
+    This thread feeds every worker, so its work per file is kept to joining strings: the
+    manifest digests go to the worker as the index stored them, and a file that matches costs
+    no answer beyond ``None``.
+    """
+    held: deque[tuple[str, int]] = deque()
+    base = str(root) + os.sep
+
+    def work() -> Iterator[tuple[str, str, bool, int]]:
+        for rel, pairs, real, size in jobs:
+            shown, n = str(rel), int(str(size))
+            held.append((shown, n))
+            yield base + (os.fsdecode(real) if isinstance(real, bytes) else shown), str(pairs), drop_cached, n
 
     with WorkerPool(processes) as pool:
-        for got in pool.map_batched(hash_batch, work(), size=lambda job: job[3]):
-            rel, expected, size = held.popleft()
+        for got in pool.map_batched(check_batch, work(), size=lambda job: job[3]):
+            rel, size = held.popleft()
             if progress is not None:
                 progress(size, 1)
-            if isinstance(got, tuple):
-                report.add("error", got[0], got[1], path=rel)
+            if got is None:
                 continue
-            for alg, digests in sorted(expected.items()):
-                if got[alg] not in digests:
-                    report.add("error", "altered", f"{alg} checksum does not match manifest-{alg}.txt", path=rel,
-                               algorithm=alg, expected=sorted(digests)[0], found=got[alg])
+            kind, detail = got
+            if isinstance(detail, str):
+                report.add("error", kind, detail, path=rel)
+                continue
+            for alg, want, digest in detail:
+                report.add("error", "altered", f"{alg} checksum does not match manifest-{alg}.txt", path=rel,
+                           algorithm=alg, expected=want, found=digest)
 
 
 def tag_manifest_entries(bag: Bag, report: ValidationReport) -> dict[str, dict[str, str]]:
