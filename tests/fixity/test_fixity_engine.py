@@ -119,3 +119,127 @@ def test_hash_file_never_follows_a_link_nor_reads_a_pipe(tmp_path: Path) -> None
     with pytest.raises(OSError, match="is not a regular file"):
         hash_file(tmp_path / "pipe.wav", ("sha256",))
     assert hash_file(tmp_path / "target.wav", ("sha256",)) == {"sha256": hashlib.sha256(b"x" * 100).hexdigest()}
+
+
+# -- adaptive hashing: a large file moves its algorithms onto threads and back as cores free up --
+
+
+def test_adaptive_hasher_switching_mode_mid_stream_keeps_the_digests() -> None:
+    import queue
+
+    from preserve.fixity import MultiHasher
+
+    algs = ("sha256", "sha512", "md5", "xxh3-128")
+    hasher = MultiHasher(algs, adaptive=True)
+    free: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
+    for _ in range(RING):
+        free.put(bytearray(4096))
+    data = b""
+    # every pattern of switches: on, off, on-on, off-off, and back
+    for i, spare in enumerate([True, True, False, True, False, False, True, False, True, True, False]):
+        hasher.balance(spare)
+        assert hasher.threaded is spare
+        buf = free.get()
+        chunk = os.urandom(1000 + i)
+        buf[: len(chunk)] = chunk
+        hasher.update_from(buf, len(chunk), free)
+        data += chunk
+    assert hasher.hexdigests() == expected(data, algs)
+
+
+class _CountThreads:
+    """Counts the hash threads started (a context manager patching ``_HashThread``)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        import preserve.fixity as fixity
+
+        self.started = 0
+        original = fixity._HashThread.__init__
+
+        def counting(thread: object, *args: object) -> None:
+            self.started += 1
+            original(thread, *args)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(fixity._HashThread, "__init__", counting)
+
+
+@pytest.fixture
+def small_large_files(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make 'large' mean 64 KiB and read 16 KiB chunks, so the adaptive path runs on small data."""
+    import preserve.fixity as fixity
+
+    monkeypatch.setattr(fixity, "THREADED_FROM", 64 * 1024)
+    monkeypatch.setattr(fixity, "CHUNK", 16 * 1024)
+    monkeypatch.setattr(fixity, "BALANCE_EVERY", 1)
+
+
+@pytest.mark.usefixtures("small_large_files")
+def test_a_large_file_alone_hashes_on_threads_when_a_core_is_spare(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import preserve.fixity as fixity
+
+    monkeypatch.setattr(fixity, "usable_cores", lambda: 2)
+    counter = _CountThreads(monkeypatch)
+    data = os.urandom(300 * 1024)
+    path = tmp_path / "master.wav"
+    path.write_bytes(data)
+    assert hash_file(path, ("sha256", "sha512", "xxh3-128")) == expected(data, ("sha256", "sha512", "xxh3-128"))
+    assert counter.started == 2  # sha256 and sha512; xxh3 stays on the reading thread
+    assert fixity._LARGE_FILES.count == 0
+
+
+@pytest.mark.usefixtures("small_large_files")
+def test_large_files_hash_inline_while_every_core_has_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import preserve.fixity as fixity
+
+    monkeypatch.setattr(fixity, "usable_cores", lambda: 2)
+    counter = _CountThreads(monkeypatch)
+    data = os.urandom(300 * 1024)
+    src, dst = tmp_path / "master.wav", tmp_path / "copy.wav"
+    src.write_bytes(data)
+    with fixity._LARGE_FILES.hashing():  # another large file keeps the other core busy
+        result = copy_and_hash(src, dst, ("sha256", "sha512", "xxh3-128"))
+        assert fixity._LARGE_FILES.count == 1
+    assert counter.started == 0
+    assert result.digests == expected(data, ("sha256", "sha512", "xxh3-128"))
+    assert dst.read_bytes() == data
+
+
+@pytest.mark.usefixtures("small_large_files")
+def test_the_last_large_file_moves_onto_threads_when_the_others_finish(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import preserve.fixity as fixity
+
+    monkeypatch.setattr(fixity, "usable_cores", lambda: 2)
+    counter = _CountThreads(monkeypatch)
+    data = os.urandom(400 * 1024)
+    path = tmp_path / "master.wav"
+    path.write_bytes(data)
+    other = fixity._LARGE_FILES.hashing()
+    other.__enter__()
+    chunks = 0
+
+    def progress(nbytes: int, nfiles: int) -> None:
+        nonlocal chunks
+        chunks += nbytes > 0
+        if chunks == 5:  # the other file ends part-way through this one
+            other.__exit__(None, None, None)
+
+    assert hash_file(path, ("sha256", "sha512"), progress=progress) == expected(data, ("sha256", "sha512"))
+    assert counter.started == 2
+    assert fixity._LARGE_FILES.count == 0
+
+
+@pytest.mark.usefixtures("small_large_files")
+def test_one_core_never_starts_hash_threads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import preserve.fixity as fixity
+
+    monkeypatch.setattr(fixity, "usable_cores", lambda: 1)
+    counter = _CountThreads(monkeypatch)
+    data = os.urandom(200 * 1024)
+    path = tmp_path / "master.wav"
+    path.write_bytes(data)
+    assert hash_file(path, ("sha256", "sha512")) == expected(data, ("sha256", "sha512"))
+    assert counter.started == 0
