@@ -216,9 +216,9 @@ class _LargeFiles:
     While there are at least as many as cores, every core already has a file to hash, and a file
     does best hashing its chunks on its own thread, one algorithm after the other, while the chunk
     is still in that core's cache. Handing each algorithm to a thread of its own costs thread
-    switches and cache misses (measured on 2 GiB of masters on 2 cores: 3-10% more CPU, the
-    spread being the machine's); it pays only for a core that would otherwise wait: one file
-    alone, or the last file of a run.
+    switches and cache misses (measured on 2 GiB of masters on 2 cores, eight interleaved rounds
+    of the engine alone: 3.51 s against 3.29 s to copy, 3.12 s against 2.62 s to hash); it pays
+    only for a core that would otherwise wait: one file alone, or the last file of a run.
     """
 
     def __init__(self) -> None:
@@ -386,22 +386,40 @@ def _pump(
             total += n
             if progress is not None:
                 progress(n, 0)
-    free = _Ring(RING, CHUNK).free
+    # Hashing inline, one buffer is read, hashed and written over and over, so it stays in the
+    # core's L2 cache; cycling through the ring would miss the cache on every chunk (measured:
+    # ~7% more time for 2 GiB of masters). The ring is made only if the hash threads run.
+    ring: queue.SimpleQueue[bytearray] | None = None
+    own = bytearray(CHUNK)
     cores = usable_cores()
     chunks = 0
     while True:
         if chunks % BALANCE_EVERY == 0:
             hasher.balance(_LARGE_FILES.count < cores)
         chunks += 1
-        # this thread is the only one taking buffers out of ``free``: a buffer it holds is its own
-        buf = free.get()
+        if hasher.threaded:
+            if ring is None:
+                ring = _Ring(RING, CHUNK).free
+            # this thread is the only one taking buffers out of the ring: a buffer it holds is its own
+            buf = ring.get()
+        else:
+            buf = own
         n = _readinto(fd, buf)
         if n == 0:
-            free.put(buf)
+            if buf is not own:
+                assert ring is not None
+                ring.put(buf)
             return total
         if limiter is not None:
             limiter.consume(n)  # after the read, so a small file is charged its size, not a buffer's
-        hasher.update_from(buf, n, free)
+        if buf is own:
+            view = memoryview(buf)[:n]
+            for update in hasher.inline_updates():
+                update(view)
+            del view
+        else:
+            assert ring is not None
+            hasher.update_from(buf, n, ring)
         if write_fd is not None:
             # the hash threads only read the buffer, and it cannot be refilled before this returns
             view = memoryview(buf)[:n]
