@@ -17,6 +17,7 @@ import xxhash
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import preserve.fixity as fixity
 from preserve.fixity import (
     ALGORITHMS,
     CHUNK,
@@ -148,11 +149,10 @@ def test_adaptive_hasher_switching_mode_mid_stream_keeps_the_digests() -> None:
 
 
 class _CountThreads:
-    """Counts the hash threads started (a context manager patching ``_HashThread``)."""
+    """On a machine of ``cores`` cores, counts the hash threads started (patching ``_HashThread``)."""
 
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        import preserve.fixity as fixity
-
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, cores: int) -> None:
+        monkeypatch.setattr(fixity, "usable_cores", lambda: cores)
         self.started = 0
         original = fixity._HashThread.__init__
 
@@ -163,11 +163,15 @@ class _CountThreads:
         monkeypatch.setattr(fixity._HashThread, "__init__", counting)
 
 
+def _master(folder: Path, size: int) -> tuple[Path, bytes]:
+    data = os.urandom(size)
+    (folder / "master.wav").write_bytes(data)
+    return folder / "master.wav", data
+
+
 @pytest.fixture
 def small_large_files(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make 'large' mean 64 KiB and read 16 KiB chunks, so the adaptive path runs on small data."""
-    import preserve.fixity as fixity
-
     monkeypatch.setattr(fixity, "THREADED_FROM", 64 * 1024)
     monkeypatch.setattr(fixity, "CHUNK", 16 * 1024)
     monkeypatch.setattr(fixity, "BALANCE_EVERY", 1)
@@ -177,13 +181,8 @@ def small_large_files(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_a_large_file_alone_hashes_on_threads_when_a_core_is_spare(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import preserve.fixity as fixity
-
-    monkeypatch.setattr(fixity, "usable_cores", lambda: 2)
-    counter = _CountThreads(monkeypatch)
-    data = os.urandom(300 * 1024)
-    path = tmp_path / "master.wav"
-    path.write_bytes(data)
+    counter = _CountThreads(monkeypatch, cores=2)
+    path, data = _master(tmp_path, 300 * 1024)
     assert hash_file(path, ("sha256", "sha512", "xxh3-128")) == expected(data, ("sha256", "sha512", "xxh3-128"))
     assert counter.started == 2  # sha256 and sha512; xxh3 stays on the reading thread
     assert fixity._LARGE_FILES.count == 0
@@ -191,13 +190,9 @@ def test_a_large_file_alone_hashes_on_threads_when_a_core_is_spare(
 
 @pytest.mark.usefixtures("small_large_files")
 def test_large_files_hash_inline_while_every_core_has_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import preserve.fixity as fixity
-
-    monkeypatch.setattr(fixity, "usable_cores", lambda: 2)
-    counter = _CountThreads(monkeypatch)
-    data = os.urandom(300 * 1024)
-    src, dst = tmp_path / "master.wav", tmp_path / "copy.wav"
-    src.write_bytes(data)
+    counter = _CountThreads(monkeypatch, cores=2)
+    src, data = _master(tmp_path, 300 * 1024)
+    dst = tmp_path / "copy.wav"
     with fixity._LARGE_FILES.hashing():  # another large file keeps the other core busy
         result = copy_and_hash(src, dst, ("sha256", "sha512", "xxh3-128"))
         assert fixity._LARGE_FILES.count == 1
@@ -210,13 +205,8 @@ def test_large_files_hash_inline_while_every_core_has_one(tmp_path: Path, monkey
 def test_the_last_large_file_moves_onto_threads_when_the_others_finish(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import preserve.fixity as fixity
-
-    monkeypatch.setattr(fixity, "usable_cores", lambda: 2)
-    counter = _CountThreads(monkeypatch)
-    data = os.urandom(400 * 1024)
-    path = tmp_path / "master.wav"
-    path.write_bytes(data)
+    counter = _CountThreads(monkeypatch, cores=2)
+    path, data = _master(tmp_path, 400 * 1024)
     other = fixity._LARGE_FILES.hashing()
     other.__enter__()
     chunks = 0
@@ -234,12 +224,7 @@ def test_the_last_large_file_moves_onto_threads_when_the_others_finish(
 
 @pytest.mark.usefixtures("small_large_files")
 def test_one_core_never_starts_hash_threads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import preserve.fixity as fixity
-
-    monkeypatch.setattr(fixity, "usable_cores", lambda: 1)
-    counter = _CountThreads(monkeypatch)
-    data = os.urandom(200 * 1024)
-    path = tmp_path / "master.wav"
-    path.write_bytes(data)
+    counter = _CountThreads(monkeypatch, cores=1)
+    path, data = _master(tmp_path, 200 * 1024)
     assert hash_file(path, ("sha256", "sha512")) == expected(data, ("sha256", "sha512"))
     assert counter.started == 0
