@@ -55,3 +55,29 @@ def run_preserve() -> Callable[..., subprocess.CompletedProcess[str]]:
                               timeout=kw.pop("timeout", 600), **kw)  # type: ignore[call-overload]
 
     return run
+
+
+def _drop_read_override() -> None:
+    """For ``preexec_fn``: root reads any file, so drop CAP_DAC_OVERRIDE (1) and CAP_DAC_READ_SEARCH
+    (2) from the bounding set; the exec'd program then meets file permissions as anyone does."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    for cap in (1, 2):
+        if libc.prctl(24, cap, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP) failed")
+
+
+@pytest.fixture
+def permissions_apply():
+    """The ``preexec_fn`` that makes file permissions apply to a subprocess (None when not root);
+    skips the test when root cannot drop its capabilities."""
+    import subprocess
+
+    if os.geteuid() != 0:
+        return None
+    try:
+        subprocess.run(["true"], preexec_fn=_drop_read_override, check=True)
+    except subprocess.SubprocessError:
+        pytest.skip("running as root without CAP_SETPCAP: no way to make a file or folder unreadable")
+    return _drop_read_override

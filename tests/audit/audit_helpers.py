@@ -7,7 +7,6 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 
@@ -62,30 +61,3 @@ def run(*args: object, **kw: object) -> subprocess.CompletedProcess[str]:
     """``preserve ARGS`` in a real subprocess."""
     return subprocess.run([preserve_exe(), *[str(a) for a in args]], capture_output=True, text=True,
                           timeout=kw.pop("timeout", 300), **kw)  # type: ignore[call-overload]
-
-
-def drop_read_override() -> None:
-    """For ``preexec_fn``: root reads any file, so drop CAP_DAC_OVERRIDE (1) and CAP_DAC_READ_SEARCH
-    (2) from the bounding set; the exec'd program then meets file permissions as anyone does."""
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    for cap in (1, 2):
-        if libc.prctl(24, cap, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
-            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP) failed")
-
-
-def permissions_preexec() -> Callable[[], None] | None:
-    """The ``preexec_fn`` that makes permissions apply to a subprocess, or None when they already
-    do (not root); raises ``pytest.skip`` when root cannot drop the capabilities."""
-    import os
-
-    import pytest
-
-    if os.geteuid() != 0:
-        return None
-    try:
-        subprocess.run(["true"], preexec_fn=drop_read_override, check=True)
-    except subprocess.SubprocessError:
-        pytest.skip("running as root without CAP_SETPCAP: no way to make a file unreadable to the audit")
-    return drop_read_override

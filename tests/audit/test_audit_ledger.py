@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from audit_helpers import audits_in, permissions_preexec, preserve_exe
+from audit_helpers import audits_in, preserve_exe
 
 from preserve.audit.ledger import SCHEMA_VERSION, Ledger, filesystem_type, is_network_fs
 from preserve.errors import LedgerError
@@ -162,11 +162,12 @@ def test_the_default_ledger_lives_in_the_user_data_folder(make_bag, tmp_path: Pa
 
 
 @pytest.mark.parametrize("tier", ["fast", "full"])
-def test_an_unreadable_file_is_reported_as_unreadable_not_a_crash(make_bag, ledger_path: Path, tier: str) -> None:
+def test_an_unreadable_file_is_reported_as_unreadable_not_a_crash(make_bag, ledger_path: Path, tier: str,
+                                                                    permissions_apply) -> None:
     bag = make_bag(f"locked-{tier}")
     locked = bag / "data/objects/b.txt"
     os.chmod(locked, 0)
-    preexec = permissions_preexec()
+    preexec = permissions_apply
     try:
         result = subprocess.run([preserve_exe(), "audit", bag, "--tier", tier, "--ledger", ledger_path, "--json"],
                                 capture_output=True, text=True, timeout=120, preexec_fn=preexec)

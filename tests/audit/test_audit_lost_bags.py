@@ -11,7 +11,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from audit_helpers import audits_in, permissions_preexec, preserve_exe
+from audit_helpers import audits_in, preserve_exe
 
 
 def _findings(ledger: Path) -> dict[str, list[tuple[str, str]]]:
@@ -99,11 +99,12 @@ def test_a_bag_moved_away_during_a_run_is_recorded_and_the_run_goes_on(make_bag,
     assert [p["location"] for p in call["body"]["problems"]] == [str(second)]
 
 
-def test_unreadable_bag_info_and_folders_are_reported_not_a_crash(make_bag, tmp_path: Path, ledger_path: Path) -> None:
+def test_unreadable_bag_info_and_folders_are_reported_not_a_crash(make_bag, tmp_path: Path, ledger_path: Path,
+                                                                     permissions_apply) -> None:
     archive = tmp_path / "archive"
     info_locked = make_bag("info-locked", parent=archive)
     hidden = make_bag("hidden", parent=archive / "locked")
-    preexec = permissions_preexec()
+    preexec = permissions_apply
     first = subprocess.run([preserve_exe(), "audit", archive, "--tier", "fast", "--ledger", ledger_path, "-q"],
                            capture_output=True, text=True, timeout=120)
     assert first.returncode == 0, first.stderr
