@@ -40,6 +40,7 @@ from typing import Any, Protocol, TypeVar
 import xxhash
 
 from preserve.errors import WorkerDied
+from preserve.safefs import open_regular_beneath
 
 #: Algorithms preserve can compute, by the names BagIt manifests use (``manifest-<name>.txt``).
 ALGORITHMS: tuple[str, ...] = ("md5", "sha1", "sha224", "sha256", "sha384", "sha512", "blake2b", "xxh3-128")
@@ -463,14 +464,19 @@ def hash_file(
     progress: Progress | None = None,
     drop_cached: bool = False,
     limiter: RateLimiter | None = None,
+    root: str | os.PathLike[str] | None = None,
 ) -> dict[str, str]:
     """Every requested digest of one file, from one read. Returns ``{algorithm: hexdigest}``.
+
+    With ``root``, ``path`` is relative to it and no link is followed at any level below ``root``
+    (:func:`preserve.safefs.open_regular_beneath`; a link raises :class:`~preserve.safefs.LinkRefused`,
+    an OSError). Without it only the last component is opened without following a link.
 
     ``threaded=None`` decides by size (:data:`THREADED_FROM`) and, for a large file, by whether a
     core is spare, as it goes (:class:`_LargeFiles`). ``drop_cached`` evicts the file's
     pages first so the bytes come from the storage device rather than memory.
     """
-    fd, size = _open_regular(path)
+    fd, size = _open_regular(path) if root is None else open_regular_beneath(root, os.fspath(path))
     with open(fd, "rb", buffering=0):
         if drop_cached:
             drop_cache(fd)
