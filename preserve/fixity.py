@@ -40,7 +40,7 @@ from typing import Any, Protocol, TypeVar
 import xxhash
 
 from preserve.errors import WorkerDied
-from preserve.safefs import open_regular_beneath
+from preserve.safefs import LinkRefused, open_regular_beneath
 
 #: Algorithms preserve can compute, by the names BagIt manifests use (``manifest-<name>.txt``).
 ALGORITHMS: tuple[str, ...] = ("md5", "sha1", "sha224", "sha256", "sha384", "sha512", "blake2b", "xxh3-128")
@@ -698,13 +698,15 @@ def fsync_path(path: str | os.PathLike[str]) -> None:
         os.close(fd)
 
 
-def read_verify(path: str | os.PathLike[str] | Path, expected_xxh3: str) -> str | None:
+def read_verify(path: str | os.PathLike[str] | Path, expected_xxh3: str, *,
+                root: str | os.PathLike[str] | None = None) -> str | None:
     """Re-read a written file from the device (page cache dropped) and compare its xxh3-128.
 
     Returns the digest found when it differs, None when it matches. The file must already be
-    durable: dirty pages cannot be dropped.
+    durable: dirty pages cannot be dropped. With ``root``, ``path`` is relative to it and no link
+    is followed below it (as :func:`hash_file`).
     """
-    found = hash_file(path, ("xxh3-128",), drop_cached=True)["xxh3-128"]
+    found = hash_file(path, ("xxh3-128",), drop_cached=True, root=root)["xxh3-128"]
     return None if found == expected_xxh3 else found
 
 
@@ -1032,13 +1034,19 @@ def _batches(items: Iterable[T], size: Callable[[T], int], max_files: int, max_b
         yield False, batch
 
 
-def hash_batch(jobs: list[tuple[str, tuple[str, ...], bool, int]]) -> list[dict[str, str] | tuple[str, str]]:
+def hash_batch(jobs: list[tuple[str, tuple[str, ...], bool, int]], root: str | None = None,
+               ) -> list[dict[str, str] | tuple[str, str]]:
     """For a process pool: digests of each (path, algorithms, drop_cached, size) job, or
-    (kind, message) where the file cannot be read (kind: "missing" or "unreadable")."""
+    (kind, detail) where the file cannot be read: ("missing", message), ("unreadable", message),
+    or ("link", the link's path relative to ``root``) when ``root`` is given, the paths are
+    relative to it, and a component of one is a symbolic link (never followed, see
+    :func:`hash_file`). ``functools.partial(hash_batch, root=...)`` pickles for a worker."""
     out: list[dict[str, str] | tuple[str, str]] = []
     for path, algs, drop, _size in jobs:
         try:
-            out.append(hash_file(path, algs, drop_cached=drop))
+            out.append(hash_file(path, algs, drop_cached=drop, root=root))
+        except LinkRefused as exc:
+            out.append(("link", os.path.relpath(str(exc.filename), root) if root is not None else str(exc.filename)))
         except FileNotFoundError:
             out.append(("missing", "disappeared while being read"))
         except PermissionError as exc:
