@@ -127,6 +127,18 @@ def check_collection(root: str | os.PathLike[str], *, workers: int | None = None
         name = name.replace("\\", "/").removeprefix("./")
         return name if name in found else by_nfc.get(unicodedata.normalize("NFC", name), name)
     problems.extend(Problem("bad-name", p) for p in inv.problems)
+    for folder, why in inv.unlisted_folders:
+        shown = f"{folder}/" if folder else f"{root}/"
+        problems.append(Problem("unreadable", f"{shown}: the folder cannot be listed ({why}); its files can be neither "
+                                              "checked nor packaged. Give the account running preserve permission to "
+                                              "read it, then check again", folder or None))
+
+    def unlisted(rel: str) -> str | None:
+        """Why ``rel`` cannot be known: the unlistable folder it lies in, or None."""
+        hit = inv.unlisted_folder(rel)
+        if hit is None:
+            return None
+        return f"the folder {hit[0] or root}/ cannot be listed ({hit[1]}), so this file cannot be checked"
     report.notes.extend(f"{rel}: operating-system litter, left out of the package" for rel in inv.litter)
     report.notes.extend(f"{rel}: matches an ignore pattern, left out of the package" for rel in inv.ignored)
     roles: dict[str, str] = {}
@@ -145,7 +157,10 @@ def check_collection(root: str | os.PathLike[str], *, workers: int | None = None
         problems.append(Problem("no-sheet", f"{root}: no metadata.csv or metadata.json; every audio file needs a row "
                                             "(start from the template: preserve/templates/metadata-template.csv)"))
     elif sheet_name not in found:
-        problems.append(Problem("no-sheet", f"{sheet_name}: the sheet named in {CONFIG_NAME} does not exist", sheet_name))
+        folder = unlisted(sheet_name)
+        problems.append(Problem("unreadable", f"{sheet_name}: the sheet named in {CONFIG_NAME}: {folder}", sheet_name)
+                        if folder else
+                        Problem("no-sheet", f"{sheet_name}: the sheet named in {CONFIG_NAME} does not exist", sheet_name))
     else:
         roles[sheet_name] = "sheet"
         sheet = read_sheet(root / sheet_name, sheet_name)
@@ -169,7 +184,7 @@ def check_collection(root: str | os.PathLike[str], *, workers: int | None = None
         if not inside(root, rel):
             return "points outside the collection; rights documents must be delivered inside it"
         if rel not in found:
-            return "does not exist in the collection"
+            return unlisted(rel) or "does not exist in the collection"
         if found[rel].special:
             return "is not a regular file (device, socket or pipe)"
         roles.setdefault(rel, "rights-document")
@@ -203,7 +218,9 @@ def check_collection(root: str | os.PathLike[str], *, workers: int | None = None
             why = "no such file in the collection"
             if rel in excluded:
                 why = f"the file is left out as {excluded[rel]}; a listed file cannot be excluded"
-            problems.append(Problem("missing-file", f"{where}: {why}", rel, row.number))
+            folder = unlisted(rel)
+            problems.append(Problem("unreadable", f"{where}: {folder}", rel, row.number) if folder else
+                            Problem("missing-file", f"{where}: {why}", rel, row.number))
             continue
         if roles.get(rel) == "audio":
             # a second row for the same file; the sheet reader reports the plain cases
@@ -248,6 +265,10 @@ def check_collection(root: str | os.PathLike[str], *, workers: int | None = None
     problems.extend(Problem("checksum-file", p) for p in delivered.problems)
 
     for f in inv.files:
+        if f.unreadable and roles.get(f.rel) not in _READ_BY_INTAKE:
+            problems.append(Problem("unreadable", f"{f.rel}: cannot be read ({f.unreadable}); it can be neither checked "
+                                                  "nor packaged. Give the account running preserve permission to read "
+                                                  "it, then check again", f.rel, first_row.get(f.rel)))
         if f.rel in roles:
             continue
         if f.symlink:
@@ -270,7 +291,9 @@ def check_collection(root: str | os.PathLike[str], *, workers: int | None = None
             report.notes.append(f"{e.source}: names {target}, which is left out as {excluded[target]}; its checksum is not verified")
             continue
         if target not in found:
-            problems.append(Problem("checksum-missing-file", f"{e.source}: names {target}, which is not in the collection", target))
+            folder = unlisted(target)
+            problems.append(Problem("unreadable", f"{e.source}: names {target}; {folder}", target) if folder else
+                            Problem("checksum-missing-file", f"{e.source}: names {target}, which is not in the collection", target))
             continue
         expected.setdefault(target, []).append(e)
 
@@ -294,7 +317,8 @@ def check_collection(root: str | os.PathLike[str], *, workers: int | None = None
             progress(found[rel].size, 1)
         return rel, analysis, digests
 
-    todo = [rel for rel in found if roles.get(rel) == "audio" or rel in expected]
+    # a file that cannot be opened is already a problem; reading it again would only repeat it
+    todo = [rel for rel in found if (roles.get(rel) == "audio" or rel in expected) and not found[rel].unreadable]
     if on_total is not None:
         on_total(sum(found[rel].size for rel in todo), len(todo))
     by_track = {t.source_path: t for t in tracks}
@@ -332,6 +356,8 @@ def check_collection(root: str | os.PathLike[str], *, workers: int | None = None
     return report
 
 
+#: roles whose readers name their own OS error (the sheet, collection.toml, checksum files)
+_READ_BY_INTAKE = frozenset({"sheet", "collection-config", "checksum-file"})
 _BAG_TAG_NAMES = frozenset({"bagit.txt", "bag-info.txt", "fetch.txt"})
 
 

@@ -119,6 +119,7 @@ class FoundFile:
     mtime_ns: int = 0
     symlink: bool = False
     special: bool = False           # device, pipe or socket
+    unreadable: str | None = None   # why a regular file cannot be opened for reading (the OS error)
 
 
 @dataclass
@@ -127,6 +128,15 @@ class Inventory:
     litter: list[str] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    #: folders that cannot be listed: (collection-relative path, the OS error); their files are unknown
+    unlisted_folders: list[tuple[str, str]] = field(default_factory=list)
+
+    def unlisted_folder(self, rel: str) -> tuple[str, str] | None:
+        """The unlistable folder ``rel`` lies in (path, OS error), or None."""
+        for folder, why in self.unlisted_folders:
+            if not folder or rel.startswith(folder + "/"):
+                return folder, why
+        return None
 
 
 def matches_ignore(rel: str, patterns: list[str]) -> bool:
@@ -149,9 +159,13 @@ def is_litter(name: str) -> bool:
 
 
 def walk(root: Path, ignore: list[str]) -> Inventory:
-    """Every file under ``root`` in sorted order (litter and ignored files set aside)."""
+    """Every file under ``root`` in sorted order (litter and ignored files set aside).
+
+    Nothing is skipped in silence: a folder that cannot be listed goes to ``unlisted_folders`` and
+    a regular file that cannot be opened for reading carries its OS error in ``unreadable``.
+    """
     inv = Inventory()
-    for rel, st, is_link in _iter(root, ""):
+    for rel, st, is_link in _iter(root, "", inv):
         if matches_ignore(rel, ignore):
             inv.ignored.append(rel)
             continue
@@ -165,23 +179,40 @@ def walk(root: Path, ignore: list[str]) -> Inventory:
         if is_litter(name):
             inv.litter.append(rel)
             continue
-        inv.files.append(FoundFile(rel, st.st_size if stat.S_ISREG(st.st_mode) else 0, st.st_mtime_ns, is_link,
-                                   not stat.S_ISREG(st.st_mode) and not is_link))
+        regular = stat.S_ISREG(st.st_mode) and not is_link
+        inv.files.append(FoundFile(rel, st.st_size if regular else 0, st.st_mtime_ns, is_link,
+                                   not regular and not is_link, _open_error(root / rel) if regular else None))
     return inv
 
 
-def _iter(root: Path, rel: str) -> Iterator[tuple[str, os.stat_result, bool]]:
+def _open_error(path: Path) -> str | None:
+    """Why ``path`` cannot be opened for reading, or None: a file packaging cannot read is found now, not mid-copy."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    os.close(fd)
+    return None
+
+
+def _iter(root: Path, rel: str, inv: Inventory) -> Iterator[tuple[str, os.stat_result, bool]]:
     try:
         entries = sorted(os.scandir(root / rel if rel else root), key=lambda e: e.name)
-    except OSError:
+    except OSError as exc:
+        inv.unlisted_folders.append((rel, exc.strerror or str(exc)))
         return
     for entry in entries:
         child = f"{rel}/{entry.name}" if rel else entry.name
-        st = entry.stat(follow_symlinks=False)
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except OSError as exc:
+            # listed but not searchable (read without execute permission): nothing below it can be read
+            inv.unlisted_folders.append((rel, exc.strerror or str(exc)))
+            return
         if stat.S_ISLNK(st.st_mode):
             yield child, st, True
         elif stat.S_ISDIR(st.st_mode):
-            yield from _iter(root, child)
+            yield from _iter(root, child, inv)
         else:
             yield child, st, False
 
