@@ -157,9 +157,9 @@ def check_collection(root: str | os.PathLike[str], *, workers: int | None = None
         problems.append(Problem("no-sheet", f"{root}: no metadata.csv or metadata.json; every audio file needs a row "
                                             "(start from the template: preserve/templates/metadata-template.csv)"))
     elif sheet_name not in found:
-        folder = unlisted(sheet_name)
-        problems.append(Problem("unreadable", f"{sheet_name}: the sheet named in {CONFIG_NAME}: {folder}", sheet_name)
-                        if folder else
+        blocked = unlisted(sheet_name)
+        problems.append(Problem("unreadable", f"{sheet_name}: the sheet named in {CONFIG_NAME}: {blocked}", sheet_name)
+                        if blocked else
                         Problem("no-sheet", f"{sheet_name}: the sheet named in {CONFIG_NAME} does not exist", sheet_name))
     else:
         roles[sheet_name] = "sheet"
@@ -218,8 +218,8 @@ def check_collection(root: str | os.PathLike[str], *, workers: int | None = None
             why = "no such file in the collection"
             if rel in excluded:
                 why = f"the file is left out as {excluded[rel]}; a listed file cannot be excluded"
-            folder = unlisted(rel)
-            problems.append(Problem("unreadable", f"{where}: {folder}", rel, row.number) if folder else
+            blocked = unlisted(rel)
+            problems.append(Problem("unreadable", f"{where}: {blocked}", rel, row.number) if blocked else
                             Problem("missing-file", f"{where}: {why}", rel, row.number))
             continue
         if roles.get(rel) == "audio":
@@ -291,8 +291,8 @@ def check_collection(root: str | os.PathLike[str], *, workers: int | None = None
             report.notes.append(f"{e.source}: names {target}, which is left out as {excluded[target]}; its checksum is not verified")
             continue
         if target not in found:
-            folder = unlisted(target)
-            problems.append(Problem("unreadable", f"{e.source}: names {target}; {folder}", target) if folder else
+            blocked = unlisted(target)
+            problems.append(Problem("unreadable", f"{e.source}: names {target}; {blocked}", target) if blocked else
                             Problem("checksum-missing-file", f"{e.source}: names {target}, which is not in the collection", target))
             continue
         expected.setdefault(target, []).append(e)
