@@ -1,7 +1,14 @@
-"""Reading a bag on disk as tools really write it (BagIt 0.93 to 1.0), without modifying it."""
+"""Reading a bag on disk as tools really write it (BagIt 0.93 to 1.0), without modifying it.
+
+Every tag file (bagit.txt, bag-info.txt, manifests, tag manifests, fetch.txt, ``metadata/*``) is
+opened through :mod:`preserve.safefs` below the bag's folder: no symbolic link is followed at any
+level, so a linked ``metadata`` folder or ``metadata/mets.xml`` is refused
+(:class:`~preserve.safefs.LinkRefused`, an OSError naming the link), never read.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import stat
@@ -10,8 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
-from preserve.bag.paths import decode_manifest_path, normalize_manifest_path
+from preserve.bag.paths import decode_manifest_path, normalize_manifest_path, unsafe_reason
 from preserve.bag.tagfiles import (
+    EMPTY_DIRECTORIES,
     FetchEntry,
     TagProblem,
     decode_tag_text,
@@ -19,8 +27,10 @@ from preserve.bag.tagfiles import (
     parse_bagit_txt,
     parse_fetch,
     python_encoding,
+    split_lines,
 )
 from preserve.errors import BadTagFile, SourceNotFound
+from preserve.safefs import LINK_REASON, LinkRefused, open_regular_beneath, read_beneath
 
 _MANIFEST = re.compile(r"^(tag)?manifest-([A-Za-z0-9-]+)\.txt$")
 _LINE = re.compile(r"^([0-9A-Fa-f]+)[ \t]+(\*?)(.*)$")
@@ -79,12 +89,15 @@ class Bag:
         return values[0] if values else None
 
     def read_tag_text(self, relative: str) -> str:
-        return decode_tag_text((self.path / relative).read_bytes(), self.declared_encoding or "UTF-8")
+        """The decoded text of a tag file, read with no link followed below the bag (a link raises
+        :class:`~preserve.safefs.LinkRefused`; a pipe or device OSError EINVAL)."""
+        return decode_tag_text(read_beneath(self.path, relative), self.declared_encoding or "UTF-8")
 
     def iter_manifest(self, algorithm: str, *, tag: bool = False) -> Iterator[ManifestLine]:
         """Lines of one manifest, streamed: CRLF, ``./`` prefixes and md5sum's ``*`` accepted."""
         source = (self.tag_manifests if tag else self.payload_manifests)[algorithm]
-        with open(source, encoding=self.encoding, newline="") as f:
+        fd, _size = open_regular_beneath(self.path, source.name)
+        with open(fd, encoding=self.encoding, newline="") as f:
             for number, text in enumerate(f, 1):
                 if number == 1 and text.startswith("\ufeff"):
                     text = text[1:]
@@ -125,6 +138,62 @@ class Bag:
                 yield from _walk(self.path, entry.name)
             else:
                 yield entry.name, entry.stat(follow_symlinks=False)
+
+
+#: What a curator does about a tag file that cannot be read.
+_READABLE = "make it readable by the user running preserve (or restore it from a replica) and run the command again"
+
+
+def unreadable_tag_file(root: str | os.PathLike[str], rel: str, exc: OSError) -> BadTagFile:
+    """The input error (exit 3) for a tag file that exists but cannot be read (permissions, I/O)."""
+    return BadTagFile(path=os.path.join(os.fspath(root), rel), reason=f"cannot be read ({exc.strerror or exc}); {_READABLE}")
+
+
+def empty_directories(bag: str | os.PathLike[str]) -> list[str]:
+    """The payload folders ``metadata/empty-directories.txt`` lists (bag-relative, decoded, e.g.
+    ``data/scans/empty``), in file order; [] when the bag has no such file.
+
+    preserve writes the file because BagIt manifests list files only, so an empty folder would
+    otherwise be lost by a copy. It is read without following a link (a link raises
+    :class:`~preserve.safefs.LinkRefused`); a line that is not a safe path inside data/ raises
+    :class:`~preserve.errors.BadTagFile` naming the line.
+    """
+    try:
+        raw = read_beneath(bag, EMPTY_DIRECTORIES)
+    except FileNotFoundError:
+        return []
+    try:
+        text = decode_tag_text(raw, "UTF-8")
+    except UnicodeDecodeError as exc:
+        raise BadTagFile(path=os.path.join(os.fspath(bag), EMPTY_DIRECTORIES), reason=f"is not UTF-8 ({exc.reason})") from None
+    out: list[str] = []
+    for number, line in enumerate(split_lines(text), 1):
+        if not line.strip():
+            continue
+        rel = decode_manifest_path(normalize_manifest_path(line))
+        why = unsafe_reason(rel) or (None if rel.startswith("data/") else "not inside data/")
+        if why:
+            raise BadTagFile(path=os.path.join(os.fspath(bag), EMPTY_DIRECTORIES), reason=f"line {number} names {line!r}: {why}")
+        out.append(rel)
+    return out
+
+
+@contextlib.contextmanager
+def pinned_tag_file(bag: str | os.PathLike[str], rel: str) -> Iterator[Path]:
+    """A path that reads the regular file ``bag/rel`` as opened with no link followed below the bag,
+    for readers that take a path (lxml's streaming parser).
+
+    The file is opened first (:func:`~preserve.safefs.open_regular_beneath`) and the path yielded
+    is that open descriptor's (``/proc/self/fd/N``), so swapping a folder for a link afterwards
+    changes nothing. Where there is no ``/proc`` the file's own path is yielded once the open has
+    shown that no link leads to it.
+    """
+    fd, _size = open_regular_beneath(bag, rel)
+    try:
+        proc = Path(f"/proc/self/fd/{fd}")
+        yield proc if proc.exists() else Path(bag) / rel
+    finally:
+        os.close(fd)
 
 
 def irregular_reason(st: os.stat_result) -> str | None:
@@ -199,9 +268,11 @@ def open_bag(path: str | os.PathLike[str]) -> Bag:
     if bagit_txt_odd:
         raise BadTagFile(path=str(bagit_txt), reason=f"{bagit_txt_odd}; the bag cannot be read safely")
     try:
-        data = bagit_txt.read_bytes()
+        data = read_beneath(root, "bagit.txt")
+    except LinkRefused as exc:
+        raise BadTagFile(path=str(exc.filename), reason=f"{LINK_REASON}; the bag cannot be read safely") from None
     except OSError as exc:
-        raise BadTagFile(path=str(bagit_txt), reason=f"cannot be read ({exc.strerror})") from exc
+        raise BadTagFile(path=str(bagit_txt), reason=f"cannot be read ({exc.strerror}); {_READABLE}") from exc
     version, encoding, problems = parse_bagit_txt(data)
     bag = Bag(path=root, version=version, declared_encoding=encoding, problems=list(problems))
     for special in ("bag-info.txt", "package-info.txt", "fetch.txt"):
@@ -215,6 +286,12 @@ def open_bag(path: str | os.PathLike[str]) -> Bag:
             except (UnicodeDecodeError, LookupError) as exc:
                 bag.problems.append(TagProblem("error", f"{candidate} is not valid {bag.declared_encoding}: {exc}"))
                 break
+            except LinkRefused as exc:
+                # swapped for a link since it was examined: refused like any link
+                bag.irregular.append((candidate, f"{LINK_REASON} ({exc.filename})"))
+                break
+            except OSError as exc:
+                raise unreadable_tag_file(root, candidate, exc) from exc
             items, info_problems = parse_bag_info(text)
             bag.info = items
             bag.info_file = candidate

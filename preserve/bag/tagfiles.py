@@ -9,6 +9,8 @@ from pathlib import Path
 
 BAGIT_VERSION = "1.0"
 SUPPORTED_VERSIONS = ("0.93", "0.94", "0.95", "0.96", "0.97", "1.0")
+#: preserve's list of the payload's empty folders (manifests list files only), one encoded path a line.
+EMPTY_DIRECTORIES = "metadata/empty-directories.txt"
 _ENCODINGS = {"utf-8": "utf-8", "utf8": "utf-8", "utf-16": "utf-16", "utf16": "utf-16",
               "iso-8859-1": "iso-8859-1", "iso8859-1": "iso-8859-1", "latin-1": "iso-8859-1",
               "latin1": "iso-8859-1", "us-ascii": "ascii", "ascii": "ascii"}

@@ -1,10 +1,18 @@
 """Validation of a bag per RFC 8493: completeness and validity, every problem reported.
 
-It reads bags made by any tool (BagIt 0.93 to 1.0) and never writes to them.
+It reads bags made by any tool (BagIt 0.93 to 1.0) and never writes to them. No file is opened
+through a symbolic link at any level below the bag (:mod:`preserve.safefs`): a link is reported,
+and a manifest entry reached through a linked folder is reported naming the link, unread.
+
+``fetch=True`` downloads the items of fetch.txt that are not in the bag, over http and https only,
+reading at most one byte more than fetch.txt declares, and checks them; they then count towards
+Payload-Oxum and the sidecar checks like files on disk.
 """
 
 from __future__ import annotations
 
+import errno
+import functools
 import os
 import stat
 from collections import deque
@@ -16,7 +24,15 @@ from typing import Any, Literal
 from preserve.bag.index import PathIndex, real_path
 from preserve.bag.index import printable as index_printable
 from preserve.bag.paths import unsafe_reason
-from preserve.bag.reader import Bag, irregular_reason, open_bag
+from preserve.bag.reader import (
+    Bag,
+    empty_directories,
+    irregular_reason,
+    open_bag,
+    unreadable_tag_file,
+)
+from preserve.bag.tagfiles import EMPTY_DIRECTORIES
+from preserve.errors import BadTagFile, UnsafePath
 from preserve.fixity import (
     ALGORITHMS,
     Progress,
@@ -29,6 +45,7 @@ from preserve.fixity import (
     ordered_map,
     processes_for,
 )
+from preserve.safefs import LinkRefused, lstat_beneath
 
 Severity = Literal["error", "warning"]
 
@@ -37,8 +54,24 @@ CODES = (
     "bagit-txt", "bag-info", "encoding", "no-manifest", "manifest-syntax", "unsafe-path",
     "outside-payload", "duplicate", "missing", "unlisted", "altered", "unreadable", "oxum",
     "percent-literal", "unsupported-algorithm", "fetch", "not-fetched", "tag-missing",
-    "tag-altered", "sidecar", "profile", "serialization", "not-regular",
+    "tag-altered", "sidecar", "profile", "serialization", "not-regular", "missing-directory",
 )
+
+#: Schemes ``validate --fetch`` downloads from; a redirect to any other is refused.
+FETCH_SCHEMES = ("http", "https")
+#: Seconds a fetch waits for the server to connect or send more bytes.
+FETCH_TIMEOUT = 60.0
+
+
+def behind_link(rel: str, link: str) -> str:
+    """The finding's message for ``rel`` when ``link`` (bag-relative) is a symbolic link on its path."""
+    if link == rel:
+        return "is a symbolic link; bags hold files, so it was not followed"
+    return f"is reached through {link}, a symbolic link, which was not followed: the file was not read"
+
+
+def _link_rel(root: str | os.PathLike[str], exc: LinkRefused) -> str:
+    return os.path.relpath(str(exc.filename), os.fspath(root)).replace(os.sep, "/")
 
 
 @dataclass(frozen=True)
@@ -156,11 +189,12 @@ def validate_bag(
         index.finish_loading()
         _resolve_percent_literals(index, report)
         _completeness(bag, index, report)
-        fetch_paths = _check_fetch(bag, index, report, fetch)
-        _missing(index, report, fetch_paths)
         total = next(index.query("SELECT count(*), coalesce(sum(size),0) FROM d"))
         report.files, report.bytes = int(total[0]), int(total[1])  # type: ignore[call-overload]
-        _check_oxum(bag, report)
+        fetched = _check_fetch(bag, index, report, fetch)
+        _missing(bag, index, report, fetched.pending)
+        _check_oxum(bag, report, fetched)
+        _check_empty_directories(bag, report)
         if not fast:
             usable = [a for a in report.algorithms if a in ALGORITHMS and (algorithms is None or a in algorithms)]
             if on_total is not None:
@@ -194,6 +228,10 @@ def _load_manifests(bag: Bag, index: PathIndex, report: ValidationReport) -> Non
                     rows = []
         except UnicodeDecodeError as exc:
             report.add("error", "encoding", f"{name} is not valid {bag.declared_encoding}: {exc.reason} at byte {exc.start}", path=name)
+        except LinkRefused as exc:
+            report.add("error", "not-regular", behind_link(name, _link_rel(bag.path, exc)), path=name)
+        except OSError as exc:
+            raise unreadable_tag_file(bag.path, name, exc) from exc
         index.add_entries(rows)
     # a path listed twice in one manifest
     index.db.execute("CREATE TEMP TABLE dup AS SELECT path, alg, count(*) n, count(DISTINCT digest) k FROM m GROUP BY path, alg HAVING n > 1")
@@ -259,32 +297,113 @@ def _completeness(bag: Bag, index: PathIndex, report: ValidationReport) -> None:
                 report.add("error", "unlisted", f"not listed in manifest-{alg}.txt (every payload manifest must list every file)", path=str(rel), algorithm=alg)
 
 
-def _missing(index: PathIndex, report: ValidationReport, fetch_paths: set[str]) -> None:
+def _missing(bag: Bag, index: PathIndex, report: ValidationReport, fetch_paths: set[str]) -> None:
+    links: dict[str, str] = {}  # folder -> the link on its path, so a linked folder is looked at once
     for (rel,) in index.query("SELECT DISTINCT m.path FROM m WHERE NOT EXISTS (SELECT 1 FROM d WHERE d.path = m.path) ORDER BY m.path"):
-        if str(rel) in fetch_paths:
+        path = str(rel)
+        if path in fetch_paths:
             continue
-        report.add("error", "missing", "listed in the manifest but not found in the bag", path=str(rel))
+        folder = path.rpartition("/")[0]
+        if folder not in links:
+            links[folder] = _link_on_path(bag.path, folder)
+        if links[folder]:
+            report.add("error", "not-regular", behind_link(path, links[folder]), path=path)
+        else:
+            report.add("error", "missing", "listed in the manifest but not found in the bag", path=path)
 
 
-def _check_oxum(bag: Bag, report: ValidationReport) -> None:
+def _link_on_path(root: Path, folder: str) -> str:
+    """The bag-relative path of the symbolic link on the way to ``folder``, or ''."""
+    try:
+        st = lstat_beneath(root, folder)
+    except LinkRefused as exc:
+        return _link_rel(root, exc)
+    except (OSError, UnsafePath):
+        return ""
+    return folder if stat.S_ISLNK(st.st_mode) else ""
+
+
+@dataclass
+class _Fetched:
+    """What fetch.txt adds to the payload: the paths it names that are not on disk, and their size
+    (as fetched with --fetch, as declared otherwise; None when some size is unknown)."""
+
+    pending: set[str] = field(default_factory=set)
+    bytes: int | None = 0
+
+    def add(self, path: str, size: int | None) -> None:
+        self.pending.add(path)
+        self.bytes = None if self.bytes is None or size is None else self.bytes + size
+
+
+def _check_oxum(bag: Bag, report: ValidationReport, fetched: _Fetched) -> None:
     oxum = _oxum(bag)
     if isinstance(oxum, str):
         report.add("error", "oxum", f"Payload-Oxum {oxum!r} is not OCTETS.COUNT", path=bag.info_file)
-    elif oxum is not None and oxum != (report.bytes, report.files):
+        return
+    if oxum is None or fetched.bytes is None:
+        return  # no Payload-Oxum, or a fetch item of unknown length (already reported as not fetched)
+    # fetch.txt items are part of the payload (RFC 8493 2.2.3): they count as the files on disk do
+    found = (report.bytes + fetched.bytes, report.files + len(fetched.pending))
+    if oxum != found:
         report.add("error", "oxum", "Payload-Oxum does not match the payload",
-                   path=bag.info_file, expected=f"{oxum[0]}.{oxum[1]}", found=f"{report.bytes}.{report.files}")
+                   path=bag.info_file, expected=f"{oxum[0]}.{oxum[1]}", found=f"{found[0]}.{found[1]}")
 
 
-def _check_fetch(bag: Bag, index: PathIndex, report: ValidationReport, do_fetch: bool) -> set[str]:
+def _check_empty_directories(bag: Bag, report: ValidationReport) -> None:
+    """Every folder metadata/empty-directories.txt lists is a folder in the bag (not a link)."""
+    try:
+        listed = empty_directories(bag.path)
+    except LinkRefused as exc:
+        if not any(f.code == "not-regular" and f.path == EMPTY_DIRECTORIES for f in report.findings):
+            report.add("error", "not-regular", behind_link(EMPTY_DIRECTORIES, _link_rel(bag.path, exc)), path=EMPTY_DIRECTORIES)
+        return
+    except BadTagFile as exc:
+        report.add("error", "manifest-syntax", exc.fields.get("reason", str(exc)), path=EMPTY_DIRECTORIES)
+        return
+    except OSError as exc:
+        if exc.errno == errno.EINVAL:
+            return  # a pipe or device in its place: reported with the other tag entries
+        raise unreadable_tag_file(bag.path, EMPTY_DIRECTORIES, exc) from exc
+    reported = {f.path for f in report.findings if f.code == "not-regular"}
+    for rel in listed:
+        try:
+            st = lstat_beneath(bag.path, rel)
+        except LinkRefused as exc:
+            report.add("error", "not-regular", f"listed in {EMPTY_DIRECTORIES}, and {_link_rel(bag.path, exc)} on its way "
+                       "is a symbolic link, which was not followed", path=rel)
+            continue
+        except OSError:  # absent, or a file where a folder on its way should be
+            report.add("error", "missing-directory", f"listed in {EMPTY_DIRECTORIES} as an empty folder, but there is "
+                       "no such folder in the bag", path=rel)
+            continue
+        if stat.S_ISLNK(st.st_mode):
+            if rel not in reported:
+                report.add("error", "not-regular", f"listed in {EMPTY_DIRECTORIES} as a folder, but is a symbolic link; "
+                           "it was not followed", path=rel)
+        elif not stat.S_ISDIR(st.st_mode):
+            report.add("error", "missing-directory", f"listed in {EMPTY_DIRECTORIES} as an empty folder, but is a file",
+                       path=rel)
+
+
+def _check_fetch(bag: Bag, index: PathIndex, report: ValidationReport, do_fetch: bool) -> _Fetched:
+    fetched = _Fetched()
     try:
         entries, problems = bag.fetch_entries()
-    except (UnicodeDecodeError, OSError) as exc:
-        report.add("error", "fetch", f"fetch.txt cannot be read: {exc}", path="fetch.txt")
-        return set()
+    except LinkRefused as exc:
+        report.add("error", "not-regular", behind_link("fetch.txt", _link_rel(bag.path, exc)), path="fetch.txt")
+        return fetched
+    except UnicodeDecodeError as exc:
+        report.add("error", "fetch", f"fetch.txt is not valid {bag.declared_encoding}: {exc.reason}", path="fetch.txt")
+        return fetched
+    except OSError as exc:
+        raise unreadable_tag_file(bag.path, "fetch.txt", exc) from exc
     for p in problems:
         report.add("error", "fetch", p.message, path="fetch.txt")
-    pending: set[str] = set()
     algs = sorted(bag.payload_manifests)
+    oxum = _oxum(bag)
+    # an item of unknown length ('-') is read no further than the rest of the payload Payload-Oxum declares
+    rest = oxum[0] - report.bytes if isinstance(oxum, tuple) else None
     for e in entries:
         reason = unsafe_reason(e.path)
         if reason:
@@ -300,30 +419,79 @@ def _check_fetch(bag: Bag, index: PathIndex, report: ValidationReport, do_fetch:
         on_disk = next(index.query("SELECT count(*) FROM d WHERE path = ?", (e.path,)))[0]
         if on_disk:
             continue
-        pending.add(e.path)
         if not do_fetch:
+            fetched.add(e.path, e.length)
             report.add("error", "not-fetched", f"listed in fetch.txt ({e.url}) and not yet fetched; validate with --fetch to download and check it", path=e.path)
             continue
-        _fetch_and_check(e.url, e.length, e.path, digests, report)
-    return pending
+        fetched.add(e.path, _fetch_and_check(e.url, e.length, e.path, digests, report, rest))
+    return fetched
 
 
-def _fetch_and_check(url: str, length: int | None, rel: str, digests: dict[str, str], report: ValidationReport) -> None:
-    """Download into memory-bounded hashing only: the bag itself is never written."""
-    import urllib.request  # only --fetch needs it; importing it costs every run ~30 ms
+def _fetch_and_check(url: str, length: int | None, rel: str, digests: dict[str, str], report: ValidationReport,
+                     rest: int | None = None) -> int | None:
+    """Download ``url`` into hashing only (the bag is never written) and compare; returns the size
+    read, or None when nothing could be read.
 
+    Only http and https are fetched, a redirect to another scheme (or from https to http) is
+    refused, every wait is bounded by :data:`FETCH_TIMEOUT`, and no more than ``length`` + 1
+    bytes are read: a longer body is a mismatch, whatever follows is never read.
+    """
+    import urllib.error  # only --fetch needs them; importing them costs every run ~30 ms
+    import urllib.parse
+    import urllib.request
+
+    scheme = urllib.parse.urlsplit(url).scheme.lower()
+    if scheme not in FETCH_SCHEMES:
+        report.add("error", "fetch", f"fetch.txt names {url}: preserve fetches only http and https URLs, so it was "
+                   "not opened", path=rel)
+        return None
+
+    class Redirects(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, req: urllib.request.Request, fp: Any, code: int, msg: str, headers: Any,
+                             newurl: str) -> urllib.request.Request | None:
+            old, new = urllib.parse.urlsplit(req.full_url).scheme.lower(), urllib.parse.urlsplit(newurl).scheme.lower()
+            if new not in FETCH_SCHEMES or (old == "https" and new == "http"):
+                raise urllib.error.URLError(f"the server redirected to {newurl}, which preserve does not follow "
+                                            "(only http and https, never from https to http)")
+            return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+    # no file:, ftp: or data: handler at all, so no URL and no redirect can reach them
+    opener = urllib.request.OpenerDirector()
+    for handler in (urllib.request.ProxyHandler(), urllib.request.UnknownHandler(), urllib.request.HTTPHandler(),
+                    urllib.request.HTTPSHandler(), urllib.request.HTTPDefaultErrorHandler(), Redirects(),
+                    urllib.request.HTTPErrorProcessor()):
+        opener.add_handler(handler)
+    cap = length if length is not None else rest
     algs = [a for a in digests if a in ALGORITHMS]
+
+    def body(resp: Any) -> Iterator[bytes]:
+        left = None if cap is None else max(cap, 0) + 1
+        while left is None or left > 0:
+            chunk = resp.read(1 << 20 if left is None else min(1 << 20, left))
+            if not chunk:
+                return
+            if left is not None:
+                left -= len(chunk)
+            yield chunk
+
     try:
-        with urllib.request.urlopen(url, timeout=60) as resp:
-            found, size = hash_stream(iter(lambda: resp.read(1 << 20), b""), algs)
+        with opener.open(url, timeout=FETCH_TIMEOUT) as resp:
+            found, size = hash_stream(body(resp), algs)
     except (OSError, ValueError) as exc:
-        report.add("error", "fetch", f"cannot fetch {url}: {exc}", path=rel)
-        return
+        report.add("error", "fetch", f"cannot fetch {url}: {getattr(exc, 'reason', None) or exc}", path=rel)
+        return None
+    if cap is not None and size > cap:
+        said = f"fetch.txt says {length}" if length is not None else f"Payload-Oxum leaves {cap} for it"
+        report.add("error", "fetch", f"{url} sends more bytes than {said}; it stopped being read there", path=rel,
+                   expected=str(cap), found=f"more than {cap}")
+        return size
     if length is not None and size != length:
-        report.add("error", "fetch", f"fetched {size} bytes from {url}, fetch.txt says {length}", path=rel)
+        report.add("error", "fetch", f"fetched {size} bytes from {url}, fetch.txt says {length}", path=rel,
+                   expected=str(length), found=str(size))
     for alg in algs:
         if found[alg] != digests[alg]:
             report.add("error", "altered", f"fetched content from {url} does not match manifest-{alg}.txt", path=rel, algorithm=alg, expected=digests[alg], found=found[alg])
+    return size
 
 
 def _verify_payload(
@@ -346,8 +514,10 @@ def _verify_payload(
             expected.setdefault(alg, set()).add(digest)
         try:
             real = job[2] if isinstance(job[2], bytes) else None
-            found = hash_file(root / real_path(rel, real), sorted(expected), progress=progress,
-                              drop_cached=drop_cached, limiter=limiter)
+            found = hash_file(real_path(rel, real), sorted(expected), progress=progress,
+                              drop_cached=drop_cached, limiter=limiter, root=root)
+        except LinkRefused as exc:
+            return [Finding("error", "not-regular", behind_link(rel, _link_rel(root, exc)), path=rel)]
         except PermissionError as exc:
             return [Finding("error", "unreadable", f"cannot be read ({exc.strerror})", path=rel)]
         except FileNotFoundError:
@@ -386,16 +556,18 @@ def _expected(pairs: str) -> dict[str, set[str]]:
 Checked = tuple[str, str | list[tuple[str, str, str]]] | None
 
 
-def check_batch(jobs: list[tuple[str, str, bool, int]]) -> list[Checked]:
+def check_batch(jobs: list[tuple[str, str, bool, int]], root: str | None = None) -> list[Checked]:
     """For a worker process: hash each (path, expected "alg digest" lines, drop_cached, size) job
-    and compare there, so that only the files that fail send anything back."""
+    and compare there, so that only the files that fail send anything back. With ``root`` the
+    paths are relative to it and nothing is opened through a link below it."""
     wanted = [_expected(pairs) for _path, pairs, _drop, _size in jobs]
     found = hash_batch([(path, tuple(sorted(want)), drop, size)
-                        for (path, _pairs, drop, size), want in zip(jobs, wanted, strict=True)])
+                        for (path, _pairs, drop, size), want in zip(jobs, wanted, strict=True)], root=root)
     out: list[Checked] = []
-    for want, got in zip(wanted, found, strict=True):
+    for (path, _pairs, _drop, _size), want, got in zip(jobs, wanted, found, strict=True):
         if isinstance(got, tuple):
-            out.append(got)
+            kind, detail = got
+            out.append(("not-regular", behind_link(path, detail)) if kind == "link" else got)
             continue
         bad = [(alg, sorted(digests)[0], got[alg]) for alg, digests in sorted(want.items()) if got[alg] not in digests]
         out.append(("altered", bad) if bad else None)
@@ -411,16 +583,17 @@ def _verify_in_processes(root: Path, jobs: Iterator[tuple[object, ...]], report:
     no answer beyond ``None``.
     """
     held: deque[tuple[str, int]] = deque()
-    base = str(root) + os.sep
 
     def work() -> Iterator[tuple[str, str, bool, int]]:
         for rel, pairs, real, size in jobs:
             shown, n = str(rel), int(str(size))
             held.append((shown, n))
-            yield base + (os.fsdecode(real) if isinstance(real, bytes) else shown), str(pairs), drop_cached, n
+            yield (os.fsdecode(real) if isinstance(real, bytes) else shown), str(pairs), drop_cached, n
 
+    # paths go relative to the bag, opened below it with no link followed
+    check = functools.partial(check_batch, root=str(root))
     with WorkerPool(processes) as pool:
-        for got in pool.map_batched(check_batch, work(), size=lambda job: job[3]):
+        for got in pool.map_batched(check, work(), size=lambda job: job[3]):
             rel, size = held.popleft()
             if progress is not None:
                 progress(size, 1)
@@ -468,6 +641,10 @@ def tag_manifest_entries(bag: Bag, report: ValidationReport) -> dict[str, dict[s
                 listed[alg] = line.digest
         except UnicodeDecodeError as exc:
             report.add("error", "encoding", f"{name} is not valid {bag.declared_encoding}: {exc.reason}", path=name)
+        except LinkRefused as exc:
+            report.add("error", "not-regular", behind_link(name, _link_rel(bag.path, exc)), path=name)
+        except OSError as exc:
+            raise unreadable_tag_file(bag.path, name, exc) from exc
     return expected
 
 
@@ -488,9 +665,13 @@ def _irregular_tag_entries(bag: Bag, report: ValidationReport) -> None:
 
 def _verify_tag_manifests(bag: Bag, report: ValidationReport, fast: bool) -> None:
     for rel, digests in sorted(tag_manifest_entries(bag, report).items()):
-        target = bag.path / rel
         try:
-            why = irregular_reason(os.lstat(target))
+            why = irregular_reason(lstat_beneath(bag.path, rel))
+        except LinkRefused as exc:
+            link = _link_rel(bag.path, exc)
+            if not any(f.code == "not-regular" and f.path in (rel, link) for f in report.findings):
+                report.add("error", "not-regular", behind_link(rel, link), path=rel)
+            continue
         except FileNotFoundError:
             why = "missing"
         except OSError as exc:
@@ -507,7 +688,10 @@ def _verify_tag_manifests(bag: Bag, report: ValidationReport, fast: bool) -> Non
             continue
         algs = [a for a in digests if a in ALGORITHMS]
         try:
-            found = hash_file(target, algs)
+            found = hash_file(rel, algs, root=bag.path)
+        except LinkRefused as exc:
+            report.add("error", "not-regular", behind_link(rel, _link_rel(bag.path, exc)), path=rel)
+            continue
         except OSError as exc:
             report.add("error", "unreadable", f"cannot be read ({exc.strerror})", path=rel)
             continue
