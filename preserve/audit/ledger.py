@@ -11,6 +11,15 @@ Tables (schema version in ``PRAGMA user_version``, migrated forward by :data:`MI
               ``unlisted`` | ``unreadable`` | ``oxum`` | ``invalid``), expected, found, message.
 ``replicas``  one row per replication of a bag to a target (written by the replication engine).
 ``repairs``   one row per file restored from a replica (written by the replication engine).
+``tag_files`` what a bag held outside its payload when it was first audited: every tag file
+              (``kind`` ``file``: bagit.txt, manifests, metadata/...) and every empty folder listed in
+              metadata/empty-directories.txt (``empty-dir``). Audits report any that disappear.
+
+Opening: only a path that does not exist becomes a new ledger, and it appears there whole: the
+schema is built in a temporary file beside it (listed in a :mod:`preserve.staging` journal, so a
+killed creation is cleaned up by the next) and linked into place without replacing anything. An
+existing file that is not a ledger (0 bytes, garbage, another program's database) is refused,
+never re-initialized: a ledger truncated by accident must not silently become an empty one.
 
 Concurrency: WAL journal, ``busy_timeout``, and every write in a ``BEGIN IMMEDIATE`` transaction,
 so two audits can share a ledger: one writer at a time, readers never blocked. WAL needs shared
@@ -22,10 +31,13 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
 import json
 import os
+import secrets
 import socket
 import sqlite3
+import stat
 import threading
 import time
 import uuid
@@ -34,7 +46,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from preserve.errors import DestinationExists, LedgerError, StorageError
+from preserve.errors import DestinationExists, LedgerError, PreserveError, StorageError
+from preserve.staging import journaled
 
 #: Finding kinds stored in the ledger. ``invalid`` covers structural problems (a broken manifest
 #: line, bagit.txt errors) that are not about one payload file's content.
@@ -142,11 +155,28 @@ ALTER TABLE audits_v2 RENAME TO audits;
 CREATE INDEX audits_bag ON audits(bag_id, id);
 """
 
+_V3 = """
+CREATE TABLE tag_files (
+    id          INTEGER PRIMARY KEY,
+    bag_id      INTEGER NOT NULL REFERENCES bags(id),
+    path        TEXT NOT NULL,
+    kind        TEXT NOT NULL CHECK (kind IN ('file', 'empty-dir')),
+    first_seen  TEXT NOT NULL,
+    UNIQUE (bag_id, path, kind)
+);
+"""
+
 #: Audit outcomes the ledger stores.
 OUTCOMES = ("pass", "fail", "pending")
 
+#: What a bag's ``tag_files`` rows remember: a tag file, or an empty folder of the payload.
+STRUCTURE_KINDS = ("file", "empty-dir")
+
+#: Every table, in the order ``ledger export`` writes them.
+TABLES = ("bags", "audits", "findings", "replicas", "repairs", "tag_files")
+
 #: ``MIGRATIONS[n]`` takes a ledger from schema version n to n + 1. Append, never edit.
-MIGRATIONS: tuple[str, ...] = (_V1, _V2)
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -203,6 +233,143 @@ def is_network_fs(fstype: str | None) -> bool:
     return fstype is not None and (fstype in NETWORK_FS or fstype.split(".")[-1] in NETWORK_FS)
 
 
+# SQLite's primary result codes that mean the storage, not the ledger, failed
+_SQLITE_IOERR, _SQLITE_FULL, _SQLITE_CANTOPEN = 10, 13, 14
+#: Free space below this counts as a full disk when SQLite reports an I/O error.
+_FULL_BELOW = 256 * 1024
+
+
+def _disk_full(exc: sqlite3.Error, path: Path) -> bool:
+    """Whether an SQLite error comes from a full file system under ``path``.
+
+    SQLite says "database or disk is full" for a full database file, but a full disk met while
+    it creates or grows the WAL index is only "disk I/O error": then free space decides.
+    """
+    code = int(getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF
+    if code == _SQLITE_FULL:
+        return True
+    if code not in (_SQLITE_IOERR, _SQLITE_CANTOPEN) and "disk" not in str(exc):
+        return False
+    return _no_space(path)
+
+
+def _no_space(path: Path) -> bool:
+    """Whether the file system holding ``path`` is (all but) full."""
+    try:
+        st = os.statvfs(path.parent)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < _FULL_BELOW or st.f_favail == 0
+
+
+def _full_disk_error(path: Path, detail: str) -> StorageError:
+    return StorageError(path=str(path), reason=(
+        f"the file system holding the ledger is full ({detail}); free space and run again: "
+        "the ledger keeps every audit committed before this"))
+
+
+def _sqlite_failure(exc: sqlite3.Error, path: Path, what: str) -> PreserveError:
+    """The error for an SQLite failure: a full disk says so (exit 5), anything else is a ledger error (7)."""
+    if _disk_full(exc, path):
+        return _full_disk_error(path, f"SQLite: {exc}")
+    return LedgerError(path=str(path), reason=f"{what} ({exc})")
+
+
+def _os_failure(exc: OSError, path: Path, what: str) -> PreserveError:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return _full_disk_error(path, exc.strerror or "no space left")
+    return LedgerError(path=str(path), reason=f"{what} ({exc.strerror or exc})")
+
+
+def _check_file(path: Path) -> None:
+    """Refuse, before SQLite touches it, an existing path that cannot be a ledger."""
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise _os_failure(exc, path, "cannot open the ledger") from exc
+    if not stat.S_ISREG(st.st_mode):
+        raise LedgerError(path=str(path), reason="not a usable preserve ledger (not a regular file); pass --ledger with the ledger's path")
+    if st.st_size == 0:
+        # SQLite would take a 0-byte file for a new, empty database and preserve would build a
+        # fresh schema in it: years of audits gone without a word
+        raise LedgerError(path=str(path), reason=(
+            "not a usable preserve ledger (the file is empty, 0 bytes); it was left as it is: restore the ledger "
+            "from a backup (preserve ledger backup makes one), or pass --ledger with another path; "
+            "preserve never re-creates a ledger over an existing file"))
+
+
+def _build(tmp: Path) -> None:
+    """The current schema in the new file ``tmp``, made durable."""
+    db = sqlite3.connect(tmp, isolation_level=None)
+    try:
+        # no journal: a build that fails is thrown away whole, never repaired
+        db.execute("PRAGMA journal_mode=OFF")
+        db.execute("BEGIN")
+        for step in MIGRATIONS:
+            for statement in step.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+        db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        db.execute("COMMIT")
+    finally:
+        db.close()
+    fd = os.open(tmp, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _create(path: Path) -> list[str]:
+    """Create a new ledger at ``path``, which did not exist; returns warnings for the user.
+
+    The schema is built in a temporary file beside ``path``, listed in the destination's journal
+    first, then hard-linked into place: the ledger appears whole or not at all, an existing file
+    is never replaced (a concurrent creator's ledger wins), and the temporary file a killed
+    creation leaves is removed by the next one.
+    """
+    try:
+        with journaled(path, busy=f"{path}: another preserve run has been creating this ledger for too long",
+                       wait=BUSY_TIMEOUT_S) as journal:
+            notes = [f"{p}: removed, left by a ledger creation that was stopped" for p in journal.removed]
+            if os.path.lexists(path):
+                return notes  # created by another run while this one waited for the lock
+            tmp = journal.record(path.with_name(f".{path.name}.preserve-new-{secrets.token_hex(4)}"))
+            _build(tmp)
+            with contextlib.suppress(FileExistsError):  # a creator that took no lock won: its ledger is used
+                os.link(tmp, path)
+            _fsync_dir(path.parent)
+            return notes
+    except sqlite3.Error as exc:
+        raise _sqlite_failure(exc, path, "cannot create the ledger") from exc
+    except OSError as exc:
+        raise _os_failure(exc, path, "cannot create the ledger") from exc
+    except StorageError as exc:  # the lock and journal beside it could not be written
+        if _no_space(path):
+            raise _full_disk_error(path, "no space left to create it") from exc
+        raise
+
+
+def open_ledger(path: str | os.PathLike[str] | None = None, *, create: bool = True,
+                allow_network_fs: bool = False) -> Ledger:
+    """The ledger at ``path`` (None: :func:`default_ledger_path`), as every command opens it.
+
+    ``create``: a path that does not exist becomes a new, empty ledger (atomically); without it a
+    missing ledger is a :class:`~preserve.errors.LedgerError`. An existing file that is not a
+    ledger is always refused (exit 7) and left as it is; a full disk is a
+    :class:`~preserve.errors.StorageError` (exit 5).
+    """
+    return Ledger(path, create=create, allow_network_fs=allow_network_fs)
+
+
 @dataclass
 class FindingRecord:
     """One problem an audit found with one file (or with the bag, ``file`` empty)."""
@@ -235,6 +402,11 @@ class AuditRecord:
     findings: list[FindingRecord] = field(default_factory=list)
     uuid: str = field(default_factory=lambda: str(uuid.uuid4()))
     id: int | None = None
+    #: the bag's tag files (bag-relative) as this audit found them, None when it could not look
+    #: (the bag gone); the ledger remembers them at the bag's first audit
+    tag_files: list[str] | None = None
+    #: the empty folders metadata/empty-directories.txt listed at this audit (None: not looked)
+    empty_dirs: list[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -300,13 +472,14 @@ class Ledger:
         self.path = Path(path) if path is not None else default_ledger_path()
         self.warnings: list[str] = []
         self._lock = threading.RLock()
-        if not self.path.exists():
+        exists = os.path.lexists(self.path)
+        if not exists:
             if not create:
                 raise LedgerError(path=str(self.path), reason="no ledger here; run preserve audit first or pass --ledger PATH")
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
-                raise LedgerError(path=str(self.path.parent), reason=f"cannot create the ledger folder ({exc.strerror})") from exc
+                raise _os_failure(exc, self.path.parent, "cannot create the ledger folder") from exc
         fstype = filesystem_type(self.path, mounts)
         network = is_network_fs(fstype)
         if network and not allow_network_fs:
@@ -314,14 +487,21 @@ class Ledger:
                 f"the ledger is on a network file system ({fstype}), where SQLite's WAL journal is not safe; "
                 "keep the ledger on a local disk (and back it up with preserve ledger backup), or pass "
                 "--ledger-on-network-fs to use a rollback journal there and run one audit at a time"))
+        if not exists:
+            self.warnings.extend(_create(self.path))
+        else:
+            _check_file(self.path)
         try:
             self._db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None,
                                        check_same_thread=False)
         except sqlite3.Error as exc:
-            raise LedgerError(path=str(self.path), reason=f"cannot open the ledger ({exc})") from exc
+            raise self._failure(exc, "cannot open the ledger") from exc
         self._db.row_factory = sqlite3.Row
         try:
             self._db.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+            # what the file is, asked before anything could write to it: nothing below may turn a
+            # file that is not a ledger into an empty one
+            self._check_schema()
             self._db.execute("PRAGMA foreign_keys=ON")
             wanted = "delete" if network else "wal"
             mode = str(self._db.execute(f"PRAGMA journal_mode={wanted}").fetchone()[0]).lower()
@@ -334,9 +514,26 @@ class Ledger:
             elif mode != "wal":
                 self.warnings.append(f"{self.path}: SQLite refused WAL here (journal mode {mode}); audits will wait for each other")
             self._migrate()
-        except sqlite3.DatabaseError as exc:
+        except sqlite3.Error as exc:
             self._db.close()
-            raise LedgerError(path=str(self.path), reason=f"not a usable preserve ledger ({exc})") from exc
+            raise self._failure(exc, "not a usable preserve ledger") from exc
+        except BaseException:
+            self._db.close()
+            raise
+
+    def _check_schema(self) -> None:
+        """Refuse an SQLite file that preserve did not make a ledger (``user_version`` 0 or no
+        ``audits`` table): migrating it from version 0 would re-initialize it."""
+        version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
+        tables = {str(r[0]) for r in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if version == 0 or not {"bags", "audits", "findings"} <= tables:
+            what = "an empty SQLite database" if not tables else "an SQLite database of another program"
+            raise LedgerError(path=str(self.path), reason=(
+                f"not a usable preserve ledger ({what}, schema version {version}); it was left as it is: "
+                "restore the ledger from a backup (preserve ledger backup makes one) or pass --ledger with another path"))
+
+    def _failure(self, exc: sqlite3.Error, what: str) -> PreserveError:
+        return _sqlite_failure(exc, self.path, what)
 
     # -- plumbing -----------------------------------------------------------------------------
 
@@ -354,7 +551,7 @@ class Ledger:
     @property
     def schema_version(self) -> int:
         """The schema version recorded in the file (``PRAGMA user_version``)."""
-        return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+        return int(self._query("PRAGMA user_version")[0][0])
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -367,7 +564,7 @@ class Ledger:
                     break
                 except sqlite3.OperationalError as exc:
                     if "locked" not in str(exc) and "busy" not in str(exc):
-                        raise LedgerError(path=str(self.path), reason=f"cannot write ({exc})") from exc
+                        raise self._failure(exc, "cannot write") from exc
                     if time.monotonic() > deadline:
                         raise LedgerError(path=str(self.path), reason="another process has held the ledger's write lock for too long") from exc
                     time.sleep(0.05)
@@ -377,7 +574,7 @@ class Ledger:
             except sqlite3.Error as exc:
                 with contextlib.suppress(sqlite3.Error):
                     self._db.execute("ROLLBACK")
-                raise LedgerError(path=str(self.path), reason=f"write failed ({exc}); nothing of it was kept") from exc
+                raise self._failure(exc, "write failed; nothing of it was kept") from exc
             except BaseException:
                 with contextlib.suppress(sqlite3.Error):
                     self._db.execute("ROLLBACK")
@@ -388,7 +585,7 @@ class Ledger:
             try:
                 return list(self._db.execute(sql, params))
             except sqlite3.Error as exc:
-                raise LedgerError(path=str(self.path), reason=f"cannot read ({exc})") from exc
+                raise self._failure(exc, "cannot read") from exc
 
     def _migrate(self) -> None:
         if self.schema_version == SCHEMA_VERSION:
@@ -484,8 +681,36 @@ class Ledger:
             db.executemany(
                 "INSERT INTO findings (audit_id, file, kind, code, expected, found, message) VALUES (?,?,?,?,?,?,?)",
                 [(audit_id, printable(f.file), f.kind, f.code, f.expected, f.found, printable(f.message)) for f in record.findings])
+            self._remember_structure(db, bag_id, record)
         record.id = audit_id
         return audit_id
+
+    @staticmethod
+    def _remember_structure(db: sqlite3.Connection, bag_id: int, record: AuditRecord) -> None:
+        """At a bag's first audit that looked, keep its tag files and empty folders: what later
+        audits compare against. Later audits add nothing, so a loss is never taken as the norm."""
+        if record.tag_files is None:
+            return
+        if db.execute("SELECT 1 FROM tag_files WHERE bag_id = ? LIMIT 1", (bag_id,)).fetchone():
+            return
+        rows = [(bag_id, printable(p), "file", record.ended) for p in record.tag_files]
+        rows += [(bag_id, printable(p), "empty-dir", record.ended) for p in record.empty_dirs or ()]
+        db.executemany("INSERT OR IGNORE INTO tag_files (bag_id, path, kind, first_seen) VALUES (?,?,?,?)", rows)
+
+    def remembered_structure(self) -> dict[str, list[tuple[str, str]]]:
+        """Per bag location: the ``(path, kind)`` the ledger remembers (kind ``file`` for a tag file,
+        ``empty-dir`` for an empty payload folder), from the bag's first audit that recorded them."""
+        out: dict[str, list[tuple[str, str]]] = {}
+        for r in self._query("SELECT b.location, t.path, t.kind FROM tag_files t JOIN bags b ON b.id = t.bag_id "
+                             "ORDER BY b.location, t.kind, t.path"):
+            out.setdefault(str(r[0]), []).append((str(r[1]), str(r[2])))
+        return out
+
+    def structure_counts(self) -> tuple[int, int, int]:
+        """(bags with remembered structure, tag files, empty folders) for ``ledger info``."""
+        r = self._query("SELECT count(DISTINCT bag_id), coalesce(sum(kind = 'file'), 0), "
+                        "coalesce(sum(kind = 'empty-dir'), 0) FROM tag_files")[0]
+        return int(r[0]), int(r[1]), int(r[2])
 
     def audits_for(self, bag_id: int) -> list[AuditRecord]:
         """Every audit of one bag, oldest first, with its findings."""
@@ -627,23 +852,31 @@ class Ledger:
         return target
 
     def export_jsonl(self, out: TextIO) -> int:
-        """Write every row of every table as JSON lines (``{"table": ..., ...columns}``); returns rows."""
+        """Write every row of every table (:data:`TABLES`) as JSON lines (``{"table": ..., ...columns}``); returns rows.
+
+        A damaged ledger stops the export with a :class:`~preserve.errors.LedgerError` naming the
+        SQLite error (the rows before it have been written).
+        """
         count = 0
         with self._lock:
-            self._db.execute("BEGIN")  # one read snapshot for the whole export
             try:
-                for table in ("bags", "audits", "findings", "replicas", "repairs"):
-                    cur = self._db.execute(f"SELECT * FROM {table} ORDER BY id")
-                    while rows := cur.fetchmany(1000):
-                        for r in rows:
-                            row = dict(r)
-                            if "detail" in row:
-                                row["detail"] = json.loads(row["detail"])
-                            line = json.dumps({"table": table, **row}, ensure_ascii=False, sort_keys=True)
-                            out.write(line.translate(_LINE_BREAKS) + "\n")
-                            count += 1
-            finally:
-                self._db.execute("COMMIT")
+                self._db.execute("BEGIN")  # one read snapshot for the whole export
+                try:
+                    for table in TABLES:
+                        cur = self._db.execute(f"SELECT * FROM {table} ORDER BY id")
+                        while rows := cur.fetchmany(1000):
+                            for r in rows:
+                                row = dict(r)
+                                if "detail" in row:
+                                    row["detail"] = json.loads(row["detail"])
+                                line = json.dumps({"table": table, **row}, ensure_ascii=False, sort_keys=True)
+                                out.write(line.translate(_LINE_BREAKS) + "\n")
+                                count += 1
+                finally:
+                    with contextlib.suppress(sqlite3.Error):
+                        self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise self._failure(exc, f"the export stopped after {count} row(s): the ledger is damaged") from exc
         return count
 
     # -- replication: reads for the copies/NDSA report section (added by the replication engine) --

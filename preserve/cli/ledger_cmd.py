@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 import click
 
+from preserve.audit import ledger as ledger_lib
 from preserve.audit.ledger import Ledger, default_ledger_path
 from preserve.cli.common import warn
 from preserve.errors import StorageError
@@ -30,8 +31,9 @@ def ledger_options(fn: F) -> F:
 
 
 def open_ledger(path: Path | None, network_ok: bool, *, create: bool = True) -> Ledger:
-    """Open the ledger and print its warnings (rollback journal on a network file system)."""
-    ledger = Ledger(path, create=create, allow_network_fs=network_ok)
+    """Open the ledger and print its warnings (rollback journal on a network file system, what a
+    stopped creation left and this one removed)."""
+    ledger = ledger_lib.open_ledger(path, create=create, allow_network_fs=network_ok)
     for w in ledger.warnings:
         warn(w)
     return ledger
@@ -92,7 +94,10 @@ def backup(dest: Path, ledger_path: Path | None, network_ok: bool) -> None:
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), help="Write to FILE instead of standard output.")
 @ledger_options
 def export(output: Path | None, ledger_path: Path | None, network_ok: bool) -> None:
-    """Export every row of the ledger as JSON lines: {"table": "bags"|"audits"|"findings"|"replicas"|"repairs", ...}."""
+    """Export every row of the ledger as JSON lines: {"table": "bags"|"audits"|"findings"|"replicas"|"repairs"|"tag_files", ...}.
+
+    A damaged ledger stops the export with exit 7 and SQLite's error.
+    """
     with open_ledger(ledger_path, network_ok, create=False) as led, output_file(output) as out:
         rows = led.export_jsonl(out)
     if output is not None:
@@ -109,3 +114,5 @@ def info(ledger_path: Path | None, network_ok: bool) -> None:
         click.echo(f"schema version: {led.schema_version}; journal mode: {led.journal_mode}")
         click.echo(f"bags: {len(states)}; audits: {sum(s.audits for s in states)}; "
                    f"failing now: {sum(1 for s in states if s.last_outcome == 'fail')}")
+        bags, files, empties = led.structure_counts()
+        click.echo(f"remembered from first audits: {files} tag file(s) and {empties} empty folder(s) of {bags} bag(s)")
