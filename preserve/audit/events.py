@@ -24,6 +24,7 @@ from preserve.audit.ledger import AuditRecord, Ledger, RepairRecord, ReplicaReco
 from preserve.audit.report import finding_line
 from preserve.bag.reader import open_bag
 from preserve.errors import PreserveError, SourceNotFound, UnsafeXML
+from preserve.safefs import LINK_REASON, LinkRefused, read_beneath
 from preserve.xmlsafe import parse_untrusted
 
 PREMIS_NS = "http://www.loc.gov/premis/v3"
@@ -108,11 +109,21 @@ def _repair_event(root: etree._Element, r: RepairRecord, version: str, bag_id: s
 
 
 def _bag_premis(bag_path: Path, warnings: list[str]) -> etree._Element | None:
+    """The bag's own metadata/premis.xml, read with no link followed below the bag: a link (or a
+    pipe) is left out with a warning naming it, never read."""
     source = bag_path / "metadata" / "premis.xml"
-    if not source.is_file():
+    try:
+        data = read_beneath(bag_path, "metadata/premis.xml")
+    except FileNotFoundError:
+        return None
+    except LinkRefused as exc:
+        warnings.append(f"{exc.filename}: {LINK_REASON}; the bag's packaging events are left out")
+        return None
+    except OSError as exc:
+        warnings.append(f"{source}: cannot be read ({exc.strerror or exc}); its packaging events are left out")
         return None
     try:
-        root = parse_untrusted(source.read_bytes(), source=str(source))
+        root = parse_untrusted(data, source=str(source))
     except UnsafeXML as exc:
         warnings.append(f"{exc}; its packaging events are left out")
         return None

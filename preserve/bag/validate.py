@@ -191,8 +191,8 @@ def validate_bag(
         _completeness(bag, index, report)
         total = next(index.query("SELECT count(*), coalesce(sum(size),0) FROM d"))
         report.files, report.bytes = int(total[0]), int(total[1])  # type: ignore[call-overload]
-        fetched = _check_fetch(bag, index, report, fetch)
-        _missing(bag, index, report, fetched.pending)
+        fetched = _fetch_items(bag, index, report, fetch)
+        _missing(index, report, fetched.pending, bag.path)
         _check_oxum(bag, report, fetched)
         _check_empty_directories(bag, report)
         if not fast:
@@ -297,7 +297,9 @@ def _completeness(bag: Bag, index: PathIndex, report: ValidationReport) -> None:
                 report.add("error", "unlisted", f"not listed in manifest-{alg}.txt (every payload manifest must list every file)", path=str(rel), algorithm=alg)
 
 
-def _missing(bag: Bag, index: PathIndex, report: ValidationReport, fetch_paths: set[str]) -> None:
+def _missing(index: PathIndex, report: ValidationReport, fetch_paths: set[str], root: Path | None = None) -> None:
+    """Manifest entries with no file; with ``root`` (a bag folder), one behind a linked folder is
+    reported naming the link."""
     links: dict[str, str] = {}  # folder -> the link on its path, so a linked folder is looked at once
     for (rel,) in index.query("SELECT DISTINCT m.path FROM m WHERE NOT EXISTS (SELECT 1 FROM d WHERE d.path = m.path) ORDER BY m.path"):
         path = str(rel)
@@ -305,7 +307,7 @@ def _missing(bag: Bag, index: PathIndex, report: ValidationReport, fetch_paths: 
             continue
         folder = path.rpartition("/")[0]
         if folder not in links:
-            links[folder] = _link_on_path(bag.path, folder)
+            links[folder] = _link_on_path(root, folder) if root is not None else ""
         if links[folder]:
             report.add("error", "not-regular", behind_link(path, links[folder]), path=path)
         else:
@@ -336,7 +338,9 @@ class _Fetched:
         self.bytes = None if self.bytes is None or size is None else self.bytes + size
 
 
-def _check_oxum(bag: Bag, report: ValidationReport, fetched: _Fetched) -> None:
+def _check_oxum(bag: Bag, report: ValidationReport, fetched: _Fetched | None = None) -> None:
+    """Payload-Oxum against the files found plus, when given, what fetch.txt adds."""
+    fetched = fetched or _Fetched()
     oxum = _oxum(bag)
     if isinstance(oxum, str):
         report.add("error", "oxum", f"Payload-Oxum {oxum!r} is not OCTETS.COUNT", path=bag.info_file)
@@ -386,7 +390,14 @@ def _check_empty_directories(bag: Bag, report: ValidationReport) -> None:
                        path=rel)
 
 
-def _check_fetch(bag: Bag, index: PathIndex, report: ValidationReport, do_fetch: bool) -> _Fetched:
+def _check_fetch(bag: Bag, index: PathIndex, report: ValidationReport, do_fetch: bool) -> set[str]:
+    """The payload paths fetch.txt names that are not in the bag (see :func:`_fetch_items`)."""
+    return _fetch_items(bag, index, report, do_fetch).pending
+
+
+def _fetch_items(bag: Bag, index: PathIndex, report: ValidationReport, do_fetch: bool) -> _Fetched:
+    """Check fetch.txt against the manifests and, with ``do_fetch``, download and check each item
+    the bag does not hold; ``report.bytes`` must already count the files on disk."""
     fetched = _Fetched()
     try:
         entries, problems = bag.fetch_entries()

@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Protocol
 
 from preserve.bag.reader import Bag, open_bag
 from preserve.bag.validate import Finding
-from preserve.errors import PreserveError
+from preserve.errors import PreserveError, UnsafePath
 from preserve.profiles.model import PathPatterns, Profile, version_key
+from preserve.safefs import lstat_beneath, open_beneath
 
 #: BagIt's own files, governed by their own fields rather than by Tag-Files-Allowed.
 _BAGIT_FILES = re.compile(r"^(bagit\.txt|bag-info\.txt|package-info\.txt|fetch\.txt|(tag)?manifest-[A-Za-z0-9-]+\.txt)$")
@@ -72,14 +74,22 @@ class DirectoryFacts:
             yield rel, st.st_size
 
     def has_file(self, rel: str) -> bool:
-        return (self.bag.path / rel).is_file() and not (self.bag.path / rel).is_symlink()
+        # reached with no link followed at any level: a file behind a linked folder is not in the bag
+        try:
+            return stat.S_ISREG(lstat_beneath(self.bag.path, rel).st_mode)
+        except (OSError, UnsafePath):
+            return False
 
     def folder_holds_something(self, rel: str) -> bool:
-        folder = self.bag.path / rel.rstrip("/")
-        if not folder.is_dir() or folder.is_symlink():
-            return False
-        with os.scandir(folder) as it:
-            return next(it, None) is not None
+        try:
+            fd = open_beneath(self.bag.path, rel.rstrip("/"), os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        except (OSError, UnsafePath):
+            return False  # absent, not a folder, or a link (never followed)
+        try:
+            with os.scandir(fd) as it:
+                return next(it, None) is not None
+        finally:
+            os.close(fd)
 
 
 def _fail(message: str, path: str | None = None, **kw: str) -> Finding:

@@ -11,27 +11,35 @@ Documents up to :data:`TREE_LIMIT` bytes are parsed whole with :func:`preserve.x
 (schema errors then carry line numbers). Larger ones, from bags of thousands of tracks, are
 streamed with the same parser safety and cleared as they are read, so memory stays bounded;
 schema errors then name the element but libxml2 gives no line.
+
+The sidecars, and the payload files whose sizes are compared, are reached without following a
+symbolic link at any level below the bag (:mod:`preserve.safefs`): a linked sidecar is reported,
+never read. A payload file that fetch.txt names and the bag does not hold yet is compared with the
+length fetch.txt declares (``validate --fetch`` checks that length against the download).
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 import urllib.parse
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from lxml import etree
 
-from preserve.bag.reader import open_bag
+from preserve.bag.reader import open_bag, pinned_tag_file, unreadable_tag_file
 from preserve.bag.validate import Finding
 from preserve.errors import PreserveError, SchemaError, UnsafeXML
+from preserve.safefs import LINK_REASON, LinkRefused, lstat_beneath, read_beneath
 from preserve.sidecars.mets import METS_NS, XLINK_NS
 from preserve.sidecars.plan import DIGEST_NAMES
 from preserve.sidecars.premis import LOCAL_ID, LOCAL_ID_ENCODED, PREMIS_NS, XSI_NS
 from preserve.sidecars.schemas import ENV_VAR, Validators, find_schemas, load_validators
 from preserve.sidecars.xmlstream import SchemaInvalid, refuse_doctype, stream
 from preserve.sidecars.xmltext import decode_path
-from preserve.xmlsafe import parse_untrusted_file
+from preserve.xmlsafe import parse_untrusted
 
 METS_FILE = "metadata/mets.xml"
 PREMIS_FILE = "metadata/premis.xml"
@@ -67,14 +75,24 @@ class _Findings:
         return self.items
 
 
-def _manifests(bag_path: Path) -> dict[str, dict[str, str]]:
+def _manifests(bag_path: Path) -> tuple[dict[str, dict[str, str]], dict[str, int]]:
+    """The payload manifests' digests by path, and the lengths fetch.txt declares by path."""
     bag = open_bag(bag_path)
     out: dict[str, dict[str, str]] = {}
     for alg in bag.payload_manifests:
-        for line in bag.iter_manifest(alg):
-            if line.error is None:
-                out.setdefault(line.path, {})[alg] = line.digest
-    return out
+        try:
+            for line in bag.iter_manifest(alg):
+                if line.error is None:
+                    out.setdefault(line.path, {})[alg] = line.digest
+        except (LinkRefused, UnicodeDecodeError):
+            continue  # validate_bag reports both; this manifest gives nothing to compare
+        except OSError as exc:
+            raise unreadable_tag_file(bag_path, f"manifest-{alg}.txt", exc) from exc
+    try:
+        entries, _problems = bag.fetch_entries()
+    except (OSError, UnicodeDecodeError):
+        entries = []  # validate_bag reports an unreadable fetch.txt
+    return out, {e.path: e.length for e in entries if e.length is not None}
 
 
 def _bag_path(obj: etree._Element) -> str | None:
@@ -93,9 +111,10 @@ class _Consistency:
     """Compares each fileSec file and PREMIS file object, as it is read, with the manifests."""
 
     def __init__(self, bag: Path, manifests: dict[str, dict[str, str]], out: _Findings,
-                 payload_size: Callable[[str], int | None] | None = None) -> None:
+                 payload_size: Callable[[str], int | None] | None = None, fetched: dict[str, int] | None = None) -> None:
         self.bag, self.manifests, self.out = bag, manifests, out
-        if payload_size is None and (bag / "data").is_dir():
+        self.fetched = fetched or {}
+        if payload_size is None and _lstat_kind(bag, "data") == "dir":
             payload_size = self._stat_size
         # None: a folder of tag files only, with no payload to resolve FLocats against
         self.payload_size = payload_size
@@ -103,10 +122,15 @@ class _Consistency:
         self.in_premis: dict[str, set[str]] = {}
 
     def _stat_size(self, target: str) -> int | None:
+        """The size of the regular file ``target``, reached with no link followed; for an item
+        fetch.txt names and the bag does not hold, its declared length; else None."""
         try:
-            return (self.bag / target).stat().st_size
+            st = lstat_beneath(self.bag, target)
+        except FileNotFoundError:
+            return self.fetched.get(target)
         except OSError:
             return None
+        return st.st_size if stat.S_ISREG(st.st_mode) else None
 
     def element(self, rel: str, el: etree._Element) -> None:
         if el.tag == _FILE and el.getparent() is not None and el.getparent().tag == f"{{{METS_NS}}}fileGrp":  # type: ignore[union-attr]
@@ -194,15 +218,22 @@ class _Consistency:
 
 def _check_document(bag: Path, rel: str, consistency: _Consistency, validators: Validators | None,
                     out: _Findings) -> bool:
-    """Check one sidecar; False when it could not be read at all."""
-    path = bag / rel
-    if not path.is_file():
+    """Check one sidecar; False when it could not be read at all. It is opened with no link
+    followed below the bag: a link is reported, and nothing behind it is read."""
+    kind = _lstat_kind(bag, rel)
+    if kind == "link":
+        out.add("error", f"{rel} {LINK_REASON}; it was not read", kind="link", path=rel)
+        return False
+    if kind is None:
         out.add("error", f"{rel} is missing; the bag's PREMIS/METS sidecars are incomplete", kind="missing", path=rel)
+        return False
+    if kind != "file":
+        out.add("error", f"{rel} is not a regular file (a folder, pipe or device); it was not read", kind="missing", path=rel)
         return False
     schema = None if validators is None else (validators.mets if rel == METS_FILE else validators.premis)
     try:
-        if path.stat().st_size <= TREE_LIMIT:
-            root = parse_untrusted_file(str(path), source=rel)
+        if lstat_beneath(bag, rel).st_size <= TREE_LIMIT:
+            root = parse_untrusted(read_beneath(bag, rel), source=rel)
             refuse_doctype(root.getroottree().docinfo, rel)
             for el in _iter_checked(root):
                 consistency.element(rel, el)
@@ -211,19 +242,43 @@ def _check_document(bag: Path, rel: str, consistency: _Consistency, validators: 
                     out.add("error", f"not valid against the official schema (line {err.line}): {err.message}",
                             kind=f"schema {rel}", path=rel)
         else:
-            for event, el in stream(path, rel, clear=_SECTIONS):
-                if event == "end":
-                    consistency.element(rel, el)
-            if schema is not None:
-                try:
-                    for _ in stream(path, rel, clear=_SECTIONS, schema=schema):
-                        pass
-                except SchemaInvalid as exc:
-                    out.add("error", f"not valid against the official schema: {exc}", kind=f"schema {rel}", path=rel)
+            with pinned_tag_file(bag, rel) as path:
+                for event, el in stream(path, rel, clear=_SECTIONS):
+                    if event == "end":
+                        consistency.element(rel, el)
+                if schema is not None:
+                    try:
+                        for _ in stream(path, rel, clear=_SECTIONS, schema=schema):
+                            pass
+                    except SchemaInvalid as exc:
+                        out.add("error", f"not valid against the official schema: {exc}", kind=f"schema {rel}", path=rel)
     except UnsafeXML as exc:
         out.add("error", str(exc), kind="xml", path=rel)
         return False
+    except LinkRefused as exc:
+        # a folder on the way is a link (metadata/ itself), or one was swapped in since the lstat
+        out.add("error", f"{rel}: {exc.filename} {LINK_REASON}; it was not read", kind="link", path=rel)
+        return False
+    except OSError as exc:
+        if exc.errno == errno.EINVAL:
+            out.add("error", f"{rel} is not a regular file (a pipe or device); it was not read", kind="missing", path=rel)
+            return False
+        raise unreadable_tag_file(bag, rel, exc) from exc
     return True
+
+
+def _lstat_kind(bag: Path, rel: str) -> str | None:
+    """'file', 'dir', 'link' or 'other' for ``bag/rel`` reached with no link followed (a link on
+    the way counts as 'link'); None when absent."""
+    try:
+        st = lstat_beneath(bag, rel)
+    except LinkRefused:
+        return "link"
+    except OSError:
+        return None
+    if stat.S_ISLNK(st.st_mode):
+        return "link"
+    return "file" if stat.S_ISREG(st.st_mode) else "dir" if stat.S_ISDIR(st.st_mode) else "other"
 
 
 def _iter_checked(root: etree._Element) -> Iterator[etree._Element]:
@@ -245,10 +300,10 @@ def check_sidecars(bag_path: str | os.PathLike[str], *, schemas: Path | None = N
     bag = Path(bag_path)
     out = _Findings()
     try:
-        manifests = _manifests(bag)
+        manifests, fetched = _manifests(bag)
     except PreserveError:
         # validate_bag already reports unreadable tag files; without manifests there is nothing to compare.
-        manifests = {}
+        manifests, fetched = {}, {}
     folder = schemas if schemas is not None else find_schemas()
     validators = None
     if folder is None:
@@ -259,7 +314,7 @@ def check_sidecars(bag_path: str | os.PathLike[str], *, schemas: Path | None = N
             validators = load_validators(folder)
         except SchemaError as exc:
             out.add("error", f"cannot check the sidecars against the schemas: {exc}", kind="schemas")
-    consistency = _Consistency(bag, manifests, out, payload_size)
+    consistency = _Consistency(bag, manifests, out, payload_size, fetched)
     read = {rel for rel in (METS_FILE, PREMIS_FILE) if _check_document(bag, rel, consistency, validators, out)}
     consistency.finish(read)
     return out.close()

@@ -1,11 +1,14 @@
 """A human summary of a bag from its METS: releases, tracks, durations, rights, formats, events.
 
 Reads only ``metadata/mets.xml`` (safely and streamed, see :mod:`preserve.sidecars.xmlstream`); it
-never opens the audio.
+never opens the audio. The METS is opened with no symbolic link followed below the bag: a linked
+``metadata/mets.xml`` (or ``metadata`` folder) is refused with :class:`~preserve.errors.UnsafePath`
+(exit 1, the bag is unsafe to read), and nothing behind the link is read or shown.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -15,7 +18,9 @@ from urllib.parse import unquote
 
 from lxml import etree
 
+from preserve.bag.reader import pinned_tag_file, unreadable_tag_file
 from preserve.errors import InputError
+from preserve.safefs import LinkRefused, refusal
 from preserve.sidecars.ext import AUDIO_NS
 from preserve.sidecars.mets import METS_NS
 from preserve.sidecars.mods import MODS_NS
@@ -118,8 +123,21 @@ def summarize(bag_path: str | os.PathLike[str]) -> BagSummary:
     """
     bag = Path(bag_path)
     mets_path = bag / "metadata" / "mets.xml"
-    if not mets_path.is_file():
-        raise InputError(f"{mets_path}: no METS sidecar; `preserve show` reads bags made by `preserve package`")
+    try:
+        with pinned_tag_file(bag, "metadata/mets.xml") as pinned:
+            return _summarize(bag, pinned, str(mets_path))
+    except LinkRefused as exc:
+        raise refusal(exc) from None
+    except FileNotFoundError:
+        raise InputError(f"{mets_path}: no METS sidecar; `preserve show` reads bags made by `preserve package`") from None
+    except OSError as exc:
+        if exc.errno == errno.EINVAL:
+            raise InputError(f"{mets_path}: is not a regular file (a pipe, device or socket); `preserve show` reads "
+                             "the METS file of bags made by `preserve package`") from None
+        raise unreadable_tag_file(bag, "metadata/mets.xml", exc) from exc
+
+
+def _summarize(bag: Path, mets_path: Path, shown: str) -> BagSummary:
     formats: Counter[str] = Counter()
     rights: dict[str, str] = {}
     events: dict[str, Counter[str]] = {}
@@ -128,7 +146,7 @@ def summarize(bag_path: str | os.PathLike[str]) -> BagSummary:
     releases: list[ReleaseSummary] = []
     root: etree._Element | None = None
     title, created, agents = "", "", []
-    for event, el in stream(mets_path, str(mets_path), clear=_CLEAR):
+    for event, el in stream(mets_path, shown, clear=_CLEAR):
         if root is None:
             root = el
         if event != "end":
