@@ -120,36 +120,109 @@ def read_sheet(path: Path, name: str) -> Sheet:
 def _read_csv(sheet: Sheet, text: str) -> None:
     sheet.delimiter = _delimiter(text)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=sheet.delimiter)
+    records: list[tuple[int, list[str]]] = []     # (line the record starts on, cells)
     try:
-        records = list(reader)
+        start = 1
+        for record in reader:
+            records.append((start, record))
+            start = reader.line_num + 1
     except csv.Error as exc:
         sheet.problems.append((None, f"{sheet.name}: not readable as CSV (line {reader.line_num}: {exc})"))
         return
-    while records and not any(c.strip() for c in records[0]):
+    unclosed = _unclosed_quote(text, sheet.delimiter)
+    if unclosed is not None:
+        began, why = unclosed
+        sheet.problems.append((None, f"{sheet.name} line {began}: a quoted cell begins here and {why}, so the lines "
+                                     "after it were read into that one cell. Close the quote (a quote inside a "
+                                     "quoted cell is written as two: \"\")"))
+    while records and not any(c.strip() for c in records[0][1]):
         records.pop(0)
     if not records:
         sheet.problems.append((None, f"{sheet.name}: the sheet is empty; it needs a header row with at least a 'file' column"))
         return
-    header = [normalize_header(h) for h in records[0]]
+    header = [normalize_header(h) for h in records[0][1]]
     sheet.columns = header
-    for number, record in enumerate(records[1:], 1):
+    for number, (line, record) in enumerate(records[1:], 1):
         if not any(c.strip() for c in record):
             continue
-        if len(record) > len(header) and any(c.strip() for c in record[len(header):]):
+        spans_lines = any("\n" in c or "\r" in c for c in record)
+        if unclosed is not None and spans_lines:
+            pass    # the open quote is reported above; its row's cell count says nothing more
+        elif len(record) > len(header) and any(c.strip() for c in record[len(header):]):
             sheet.problems.append((number, f"{sheet.name} row {number}: {len(record)} cells but the header has {len(header)} columns "
                                             f"(a '{sheet.delimiter}' inside a cell that is not quoted?)"))
+        elif len(record) != len(header) and spans_lines:
+            # a quote opened in one row and closed in a later one: the rows between became one cell
+            first = next(i for i, c in enumerate(record) if "\n" in c or "\r" in c)
+            began = line + sum(len(_LINE_BREAK.findall(c)) for c in record[:first])
+            sheet.problems.append((number, f"{sheet.name} row {number}: {len(record)} cells but the header has {len(header)} "
+                                            f"columns, and the quoted cell that begins on line {began} spans several lines; "
+                                            "is a quote there left open?"))
         cells = {h: record[i] if i < len(record) else "" for i, h in enumerate(header) if h}
         sheet.rows.append(SheetRow(number, cells))
 
 
-def _cell(value: object) -> str:
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+def _unclosed_quote(text: str, delimiter: str) -> tuple[int, str] | None:
+    """Where a quoted cell opens that strict CSV cannot close: (its line, what went wrong), or None.
+
+    The lenient reader used for the rows runs such a cell on to the end of the file (or to a stray
+    quote much later), swallowing every row in between; this finds the line the cell began on.
+    Only quotes and line breaks are visited, so a long sheet costs one regular-expression pass.
+    """
+    if '"' not in text:
+        return None
+    line, quote_line, in_quote, skip = 1, 0, False, -1
+    for m in _QUOTE_OR_BREAK.finditer(text):
+        i, c = m.start(), m.group()
+        if i == skip:
+            continue                        # the second quote of a doubled quote
+        if c != '"':
+            line += 1
+        elif in_quote:
+            if text[i + 1:i + 2] == '"':
+                skip = i + 1
+                continue
+            in_quote = False
+            following = text[i + 1:i + 2]
+            if following not in ("", delimiter, "\r", "\n"):
+                return quote_line, (f"its closing quote on line {line} is followed by {following!r}, "
+                                    f"not by '{delimiter}' or the end of the row")
+        elif i == 0 or text[i - 1] in (delimiter, "\r", "\n"):
+            in_quote, quote_line = True, line
+    if in_quote:
+        return quote_line, "is never closed"
+    return None
+
+
+_QUOTE_OR_BREAK = re.compile(r'"|\r\n|\r|\n')
+
+
+def _scalar(value: object) -> str:
     if value is None:
         return ""
     if isinstance(value, bool):
         return "yes" if value else "no"
-    if isinstance(value, list):
-        return "; ".join(_cell(v) for v in value)
     return str(value)
+
+
+def _cell(column: str, value: object) -> str | None:
+    """The cell text of a JSON value, or None when the value is not one the column can hold.
+
+    A column holds one scalar (text, number, true/false, null); a column of several values
+    (artist, composer, permitted_acts) also takes a list of scalars. An object, a list of lists,
+    or a list where one value is expected is never turned into text: that text would be a
+    Python rendering, not the producer's value.
+    """
+    if isinstance(value, list):
+        if (column in MULTI or column not in COLUMNS) and not any(isinstance(v, (list, dict)) for v in value):
+            return "; ".join(_scalar(v) for v in value)
+        return None
+    if isinstance(value, dict):
+        return None
+    return _scalar(value)
 
 
 def _read_json(sheet: Sheet, text: str) -> None:
@@ -171,7 +244,20 @@ def _read_json(sheet: Sheet, text: str) -> None:
         if not isinstance(item, dict):
             sheet.problems.append((number, f"{sheet.name} row {number}: is not an object with column names"))
             continue
-        cells = {normalize_header(str(k)): _cell(v) for k, v in item.items()}
+        cells: dict[str, str] = {}
+        for key, value in item.items():
+            column = normalize_header(str(key))
+            cell = _cell(column, value)
+            if cell is None:
+                kind = "an object" if isinstance(value, dict) else "a list"
+                if column in COLUMNS:
+                    expected = "one value or a list of values" if column in MULTI else "one value (text or a number)"
+                    sheet.problems.append((number, f"{sheet.name} row {number}: {key!r} holds {kind}; the {column} "
+                                                   f"column takes {expected}"))
+                else:
+                    sheet.warnings.append(f"{sheet.name} row {number}: {key!r} holds {kind}; the column is not one "
+                                          "preserve reads, so it is kept only in the packaged sheet")
+            cells[column] = cell or ""
         columns.update(dict.fromkeys(cells))
         sheet.rows.append(SheetRow(number, cells))
     sheet.columns = list(columns)
