@@ -11,6 +11,7 @@ there at all.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import os
 import unicodedata
 from collections.abc import Callable
@@ -18,14 +19,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from preserve.bag.paths import bagit_python_trouble, needs_percent_warning, visible
 from preserve.bag.tagfiles import split_lines
+from preserve.bag.writer import BAGIT_PYTHON_MISSING
 from preserve.errors import InputError, SourceNotFound
 from preserve.fixity import hash_file, ordered_map
 from preserve.intake import checksums as ck
 from preserve.intake.audio import AudioAnalysis, analyse_audio
 from preserve.intake.collection import CONFIG_NAME, FoundFile, find_sheet, inside, load_config, walk
 from preserve.intake.identify import AUDIO_EXTENSIONS, FormatIdentifier, sniff_family
-from preserve.intake.rights import build_rights, gate, rights_cells
+from preserve.intake.rights import build_rights, embargo_warning, gate, rights_cells
 from preserve.intake.sheet import RIGHTS, SHEET_NAMES, Sheet, read_sheet
 from preserve.intake.tracks import apply_analysis, lossy_warnings, track_from_row
 from preserve.model import Collection, ProducerChecksum, SubmissionFile, Track
@@ -190,12 +193,16 @@ def check_collection(root: str | os.PathLike[str], *, workers: int | None = None
         roles.setdefault(rel, "rights-document")
         return None
 
+    today = dt.datetime.now(dt.UTC).date()
     default_cells = {c: cfg.defaults.get(c, "") for c in RIGHTS}
     if any(v.strip() for v in default_cells.values()):
         coll.default_rights = build_rights(default_cells)
         if coll.default_rights.agreement:
             where = on_disk(coll.default_rights.agreement)
             coll.default_rights = dataclasses.replace(coll.default_rights, agreement=where, agreement_source=where)
+        ended = embargo_warning(coll.default_rights, f"{CONFIG_NAME} [defaults]", today)
+        if ended:
+            report.warnings.append(ended)
         if coll.default_rights.agreement:
             reason = agreement_ok(coll.default_rights.agreement)
             if reason:
@@ -235,15 +242,20 @@ def check_collection(root: str | os.PathLike[str], *, workers: int | None = None
             continue
         roles[rel] = "audio"
         first_row[rel] = row.number
-        cells, _origin = rights_cells(row.cells, cfg.defaults)
+        cells, origin = rights_cells(row.cells, cfg.defaults)
         rights = build_rights(cells)
         if rights.agreement:
             rights = dataclasses.replace(rights, agreement=on_disk(rights.agreement), agreement_source=on_disk(rights.agreement))
         reasons = gate(rights, where, agreement_ok)
+        if origin == "row":     # an ended embargo of the defaults is told once, above
+            ended = embargo_warning(rights, where, today)
+            if ended:
+                report.warnings.append(ended)
         if reasons:
             report.uncleared.add(rel)
             problems.extend(Problem("rights", r, rel, row.number) for r in reasons)
-        track, msgs = track_from_row(row, rel, rights, cfg.defaults, where)
+        track, msgs, row_problems = track_from_row(row, rel, rights, cfg.defaults, where)
+        problems.extend(Problem(code, msg, rel, row.number) for code, msg in row_problems)
         track.bag_path = OBJECTS + rel
         track.size = found[rel].size
         report.warnings.extend(msgs)
@@ -352,6 +364,8 @@ def check_collection(root: str | os.PathLike[str], *, workers: int | None = None
             coll.submission_files.append(SubmissionFile(rel, SUBMISSION + rel, role,  # type: ignore[arg-type]
                                                         found[rel].size if rel in found else 0, verified.get(rel, [])))
     coll.submission_files.sort(key=lambda s: s.source_path)
+    for bag_path in sorted([t.bag_path for t in tracks] + [s.bag_path for s in coll.submission_files]):
+        report.warnings.extend(name_warnings(bag_path))
     coll.warnings = list(report.warnings)
     return report
 
@@ -386,6 +400,20 @@ def _bag_tag_files(root: Path, found: dict[str, FoundFile]) -> set[str]:
                     and not found[listed].special and not _looks_like_audio(root, listed)):
                 tags.add(listed)
     return tags
+
+
+def name_warnings(bag_path: str) -> list[str]:
+    """What ``preserve bag`` warns of a payload name: '%' (escaped as RFC 8493 says, which common
+    readers do not undo) and names bagit-python cuts. The same words, so both commands agree."""
+    out = []
+    if needs_percent_warning(bag_path):
+        out.append(f"{visible(bag_path)}: the name contains '%'; it is written as %25 as RFC 8493 requires, "
+                   "but bagit-python 1.9 and DART do not decode %25 and will report it missing")
+    trouble = bagit_python_trouble(bag_path)
+    if trouble:
+        out.append(f"{visible(bag_path)}: {trouble}; it is written as it is (RFC 8493 escapes only %, CR and LF) and "
+                   f"preserve validates it, but {BAGIT_PYTHON_MISSING}")
+    return out
 
 
 def _row_of(by_track: dict[str, Track], rel: str) -> int | None:

@@ -16,6 +16,7 @@ statement stands alone (never half one and half the other: two licences are neve
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable, Mapping
 
 from preserve.intake.sheet import RIGHTS, split_multi
@@ -90,9 +91,26 @@ def gate(rights: Rights, where: str, agreement_ok: Callable[[str], str | None]) 
         reason = agreement_ok(rights.agreement)
         if reason:
             out.append(f"{where}: not cleared: agreement {rights.agreement!r} {reason}")
-    if rights.restriction_until:
-        try:
-            dt.date.fromisoformat(rights.restriction_until)
-        except ValueError:
-            out.append(f"{where}: restriction_until {rights.restriction_until!r} is not a date (YYYY-MM-DD)")
+    if rights.restriction_until and embargo_end(rights.restriction_until) is None:
+        out.append(f"{where}: restriction_until {rights.restriction_until!r} is not a date (YYYY-MM-DD)")
     return out
+
+
+def embargo_end(value: str) -> dt.date | None:
+    """``restriction_until`` as a date; None unless it is a real calendar day written YYYY-MM-DD."""
+    # date.fromisoformat alone also takes 20300101 and 2030-W01-1, which the sheet does not promise
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def embargo_warning(rights: Rights, where: str, today: dt.date) -> str | None:
+    """A warning when the embargo ``rights`` carries has already ended on ``today`` (packaging records none)."""
+    end = embargo_end(rights.restriction_until or "")
+    if end is None or end >= today:
+        return None
+    return (f"{where}: restriction_until {rights.restriction_until} has passed: the embargo has ended, and the package "
+            "records no restriction on dissemination (clear the cell, or give the date the embargo really ends)")

@@ -3,11 +3,17 @@
 The sheet wins; an empty cell falls back to ``collection.toml`` ``[defaults]``, then to the file's
 embedded tags. Where the sheet and the tags disagree on ISRC or title, a warning says so (the
 sheet is kept): a mismatch is often a row pasted against the wrong file.
+
+What is written is true or refused: a sheet date that is not W3CDTF or EDTF level 0 and an ISRC
+that is not one are problems (never written, never "normalized" into something else); an embedded
+date or ISRC that is not one is left out with a warning. A track with no title in the sheet or its
+tags is titled by its file name (without folder and extension), and a warning says so.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import posixpath
 import re
 from collections.abc import Mapping
 
@@ -15,6 +21,7 @@ from preserve.intake.audio import AudioAnalysis
 from preserve.intake.identify import normalize_isrc, valid_isrc
 from preserve.intake.sheet import SheetRow, split_multi
 from preserve.model import Rights, Track
+from preserve.sidecars.mods import date_encoding
 
 _DAMAGE = frozenset({"essence-mismatch", "truncated", "undecodable"})
 
@@ -29,31 +36,43 @@ def _int(value: str, column: str, where: str, warnings: list[str]) -> int | None
     return int(m.group(1))
 
 
+DATE_FORMS = "YYYY, YYYY-MM, YYYY-MM-DD, a date and time (1978-07-14T10:30:00) or an interval (1978/1981)"
+
+
 def track_from_row(row: SheetRow, rel: str, rights: Rights, defaults: Mapping[str, str],
-                   where: str) -> tuple[Track, list[str]]:
-    """A track from the sheet (and defaults) alone; returns it with any warnings."""
+                   where: str) -> tuple[Track, list[str], list[tuple[str, str]]]:
+    """A track from the sheet (and defaults) alone; returns it, its warnings and its problems (code, message)."""
     warnings: list[str] = []
+    problems: list[tuple[str, str]] = []
 
     def cell(column: str) -> str:
         return row.get(column) or defaults.get(column, "").strip()
 
     isrc = cell("isrc")
     if isrc:
-        if not valid_isrc(isrc):
-            warnings.append(f"{where}: isrc {isrc!r} is not a valid ISRC (CC-XXX-YY-NNNNN)")
-        isrc = normalize_isrc(isrc)
+        if valid_isrc(isrc):
+            isrc = normalize_isrc(isrc)     # only the spelling changes: GB-ABC-24-00001 is GBABC2400001
+        else:
+            problems.append(("identifier", f"{where}: isrc {isrc!r} is not an ISRC (CC-XXX-YY-NNNNN: country, "
+                                           "registrant, year, number); correct it or leave the cell empty"))
+            isrc = ""
+    date = cell("date")
+    if date and date_encoding(date) is None:
+        problems.append(("date", f"{where}: date {date!r} is not a date ({DATE_FORMS}); correct it, or put "
+                                 "free text such as 'summer 1978' in the description"))
+        date = ""
     track = Track(
         source_path=rel, bag_path="", row=row.number,
         title=cell("title") or None, artists=split_multi(cell("artist")), album=cell("album") or None,
         track_number=_int(cell("track_number"), "track_number", where, warnings),
         disc_number=_int(cell("disc_number"), "disc_number", where, warnings),
-        date=cell("date") or None, isrc=isrc or None, upc=cell("upc") or None, label=cell("label") or None,
+        date=date or None, isrc=isrc or None, upc=cell("upc") or None, label=cell("label") or None,
         composers=split_multi(cell("composer")), genre=cell("genre") or None, language=cell("language") or None,
         description=cell("description") or None, catalogue_number=cell("catalogue_number") or None,
         carrier=cell("source") or None, accession=cell("accession") or None, donor=cell("donor") or None,
         rights=rights,
     )
-    return track, warnings
+    return track, warnings, problems
 
 
 def apply_analysis(track: Track, a: AudioAnalysis, accept_damaged: bool) -> list[tuple[str, str, bool]]:
@@ -76,7 +95,12 @@ def apply_analysis(track: Track, a: AudioAnalysis, accept_damaged: bool) -> list
     out.extend((w, "warning", False) for w in a.warnings)
     where = f"{track.source_path} (row {track.row})"
     tags = a.tags
-    tag_isrcs = tags.get("isrc", [])
+    tag_isrcs = []
+    for value in tags.get("isrc", []):
+        if valid_isrc(value):
+            tag_isrcs.append(normalize_isrc(value))
+        else:
+            out.append((f"{where}: the file's embedded ISRC {value!r} is not an ISRC; it is left out", "warning", False))
     if track.isrc and tag_isrcs and track.isrc not in tag_isrcs:
         out.append((f"{where}: the sheet's ISRC {track.isrc} differs from the file's embedded ISRC {', '.join(tag_isrcs)}; the sheet is kept", "warning", False))
     if not track.isrc and tag_isrcs:
@@ -85,13 +109,25 @@ def apply_analysis(track: Track, a: AudioAnalysis, accept_damaged: bool) -> list
     if track.title and tag_title and track.title.casefold().strip() != tag_title.casefold().strip():
         out.append((f"{where}: the sheet's title {track.title!r} differs from the file's embedded title {tag_title!r}; the sheet is kept", "warning", False))
     track.title = track.title or tag_title
+    if not track.title:
+        name = posixpath.splitext(posixpath.basename(track.source_path))[0] or posixpath.basename(track.source_path)
+        track.title = name
+        out.append((f"{where}: no title in the sheet or in the file's tags; its file name {name!r} is used as the "
+                    "title (give one in the sheet's title column)", "warning", False))
     if not track.artists and tags.get("artist"):
         track.artists = tuple(v for a_ in tags["artist"] for v in split_multi(a_))
     if not track.composers and tags.get("composer"):
         track.composers = tuple(tags["composer"])
-    for attr, key in (("album", "album"), ("date", "date"), ("genre", "genre"), ("label", "label")):
+    for attr, key in (("album", "album"), ("genre", "genre"), ("label", "label")):
         if not getattr(track, attr) and tags.get(key):
             setattr(track, attr, tags[key][0])
+    if not track.date and tags.get("date"):
+        tag_date = tags["date"][0].strip()
+        if date_encoding(tag_date) is not None:
+            track.date = tag_date
+        else:
+            out.append((f"{where}: the file's embedded date {tag_date!r} is not a date ({DATE_FORMS}); it is left out "
+                        "(give the date in the sheet's date column)", "warning", False))
     for attr, key in (("track_number", "tracknumber"), ("disc_number", "discnumber")):
         if getattr(track, attr) is None and tags.get(key):
             m = re.match(r"\d+", tags[key][0])

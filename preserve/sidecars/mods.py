@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
+from typing import Literal
 
 from lxml import etree
 
@@ -12,8 +14,54 @@ from preserve.sidecars.xmltext import XmlText
 
 MODS_NS = "http://www.loc.gov/mods/v3"
 _M = f"{{{MODS_NS}}}"
-_W3CDTF = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
+_DAY = r"(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?"
+_TIME = r"T(\d{2}):(\d{2})(?::(\d{2})(\.\d+)?)?"
+_ZONE = r"(Z|[+-](\d{2}):(\d{2}))"
+_W3CDTF = re.compile(rf"{_DAY}(?:{_TIME}{_ZONE})?")
+_EDTF_TIME = re.compile(r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(Z|[+-](\d{2})(?::(\d{2}))?)?")
+_EDTF_DAY = re.compile(_DAY)
 _LANG_CODE = re.compile(r"^[a-z]{3}$")
+
+
+DateEncoding = Literal["w3cdtf", "edtf"]
+
+
+def _real_day(year: str, month: str | None, day: str | None) -> bool:
+    try:
+        dt.date(int(year), int(month or 1), int(day or 1))
+    except ValueError:
+        return False
+    return True
+
+
+def _real_time(hour: str, minute: str, second: str | None, zh: str | None = None, zm: str | None = None) -> bool:
+    return (int(hour) < 24 and int(minute) < 60 and int(second or 0) < 60
+            and int(zh or 0) < 24 and int(zm or 0) < 60)
+
+
+def date_encoding(value: str) -> DateEncoding | None:
+    """How a date is encoded in MODS: ``w3cdtf``, ``edtf`` (level 0 only: a time without a zone, an
+    interval ``1978/1981``), or None when it is neither (``2001-13-45``, ``summer 1978``).
+
+    W3CDTF is preferred: every W3CDTF date is also EDTF, and more tools read W3CDTF.
+    """
+    m = _W3CDTF.fullmatch(value)
+    if m:
+        year, month, day, hour, minute, second, _frac, _zone, zh, zm = m.groups()
+        if (hour is None or day is not None) and _real_day(year, month, day) and \
+                (hour is None or _real_time(hour, minute, second, zh, zm)):
+            return "w3cdtf"
+        return None
+    m = _EDTF_TIME.fullmatch(value)
+    if m:
+        year, month, day, hour, minute, second, _zone, zh, zm = m.groups()
+        return "edtf" if _real_day(year, month, day) and _real_time(hour, minute, second, zh, zm) else None
+    start, sep, end = value.partition("/")
+    if sep:
+        a, b = _EDTF_DAY.fullmatch(start), _EDTF_DAY.fullmatch(end)
+        if a and b and _real_day(*a.groups()) and _real_day(*b.groups()) and start[:len(end)] <= end[:len(start)]:
+            return "edtf"
+    return None
 
 
 def _sub(parent: etree._Element, tag: str, text: str | None = None, **attrs: str) -> etree._Element:
@@ -47,9 +95,11 @@ def _origin(mods: etree._Element, x: XmlText, where: str, publisher: str | None,
         _sub(oi, "publisher", x(publisher, f"{where}: label"))
     if date:
         d = x(date, f"{where}: date")
-        if _W3CDTF.match(d):
-            _sub(oi, "dateIssued", d, encoding="w3cdtf", keyDate="yes")
+        encoding = date_encoding(d)
+        if encoding is not None:
+            _sub(oi, "dateIssued", d, encoding=encoding, keyDate="yes")
         else:
+            # intake refuses such a date; a model built elsewhere keeps it as text with no claim of encoding
             _sub(oi, "dateIssued", d)
 
 
