@@ -39,6 +39,8 @@ class Release:
     index: int
     uuid: str
     tracks: list[FileItem] = field(default_factory=list)
+    #: the rights statement every track of the release shares; None when they differ (each track has its own)
+    statement: int | None = None
 
     @property
     def title(self) -> str:
@@ -166,6 +168,11 @@ class Plan:
         return self.agents.get(f"holder:{holder}")
 
 
+def collection_folder(collection: Collection) -> str:
+    """The collection folder's own name: the sidecars never record where it sat on the packaging host."""
+    return Path(collection.root).name or collection.root.strip("/\\")
+
+
 def now_utc() -> str:
     """The current time in UTC, ISO 8601 with a Z."""
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -176,6 +183,15 @@ def _mime(path: str, track: Track | None) -> str:
         return track.format.mime
     guessed, _ = mimetypes.guess_type(path, strict=False)
     return guessed or "application/octet-stream"
+
+
+def release_key(track: Track) -> str:
+    """Tracks with the same album form one release; a track without an album is a release of its own.
+
+    A single is keyed by its path, not its title: two singles that share a title (or that are both
+    titled by a file name such as ``01``) are still two releases.
+    """
+    return track.album or f"(single) {track.source_path}"
 
 
 def effective_rights(collection: Collection, rights: Rights | None) -> Rights | None:
@@ -215,10 +231,11 @@ def build_plan(staged: StagedBag, collection: Collection, context: PackagingCont
         item = FileItem(n, rec, plan.ident("file", rec.target), use, sha256, _mime(rec.target, track),
                         track, sub)
         if track is not None:
-            rel = release_by_key.get(track.release_key)
+            key = release_key(track)
+            rel = release_by_key.get(key)
             if rel is None:
-                rel = Release(track.release_key, len(plan.releases), plan.ident("release", track.release_key))
-                release_by_key[track.release_key] = rel
+                rel = Release(key, len(plan.releases), plan.ident("release", key))
+                release_by_key[key] = rel
                 plan.releases.append(rel)
             rel.tracks.append(item)
             item.release = rel.index
@@ -234,8 +251,13 @@ def build_plan(staged: StagedBag, collection: Collection, context: PackagingCont
         for item in rel.tracks:
             item.release = index
     for rel in plan.releases:
-        for st_index in dict.fromkeys(i.statement for i in rel.tracks if i.statement is not None):
-            plan.statements[st_index].releases.append(rel.index)
+        # A release carries a statement only when every track is under it: linking the release to
+        # each of its tracks' differing statements would say contradictory things of one entity.
+        shared = {i.statement for i in rel.tracks}
+        if len(shared) == 1 and None not in shared:
+            rel.statement = shared.pop()
+            assert rel.statement is not None
+            plan.statements[rel.statement].releases.append(rel.index)
     _agents(plan)
     _scan_strings(plan)
     return plan
@@ -311,7 +333,7 @@ def _scan_strings(plan: Plan) -> None:
         for name in names:
             scan(f"{prefix}{name.replace('_', ' ')}", getattr(obj, name))
 
-    scan("collection folder", col.root)
+    scan("collection folder", collection_folder(col))
     scan_all("collection ", col, ("title", "description", "identifier"))
     scan("group identifier", col.group_identifier)
     scan("organization", col.organization)

@@ -7,6 +7,7 @@ Library of Congress preservation vocabulary (id.loc.gov/vocabulary/preservation/
 
 from __future__ import annotations
 
+import re
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -16,7 +17,14 @@ from lxml import etree
 
 from preserve.model import Rights
 from preserve.sidecars.ext import audio_element
-from preserve.sidecars.plan import DIGEST_NAMES, FileItem, Plan, Release, Statement
+from preserve.sidecars.plan import (
+    DIGEST_NAMES,
+    FileItem,
+    Plan,
+    Release,
+    Statement,
+    collection_folder,
+)
 from preserve.sidecars.xmltext import encode_path, is_xml_safe
 
 PREMIS_NS = "http://www.loc.gov/premis/v3"
@@ -91,8 +99,8 @@ def release_object(plan: Plan, rel: Release) -> etree._Element:
     _ident(obj, "objectIdentifier", "UUID", rel.uuid)
     _ident(obj, "objectIdentifier", "local", plan.text(rel.key, f"release {rel.key}"))
     _relationship(obj, "is part of", plan.collection_uuid)
-    for st_index in dict.fromkeys(i.statement for i in rel.tracks if i.statement is not None):
-        _ident(obj, "linkingRightsStatementIdentifier", "UUID", plan.statements[st_index].uuid)
+    if rel.statement is not None:
+        _ident(obj, "linkingRightsStatementIdentifier", "UUID", plan.statements[rel.statement].uuid)
     return obj
 
 
@@ -236,7 +244,11 @@ def package_events(plan: Plan) -> list[Event]:
     """Events about the whole package: ingestion, fixity of the written copy, package creation."""
     ctx, staged = plan.context, plan.staged
     col_obj = [(plan.collection_uuid, "source")]
-    notes = [f"{staged.files} payload file(s), {staged.bytes} bytes, from {plan.collection.root}"]
+    col = plan.collection
+    source = f"the collection {col.identifier!r} (folder {collection_folder(col)!r})" if col.identifier else \
+        f"the collection folder {collection_folder(col)!r}"
+    notes = [f"{staged.files} payload file(s), {staged.bytes} bytes, from {source}; "
+             "every path is recorded relative to that folder"]
     cleaned = plan.text.summary()
     if cleaned:
         notes.append(cleaned)
@@ -301,6 +313,11 @@ def _doc_ident(parent: etree._Element, prefix: str, rights: Rights, plan: Plan) 
         _sub(d, f"{prefix}DocumentationRole", "rights document")
 
 
+def embargo_ended(until: str, packaged: str) -> bool:
+    """Whether an embargo ending on ``until`` (YYYY-MM-DD) was over when packaging began (``packaged``, ISO 8601)."""
+    return bool(re.fullmatch(r"\d{4}-\d{2}-\d{2}", until)) and until < packaged[:10]
+
+
 def _embargo_term(granted: etree._Element, plan: Plan, until: str) -> None:
     term = _sub(granted, "termOfRestriction")
     # PREMIS requires a start; the embargo runs from packaging at the latest.
@@ -351,6 +368,10 @@ def statement_element(plan: Plan, st: Statement, objects: list[str]) -> etree._E
             if note:
                 _sub(oi, "otherRightsNote", x(note, "rights note"))
     embargo = r.restriction_until
+    ended = None
+    if embargo and embargo_ended(embargo, plan.context.started):
+        # a term from packaging to a day already past would be inverted: the embargo is over
+        embargo, ended = None, r.restriction_until
     for act in r.permitted_acts:
         g = _sub(el, "rightsGranted")
         _sub(g, "act", x(act, "permitted act"))
@@ -359,6 +380,8 @@ def statement_element(plan: Plan, st: Statement, objects: list[str]) -> etree._E
             _embargo_term(g, plan, embargo)
         else:
             _sub(g, "restriction", "none")
+            if ended and act.strip().lower() in ACCESS_ACTS:
+                _sub(g, "rightsGrantedNote", x(f"the submission's embargo ended on {ended}, before packaging", "embargo date"))
     if embargo and not any(a.strip().lower() in ACCESS_ACTS for a in r.permitted_acts):
         # Dissemination is not granted at all; the embargo date is still the producer's word.
         g = _sub(el, "rightsGranted")
