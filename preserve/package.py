@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import os
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,6 +84,29 @@ def bag_info_from_config(root: str | os.PathLike[str], extra: Sequence[tuple[str
                      cfg.group_identifier, cfg.bag_info, extra)
 
 
+#: bag-info labels the collection gives, and the collection.toml key that gives each
+CONFIG_KEYS = {"source-organization": "organization", "external-identifier": "identifier",
+               "external-description": "description", "bag-group-identifier": "group_identifier"}
+_INFO_HINT = "pass them with --info LABEL=VALUE"
+
+
+def where_to_give(message: str) -> str:
+    """A missing-bag-info message that names where a collection gives each value.
+
+    The profile planner, shared with ``preserve bag``, says "pass them with --info"; for a
+    collection the usual place is collection.toml, and ``preserve check`` has no --info option.
+    """
+    head, sep, _rest = message.partition(_INFO_HINT)
+    if not sep:
+        return message
+    listed = head.rsplit("missing: ", 1)[-1].rstrip("; ")
+    labels = re.findall(r"(?:^|, )([A-Za-z0-9][\w.-]*)(?= \(one of:|, |$)", listed)
+    keys = [f"{label} as '{CONFIG_KEYS[label.lower()]}' in its [collection] table" if label.lower() in CONFIG_KEYS
+            else f"{label} as '{label} = \"...\"' in its [bag-info] table" for label in labels]
+    return message.replace(_INFO_HINT, f"give them in collection.toml ({'; '.join(keys)}), or to "
+                                       "`preserve package` with --info LABEL=VALUE")
+
+
 def profile_problem(profile: str, report: CheckReport, *, algorithms: Sequence[str] | None = None,
                     info: Sequence[tuple[str, str]] = (), serialization: str | None = None) -> str | None:
     """Why packaging ``report``'s collection with ``profile`` would be refused (missing bag-info...), or None."""
@@ -91,7 +115,7 @@ def profile_problem(profile: str, report: CheckReport, *, algorithms: Sequence[s
     try:
         _plan(load_profile(profile), algorithms, bag_info_for(report, info), serialization)
     except UsageError as exc:
-        return str(exc)
+        return where_to_give(str(exc))
     return None
 
 
@@ -156,7 +180,10 @@ def package_collection(
         # required bag-info (Source-Organization...) comes from collection.toml: refuse before the long check
         # (a missing folder or a broken collection.toml is left to the check, which names it)
         if root.is_dir() and not load_config(root).problems:
-            _plan(loaded, algorithms, bag_info_from_config(root, info), serialization, verify)
+            try:
+                _plan(loaded, algorithms, bag_info_from_config(root, info), serialization, verify)
+            except UsageError as exc:
+                raise UsageError(where_to_give(str(exc))) from None
     started = _now()
     report = check_collection(root, workers=workers, progress=check_progress, on_total=on_total)
     if not report.ready:

@@ -70,6 +70,12 @@ def package(collection: Path, dest: Path, operator: str | None, profile: str, no
         raise CollectionNotReady(f"{collection}: not packaged, {exc.fields.get('count')} problem(s) listed above; "
                                  f"nothing was written at {dest}") from None
     bag = result.bag
+    if not quiet:
+        # the check already warned of each name it had a word for; the bag adds what only copying finds
+        named = {w.split(": ", 1)[0] for w in result.report.warnings}
+        for w in bag.warnings:
+            if w.split(": ", 1)[0] not in named:
+                warn(w)
     verified = (f"verified by re-reading {bag.verification.files} file(s) from storage"
                 if bag.verification.performed else "not verified (--no-verify)")
     profile_text = f"; profile {result.profile}" if result.profile else ""
