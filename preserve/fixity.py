@@ -744,13 +744,20 @@ _HELD = (signal.SIGINT, signal.SIGTERM)
 
 
 @contextlib.contextmanager
-def _signals_held() -> Iterator[None]:
+def _signals_held(*, ignored_by_children: bool = False) -> Iterator[None]:
     """Hold SIGINT and SIGTERM for the length of the block, then deliver the first one caught.
 
     They are blocked in this thread (a process started here inherits that, and keeps them
     blocked) and, from the main thread, caught by a handler that only notes them (another thread
     may be the one the kernel picks). Starting a worker must not be cut half-way: a worker
     started but not registered with its pool would never be stopped.
+
+    ``ignored_by_children``: a program started (fork and exec) in the block begins with both
+    signals ignored instead. A new Python interpreter only starts ignoring them once its own code
+    has run, and until then one of them prints a traceback (KeyboardInterrupt in an import) from
+    a process the user never started. The main thread then ignores them meanwhile instead of
+    noting them: blocked here, one aimed at this process stays pending and is delivered when the
+    block ends; only one that the kernel hands to another thread, in these few milliseconds, is lost.
     """
     blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD)
     caught: list[int] = []
@@ -760,7 +767,8 @@ def _signals_held() -> Iterator[None]:
 
     previous = {}
     if threading.current_thread() is threading.main_thread():
-        previous = {sig: signal.signal(sig, hold) for sig in _HELD}
+        action: Any = signal.SIG_IGN if ignored_by_children else hold
+        previous = {sig: signal.signal(sig, action) for sig in _HELD}
     try:
         yield
     finally:
@@ -780,11 +788,12 @@ def start_processes() -> None:
 
     _process_context()
     # A terminal's Ctrl-C reaches the whole process group, and systemd stops a service by sending
-    # SIGTERM to every process in it. The server starts with both blocked, and keeps them so (as
-    # does every worker it forks): only this process decides how to stop, no worker dies half-way
-    # through a batch, and the server still exits when this process does. One that arrives here
-    # meanwhile is delivered afterwards, not lost.
-    with _signals_held():
+    # SIGTERM to every process in it. The server is a new interpreter that imports its preloaded
+    # modules before it ignores SIGINT, and never ignores SIGTERM: it starts with both ignored
+    # (as does every worker it forks), so that a signal during its start-up prints no traceback
+    # from a process the user never started, only this process decides how to stop, and no worker
+    # dies half-way through a batch. The server still exits when this process does.
+    with _signals_held(ignored_by_children=True):
         multiprocessing.forkserver.ensure_running()
 
 
@@ -861,6 +870,14 @@ class _Worker:
         self.proc.join()
 
 
+def _end_all(workers: list[_Worker]) -> None:
+    """Kill and reap every worker, with SIGINT and SIGTERM held: a signal part-way through must
+    not leave one running (it is delivered once all are gone)."""
+    with _signals_held():
+        for worker in workers:
+            worker.end(kill=True)
+
+
 class WorkerPool:
     """Worker processes for batches of small files, for the length of a ``with`` block.
 
@@ -908,8 +925,18 @@ class WorkerPool:
 
     def _stop(self, kill: bool) -> None:
         workers, self._workers = self._workers, []
-        for worker in workers:
-            worker.end(kill)
+        if not kill:
+            try:
+                for worker in workers:
+                    worker.end(kill=False)
+                return
+            except BaseException:
+                # A signal (or an error) while waiting for the workers to exit: the rest would
+                # never be ended, and at exit multiprocessing waits for them for ever (it stops
+                # them with SIGTERM, which they ignore): kill every one before going on.
+                _end_all(workers)
+                raise
+        _end_all(workers)
 
     def _died(self, n: int) -> WorkerDied:
         proc = self._workers[n].proc
@@ -950,8 +977,7 @@ class WorkerPool:
                 self._stop_some(busy)
 
     def _stop_some(self, indices: set[int]) -> None:
-        for n in indices:
-            self._workers[n].end(kill=True)
+        _end_all([self._workers[n] for n in indices])
         self._workers = [w for n, w in enumerate(self._workers) if n not in indices]
 
     def _map(self, fn_batch: Callable[[list[T]], list[R]], units_in: Iterator[tuple[bool, list[T]]],
