@@ -70,29 +70,48 @@ def _sigterm(signum: int, frame: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run the CLI; map :class:`PreserveError` to its exit code, anything else to 70."""
+    """Run the CLI; map :class:`PreserveError` to its exit code, anything else to 70.
+
+    Run as the program (``argv`` None), SIGINT and SIGTERM are ignored from the moment the exit
+    code is known: one arriving while the interpreter shuts down would otherwise print a
+    traceback from an exit handler, or kill the process by the signal although its work was
+    complete and reported.
+    """
     signal.signal(signal.SIGTERM, _sigterm)
+    try:
+        code = _run(argv)
+    except KeyboardInterrupt:  # a second signal while the first, or an error, was being reported
+        code = EXIT_INTERRUPTED
+    finally:
+        if argv is None:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    sys.exit(code)
+
+
+def _run(argv: list[str] | None) -> int:
     try:
         # standalone_mode=False returns the code of a click Exit instead of raising it
         rc = cli.main(args=argv, prog_name="preserve", standalone_mode=False)
     except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
+        return exc.exit_code
     except click.Abort:
         click.echo("interrupted", err=True)
-        sys.exit(EXIT_INTERRUPTED)
+        return EXIT_INTERRUPTED
     except click.ClickException as exc:
         exc.show()
-        sys.exit(exc.exit_code)
+        return exc.exit_code
     except PreserveError as exc:
-        click.echo(f"preserve: error: {exc}", err=True)
-        sys.exit(exc.exit_code)
+        # messages name files and quote bag-info values: nothing in them may drive the terminal
+        click.echo(f"preserve: error: {for_people(str(exc), lines=True)}", err=True)
+        return exc.exit_code
     except KeyboardInterrupt:
         click.echo("preserve: interrupted", err=True)
-        sys.exit(EXIT_INTERRUPTED)
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
-        sys.exit(0)
+        return 0
     except Exception:
         click.echo("preserve: internal error (a bug; please report it with this trace):", err=True)
         traceback.print_exc()
-        sys.exit(EXIT_INTERNAL)
-    sys.exit(rc if isinstance(rc, int) else 0)
+        return EXIT_INTERNAL
+    return rc if isinstance(rc, int) else 0
