@@ -13,6 +13,7 @@ import click
 
 from preserve import __version__
 from preserve.errors import EXIT_CODES, EXIT_INTERNAL, EXIT_INTERRUPTED, PreserveError
+from preserve.textsafe import for_people
 
 
 class LazyGroup(click.Group):
