@@ -59,10 +59,12 @@ def make_security(scheduler: str, *, ca_file: str | None = None, cert: str | Non
 
 
 def _task(path: str, tier: str, opts: AuditOptions, wall_deadline: float | None,
-          identifier: str | None = None) -> AuditRecord:
+          identifier: str | None = None, remembered: tuple[tuple[str, str], ...] = ()) -> AuditRecord:
     # monotonic clocks differ between machines: the deadline travels as wall-clock time
     deadline = time.monotonic() + (wall_deadline - time.time()) if wall_deadline is not None else None
-    return audit_bag(path, tier, opts, None, deadline, identifier=identifier)
+    # the same audit_bag as a local run: files opened below the bag with no link followed, and
+    # the remembered tag files and empty folders compared on the worker, where the bag is read
+    return audit_bag(path, tier, opts, None, deadline, identifier=identifier, remembered=remembered)
 
 
 def per_task_options(opts: AuditOptions, threads: int) -> AuditOptions:
@@ -106,7 +108,7 @@ def run_on_cluster(scheduler: str | Any, bags: list[PlannedBag], opts: AuditOpti
                     return
                 item = queue.pop(0)
                 fut = client.submit(_task, str(item.path), item.tier, task_opts, None if first[0] else wall_deadline,
-                                    item.identifier, pure=False,
+                                    item.identifier, item.remembered, pure=False,
                                     key=f"preserve-audit-{item.tier}-{item.identifier}-{time.time_ns()}")
                 first[0] = False
                 in_flight[fut] = item

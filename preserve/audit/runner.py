@@ -5,6 +5,12 @@
           without it, are checked with the cheapest payload manifest algorithm present.
 ``full``  RFC 8493 validity: every digest of every payload and tag manifest.
 
+Both tiers also compare the bag with what the ledger remembers from its first audit: a tag file
+(bagit.txt, a manifest, metadata/...) or an empty folder (metadata/empty-directories.txt) that
+has disappeared is a failure, even when nothing lists it any more. Every file is opened below
+the bag's folder with no link followed at any level (:mod:`preserve.safefs`): a link is a
+finding naming it, and nothing is read or recorded about what it points to.
+
 Audits only read. The ledger is written by the caller's process alone (one record per bag, as
 soon as the bag is done), which is what lets a Dask cluster do the reading.
 """
@@ -12,7 +18,9 @@ soon as the bag is done), which is what lets a Dask cluster do the reading.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import os
+import re
 import stat
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -30,19 +38,30 @@ from preserve.audit.ledger import (
     printable,
 )
 from preserve.bag.index import PathIndex
-from preserve.bag.paths import unsafe_reason
-from preserve.bag.reader import Bag, open_bag
+from preserve.bag.paths import decode_manifest_path, normalize_manifest_path, unsafe_reason
+from preserve.bag.reader import Bag, ManifestLine, open_bag
 from preserve.bag.validate import ValidationReport, tag_manifest_entries, validate_bag
-from preserve.bag.writer import XXH3_FILE
+from preserve.bag.writer import EMPTY_DIRS_FILE, XXH3_FILE
 from preserve.errors import InputError, PreserveError, SourceNotFound
 from preserve.fixity import ALGORITHMS, COST, Progress, RateLimiter, Tally, hash_file, ordered_map
+from preserve.safefs import (
+    LINK_REASON,
+    LinkRefused,
+    lstat_beneath,
+    open_regular_beneath,
+    read_beneath,
+)
 
 TIERS = ("fast", "full")
 #: Tiers for replicas in S3-compatible stores (``s3://`` targets), run by the replication engine.
 REMOTE_TIERS = ("remote-metadata", "remote-full")
 
 _KIND = {"missing": "missing", "tag-missing": "missing", "altered": "altered", "tag-altered": "altered",
-         "unlisted": "unlisted", "unreadable": "unreadable", "oxum": "oxum"}
+         "unlisted": "unlisted", "unreadable": "unreadable", "oxum": "oxum", "missing-directory": "missing"}
+
+
+# a manifest line as bag readers accept it: DIGEST, spaces or tabs, md5sum's optional '*', PATH
+_MANIFEST_LINE = re.compile(r"^([0-9A-Fa-f]+)[ \t]+\*?(.*)$")
 
 
 class BudgetSpent(Exception):
@@ -88,6 +107,9 @@ class PlannedBag:
     reason: str
     estimated_bytes: int
     last_audit: str | None
+    #: ``(path, kind)`` the ledger remembers from the bag's first audit (kind ``file`` or
+    #: ``empty-dir``); the audit reports any that are gone
+    remembered: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -258,20 +280,22 @@ def plan_audit(ledger: Ledger, paths: Sequence[str | os.PathLike[str]], policy: 
     # one transaction for all: a commit per bag would fsync thousands of times
     ledger.ensure_bags([(str(p), ident, nbytes, nfiles) for p, (ident, nbytes, nfiles) in described.items()])
     states = {s.location: s for s in ledger.bag_states()}
+    structure = ledger.remembered_structure()
     ordered = sorted(bags, key=lambda p: (states[str(p)].last_audit is not None, states[str(p)].last_audit or "", str(p)))
     plan = AuditPlan(bags=[], warnings=warnings)
     now = time.time()
     for p, s in sorted(lost.items()):
         # nothing to read: they cost no budget, and a loss is reported at once
         tier, reason = policy.choose(s if s.audits else None, now)
-        plan.bags.append(PlannedBag(p, s.identifier, tier, reason, 0, s.last_audit))
+        plan.bags.append(PlannedBag(p, s.identifier, tier, reason, 0, s.last_audit, tuple(structure.get(str(p), ()))))
     spent = 0
     first = True
     for p in ordered:
         state = states[str(p)]
         tier, reason = policy.choose(state if state.audits else None, now)
         item = PlannedBag(p, described[p][0] or state.identifier, tier, reason,
-                          described[p][1] or state.payload_bytes or 0, state.last_audit)
+                          described[p][1] or state.payload_bytes or 0, state.last_audit,
+                          tuple(structure.get(str(p), ())))
         if plan.deferred or (budget.max_bytes is not None and not first and spent + item.estimated_bytes > budget.max_bytes):
             plan.deferred.append(item)
             continue
@@ -293,6 +317,49 @@ def _findings(report: ValidationReport) -> list[FindingRecord]:
     return out
 
 
+def _link_finding(root: Path, exc: LinkRefused, rel: str) -> FindingRecord:
+    """The finding for a link met on the way to ``rel``: it names the link, never its target."""
+    link = os.path.relpath(exc.filename, root) if exc.filename else rel
+    what = "" if link == rel else f"; {rel} lies beyond it and was not read"
+    return FindingRecord(file=printable(link), kind="invalid", code="link", message=f"{LINK_REASON}{what}")
+
+
+def _add_once(findings: list[FindingRecord], new: FindingRecord) -> None:
+    """Append ``new`` unless a finding already names the same file with the same kind of problem
+    (a link under which many listed files lie is one problem, reported once)."""
+    if new.code == "link" and any(f.file == new.file and f.code in ("link", "not-regular") for f in findings):
+        return
+    findings.append(new)
+
+
+def _is_file_below(root: Path, rel: str) -> bool:
+    """Whether ``root/rel`` is a regular file reached with no link followed (a link raises LinkRefused)."""
+    try:
+        st = lstat_beneath(root, rel)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    if stat.S_ISLNK(st.st_mode):
+        raise LinkRefused(os.path.join(root, rel))
+    return stat.S_ISREG(st.st_mode)
+
+
+def _xxh3_lines(root: Path, encoding: str) -> Iterator[ManifestLine]:
+    """The lines of metadata/xxh3-128.txt, read with no link followed below the bag."""
+    fd, _size = open_regular_beneath(root, XXH3_FILE)
+    with open(fd, encoding=encoding, newline="") as f:
+        for number, text in enumerate(f, 1):
+            if number == 1 and text.startswith("\ufeff"):
+                text = text[1:]
+            m = _MANIFEST_LINE.match(text.rstrip("\r\n"))
+            if not m:
+                continue  # the sound-file check has compared the whole file with its tag manifest
+            raw = normalize_manifest_path(m.group(2))
+            rel = decode_manifest_path(raw)
+            if unsafe_reason(rel) or not rel.startswith("data/"):
+                continue
+            yield ManifestLine(m.group(1).lower(), rel, raw, number)
+
+
 def _fast_hash(bag: Bag, report: ValidationReport, findings: list[FindingRecord], opts: AuditOptions,
                limiter: RateLimiter | None, progress: Progress) -> str:
     """Hash the payload against the xxh3 file (manifest fallback); returns the algorithm label."""
@@ -301,8 +368,15 @@ def _fast_hash(bag: Bag, report: ValidationReport, findings: list[FindingRecord]
         return "none"
     by_cost = sorted(usable, key=lambda a: (COST.get(a, 9.0), a))
     cheapest = by_cost[0]
-    xxh_file = bag.path / XXH3_FILE
+    root = bag.path
+    try:
+        have_xxh = _is_file_below(root, XXH3_FILE)
+    except LinkRefused as exc:
+        _add_once(findings, _link_finding(root, exc, XXH3_FILE))
+        have_xxh = False
     used: set[str] = set()
+    # a file validation found missing is not in the no-link listing of data/: opening it by name
+    # could only reach it through a link, so it is not opened at all
     already_missing = {f.file for f in findings if f.kind == "missing"}
     with PathIndex() as index:
         for candidate in by_cost:
@@ -316,11 +390,12 @@ def _fast_hash(bag: Bag, report: ValidationReport, findings: list[FindingRecord]
             break
         else:
             return cheapest
-        if xxh_file.is_file() and _xxh3_file_sound(bag, findings, opts):
-            xbag = dataclasses.replace(bag, payload_manifests={"xxh3-128": xxh_file})
+        if have_xxh and _xxh3_file_sound(bag, findings, opts):
             try:
                 index.add_entries((line.path, "xxh3-128", line.digest, line.line, line.raw)
-                                  for line in xbag.iter_manifest("xxh3-128") if not line.error)
+                                  for line in _xxh3_lines(root, bag.encoding))
+            except LinkRefused as exc:
+                _add_once(findings, _link_finding(root, exc, XXH3_FILE))
             except (OSError, UnicodeDecodeError) as exc:
                 findings.append(FindingRecord(file=XXH3_FILE, kind="unreadable", code="unreadable",
                                               message=f"cannot be read ({exc}); the manifest was used instead"))
@@ -332,14 +407,17 @@ def _fast_hash(bag: Bag, report: ValidationReport, findings: list[FindingRecord]
 
         def check(job: tuple[object, ...]) -> tuple[str, FindingRecord | None]:
             rel, raw, alg, expected = (str(v) for v in job)
-            target = bag.path / rel
-            if not target.exists() and raw != rel and (bag.path / raw).exists():
-                target = bag.path / raw  # '%' written unencoded by bagit-python
+            if rel in already_missing:
+                return alg, None
+            target = rel
             try:
-                found = hash_file(target, (alg,), drop_cached=opts.drop_cache, limiter=limiter, progress=progress)[alg]
-            except FileNotFoundError:
-                if rel in already_missing:
-                    return alg, None
+                if raw != rel and not _is_file_below(root, rel) and _is_file_below(root, raw):
+                    target = raw  # '%' written unencoded by bagit-python
+                found = hash_file(target, (alg,), root=root, drop_cached=opts.drop_cache, limiter=limiter,
+                                  progress=progress)[alg]
+            except LinkRefused as exc:
+                return alg, _link_finding(root, exc, rel)
+            except (FileNotFoundError, NotADirectoryError):
                 return alg, FindingRecord(file=rel, kind="missing", code="missing", message="disappeared while being audited")
             except OSError as exc:
                 return alg, FindingRecord(file=rel, kind="unreadable", code="unreadable",
@@ -353,8 +431,8 @@ def _fast_hash(bag: Bag, report: ValidationReport, findings: list[FindingRecord]
         for alg, finding in ordered_map(check, jobs, workers=opts.workers):
             used.add(alg)
             if finding is not None:
-                findings.append(finding)
-    if not xxh_file.is_file():
+                _add_once(findings, finding)
+    if not have_xxh:
         return f"{cheapest} (fallback: no {XXH3_FILE})"
     return "+".join(sorted(used, key=lambda a: a != "xxh3-128")) or "xxh3-128"
 
@@ -372,7 +450,10 @@ def _xxh3_file_sound(bag: Bag, findings: list[FindingRecord], opts: AuditOptions
         return True
     alg = usable[0]
     try:
-        found = hash_file(bag.path / XXH3_FILE, (alg,), drop_cached=opts.drop_cache)[alg]
+        found = hash_file(XXH3_FILE, (alg,), root=bag.path, drop_cached=opts.drop_cache)[alg]
+    except LinkRefused as exc:
+        _add_once(findings, _link_finding(bag.path, exc, XXH3_FILE))
+        return False
     except OSError as exc:
         findings.append(FindingRecord(file=XXH3_FILE, kind="unreadable", code="unreadable",
                                       message=f"cannot be read ({exc.strerror or exc}); the manifest was used instead"))
@@ -383,6 +464,134 @@ def _xxh3_file_sound(bag: Bag, findings: list[FindingRecord], opts: AuditOptions
                                   message=f"{alg} checksum does not match tagmanifest-{alg}.txt; "
                                           "the payload was checked against the manifest instead"))
     return False
+
+
+# -- what the bag holds besides its payload ----------------------------------------------------------
+
+def _tag_files(root: Path, findings: list[FindingRecord]) -> list[str] | None:
+    """Every regular file outside data/ (bag-relative, sorted), listed folder by folder from
+    descriptors opened with no link followed. Hidden names (a desktop's .DS_Store) are not tag
+    files. None when the bag's own folder cannot be listed; a sub-folder that cannot be listed is
+    a finding and its files count as present (unknown, not lost)."""
+    flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        top = os.open(root, flags & ~getattr(os, "O_NOFOLLOW", 0))  # the root itself may be a link
+    except OSError:
+        return None
+    found: list[str] = []
+    unlistable: list[str] = []
+
+    def walk(fd: int, prefix: str) -> None:
+        with os.scandir(fd) as it:
+            entries = sorted(it, key=lambda e: e.name)
+        for e in entries:
+            rel = f"{prefix}{e.name}"
+            if e.name.startswith(".") or rel == "data":
+                continue
+            st = e.stat(follow_symlinks=False)
+            if stat.S_ISREG(st.st_mode):
+                found.append(rel)
+            elif stat.S_ISDIR(st.st_mode):
+                try:
+                    child = os.open(e.name, flags, dir_fd=fd)
+                except OSError as exc:
+                    if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                        continue  # swapped for a link since it was listed: validation reports links
+                    findings.append(FindingRecord(file=printable(rel), kind="unreadable", code="unreadable",
+                                                  message=f"the folder cannot be listed ({exc.strerror})"))
+                    unlistable.append(rel + "/")
+                    continue
+                try:
+                    walk(child, rel + "/")
+                finally:
+                    os.close(child)
+
+    try:
+        walk(top, "")
+    except OSError:
+        return None  # the bag's own folder cannot be listed: the audit reports why elsewhere
+    finally:
+        os.close(top)
+    found.extend(f"{u}*" for u in unlistable)  # a marker: remembered files below it are not judged
+    return found
+
+
+def _listed_empty_dirs(root: Path, findings: list[FindingRecord]) -> list[str]:
+    """The folders metadata/empty-directories.txt lists (bag-relative, decoded); [] without it."""
+    try:
+        raw = read_beneath(root, EMPTY_DIRS_FILE)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    except LinkRefused as exc:
+        _add_once(findings, _link_finding(root, exc, EMPTY_DIRS_FILE))
+        return []
+    except OSError as exc:
+        findings.append(FindingRecord(file=EMPTY_DIRS_FILE, kind="unreadable", code="unreadable",
+                                      message=f"cannot be read ({exc.strerror or exc}); its empty folders were not checked"))
+        return []
+    try:
+        text = raw.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as exc:
+        findings.append(FindingRecord(file=EMPTY_DIRS_FILE, kind="invalid", code="encoding",
+                                      message=f"is not UTF-8 ({exc.reason}); its empty folders were not checked"))
+        return []
+    out: list[str] = []
+    for number, line in enumerate(text.split("\n"), 1):
+        line = line.rstrip("\r")
+        if not line.strip():
+            continue
+        rel = decode_manifest_path(normalize_manifest_path(line))
+        why = unsafe_reason(rel) or (None if rel.startswith("data/") else "not inside data/")
+        if why:
+            findings.append(FindingRecord(file=EMPTY_DIRS_FILE, kind="invalid", code="empty-dirs",
+                                          message=f"line {number} names {line!r} ({why}); it was not checked"))
+            continue
+        out.append(rel)
+    return out
+
+
+def _check_structure(root: Path, remembered: Sequence[tuple[str, str]],
+                     findings: list[FindingRecord]) -> tuple[list[str] | None, list[str]]:
+    """Report remembered tag files and empty folders that are gone; returns what the bag holds now
+    (tag files, listed empty folders) for the ledger to remember at a first audit."""
+    present = _tag_files(root, findings)
+    listed = _listed_empty_dirs(root, findings)
+    if present is None:
+        return None, listed
+    have = set(present)
+    blind = tuple(p[:-1] for p in present if p.endswith("/*"))
+    reported = {(f.file, f.kind) for f in findings} | {(f.file, "link") for f in findings if f.code in ("link", "not-regular")}
+    for path, kind in remembered:
+        if kind != "file" or path in have or path.startswith(blind):
+            continue
+        if (path, "missing") in reported or (path, "link") in reported:
+            continue
+        findings.append(FindingRecord(file=path, kind="missing", code="tag-file-lost", message=(
+            "a tag file the bag had at its first audit is gone; restore it from a replica or a backup of the bag")))
+    remembered_dirs = [p for p, k in remembered if k == "empty-dir"]
+    for rel in dict.fromkeys([*listed, *remembered_dirs]):
+        if any(f.file == rel for f in findings):
+            continue  # validation has already said what is wrong there
+        source = f"listed by {EMPTY_DIRS_FILE}" if rel in listed else "the bag had at its first audit"
+        try:
+            st = lstat_beneath(root, rel)
+        except (FileNotFoundError, NotADirectoryError):
+            findings.append(FindingRecord(file=rel, kind="missing", code="empty-dir-missing", message=(
+                f"an empty folder {source} is gone; create it again or restore the bag from a replica")))
+            continue
+        except LinkRefused as exc:
+            _add_once(findings, _link_finding(root, exc, rel))
+            continue
+        except OSError as exc:
+            findings.append(FindingRecord(file=rel, kind="unreadable", code="unreadable",
+                                          message=f"cannot be examined ({exc.strerror or exc})"))
+            continue
+        if stat.S_ISLNK(st.st_mode):
+            _add_once(findings, FindingRecord(file=rel, kind="invalid", code="link", message=LINK_REASON))
+        elif not stat.S_ISDIR(st.st_mode):
+            findings.append(FindingRecord(file=rel, kind="invalid", code="empty-dir-missing", message=(
+                f"an empty folder {source} is no longer a folder")))
+    return sorted(p for p in present if not p.endswith("/*")), listed
 
 
 def error_record(item: PlannedBag, exc: BaseException) -> AuditRecord:
@@ -399,12 +608,16 @@ def error_record(item: PlannedBag, exc: BaseException) -> AuditRecord:
 
 def audit_bag(path: str | os.PathLike[str], tier: str, opts: AuditOptions | None = None,
               progress: Progress | None = None, deadline: float | None = None,
-              limiter: RateLimiter | None = None, identifier: str | None = None) -> AuditRecord:
+              limiter: RateLimiter | None = None, identifier: str | None = None,
+              remembered: Sequence[tuple[str, str]] = ()) -> AuditRecord:
     """Audit one bag with one tier and return the record (nothing is written anywhere).
 
     ``deadline`` (``time.monotonic()`` value) stops the audit with :class:`BudgetSpent`.
     ``limiter`` is shared by a whole run; without one, ``opts.max_rate`` applies to this bag.
     ``identifier`` (the ledger's) names the bag when it cannot name itself (gone, unreadable).
+    ``remembered``: the ``(path, kind)`` the ledger keeps from the bag's first audit
+    (:attr:`PlannedBag.remembered`); any that are gone are findings. The record carries the tag
+    files and listed empty folders found now, for the ledger to remember at a first audit.
     Problems with the bag are findings, a bag that is gone among them (``missing``).
     """
     from preserve import __version__
@@ -457,19 +670,28 @@ def audit_bag(path: str | os.PathLike[str], tier: str, opts: AuditOptions | None
         findings.append(FindingRecord(file=printable(name), kind="invalid", code="encoding", message=(
             "the file name is not valid UTF-8, so no BagIt manifest can list it; the audit of this bag "
             "stopped there: rename the file (or restore it from a replica)")))
+    except LinkRefused as exc:
+        _add_once(findings, _link_finding(root, exc, os.path.relpath(exc.filename, root) if exc.filename else ""))
     except PermissionError as exc:
         findings.append(FindingRecord(file=os.path.relpath(exc.filename, root) if exc.filename else "", kind="unreadable",
                                       code="unreadable", message=f"cannot be read ({exc.strerror})"))
-    except PreserveError as exc:  # bagit.txt gone or unreadable: the bag itself is damaged
-        findings.append(FindingRecord(file="bagit.txt", kind="missing" if "missing" in str(exc) else "invalid",
-                                      code="bagit-txt", message=str(exc)))
+    except PreserveError as exc:  # a tag file gone or unreadable: the bag itself is damaged
+        where = str(exc.fields.get("path") or "")
+        rel = os.path.relpath(where, root) if os.path.isabs(where) else "bagit.txt"
+        reason = str(exc.fields.get("reason") or exc)
+        if reason.startswith("cannot be read"):
+            findings.append(FindingRecord(file=rel, kind="unreadable", code="unreadable", message=reason))
+        else:
+            findings.append(FindingRecord(file="bagit.txt", kind="missing" if "missing" in str(exc) else "invalid",
+                                          code="bagit-txt", message=str(exc)))
     except OSError as exc:
         findings.append(FindingRecord(file=os.path.relpath(exc.filename, root) if exc.filename else "", kind="unreadable",
                                       code="unreadable", message=f"read error ({exc.strerror or exc})"))
+    tag_files, empty_dirs = _check_structure(root, remembered, findings)
     return AuditRecord(location=str(root), identifier=ident, tier=tier, started=started, ended=now_iso(),
                        bytes=tally.bytes, files=tally.files, outcome="fail" if findings else "pass",
                        algorithm=algorithm, tool_version=__version__, payload_bytes=payload_bytes,
-                       payload_files=payload_files, findings=findings)
+                       payload_files=payload_files, findings=findings, tag_files=tag_files, empty_dirs=empty_dirs)
 
 
 # -- a whole run ----------------------------------------------------------------------------------
@@ -540,7 +762,7 @@ def _run_local(bags: list[PlannedBag], opts: AuditOptions, keep: Callable[[Audit
                 return bags[i:]
         try:
             record = audit_bag(item.path, item.tier, opts, progress, deadline if i > 0 else None, limiter,
-                               identifier=item.identifier)
+                               identifier=item.identifier, remembered=item.remembered)
         except BudgetSpent:
             return bags[i:]
         except Exception as exc:  # one bag's error must not end the run for the others
