@@ -1,4 +1,4 @@
-"""``preserve repair BAG --from TARGET``: damaged payload files replaced by verified replica copies."""
+"""``preserve repair BAG --from TARGET``: damaged payload and tag files replaced by verified replica copies."""
 
 from __future__ import annotations
 
@@ -22,40 +22,52 @@ from preserve.replication.config import ReplicationConfig
 @click.option("--ledger", "ledger_path", type=click.Path(path_type=Path, dir_okay=False),
               help="Audit ledger to record the repairs in (default: the user data folder).")
 @click.option("-w", "--workers", type=click.IntRange(1, 64), help="Parallel readers for validation.")
+@click.option("--wait", type=click.FloatRange(0), default=0, show_default=True, metavar="SECONDS",
+              help="How long to wait for another run working on BAG to finish (then exit 4).")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
 @s3_options
 @with_config
 def repair(bag: Path, source: str, name: str | None, ledger_path: Path | None, workers: int | None,
-           as_json: bool, config: ReplicationConfig, **kw: Any) -> None:
-    """Repair BAG's missing or altered payload files from a replica.
+           wait: float, as_json: bool, config: ReplicationConfig, **kw: Any) -> None:
+    """Repair BAG's missing or altered payload and tag files from a replica.
 
-    BAG is validated in full; for each payload file found missing or altered, the replica's copy
-    is downloaded beside it and hashed with every manifest algorithm. Only a copy that matches
-    every manifest replaces the damaged file (atomically); a copy that does not verify is never
-    used. Every attempt is recorded in the ledger. Exit 1 when anything is left unrepaired.
+    Tag files are checked against the tag manifests, then BAG is validated in full; for each file
+    found missing or altered, the replica's copy is downloaded into a hidden staging folder in BAG
+    and hashed with every manifest algorithm. Only a copy that matches replaces the damaged file
+    (atomically); a copy that does not verify is never used, and nothing is written through a
+    symbolic link. Missing empty folders listed in metadata/empty-directories.txt are created
+    again. Every attempt is recorded in the ledger. Exit 1 when anything is left damaged, 4 when
+    another run holds BAG, 5 when BAG's disk has no room for the copies.
     """
     from preserve.replication.repair import repair_bag
 
     store, _spec = resolve_target(source, config, kw)
     ledger = open_ledger(ledger_path)
     try:
-        result = repair_bag(bag, store, name=name, ledger=ledger, workers=workers)
+        result = repair_bag(bag, store, name=name, ledger=ledger, workers=workers, wait=wait)
     finally:
         ledger.close()
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
     else:
+        for p in result.cleaned:
+            click.echo(f"removed what an interrupted earlier run left: {p}")
         for f in result.files:
             if f.outcome == "repaired":
                 click.echo(f"repaired: {f.path} ({f.problem}) from {result.source}")
             else:
                 click.echo(click.style(f"{f.outcome}: ", fg="red") + f"{f.path} ({f.problem}): {f.reason}")
+        for d in result.directories:
+            click.echo(f"created again: {d}/ (an empty folder listed in metadata/empty-directories.txt)")
         for u in result.unrepairable:
-            click.echo(click.style("not repairable from a replica: ", fg="red") + str(u))
-        if not result.files and not result.unrepairable:
+            click.echo(click.style("still damaged, not repairable from the replica: ", fg="red") + str(u))
+        if not result.files and not result.unrepairable and not result.directories:
             click.echo(f"{result.bag}: valid; nothing to repair")
         else:
             done = sum(1 for f in result.files if f.outcome == "repaired")
-            click.echo(f"{result.bag}: {done} of {len(result.files)} damaged file(s) repaired")
+            left = [f.path for f in result.files if f.outcome != "repaired"]
+            left += [u.path or "(the bag)" for u in result.unrepairable]
+            click.echo(f"{result.bag}: {done} of {len(result.files)} damaged file(s) repaired"
+                       + (f"; still damaged: {', '.join(dict.fromkeys(left))}" if left else ""))
     if not result.ok:
         raise click.exceptions.Exit(EXIT_PROBLEMS)

@@ -27,9 +27,12 @@ def restore(source: str, dest: Path, workers: int, as_json: bool, quiet: bool, c
     """Restore the bag copy at SOURCE into a new directory DEST.
 
     SOURCE is STORE/BAG-NAME: s3://bucket/prefix/BAG-NAME, a directory path, or TARGET-NAME/BAG-NAME
-    for a target named in preserve.toml. Everything is downloaded into hidden staging beside DEST
-    and validated in full (every manifest and tag manifest); only a valid bag is renamed to DEST,
-    which then holds bagit.txt. Nothing is left at DEST otherwise.
+    for a target named in preserve.toml. Everything is downloaded into hidden staging beside DEST,
+    the empty folders listed in metadata/empty-directories.txt are created again, and the bag is
+    validated in full (every manifest and tag manifest); only a valid bag is renamed to DEST,
+    which then holds bagit.txt. Nothing is left at DEST otherwise (exit 1 invalid, 4 DEST exists
+    or is being restored, 5 local disk full). Staging a killed restore left is removed by the
+    next restore to the same DEST.
     """
     from preserve.replication.restore import restore_bag
 
@@ -41,7 +44,11 @@ def restore(source: str, dest: Path, workers: int, as_json: bool, quiet: bool, c
         result = restore_bag(store, name, dest, workers=workers, progress=bar)
     if as_json:
         click.echo(json.dumps({"source": result.source, "dest": str(result.dest), "files": result.files,
-                               "bytes": result.bytes, "valid": result.report.ok}, indent=2))
+                               "bytes": result.bytes, "valid": result.report.ok,
+                               "empty_directories": result.directories,
+                               "cleaned": [str(p) for p in result.cleaned]}, indent=2))
     else:
+        for p in result.cleaned:
+            click.echo(f"removed what an interrupted earlier restore left: {p}")
         click.echo(f"{result.dest}: restored from {result.source} and valid ({result.report.files} payload files, "
                    f"{human(result.bytes)}, {', '.join(result.report.algorithms)})")

@@ -1,20 +1,29 @@
 """Restoring a bag from a replica: download into staging, validate fully, then rename.
 
-DEST appears whole and valid or not at all: every object is written into hidden staging beside
-DEST (``.<name>.preserve-staging-<token>``), the staged bag is validated in full (every manifest
-and tag manifest), made durable, and only then renamed to DEST, which becomes the bag's root.
+DEST appears whole and valid or not at all. The restore holds DEST's lock
+(:func:`preserve.staging.journaled`, ``.<name>.preserve-lock`` beside DEST) and writes every
+object into hidden staging beside DEST (``.<name>.preserve-staging-<token>``), listed in the
+lock's journal before it is created. Every file and folder in staging is created without
+following links (:mod:`preserve.safefs`). The folders ``metadata/empty-directories.txt`` lists
+are created again (replicas hold files only), the staged bag is validated in full (every
+manifest and tag manifest), made durable, and only then renamed to DEST, which becomes the bag's
+root. A failed restore removes its staging; a killed one leaves it, and the next restore to the
+same DEST removes it (and reports it). A full disk is a :class:`~preserve.errors.StorageError`
+(exit 5) naming the folder, with nothing left at DEST.
 """
 
 from __future__ import annotations
 
+import errno
 import os
-import secrets
-import shutil
+import tarfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from preserve.bag.paths import unsafe_reason
+from preserve.bag.reader import empty_directories
 from preserve.bag.validate import ValidationReport, validate_bag
 from preserve.errors import (
     BadArchive,
@@ -26,8 +35,13 @@ from preserve.errors import (
 )
 from preserve.fixity import fsync_path, ordered_map, syncfs
 from preserve.replication.layout import object_key, read_record, replica_location, tar_key
-from preserve.replication.tarstream import extract_tar
+from preserve.replication.tarstream import _ChunkReader
+from preserve.safefs import LinkRefused, makedirs_beneath, open_beneath, refusal
+from preserve.staging import journaled
 from preserve.stores.base import Store
+
+_CHUNK = 1024 * 1024
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
 
 @dataclass
@@ -39,15 +53,21 @@ class RestoreResult:
     files: int
     bytes: int
     report: ValidationReport
+    #: empty folders created again from metadata/empty-directories.txt
+    directories: list[str] = field(default_factory=list)
+    #: what a killed earlier restore to DEST had left (its journal listed it), removed first
+    cleaned: list[Path] = field(default_factory=list)
 
 
 def restore_bag(store: Store, name: str, dest: str | os.PathLike[str], *, workers: int = 4,
-                progress: Callable[[int], None] | None = None) -> RestoreResult:
+                progress: Callable[[int], None] | None = None, wait: float = 0.0) -> RestoreResult:
     """Restore the copy of bag ``name`` in ``store`` to a new directory ``dest``.
 
-    Raises :class:`DestinationExists`, :class:`BagInvalid` (the copy does not validate; nothing
-    is left at DEST), :class:`ObjectArchived` (objects need a restore request first),
-    :class:`RemoteError` / :class:`StorageError`.
+    Raises :class:`DestinationExists` (DEST exists, or another run holds its lock longer than
+    ``wait`` seconds), :class:`BagInvalid` (the copy does not validate; nothing is left at DEST),
+    :class:`ObjectArchived` (objects need a restore request first), :class:`StorageError` (the
+    local disk is full or failed), :class:`RemoteError`, :class:`UnsafePath` (a link appeared in
+    staging).
     """
     target = Path(os.path.abspath(dest))
     if os.path.lexists(target):
@@ -58,38 +78,61 @@ def restore_bag(store: Store, name: str, dest: str | os.PathLike[str], *, worker
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise StorageError(path=str(target.parent), reason=exc.strerror or str(exc)) from exc
-    staging = target.parent / f".{target.name}.preserve-staging-{secrets.token_hex(4)}"
-    staging.mkdir()
-    try:
-        if layout == "tar":
-            with store.get(tar_key(name)) as chunks:
-                files = extract_tar(_counting(chunks, progress), name, staging, source)
-        else:
-            files = _download_files(store, name, staging, source, workers, progress)
-        if not (staging / "bagit.txt").is_file():
-            raise BagInvalid(f"{source}: no bagit.txt in the replica; nothing was restored to {target}")
-        report = validate_bag(staging, workers=workers)
-        if not report.ok:
-            first = "; ".join(str(f) for f in report.errors[:3])
-            raise BagInvalid(f"{source}: the restored copy is not valid ({len(report.errors)} problem(s): {first}); "
-                             f"nothing was restored to {target}", report=report)
-        if not syncfs(staging):
-            for dirpath, _dirs, names in os.walk(staging):
-                for n in names:
-                    fsync_path(os.path.join(dirpath, n))
+        raise _storage(exc, target.parent, target) from exc
+    busy = f"{target}: another preserve run is restoring or writing there now; let it finish or choose another DEST"
+    with journaled(target, busy=busy, wait=wait) as journal:
         if os.path.lexists(target):
             raise DestinationExists(path=str(target))
-        os.rename(staging, target)
-        fsync_path(target.parent)
-    except KeyboardInterrupt:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise Interrupted(path=str(target)) from None
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+        staging = journal.new_folder(target.parent, "staging")
+        try:
+            if layout == "tar":
+                with store.get(tar_key(name)) as chunks:
+                    files = _extract(_counting(chunks, progress), name, staging, source)
+            else:
+                files = _download_files(store, name, staging, source, workers, progress)
+            if not (staging / "bagit.txt").is_file():
+                raise BagInvalid(f"{source}: no bagit.txt in the replica; nothing was restored to {target}")
+            directories = _recreate_empty_directories(staging)
+            report = validate_bag(staging, workers=workers)
+            if not report.ok:
+                first = "; ".join(str(f) for f in report.errors[:3])
+                raise BagInvalid(f"{source}: the restored copy is not valid ({len(report.errors)} problem(s): {first}); "
+                                 f"nothing was restored to {target}", report=report)
+            if not syncfs(staging):
+                for dirpath, _dirs, names in os.walk(staging):
+                    for n in names:
+                        fsync_path(os.path.join(dirpath, n))
+            if os.path.lexists(target):
+                raise DestinationExists(path=str(target))
+            os.rename(staging, target)
+            fsync_path(target.parent)
+        except KeyboardInterrupt:
+            raise Interrupted(path=str(target)) from None
+        except LinkRefused as exc:
+            raise refusal(exc) from None
+        except OSError as exc:
+            raise _storage(exc, target.parent, target) from exc
+        # leaving the journal removes the staging of a failed run (a finished one was renamed)
     report.path = str(target)
-    return RestoreResult(source=source, dest=target, files=files, bytes=report.bytes, report=report)
+    return RestoreResult(source=source, dest=target, files=files, bytes=report.bytes, report=report,
+                         directories=directories, cleaned=list(journal.removed))
+
+
+def _storage(exc: OSError, folder: Path, target: Path) -> StorageError:
+    if exc.errno in _NO_SPACE:
+        why = f"no space left on the file system for the restored copy; free space and restore again (nothing was restored to {target})"
+    else:
+        why = f"{exc.strerror or exc} ({exc.filename or folder}); nothing was restored to {target}"
+    return StorageError(path=str(folder), reason=why)
+
+
+def _recreate_empty_directories(staging: Path) -> list[str]:
+    """Create the folders metadata/empty-directories.txt lists (replicas hold files only), below
+    the staging root without following links."""
+    listed = empty_directories(staging)
+    for rel in listed:
+        makedirs_beneath(staging, rel)
+    return listed
 
 
 def _counting(chunks: Iterator[bytes], progress: Callable[[int], None] | None) -> Iterator[bytes]:
@@ -97,6 +140,50 @@ def _counting(chunks: Iterator[bytes], progress: Callable[[int], None] | None) -
         if progress is not None:
             progress(len(chunk))
         yield chunk
+
+
+def _write_new(staging: Path, rel: str, chunks: Iterator[bytes], progress: Callable[[int], None] | None = None) -> None:
+    """Create ``staging/rel`` (never an existing file, no link followed on the way) from ``chunks``."""
+    fd = open_beneath(staging, rel, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644, create_dirs=True)
+    with open(fd, "wb") as out:
+        for chunk in chunks:
+            out.write(chunk)
+            if progress is not None:
+                progress(len(chunk))
+
+
+def _extract(chunks: Iterator[bytes], name: str, staging: Path, source: str) -> int:
+    """Unpack a bag's tar stream into ``staging``; returns the files written. Only regular files
+    and folders under ``<name>/`` are accepted (:class:`BadArchive` otherwise)."""
+    count = 0
+    try:
+        with tarfile.open(fileobj=_ChunkReader(chunks), mode="r|") as tf:  # type: ignore[call-overload]
+            for member in tf:
+                if not member.name.startswith(f"{name}/"):
+                    raise BadArchive(path=source, reason=f"member {member.name!r} lies outside {name}/")
+                rel = member.name[len(name) + 1:].rstrip("/")
+                if not rel:
+                    continue
+                reason = unsafe_reason(rel)
+                if reason:
+                    raise BadArchive(path=source, reason=f"member {member.name!r}: {reason}")
+                if member.isdir():
+                    makedirs_beneath(staging, rel)
+                    continue
+                if not member.isfile():
+                    raise BadArchive(path=source, reason=f"member {member.name!r} is not a regular file")
+                body = tf.extractfile(member)
+                assert body is not None  # a regular file always has a body
+                _write_new(staging, rel, _read_all(body))
+                count += 1
+    except tarfile.TarError as exc:
+        raise BadArchive(path=source, reason=str(exc)) from exc
+    return count
+
+
+def _read_all(body: IO[bytes]) -> Iterator[bytes]:
+    while chunk := body.read(_CHUNK):
+        yield bytes(chunk)
 
 
 def _download_files(store: Store, name: str, staging: Path, source: str, workers: int,
@@ -111,14 +198,9 @@ def _download_files(store: Store, name: str, staging: Path, source: str, workers
 
     def fetch(key: str) -> None:
         rel = key[len(name) + 1:]
-        path = staging / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            with store.get(object_key(name, rel)) as chunks, open(path, "xb") as out:
-                for chunk in chunks:
-                    out.write(chunk)
-                    if progress is not None:
-                        progress(len(chunk))
+            with store.get(object_key(name, rel)) as chunks:
+                _write_new(staging, rel, chunks, progress)
         except ObjectArchived:
             archived.append(rel)
 
