@@ -248,9 +248,8 @@ def _disk_full(exc: sqlite3.Error, path: Path) -> bool:
     code = int(getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF
     if code == _SQLITE_FULL:
         return True
-    if code not in (_SQLITE_IOERR, _SQLITE_CANTOPEN) and "disk" not in str(exc):
-        return False
-    return _no_space(path)
+    # a damaged file ("database disk image is malformed", SQLITE_CORRUPT) is never called full
+    return code in (_SQLITE_IOERR, _SQLITE_CANTOPEN) and _no_space(path)
 
 
 def _no_space(path: Path) -> bool:
