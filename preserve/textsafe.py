@@ -5,7 +5,7 @@ Printed raw, an ESC (or the single-byte CSI, U+009B) in one of them is a command
 retitle the window, clear the screen, move the cursor to rewrite lines already shown, on some
 terminals even answer back as if typed. A bidirectional override (U+202E) makes a name read
 differently from the characters it holds. :func:`for_people` shows each such code point as a
-visible escape (``\\x1b``, ``\\u202e``); every other character, accents and scripts included,
+visible escape (``\\x1b``, ``\\u202e``, ``\\n``); every other character, accents and scripts included,
 is left as it is.
 
 Everything rendered for a person goes through it; machine output (JSON, XML, the ledger) keeps
@@ -25,8 +25,14 @@ _IN_VALUE = re.compile(f"[\t\n{_ALWAYS}]")
 _IN_MESSAGE = re.compile(f"[{_ALWAYS}]")
 
 
+_NAMED = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
+
+
 def _visible(match: re.Match[str]) -> str:
-    code = ord(match.group())
+    char = match.group()
+    if char in _NAMED:
+        return _NAMED[char]
+    code = ord(char)
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 

@@ -7,10 +7,18 @@ are inline SVG with their numbers repeated in tables and ``<title>`` tooltips.
 
 from __future__ import annotations
 
-from html import escape
+import html
 from typing import Any
 
 from preserve.audit.report import Report, format_cell, human_bytes
+from preserve.textsafe import for_people
+
+
+def escape(text: str) -> str:
+    """Text for HTML: markup characters as entities, and the code points :func:`for_people` escapes
+    shown as escapes too (a control character is not valid HTML; an override would reorder a
+    name; the file is also read with ``less`` and ``grep``)."""
+    return html.escape(for_people(text))
 
 _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:2em auto;max-width:70em;padding:0 1em;color:#1d1d1f;background:#fff}

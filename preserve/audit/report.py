@@ -19,6 +19,7 @@ from typing import Any
 from preserve.audit.ledger import AuditRecord, BagState, Ledger, parse_iso
 from preserve.audit.runner import AuditRun, discover_bags
 from preserve.replication.ndsa import copies_rows
+from preserve.textsafe import for_people
 
 
 @dataclass(frozen=True)
@@ -190,6 +191,7 @@ def human_bytes(n: float | None) -> str:
 
 
 def format_cell(value: Any, kind: str) -> str:
+    """A cell's value as text (exact: escaping is for the renderer of each medium)."""
     if value is None:
         return "-"
     if kind == "bytes":
@@ -198,9 +200,10 @@ def format_cell(value: Any, kind: str) -> str:
 
 
 def render_text(report: Report) -> str:
-    """The report as plain text for a terminal."""
+    """The report as plain text for a terminal; every value from a bag or the ledger is escaped
+    (:func:`preserve.textsafe.for_people`), so the lines are the report's own."""
     s = report.summary
-    lines = [f"ledger {report.ledger}: {s['bags']} bag(s), {s['audits']} audit(s), "
+    lines = [f"ledger {for_people(report.ledger)}: {s['bags']} bag(s), {s['audits']} audit(s), "
              f"{human_bytes(s['bytes_verified'])} verified in all; overdue after {report.every_days:g} days"]
     for result in report.sections:
         sec = result.section
@@ -210,34 +213,37 @@ def render_text(report: Report) -> str:
             lines.append(f"  {sec.empty}")
             continue
         for row in result.rows:
-            lines.append("  " + "  ".join(f"{c.heading}: {format_cell(row.get(c.key), c.kind)}" for c in sec.columns))
-            for f in row.get("details", []):
-                detail = f" (expected {f['expected']}, found {f['found']})" if f.get("expected") or f.get("found") else ""
-                lines.append(f"      {f['kind']}: {f['file'] or '(the bag)'}: {f['message']}{detail}")
+            lines.append("  " + "  ".join(f"{c.heading}: {for_people(format_cell(row.get(c.key), c.kind))}"
+                                          for c in sec.columns))
+            lines.extend(f"      {finding_line(f['kind'], f['file'], f['message'], f.get('expected'), f.get('found'))}"
+                         for f in row.get("details", []))
     return "\n".join(lines)
 
 
 def summarize_run(run: AuditRun) -> str:
-    """The terminal summary at the end of ``preserve audit``: totals, then the problems by bag and file."""
+    """The terminal summary at the end of ``preserve audit``: totals, then the problems by bag and
+    file (values escaped as in :func:`render_text`)."""
     rate = human_bytes(run.bytes / run.seconds) + "/s" if run.seconds > 0 and run.bytes else "-"
     failed = run.failed
     lines = [f"audited {len(run.records)} bag(s): {len(run.records) - len(failed)} ok, {len(failed)} with problems; "
              f"{run.files} file(s), {human_bytes(run.bytes)} in {run.seconds:.1f} s ({rate})"]
     for r in failed:
-        lines.append(f"PROBLEMS in {r.identifier} ({r.location}, {r.tier} tier):")
+        lines.append(f"PROBLEMS in {for_people(r.identifier)} ({for_people(r.location)}, {r.tier} tier):")
         lines.extend(f"  {finding_line(f.kind, f.file, f.message, f.expected, f.found)}" for f in r.findings)
     if run.stop_reason:
-        lines.append(f"stopped: {run.stop_reason}")
-        lines.extend(f"  not audited this run: {b.identifier} ({b.path})" for b in run.deferred[:20])
+        lines.append(f"stopped: {for_people(run.stop_reason)}")
+        lines.extend(f"  not audited this run: {for_people(b.identifier)} ({for_people(str(b.path))})"
+                     for b in run.deferred[:20])
         if len(run.deferred) > 20:
             lines.append(f"  ... and {len(run.deferred) - 20} more")
     return "\n".join(lines)
 
 
 def finding_line(kind: str, file: str, message: str, expected: str | None, found: str | None) -> str:
-    """One finding on one line: kind, file, message, expected vs found."""
-    detail = f" (expected {expected}, found {found})" if expected or found else ""
-    return f"{kind}: {file or '(the bag)'}: {message}{detail}"
+    """One finding on one line, for people: kind, file, message, expected vs found, each escaped
+    (a file name or message holding a newline or an ESC stays on this one line, inert)."""
+    detail = f" (expected {for_people(str(expected))}, found {for_people(str(found))})" if expected or found else ""
+    return f"{for_people(kind)}: {for_people(file) if file else '(the bag)'}: {for_people(message)}{detail}"
 
 
 def audit_history(ledger: Ledger, ref: str) -> list[AuditRecord]:

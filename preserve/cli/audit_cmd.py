@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import sys
 import threading
 import time
@@ -26,7 +25,7 @@ from preserve.audit.runner import (
     plan_audit,
     run_audit,
 )
-from preserve.cli.common import parse_period, parse_size, warn
+from preserve.cli.common import for_people, parse_period, parse_size, to_json, warn
 from preserve.cli.ledger_cmd import ledger_options, open_ledger
 from preserve.cli.replicate_cmd import audit_replicas, s3_options
 from preserve.errors import AuditProblems, PreserveError, UsageError
@@ -87,7 +86,7 @@ class AuditProgress:
 def _bag_line(record: AuditRecord) -> str:
     status = {"pass": "ok  ", "pending": "pend"}.get(record.outcome, "FAIL")
     problems = f", {len(record.findings)} problem(s)" if record.findings else ""
-    return (f"{status} {record.identifier} ({record.tier}, {record.algorithm}, {record.files} file(s), "
+    return (f"{status} {for_people(record.identifier)} ({record.tier}, {record.algorithm}, {record.files} file(s), "
             f"{human_bytes(record.bytes)}{problems})")
 
 
@@ -198,7 +197,7 @@ def _finish(run: AuditRun, ledger_name: str, as_json: bool, notify: str | None) 
     for w in run.warnings:
         warn(w)
     if as_json:
-        click.echo(json.dumps(run.to_dict(), indent=2, ensure_ascii=False))
+        click.echo(to_json(run.to_dict()))
     else:
         click.echo(summarize_run(run))
     if run.failed and notify:

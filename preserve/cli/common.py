@@ -1,8 +1,14 @@
-"""Helpers shared by the command modules: progress bars, option parsing, printing findings."""
+"""Helpers shared by the command modules: progress bars, option parsing, printing findings.
+
+Whatever a command prints for people goes through :func:`for_people` (see :mod:`preserve.textsafe`)
+value by value, so nothing a bag holds can drive the terminal; :func:`to_json` gives the exact
+strings to scripts.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import sys
 import threading
@@ -10,6 +16,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import click
+
+from preserve.textsafe import for_people
+
+__all__ = ["ProgressBar", "echo_err", "for_people", "parse_info", "parse_period", "parse_size", "to_json", "warn"]
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGTP]?)(i?B?)?\s*$", re.IGNORECASE)
 _PERIOD = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdwy])\s*$", re.IGNORECASE)
@@ -86,8 +96,19 @@ class ProgressBar:
 
 
 def echo_err(message: str) -> None:
-    click.echo(message, err=True)
+    """A message on standard error; its lines are the program's, the values in them are escaped."""
+    click.echo(for_people(message, lines=True), err=True)
 
 
 def warn(message: str) -> None:
-    click.echo(click.style("warning: ", fg="yellow") + message, err=True)
+    click.echo(click.style("warning: ", fg="yellow") + for_people(message, lines=True), err=True)
+
+
+# json.dumps escapes C0 controls itself; these it writes raw with ensure_ascii=False. Written as
+# \uXXXX they decode to the very same strings, and a terminal showing the JSON sees no CSI or override.
+_RAW_IN_JSON = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
+def to_json(value: Any) -> str:
+    """``value`` as indented JSON for standard output: exact strings, nothing a terminal obeys."""
+    return _RAW_IN_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(value, indent=2, ensure_ascii=False))

@@ -8,7 +8,7 @@ import click
 
 from preserve.audit.events import bag_events
 from preserve.audit.ledger import default_ledger_path
-from preserve.cli.common import warn
+from preserve.cli.common import for_people, warn
 from preserve.cli.ledger_cmd import ledger_options, open_ledger, output_file
 
 
@@ -36,4 +36,4 @@ def events(bag: str, ledger_path: Path | None, network_ok: bool, output: Path | 
     with output_file(output, binary=True) as out:
         out.write(doc.xml)
     if output is not None:
-        click.echo(f"wrote {doc.events} event(s) for {bag} to {output}", err=True)
+        click.echo(f"wrote {doc.events} event(s) for {for_people(bag)} to {for_people(str(output))}", err=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
@@ -15,7 +14,7 @@ from preserve.audit.report import (
     human_bytes,
     render_text,
 )
-from preserve.cli.common import parse_period
+from preserve.cli.common import for_people, parse_period, to_json
 from preserve.cli.ledger_cmd import ledger_options, open_ledger, output_file
 from preserve.errors import ProblemsFound, SourceNotFound
 
@@ -44,11 +43,12 @@ def report(paths: tuple[Path, ...], ledger_path: Path | None, network_ok: bool, 
             if as_json:
                 from dataclasses import asdict
 
-                click.echo(json.dumps([asdict(a) for a in audits], indent=2, ensure_ascii=False))
+                click.echo(to_json([asdict(a) for a in audits]))
             else:
                 for a in audits:
                     click.echo(f"{a.ended}  {a.tier:<4}  {a.outcome:<4}  {a.files} file(s), {human_bytes(a.bytes)}, "
-                               f"{a.algorithm}, preserve {a.tool_version} on {a.host}  {a.location}")
+                               f"{for_people(a.algorithm)}, preserve {for_people(a.tool_version)} on "
+                               f"{for_people(a.host)}  {for_people(a.location)}")
                     for f in a.findings:
                         click.echo(f"    {finding_line(f.kind, f.file, f.message, f.expected, f.found)}")
             if audits and audits[-1].outcome == "fail":
@@ -58,9 +58,9 @@ def report(paths: tuple[Path, ...], ledger_path: Path | None, network_ok: bool, 
     if html_file is not None:
         with output_file(html_file) as out:
             out.write(render_html(result))
-        click.echo(f"wrote the HTML report to {html_file}", err=True)
+        click.echo(f"wrote the HTML report to {for_people(str(html_file))}", err=True)
     if as_json:
-        click.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
+        click.echo(to_json(result.to_dict()))
     else:
         click.echo(render_text(result))
     if result.has_problems:

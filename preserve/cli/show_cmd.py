@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
+from preserve.cli.common import for_people as shown
+from preserve.cli.common import to_json
 from preserve.sidecars.show import BagSummary, summarize
 
 
@@ -18,23 +19,24 @@ def _duration(seconds: float | None) -> str:
 
 
 def render(s: BagSummary) -> None:
-    click.echo(f"{s.title}  [{s.identifier}]")
-    click.echo(f"  packaged {s.created} by " + ", ".join(s.agents))
+    # every string here comes from the bag's METS: each is escaped as it is printed
+    click.echo(f"{shown(s.title)}  [{shown(s.identifier)}]")
+    click.echo(f"  packaged {shown(s.created)} by " + ", ".join(shown(a) for a in s.agents))
     n_tracks = sum(len(r.tracks) for r in s.releases)
     click.echo(f"  {len(s.releases)} release(s), {n_tracks} track(s), {s.other_files} other file(s)")
     for rel in s.releases:
-        click.echo(f"\n{rel.title}  ({len(rel.tracks)} track(s), {_duration(rel.duration)})")
+        click.echo(f"\n{shown(rel.title)}  ({len(rel.tracks)} track(s), {_duration(rel.duration)})")
         for t in rel.tracks:
-            click.echo(f"  {t.disc}-{t.number:>2}  {_duration(t.duration):>7}  {t.title}  [{t.format}]")
+            click.echo(f"  {shown(t.disc)}-{shown(t.number):>2}  {_duration(t.duration):>7}  {shown(t.title)}  [{shown(t.format)}]")
     click.echo("\nRights:")
     for line in s.rights:
-        click.echo(f"  {line}")
+        click.echo(f"  {shown(line)}")
     click.echo("Formats:")
     for name, n in sorted(s.formats.items()):
-        click.echo(f"  {n:>6}  {name}")
+        click.echo(f"  {n:>6}  {shown(name)}")
     click.echo("Events:")
     for kind, outcomes in s.events.items():
-        click.echo(f"  {kind}: " + ", ".join(f"{o} {n}" for o, n in sorted(outcomes.items())))
+        click.echo(f"  {shown(kind)}: " + ", ".join(f"{shown(o)} {n}" for o, n in sorted(outcomes.items())))
 
 
 @click.command()
@@ -44,6 +46,6 @@ def show(bag: Path, as_json: bool) -> None:
     """Summarize BAG from its METS: releases, tracks, durations, rights, formats and events."""
     summary = summarize(bag)
     if as_json:
-        click.echo(json.dumps(summary.to_dict(), indent=2, ensure_ascii=False))
+        click.echo(to_json(summary.to_dict()))
     else:
         render(summary)
