@@ -457,13 +457,25 @@ def _fetch_and_check(url: str, length: int | None, rel: str, digests: dict[str, 
                    "not opened", path=rel)
         return None
 
+    def refuse(req: urllib.request.Request, newurl: str) -> None:
+        old, new = urllib.parse.urlsplit(req.full_url).scheme.lower(), urllib.parse.urlsplit(newurl).scheme.lower()
+        if new not in FETCH_SCHEMES or (old == "https" and new == "http"):
+            raise urllib.error.URLError(f"the server redirected to {newurl}, which preserve does not follow "
+                                        "(only http and https, never from https to http)")
+
     class Redirects(urllib.request.HTTPRedirectHandler):
+        def http_error_302(self, req: urllib.request.Request, fp: Any, code: int, msg: str, headers: Any) -> Any:
+            # checked here first so every refused redirect gets the same message, whatever the scheme
+            location = headers.get("location") or headers.get("uri")
+            if location:
+                refuse(req, urllib.parse.urljoin(req.full_url, location))
+            return super().http_error_302(req, fp, code, msg, headers)
+
+        http_error_301 = http_error_303 = http_error_307 = http_error_308 = http_error_302
+
         def redirect_request(self, req: urllib.request.Request, fp: Any, code: int, msg: str, headers: Any,
                              newurl: str) -> urllib.request.Request | None:
-            old, new = urllib.parse.urlsplit(req.full_url).scheme.lower(), urllib.parse.urlsplit(newurl).scheme.lower()
-            if new not in FETCH_SCHEMES or (old == "https" and new == "http"):
-                raise urllib.error.URLError(f"the server redirected to {newurl}, which preserve does not follow "
-                                            "(only http and https, never from https to http)")
+            refuse(req, newurl)
             return super().redirect_request(req, fp, code, msg, headers, newurl)
 
     # no file:, ftp: or data: handler at all, so no URL and no redirect can reach them
@@ -495,7 +507,7 @@ def _fetch_and_check(url: str, length: int | None, rel: str, digests: dict[str, 
         said = f"fetch.txt says {length}" if length is not None else f"Payload-Oxum leaves {cap} for it"
         report.add("error", "fetch", f"{url} sends more bytes than {said}; it stopped being read there", path=rel,
                    expected=str(cap), found=f"more than {cap}")
-        return size
+        return None  # its real size is unknown
     if length is not None and size != length:
         report.add("error", "fetch", f"fetched {size} bytes from {url}, fetch.txt says {length}", path=rel,
                    expected=str(length), found=str(size))
