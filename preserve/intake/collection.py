@@ -154,6 +154,15 @@ def matches_ignore(rel: str, patterns: list[str]) -> bool:
     return False
 
 
+def folder_ignored(folder: str, patterns: list[str]) -> bool:
+    """Whether a pattern such as ``work/*`` or ``work/**`` leaves out everything in ``folder``."""
+    for pat in patterns:
+        pat = pat.strip().removeprefix("./")
+        if pat.endswith(("/*", "/**")) and fnmatch.fnmatchcase(folder, pat.rstrip("*").rstrip("/")):
+            return True
+    return False
+
+
 def is_litter(name: str) -> bool:
     return name in OS_LITTER or name.startswith("._")
 
@@ -165,7 +174,7 @@ def walk(root: Path, ignore: list[str]) -> Inventory:
     a regular file that cannot be opened for reading carries its OS error in ``unreadable``.
     """
     inv = Inventory()
-    for rel, st, is_link in _iter(root, "", inv):
+    for rel, st, is_link in _iter(root, "", inv, ignore):
         if matches_ignore(rel, ignore):
             inv.ignored.append(rel)
             continue
@@ -195,11 +204,18 @@ def _open_error(path: Path) -> str | None:
     return None
 
 
-def _iter(root: Path, rel: str, inv: Inventory) -> Iterator[tuple[str, os.stat_result, bool]]:
+def _unlisted(inv: Inventory, rel: str, exc: OSError, ignore: list[str]) -> None:
+    if rel and folder_ignored(rel, ignore):
+        inv.ignored.append(f"{rel}/")       # left out whole: what it holds does not matter
+    else:
+        inv.unlisted_folders.append((rel, exc.strerror or str(exc)))
+
+
+def _iter(root: Path, rel: str, inv: Inventory, ignore: list[str]) -> Iterator[tuple[str, os.stat_result, bool]]:
     try:
         entries = sorted(os.scandir(root / rel if rel else root), key=lambda e: e.name)
     except OSError as exc:
-        inv.unlisted_folders.append((rel, exc.strerror or str(exc)))
+        _unlisted(inv, rel, exc, ignore)
         return
     for entry in entries:
         child = f"{rel}/{entry.name}" if rel else entry.name
@@ -207,12 +223,12 @@ def _iter(root: Path, rel: str, inv: Inventory) -> Iterator[tuple[str, os.stat_r
             st = entry.stat(follow_symlinks=False)
         except OSError as exc:
             # listed but not searchable (read without execute permission): nothing below it can be read
-            inv.unlisted_folders.append((rel, exc.strerror or str(exc)))
+            _unlisted(inv, rel, exc, ignore)
             return
         if stat.S_ISLNK(st.st_mode):
             yield child, st, True
         elif stat.S_ISDIR(st.st_mode):
-            yield from _iter(root, child, inv)
+            yield from _iter(root, child, inv, ignore)
         else:
             yield child, st, False
 

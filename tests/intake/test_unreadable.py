@@ -80,3 +80,16 @@ def test_an_unreadable_audio_file_is_named_once(collection: Collection, run_pres
         r = run_preserve("check", collection.root, preexec_fn=permissions_apply)
     assert r.returncode == 1
     assert r.stdout.count("one.wav: cannot be read (Permission denied)") == 1, r.stdout
+
+
+def test_an_unlistable_folder_an_ignore_pattern_leaves_out_is_no_problem(collection: Collection, run_preserve: Run,
+                                                                         permissions_apply: object) -> None:
+    (collection.root / "work").mkdir()
+    (collection.root / "work" / "draft.txt").write_text("notes\n", encoding="utf-8")
+    toml = (collection.root / "collection.toml").read_text(encoding="utf-8")
+    (collection.root / "collection.toml").write_text(toml.replace("[collection]\n", '[collection]\nignore = ["work/*"]\n'),
+                                                     encoding="utf-8")
+    with unreadable(collection.root / "work"):
+        r = run_preserve("check", "--no-profile", collection.root, preexec_fn=permissions_apply)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "note: work/: matches an ignore pattern, left out of the package" in r.stdout
