@@ -491,7 +491,10 @@ class Ledger:
         else:
             _check_file(self.path)
         try:
-            self._db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None,
+            # mode=rw: SQLite never creates the file here; a ledger removed since it was checked
+            # is an error, not a new empty file at its path
+            uri = Path(os.path.abspath(self.path)).as_uri() + "?mode=rw"
+            self._db = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None,
                                        check_same_thread=False)
         except sqlite3.Error as exc:
             raise self._failure(exc, "cannot open the ledger") from exc
