@@ -2,14 +2,16 @@
 
 Sequence (each step is durable before the next starts):
 
-1. lock ``.<name>.preserve-lock`` beside DEST and remove stale staging left by killed runs;
+1. lock ``.<name>.preserve-lock`` beside DEST, remove what a killed run's journal in it lists,
+   and journal this run's staging before creating it (:mod:`preserve.staging`);
 2. copy-and-hash every payload file into ``.<name>.preserve-staging-<token>/data/`` (one read);
 3. ``syncfs`` the staging file system (per-file ``fsync`` where syncfs is missing);
 4. re-read every payload file with its cached pages dropped and compare xxh3-128 (``verify``);
 5. write sidecars (``extra_tags``), bag-info.txt, bagit.txt, manifests, tag manifests; sync;
 6. rename the staging directory to DEST (or ``finalize`` it, e.g. into an archive); fsync the parent.
 
-An interrupted run leaves only hidden staging, which the next run removes.
+An interrupted run leaves only hidden staging, listed in its journal, which the next run on the
+same destination removes.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import errno
-import fcntl
 import functools
 import json
 import os
@@ -64,6 +65,7 @@ from preserve.fixity import (
     read_verify,
     syncfs,
 )
+from preserve.staging import journaled
 
 TAG_DIR = "metadata"
 XXH3_FILE = f"{TAG_DIR}/xxh3-128.txt"
@@ -301,43 +303,19 @@ class BagResult:
     started: str
     ended: str
     info: list[tuple[str, str]]
+    #: staging a killed earlier run on the same destination had left, removed by this run
+    removed: list[Path] = field(default_factory=list)
 
 
 def _now() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-@contextlib.contextmanager
-def _dest_lock(dest: Path) -> Iterator[None]:
-    lock_path = dest.parent / f".{dest.name}.preserve-lock"
-    try:
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as exc:
-        raise _storage_error(exc, dest.parent) from exc
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise DestinationExists(f"{dest}: another preserve run is writing this destination now") from None
-        try:
-            yield
-        finally:
-            # unlinked while still held, so a failed run leaves nothing beside DEST either
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(lock_path)
-    finally:
-        os.close(fd)
-
-
-def _remove_stale_staging(dest: Path) -> None:
-    prefix = f".{dest.name}.preserve-staging-"
-    try:
-        entries = list(os.scandir(dest.parent))
-    except OSError as exc:
-        raise _storage_error(exc, dest.parent) from exc
-    for entry in entries:
-        if entry.name.startswith(prefix) and entry.is_dir(follow_symlinks=False):
-            shutil.rmtree(entry.path, ignore_errors=True)
+def archive_partial_path(staging: Path) -> Path:
+    """Where a ``finalize`` hook that writes an archive puts the partial file: beside the staging,
+    under a name :func:`create_bag` has journaled before calling the hook, so that a killed run's
+    partial archive is removed by the next run on the same destination."""
+    return staging.with_name(staging.name + "-archive")
 
 
 def _storage_error(exc: OSError, where: Path | str, detail: object = None) -> PreserveError:
@@ -369,6 +347,7 @@ def create_bag(
     finalize: Callable[[Path, Path], None] | None = None,
     follow_links: bool = False,
     processes: int = 0,
+    on_removed: Callable[[Path], None] | None = None,
 ) -> BagResult:
     """Build a BagIt 1.0 bag at ``dest`` from ``payload`` (see the module docstring for the steps).
 
@@ -377,36 +356,44 @@ def create_bag(
 
     ``extra_tags`` writes more tag files (sidecars) into the staged bag before the tag manifests.
     ``on_staged`` is a test hook called with the staging path once the payload is durable, before
-    verification. ``finalize(staging, dest)`` replaces the final rename (serialization).
+    verification. ``finalize(staging, dest)`` replaces the final rename (serialization); a
+    partial file it writes goes to :func:`archive_partial_path`.
+
+    The run holds the lock and journal of ``dest`` (:func:`preserve.staging.journaled`): what a
+    killed earlier run on ``dest`` had staged is removed first, each path passed to
+    ``on_removed`` and listed in :attr:`BagResult.removed`.
     """
     algs = check_algorithms(algorithms)
     check_info(info)
     dest = Path(os.path.abspath(dest))
     if isinstance(payload, DirectoryPayload):
         check_dest_outside_source(dest, payload.source)
-    if os.path.lexists(dest):
-        raise DestinationExists(path=str(dest))
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise _storage_error(exc, dest.parent) from exc
     started = _now()
-    with _dest_lock(dest):
+    removed: list[Path] = []
+    with journaled(dest, busy=f"{dest}: another preserve run is writing this destination now") as journal:
+        # what a killed run left is removed before DEST is looked at: a run killed just after
+        # its archive landed at DEST still left its staging, and this run exits 4 without it
+        removed = list(journal.removed)
+        if on_removed is not None:
+            for path in removed:
+                on_removed(path)
         if os.path.lexists(dest):
             raise DestinationExists(path=str(dest))
-        _remove_stale_staging(dest)
-        staging = dest.parent / f".{dest.name}.preserve-staging-{secrets.token_hex(4)}"
+        staging = journal.record(dest.parent / f".{dest.name}.preserve-staging-{secrets.token_hex(4)}")
+        if finalize is not None:
+            journal.record(archive_partial_path(staging))
         try:
-            # the pool is closed (its workers stopped) before the staging is removed below
+            # the pool is closed (its workers stopped) before the journal removes the staging
             with WorkerPool(processes) as pool:
                 result = _build(staging, dest, payload, algs, list(info), verify, workers, progress,
                                 extra_tags, on_staged, finalize, follow_links, started, pool)
         except KeyboardInterrupt:
-            shutil.rmtree(staging, ignore_errors=True)
             raise Interrupted(path=str(dest)) from None
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
+    result.removed = removed
     return result
 
 

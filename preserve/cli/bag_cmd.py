@@ -99,7 +99,8 @@ def bag(source: Path, dest: Path, algorithms: tuple[str, ...], info: tuple[str, 
         with bar.shown():
             result = create_bag(dest, payload, algorithms=chosen, info=info_items, verify=not no_verify,
                                 workers=workers, processes=processes_for(summary.files, summary.bytes),
-                                progress=bar, follow_links=follow_links, finalize=finalize)
+                                progress=bar, follow_links=follow_links, finalize=finalize,
+                                on_removed=None if quiet else _removed)
     except ProfileViolation as exc:
         _list_failures(exc)
         raise
@@ -134,6 +135,10 @@ def _refuse(dest: Path, profile: Profile, failures: list[Finding]) -> None:
         exc = conformance_violation(dest, profile, failures)
         _list_failures(exc)
         raise exc
+
+
+def _removed(path: Path) -> None:
+    click.echo(f"removed staging left by an interrupted run: {path}", err=True)
 
 
 __all__ = ["ProblemsFound", "bag"]

@@ -29,10 +29,15 @@ def unpack(archive: Path, dest: Path, workers: int | None, quiet: bool) -> None:
     bar = ProgressBar(content_size(archive) if archive.is_file() else 0, "unpacking", enabled=not quiet)
     try:
         with bar.shown():
-            report = unpack_archive(archive, dest, progress=bar, workers=workers)
+            report = unpack_archive(archive, dest, progress=bar, workers=workers,
+                                    on_removed=None if quiet else _removed)
     except BagInvalid as exc:
         if exc.report is not None:
             render(exc.report)
         raise
     render(report)
     click.echo(f"unpacked {archive} into {report.path}")
+
+
+def _removed(path: Path) -> None:
+    click.echo(f"removed staging left by an interrupted run: {path}", err=True)

@@ -31,6 +31,7 @@ from zlib import error as zlib_error
 
 from preserve.bag.paths import decode_manifest_path, unsafe_reason
 from preserve.bag.tagfiles import split_lines
+from preserve.bag.writer import archive_partial_path
 from preserve.errors import BadArchive, DestinationExists, StorageError, VerificationFailed
 from preserve.fixity import drop_cache, fsync_path, hash_file, hash_stream
 
@@ -246,7 +247,10 @@ def write_archive(staging: str | os.PathLike[str], dest: str | os.PathLike[str],
     """Serialize the bag folder ``staging`` into ``dest`` (atomically; ``dest`` must not exist).
 
     ``verify`` reads the written file back from storage and compares each member with
-    ``staging`` before ``dest`` appears (see :func:`_read_back`).
+    ``staging`` before ``dest`` appears (see :func:`_read_back`). The partial file is written
+    at :func:`preserve.bag.writer.archive_partial_path` of ``staging`` when ``staging`` is beside
+    ``dest`` (as :func:`preserve.bag.writer.create_bag` stages, journaling that path), else
+    beside ``dest``; it is removed when this call fails.
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown serialization {fmt!r}; choose tar, tar.gz or zip")
@@ -254,7 +258,11 @@ def write_archive(staging: str | os.PathLike[str], dest: str | os.PathLike[str],
     name = bag_name(dest)
     if os.path.lexists(dest):
         raise DestinationExists(path=str(dest))
-    tmp = dest.parent / f".{dest.name}.preserve-partial-{secrets.token_hex(4)}"
+    # beside the staging, where create_bag's journal names it before the archive is begun: a
+    # killed run's partial archive (hundreds of MB) is removed by the next run on DEST
+    tmp = archive_partial_path(staging)
+    if staging.parent != dest.parent:  # os.link below needs one file system: stay beside DEST
+        tmp = dest.parent / f".{dest.name}.preserve-partial-{secrets.token_hex(4)}"
     try:
         with open(tmp, "xb") as out:
             if fmt == "zip":

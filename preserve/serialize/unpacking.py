@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 from preserve.bag.validate import ValidationReport, validate_bag
@@ -18,11 +19,12 @@ from preserve.errors import (
 )
 from preserve.fixity import Progress, fsync_path, syncfs
 from preserve.serialize.archive import iter_members
+from preserve.staging import journaled
 
 
 def unpack(
     archive: str | os.PathLike[str], dest: str | os.PathLike[str], *, progress: Progress | None = None,
-    workers: int | None = None,
+    workers: int | None = None, on_removed: Callable[[Path], None] | None = None,
 ) -> ValidationReport:
     """Extract a serialized bag into ``dest`` (which becomes the bag folder), then validate it.
 
@@ -32,21 +34,30 @@ def unpack(
     too, when it has metadata/mets.xml), and renamed to ``dest`` only when valid. Otherwise staging is removed and :class:`BagInvalid` (carrying
     the report) is raised, and the parent folders this call made for ``dest`` are removed again.
     Nothing is ever written outside the staging folder.
+
+    The run holds the lock and journal of ``dest`` (:func:`preserve.staging.journaled`), where
+    its staging is listed before it is created: a killed run's staging is removed by the next
+    run on ``dest``, each path passed to ``on_removed``.
     """
     src = Path(archive)
     if not src.is_file():
         raise BadArchive(path=str(src), reason="no such file")
     dest = Path(os.path.abspath(dest))
-    if os.path.lexists(dest):
-        raise DestinationExists(path=str(dest))
     made = _missing_parents(dest)
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise StorageError(path=str(dest.parent), reason=exc.strerror or str(exc)) from exc
-    staging = dest.parent / f".{dest.name}.preserve-unpack-{secrets.token_hex(4)}"
     try:
-        return _unpack(src, dest, staging, progress, workers)
+        with journaled(dest, busy=f"{dest}: another preserve run is writing this destination now") as journal:
+            # a killed run's staging is removed before DEST is looked at, even when DEST exists
+            if on_removed is not None:
+                for path in journal.removed:
+                    on_removed(path)
+            if os.path.lexists(dest):
+                raise DestinationExists(path=str(dest))
+            staging = journal.record(dest.parent / f".{dest.name}.preserve-unpack-{secrets.token_hex(4)}")
+            return _unpack(src, dest, staging, progress, workers)
     except BaseException:
         for folder in made:  # deepest first; a folder something else has since used stays
             try:

@@ -179,13 +179,33 @@ def test_no_verify_records_that_nothing_was_verified(make_source, tmp_path: Path
 
 
 def test_stale_staging_is_removed_by_the_next_run(make_source, tmp_path: Path) -> None:
+    # a run killed after its journal listed the staging it made: the next run removes exactly that
+    import signal
+    import subprocess
+    import sys
+
     src = make_source({"a.wav": b"a"})
     stale = tmp_path / ".bag.preserve-staging-deadbeef"
-    (stale / "data").mkdir(parents=True)
-    (stale / "bagit.txt").write_text("BagIt-Version: 1.0\n")
-    create_bag(tmp_path / "bag", payload_from_directory(src))
+    killed = subprocess.run([sys.executable, "-c", (
+        "import os, sys; from pathlib import Path; from preserve.staging import journaled\n"
+        "with journaled(Path(sys.argv[1])) as j:\n"
+        "    (j.record(Path(sys.argv[2])) / 'data').mkdir(parents=True)\n"
+        "    os.kill(os.getpid(), 9)\n"), str(tmp_path / "bag"), str(stale)])
+    assert killed.returncode == -signal.SIGKILL and (stale / "data").is_dir()
+    removed: list[Path] = []
+    result = create_bag(tmp_path / "bag", payload_from_directory(src), on_removed=removed.append)
     assert not stale.exists()
+    assert removed == result.removed == [stale]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bag", "src"]
+
+
+def test_a_folder_only_named_like_staging_is_never_removed(make_source, tmp_path: Path) -> None:
+    # no journal lists it: it is someone's folder, whatever its name
+    src = make_source({"a.wav": b"a"})
+    lookalike = tmp_path / ".bag.preserve-staging-deadbeef"
+    (lookalike / "data").mkdir(parents=True)
+    result = create_bag(tmp_path / "bag", payload_from_directory(src))
+    assert (lookalike / "data").is_dir() and result.removed == []
 
 
 @pytest.mark.slow
