@@ -6,6 +6,10 @@ verifies the checksums the audio carries of itself. It returns a :class:`CheckRe
 problem at once (each naming its file and sheet row) and the :class:`~preserve.model.Collection`
 that packaging and the sidecar writers use. It raises only for a collection folder that is not
 there at all.
+
+Nothing is skipped in silence: a folder that cannot be listed or a file that cannot be opened is
+an ``unreadable`` problem naming the OS error, since what the check does not see the package
+would silently lack.
 """
 
 from __future__ import annotations
