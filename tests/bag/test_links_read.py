@@ -208,3 +208,31 @@ def test_show_with_an_unreadable_mets_exits_3(simple_bag: Path, tmp_path: Path, 
         assert proc.returncode == 3, proc.stdout + proc.stderr
         assert "Traceback" not in proc.stderr
         assert f"{mets}: cannot be read (Permission denied)" in proc.stderr
+
+
+# -- the other readers: events, profile checks ------------------------------------------------------
+
+def test_events_leaves_out_a_linked_premis(simple_bag: Path, tmp_path: Path) -> None:
+    from preserve.audit.events import bag_events
+
+    outside = tmp_path / "premis.xml"
+    outside.write_text(f'<premis:premis xmlns:premis="http://www.loc.gov/premis/v3" version="3.0">'
+                       f'<premis:event><premis:eventType>{SECRET}</premis:eventType></premis:event></premis:premis>')
+    (simple_bag / "metadata" / "premis.xml").symlink_to(outside)
+    doc = bag_events(simple_bag, None)
+    assert SECRET.encode() not in doc.xml
+    assert doc.warnings == [f"{simple_bag / 'metadata' / 'premis.xml'}: is a symbolic link; preserve never follows "
+                            "a link inside a bag or replica; the bag's packaging events are left out"]
+
+
+def test_profile_required_tag_file_behind_a_linked_folder_is_absent(simple_bag: Path, tmp_path: Path) -> None:
+    from preserve.bag.reader import open_bag
+    from preserve.profiles.conformance import DirectoryFacts
+
+    (simple_bag / "metadata" / "mets.xml").write_text(OUTSIDE_METS)
+    facts = DirectoryFacts(open_bag(simple_bag))
+    assert facts.has_file("metadata/mets.xml") and facts.folder_holds_something("metadata")
+    _swap_for_link(simple_bag, "metadata", tmp_path / "outside-metadata")
+    facts = DirectoryFacts(open_bag(simple_bag))
+    assert not facts.has_file("metadata/mets.xml")
+    assert not facts.folder_holds_something("metadata")
