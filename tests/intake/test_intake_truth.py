@@ -59,6 +59,15 @@ def test_a_quote_closed_rows_later_is_named_by_the_line_it_began_on(collection: 
                      "quote (a quote inside a quoted cell is written as two: \"\")") in problems
 
 
+def test_a_quote_closed_rows_later_that_leaves_a_row_short_is_named(collection: Collection) -> None:
+    collection.header = "file,title,artist,date"
+    collection.rows = ['one.wav,"One,Ann,1978', "side b/two.wav,Two,Ben,1979", 'three.flac,Three,Cy",1980']
+    collection.write_sheet()
+    problems = _problems(collection)
+    assert ("sheet", "metadata.csv row 1: 3 cells but the header has 4 columns, and the quoted cell that begins on "
+                     "line 2 spans several lines; is a quote there left open?") in problems
+
+
 def test_quoted_cells_over_several_lines_are_still_read(collection: Collection) -> None:
     collection.rows = ['one.wav,"One, with ""quotes""\nand a second line",Ann', "side b/two.wav,Two,Ben",
                        "three.flac,Three,Cy"]
