@@ -39,17 +39,16 @@ from preserve.audit.ledger import (
 )
 from preserve.bag.index import PathIndex
 from preserve.bag.paths import decode_manifest_path, normalize_manifest_path, unsafe_reason
-from preserve.bag.reader import Bag, ManifestLine, open_bag
+from preserve.bag.reader import Bag, ManifestLine, empty_directories, open_bag
 from preserve.bag.validate import ValidationReport, tag_manifest_entries, validate_bag
 from preserve.bag.writer import EMPTY_DIRS_FILE, XXH3_FILE
-from preserve.errors import InputError, PreserveError, SourceNotFound
+from preserve.errors import BadTagFile, InputError, PreserveError, SourceNotFound
 from preserve.fixity import ALGORITHMS, COST, Progress, RateLimiter, Tally, hash_file, ordered_map
 from preserve.safefs import (
     LINK_REASON,
     LinkRefused,
     lstat_beneath,
     open_regular_beneath,
-    read_beneath,
 )
 
 TIERS = ("fast", "full")
@@ -519,35 +518,20 @@ def _tag_files(root: Path, findings: list[FindingRecord]) -> list[str] | None:
 def _listed_empty_dirs(root: Path, findings: list[FindingRecord]) -> list[str]:
     """The folders metadata/empty-directories.txt lists (bag-relative, decoded); [] without it."""
     try:
-        raw = read_beneath(root, EMPTY_DIRS_FILE)
-    except (FileNotFoundError, NotADirectoryError):
-        return []
+        return empty_directories(root)
     except LinkRefused as exc:
         _add_once(findings, _link_finding(root, exc, EMPTY_DIRS_FILE))
-        return []
+    except NotADirectoryError:
+        pass  # metadata is not a folder: there is no such file, and validation says why
+    except BadTagFile as exc:
+        if any(f.file == EMPTY_DIRS_FILE for f in findings):
+            return []  # validation has already said what is wrong with it
+        findings.append(FindingRecord(file=EMPTY_DIRS_FILE, kind="invalid", code="empty-dirs",
+                                      message=f"{exc.fields.get('reason') or exc}; its empty folders were not checked"))
     except OSError as exc:
         findings.append(FindingRecord(file=EMPTY_DIRS_FILE, kind="unreadable", code="unreadable",
                                       message=f"cannot be read ({exc.strerror or exc}); its empty folders were not checked"))
-        return []
-    try:
-        text = raw.decode("utf-8").removeprefix("\ufeff")
-    except UnicodeDecodeError as exc:
-        findings.append(FindingRecord(file=EMPTY_DIRS_FILE, kind="invalid", code="encoding",
-                                      message=f"is not UTF-8 ({exc.reason}); its empty folders were not checked"))
-        return []
-    out: list[str] = []
-    for number, line in enumerate(text.split("\n"), 1):
-        line = line.rstrip("\r")
-        if not line.strip():
-            continue
-        rel = decode_manifest_path(normalize_manifest_path(line))
-        why = unsafe_reason(rel) or (None if rel.startswith("data/") else "not inside data/")
-        if why:
-            findings.append(FindingRecord(file=EMPTY_DIRS_FILE, kind="invalid", code="empty-dirs",
-                                          message=f"line {number} names {line!r} ({why}); it was not checked"))
-            continue
-        out.append(rel)
-    return out
+    return []
 
 
 def _check_structure(root: Path, remembered: Sequence[tuple[str, str]],

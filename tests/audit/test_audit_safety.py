@@ -223,3 +223,16 @@ def test_on_a_dask_cluster_links_and_lost_tag_files_are_found_as_in_a_local_run(
     assert out["dask"][str(other)] == [("tagmanifest-sha256.txt", "missing", "tag-file-lost")]
     assert ("data/objects", "invalid", "not-regular") in out["dask"][str(bag)] or \
         ("data/objects", "invalid", "link") in out["dask"][str(bag)]
+
+
+def test_an_empty_folder_list_naming_a_path_outside_the_bag_is_a_finding_not_a_look_outside(
+        bag_with_empty_folders: Path, tmp_path: Path, ledger_path: Path, pv) -> None:
+    bag = bag_with_empty_folders
+    listing = bag / "metadata/empty-directories.txt"
+    listing.write_text("data/scans/later\ndata/../../outside\n")
+    result = pv("audit", bag, "--tier", "fast", "--ledger", ledger_path, "--json")
+    assert result.exit_code == 1, result.stderr
+    [audit] = json.loads(result.stdout)["audits"]
+    # one finding names the file and its line (validation's, or the audit's when validation is silent)
+    assert [(f["file"], f["kind"]) for f in audit["findings"]] == [("metadata/empty-directories.txt", "invalid")]
+    assert "line 2" in audit["findings"][0]["message"]
