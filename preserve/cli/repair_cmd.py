@@ -67,7 +67,12 @@ def repair(bag: Path, source: str, name: str | None, ledger_path: Path | None, w
             done = sum(1 for f in result.files if f.outcome == "repaired")
             left = [f.path for f in result.files if f.outcome != "repaired"]
             left += [u.path or "(the bag)" for u in result.unrepairable]
-            click.echo(f"{result.bag}: {done} of {len(result.files)} damaged file(s) repaired"
-                       + (f"; still damaged: {', '.join(dict.fromkeys(left))}" if left else ""))
+            if result.files:
+                summary = f"{done} of {len(result.files)} damaged file(s) repaired"
+            elif not left:
+                summary = f"{len(result.directories)} empty folder(s) created again; nothing else to repair"
+            else:
+                summary = "no file could be repaired from the replica"
+            click.echo(f"{result.bag}: {summary}" + (f"; still damaged: {', '.join(dict.fromkeys(left))}" if left else ""))
     if not result.ok:
         raise click.exceptions.Exit(EXIT_PROBLEMS)
