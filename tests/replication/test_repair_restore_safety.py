@@ -107,11 +107,14 @@ def test_a_payload_file_named_like_a_temporary_file_survives_repair(pcli, tmp_pa
     bag = make_bag(tmp_path, files=files)
     disk = tmp_path / "disk2"
     assert pcli("replicate", bag, disk, "--ledger", tmp_path / "l.sqlite", "-q").exit_code == 0
+    real = bag / "data/disc 1/.02 song.flac.preserve-repair-0badcafe"
+    inode = real.stat().st_ino
     _flip(bag / "data/liner notes.txt", at=2)
     r = pcli("repair", bag, "--from", disk, "--ledger", tmp_path / "l.sqlite")
     assert r.exit_code == 0, r.output
-    assert "repaired: data/liner notes.txt (altered)" in r.output
-    assert (bag / "data/disc 1/.02 song.flac.preserve-repair-0badcafe").read_bytes() == b"a real recording\n"
+    assert "repaired: data/liner notes.txt (altered)" in r.output and "1 of 1 damaged file(s) repaired" in r.output
+    # the same file, never deleted (and fetched again)
+    assert real.stat().st_ino == inode and real.read_bytes() == b"a real recording\n"
     assert _valid(bag)
 
 
