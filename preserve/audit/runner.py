@@ -660,11 +660,14 @@ def audit_bag(path: str | os.PathLike[str], tier: str, opts: AuditOptions | None
         findings.append(FindingRecord(file=os.path.relpath(exc.filename, root) if exc.filename else "", kind="unreadable",
                                       code="unreadable", message=f"cannot be read ({exc.strerror})"))
     except PreserveError as exc:  # a tag file gone or unreadable: the bag itself is damaged
+        cause = exc.__cause__
         where = str(exc.fields.get("path") or "")
-        rel = os.path.relpath(where, root) if os.path.isabs(where) else "bagit.txt"
-        reason = str(exc.fields.get("reason") or exc)
-        if reason.startswith("cannot be read"):
-            findings.append(FindingRecord(file=rel, kind="unreadable", code="unreadable", message=reason))
+        if isinstance(cause, LinkRefused):
+            _add_once(findings, _link_finding(root, cause, os.path.relpath(where, root) if os.path.isabs(where) else ""))
+        elif isinstance(cause, OSError) and os.path.isabs(where):
+            # a tag file that cannot be read is reported as an unreadable payload file is
+            findings.append(FindingRecord(file=printable(os.path.relpath(where, root)), kind="unreadable",
+                                          code="unreadable", message=f"cannot be read ({cause.strerror or cause})"))
         else:
             findings.append(FindingRecord(file="bagit.txt", kind="missing" if "missing" in str(exc) else "invalid",
                                           code="bagit-txt", message=str(exc)))
