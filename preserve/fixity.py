@@ -40,7 +40,7 @@ from typing import Any, Protocol, TypeVar
 import xxhash
 
 from preserve.errors import WorkerDied
-from preserve.safefs import LinkRefused, open_regular_beneath
+from preserve.safefs import LinkRefused, open_beneath, open_regular_beneath
 
 #: Algorithms preserve can compute, by the names BagIt manifests use (``manifest-<name>.txt``).
 ALGORITHMS: tuple[str, ...] = ("md5", "sha1", "sha224", "sha256", "sha384", "sha512", "blake2b", "xxh3-128")
@@ -477,6 +477,14 @@ def hash_file(
     pages first so the bytes come from the storage device rather than memory.
     """
     fd, size = _open_regular(path) if root is None else open_regular_beneath(root, os.fspath(path))
+    return _hash_open(fd, size, algorithms, threaded=threaded, progress=progress, drop_cached=drop_cached,
+                      limiter=limiter)
+
+
+def _hash_open(fd: int, size: int, algorithms: Sequence[str], *, threaded: bool | None = None,
+               progress: Progress | None = None, drop_cached: bool = False,
+               limiter: RateLimiter | None = None) -> dict[str, str]:
+    """:func:`hash_file` on a descriptor of a regular file of ``size`` bytes, which it closes."""
     with open(fd, "rb", buffering=0):
         if drop_cached:
             drop_cache(fd)
@@ -1060,6 +1068,52 @@ def _batches(items: Iterable[T], size: Callable[[T], int], max_files: int, max_b
         yield False, batch
 
 
+class _Folders:
+    """Opens files below ``root`` with no link followed, keeping the descriptor of the last folder.
+
+    A batch comes sorted by path, so its files share folders: walking every folder of every path
+    again (:func:`~preserve.safefs.open_regular_beneath`) would cost some 45 microseconds per file
+    four levels down, as much as hashing a small file. Each folder is still reached one component
+    at a time with no link followed, and each file is opened relative to it with ``O_NOFOLLOW``.
+    """
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self.folder: str | None = None
+        self.fd = -1
+
+    def open_regular(self, rel: str) -> tuple[int, int]:
+        folder, _, name = rel.rpartition("/")
+        if not folder:
+            return open_regular_beneath(self.root, rel)
+        if folder != self.folder:
+            self.close()
+            self.fd = open_beneath(self.root, folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+            self.folder = folder
+        path = os.path.join(self.root, rel)
+        flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+        try:
+            fd = os.open(name, flags, dir_fd=self.fd)
+        except OSError as exc:
+            try:
+                is_link = stat.S_ISLNK(os.lstat(name, dir_fd=self.fd).st_mode)
+            except OSError:
+                is_link = False
+            if is_link:
+                raise LinkRefused(path) from None
+            raise type(exc)(exc.errno, exc.strerror, path) from None
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            os.close(fd)
+            raise OSError(errno.EINVAL, "is not a regular file (a pipe, device or socket)", path)
+        return fd, st.st_size
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+        self.fd, self.folder = -1, None
+
+
 def hash_batch(jobs: list[tuple[str, tuple[str, ...], bool, int]], root: str | None = None,
                ) -> list[dict[str, str] | tuple[str, str]]:
     """For a process pool: digests of each (path, algorithms, drop_cached, size) job, or
@@ -1068,15 +1122,24 @@ def hash_batch(jobs: list[tuple[str, tuple[str, ...], bool, int]], root: str | N
     relative to it, and a component of one is a symbolic link (never followed, see
     :func:`hash_file`). ``functools.partial(hash_batch, root=...)`` pickles for a worker."""
     out: list[dict[str, str] | tuple[str, str]] = []
-    for path, algs, drop, _size in jobs:
-        try:
-            out.append(hash_file(path, algs, drop_cached=drop, root=root))
-        except LinkRefused as exc:
-            out.append(("link", os.path.relpath(str(exc.filename), root) if root is not None else str(exc.filename)))
-        except FileNotFoundError:
-            out.append(("missing", "disappeared while being read"))
-        except PermissionError as exc:
-            out.append(("unreadable", f"cannot be read ({exc.strerror})"))
-        except OSError as exc:
-            out.append(("unreadable", f"read error ({exc.strerror or exc})"))
+    folders = _Folders(root) if root is not None else None
+    try:
+        for path, algs, drop, _size in jobs:
+            try:
+                if folders is None:
+                    out.append(hash_file(path, algs, drop_cached=drop))
+                else:
+                    fd, size = folders.open_regular(path)
+                    out.append(_hash_open(fd, size, algs, drop_cached=drop))
+            except LinkRefused as exc:
+                out.append(("link", os.path.relpath(str(exc.filename), root) if root is not None else str(exc.filename)))
+            except FileNotFoundError:
+                out.append(("missing", "disappeared while being read"))
+            except PermissionError as exc:
+                out.append(("unreadable", f"cannot be read ({exc.strerror})"))
+            except OSError as exc:
+                out.append(("unreadable", f"read error ({exc.strerror or exc})"))
+    finally:
+        if folders is not None:
+            folders.close()
     return out

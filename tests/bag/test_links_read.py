@@ -236,3 +236,24 @@ def test_profile_required_tag_file_behind_a_linked_folder_is_absent(simple_bag: 
     facts = DirectoryFacts(open_bag(simple_bag))
     assert not facts.has_file("metadata/mets.xml")
     assert not facts.folder_holds_something("metadata")
+
+
+def test_hash_batch_below_a_root_refuses_links_in_a_folder_it_keeps_open(tmp_path: Path) -> None:
+    from preserve.fixity import hash_batch
+
+    root, outside = tmp_path / "bag", tmp_path / "outside"
+    (root / "data" / "sub").mkdir(parents=True)
+    outside.mkdir()
+    (outside / "f.wav").write_bytes(b"outside")
+    (root / "data" / "sub" / "a.wav").write_bytes(b"inside")
+    (root / "data" / "sub" / "link.wav").symlink_to(outside / "f.wav")
+    os.mkfifo(root / "data" / "sub" / "pipe.wav")
+    (root / "data" / "linked").symlink_to(outside, target_is_directory=True)
+    jobs = [(rel, ("sha256",), False, 0) for rel in
+            ("data/sub/a.wav", "data/sub/link.wav", "data/sub/pipe.wav", "data/sub/gone.wav", "data/linked/f.wav")]
+    got = hash_batch(jobs, root=str(root))
+    assert isinstance(got[0], dict) and set(got[0]) == {"sha256"}
+    assert got[1:] == [("link", "data/sub/link.wav"),
+                       ("unreadable", "read error (is not a regular file (a pipe, device or socket))"),
+                       ("missing", "disappeared while being read"),
+                       ("link", "data/linked")]
