@@ -132,7 +132,7 @@ def summarize(bag_path: str | os.PathLike[str]) -> BagSummary:
         raise InputError(f"{mets_path}: no METS sidecar; `preserve show` reads bags made by `preserve package`") from None
     except OSError as exc:
         if exc.errno == errno.EINVAL:
-            raise InputError(f"{mets_path}: is not a regular file (a pipe, device or socket); `preserve show` reads "
+            raise InputError(f"{mets_path}: is not a regular file (a folder, pipe, device or socket); `preserve show` reads "
                              "the METS file of bags made by `preserve package`") from None
         raise unreadable_tag_file(bag, "metadata/mets.xml", exc) from exc
 
