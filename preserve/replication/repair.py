@@ -40,7 +40,7 @@ from typing import Any, Protocol
 from preserve.bag.paths import decode_manifest_path, normalize_manifest_path, unsafe_reason
 from preserve.bag.reader import Bag, empty_directories, open_bag
 from preserve.bag.validate import Finding, ValidationReport, tag_manifest_entries, validate_bag
-from preserve.errors import ObjectArchived, PreserveError, StorageError
+from preserve.errors import ObjectArchived, PreserveError, StorageError, UnsafePath
 from preserve.fixity import ALGORITHMS, MultiHasher, hash_file
 from preserve.replication.layout import (
     RemoteRecord,
@@ -328,12 +328,20 @@ class _Repair:
                 return self._write_verified(chunks, rel, digests)
         except ObjectArchived as exc:
             return None, str(exc), {}
-        except StorageError as exc:
-            if exc.fields.get("path") == str(self.root):
-                raise  # our own disk is full: stop, rather than try every other file
+        except (UnsafePath, StorageError) as exc:
+            if self._ours(exc):
+                raise  # our own disk is full or our staging was swapped for a link: stop writing
             return None, f"the replica's copy could not be read ({exc})", {}
         except PreserveError as exc:
             return None, f"the replica's copy could not be read ({exc})", {}
+
+    def _ours(self, exc: PreserveError) -> bool:
+        """Whether a storage error or a refused link concerns the bag (stop) rather than the replica
+        (that one file is unavailable)."""
+        if not isinstance(exc, (StorageError, UnsafePath)):
+            return False
+        where = str(exc.fields.get("path", ""))
+        return where == str(self.root) or where.startswith(f"{self.root}{os.sep}")
 
     def _staging_rel(self) -> str:
         if self._staging is None:
@@ -452,7 +460,7 @@ class _Repair:
                             seen.add(rel)
                             keep(rel, _read_all(body))
         except (PreserveError, tarfile.TarError) as exc:
-            if isinstance(exc, StorageError) and exc.fields.get("path") == str(self.root):
+            if isinstance(exc, PreserveError) and self._ours(exc):
                 raise
             return f"the replica's copy could not be read from {self.result.source} ({exc})"
         return None
