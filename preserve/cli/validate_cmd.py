@@ -1,33 +1,76 @@
-"""``preserve validate BAG``: RFC 8493 completeness and validity; never writes to the bag."""
+"""``preserve validate BAG``: RFC 8493 completeness and validity; never writes to the bag.
+
+The bag is also checked against the profile its bag-info.txt declares (BagIt-Profile-Identifier)
+when that is a profile preserve knows without the network: a shipped one, or one in the user's
+profile folder. A declared profile it does not know is named in a note as not checked.
+"""
 
 from __future__ import annotations
 
-import json
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import click
 
+from preserve.bag.reader import open_bag
 from preserve.bag.validate import ValidationReport, validate_bag
-from preserve.cli.common import ProgressBar, warn
-from preserve.errors import EXIT_PROBLEMS, InputError
+from preserve.cli.common import ProgressBar, for_people, to_json, warn
+from preserve.errors import EXIT_PROBLEMS, BadArchive, InputError, PreserveError, UsageError
 from preserve.profiles import Profile, fatal_profile_findings, load_profile, validate_profile
-from preserve.serialize import validate_archive
+from preserve.profiles.model import declared_profiles, user_dir
+from preserve.serialize import iter_members, validate_archive
+
+#: The profile identifier's label in bag-info.txt.
+PROFILE_LABEL = "BagIt-Profile-Identifier"
+#: bag-info.txt larger than this is not read for its declared profile (full validation reads it).
+_INFO_LIMIT = 1 << 20
 
 
-def render(report: ValidationReport) -> None:
+@dataclass
+class ProfilePlan:
+    """Which profiles a run checks, and what it says about declared profiles it does not check."""
+
+    profiles: list[Profile] = field(default_factory=list)
+    declared: bool = False  # the profiles come from the bag's own BagIt-Profile-Identifier
+    notes: list[str] = field(default_factory=list)
+    not_checked: list[dict[str, str]] = field(default_factory=list)
+
+    def skip(self, identifier: str, reason: str) -> None:
+        self.not_checked.append({"identifier": identifier, "reason": reason})
+        self.notes.append(f"declared profile {identifier} was not checked: {reason}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"checked": [{"identifier": p.identifier, "name": p.name, "declared": self.declared}
+                            for p in self.profiles],
+                "not_checked": self.not_checked}
+
+
+def render(report: ValidationReport, plan: ProfilePlan | None = None) -> None:
+    """The findings and the one-line verdict, for people: every value from the bag is escaped."""
     for f in report.findings:
         style = "red" if f.severity == "error" else "yellow"
-        line = click.style(f"{f.severity}: ", fg=style) + (f"{f.path}: " if f.path else "") + f.message
+        line = click.style(f"{f.severity}: ", fg=style) + (f"{for_people(f.path)}: " if f.path else "") + for_people(f.message)
         if f.expected is not None or f.found is not None:
-            line += f" (expected {f.expected}, found {f.found})"
+            line += f" (expected {for_people(str(f.expected))}, found {for_people(str(f.found))})"
         click.echo(line, err=f.severity == "warning")
+    if plan is not None:
+        if plan.declared:
+            for p in plan.profiles:
+                click.echo(f"checked against profile {for_people(p.name)} ({for_people(p.identifier)}), "
+                           f"as the bag's {PROFILE_LABEL} declares", err=True)
+        for note in plan.notes:
+            click.echo(f"note: {for_people(note)}", err=True)
+    path = for_people(report.path)
     if report.mode == "profile":
-        click.echo(f"{report.path}: INVALID ({len(report.errors)} error(s): the profile cannot accept this bag, "
+        click.echo(f"{path}: INVALID ({len(report.errors)} error(s): the profile cannot accept this bag, "
                    "so nothing was hashed)")
         return
     status = "valid" if report.ok else "INVALID"
-    click.echo(f"{report.path}: {status} ({report.files} files, {report.bytes} bytes, "
-               f"{', '.join(report.algorithms) or 'no manifests'}, {len(report.errors)} error(s), "
+    click.echo(f"{path}: {status} ({report.files} files, {report.bytes} bytes, "
+               f"{', '.join(for_people(a) for a in report.algorithms) or 'no manifests'}, {len(report.errors)} error(s), "
                f"{len(report.warnings)} warning(s), {report.mode} check)")
 
 
@@ -39,51 +82,128 @@ def render(report: ValidationReport) -> None:
 @click.option("-w", "--workers", type=click.IntRange(1, 64), help="Parallel readers.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.option("-p", "--profile", "profile_ref", metavar="PROFILE",
-              help="Also check conformance to a BagIt profile: a JSON file, a shipped profile's name "
-                   "(preserve-audio-aip) or a profile identifier URI (matched locally, never fetched).")
+              help="Check conformance to this BagIt profile instead of the one the bag declares: a JSON file, "
+                   "a shipped profile's name (preserve-audio-aip) or a profile identifier URI (matched locally, "
+                   "never fetched).")
+@click.option("--no-profile", is_flag=True,
+              help="Do not check the profile the bag declares in BagIt-Profile-Identifier; only BagIt rules apply.")
 def validate(bag: Path, fast: bool, fetch: bool, as_json: bool, workers: int | None, quiet: bool,
-             profile_ref: str | None) -> None:
+             profile_ref: str | None, no_profile: bool) -> None:
     """Validate BAG (BagIt 0.93 to 1.0): every manifest, tag manifest and Payload-Oxum.
 
     BAG is a bag folder or a serialized bag (.tar, .tar.gz, .zip), which is validated as a
     stream without being extracted (PREMIS/METS sidecars included). Reports every problem, not
-    only the first. With --profile, its Serialization and Accept-BagIt-Version checks come
-    first: when they fail, only they are reported and nothing is hashed. Warnings leave the exit
-    code at 0; any error, including a profile violation, exits 1.
+    only the first.
+
+    A bag whose bag-info.txt declares a BagIt-Profile-Identifier is also checked against that
+    profile when preserve knows it without the network (a shipped profile such as
+    preserve-audio-aip, or one saved in the user's profile folder); a declared profile it does
+    not know is named in a note as not checked, and the verdict is that of BagIt alone.
+    --profile checks the given profile instead; --no-profile skips profile checks.
+
+    A profile's Serialization and Accept-BagIt-Version checks come first: when they fail, only
+    they are reported and nothing is hashed. Warnings and notes leave the exit code at 0; any
+    error, including a profile violation, exits 1.
     """
-    profile = load_profile(profile_ref) if profile_ref else None
-    if profile is not None:
-        for w in profile.warnings:
-            warn(f"profile {profile.name}: {w}")
+    if no_profile and profile_ref:
+        raise UsageError("--profile and --no-profile exclude each other: give one or neither")
     try:
-        report = _run(bag, fast, fetch, as_json, workers, quiet, profile)
+        plan = _plan(bag, profile_ref, no_profile)
+        for profile in plan.profiles:
+            for w in profile.warnings:
+                warn(f"profile {profile.name}: {w}")
+        report = _run(bag, fast, fetch, as_json, workers, quiet, plan.profiles)
     except InputError as exc:
         if as_json:  # a script reading stdout gets an answer, and the exit code stays 3
-            click.echo(json.dumps({"path": str(bag), "valid": False, "error": str(exc)}, indent=2, ensure_ascii=False))
+            click.echo(to_json({"path": str(bag), "valid": False, "error": str(exc)}))
         raise
     if as_json:
-        click.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
+        click.echo(to_json({**report.to_dict(), "profiles": plan.to_dict()}))
     else:
-        render(report)
+        render(report, plan)
     if not report.ok:
         raise click.exceptions.Exit(EXIT_PROBLEMS)
 
 
+def _plan(bag: Path, profile_ref: str | None, no_profile: bool) -> ProfilePlan:
+    """The profiles to check: --profile's, none with --no-profile, else those the bag declares."""
+    declared = declared_identifiers(bag)
+    if profile_ref:
+        profile = load_profile(profile_ref)
+        plan = ProfilePlan([profile])
+        for ident in declared:
+            if ident != profile.identifier:
+                plan.skip(ident, f"--profile {profile_ref} was checked instead")
+        return plan
+    plan = ProfilePlan(declared=True)
+    if no_profile:
+        for ident in declared:
+            plan.skip(ident, "--no-profile was given")
+        return plan
+    found = declared_profiles(declared)
+    plan.profiles.extend(found.known)
+    for ident in found.unknown:
+        plan.skip(ident, "no shipped or local profile has this identifier, and the network is never used; "
+                         f"save the profile as a .json file in {user_dir()} or pass it with --profile FILE")
+    for ident, why in found.unusable:
+        plan.skip(ident, f"the local profile with this identifier cannot be used: {why}")
+    return plan
+
+
+def declared_identifiers(bag: Path) -> list[str]:
+    """The BagIt-Profile-Identifier values of a bag folder or serialized bag; [] when there is
+    none or the bag cannot be read (validation then reports why)."""
+    try:
+        if bag.is_file():
+            return _archive_identifiers(bag)
+        return open_bag(bag).info_values(PROFILE_LABEL) if bag.is_dir() else []
+    except (PreserveError, OSError):
+        return []
+
+
+def _archive_identifiers(archive: Path) -> list[str]:
+    """Read bagit.txt and bag-info.txt out of an archive (preserve writes them first, so this
+    stops after a few members; another tool's archive may be read to its end, unhashed)."""
+    info_names = {"bag-info.txt", "package-info.txt"}  # package-info.txt: BagIt 0.93 to 0.95
+    got: set[str] = set()
+    with tempfile.TemporaryDirectory(prefix="preserve-declared-") as tmp:
+        try:
+            for m in iter_members(archive):
+                if m.problem is not None or m.kind != "file" or m.size > _INFO_LIMIT or m.rel in got \
+                        or m.rel not in {"bagit.txt", *info_names}:
+                    continue
+                with open(Path(tmp) / m.rel, "wb") as out:
+                    for chunk in m.chunks():
+                        out.write(chunk)
+                got.add(m.rel)
+                if "bagit.txt" in got and got & info_names:
+                    break
+        except BadArchive:
+            return []
+        if not (Path(tmp) / "bagit.txt").is_file():
+            return []
+        return open_bag(tmp).info_values(PROFILE_LABEL)
+
+
 def _run(bag: Path, fast: bool, fetch: bool, as_json: bool, workers: int | None, quiet: bool,
-         profile: Profile | None) -> ValidationReport:
+         profiles: Sequence[Profile]) -> ValidationReport:
     bar = ProgressBar(0, "validating", enabled=not quiet and not as_json)
+    first = profiles[0] if profiles else None
     with bar.shown():
         if bag.is_file():
-            # the profile's fatal checks run first, inside; the sidecars are spooled while streaming
-            report = validate_archive(bag, fast=fast, fetch=fetch, profile=profile, progress=bar, on_total=bar.set_total,
+            # the first profile's fatal checks run first, inside; the sidecars are spooled while streaming
+            report = validate_archive(bag, fast=fast, fetch=fetch, profile=first, progress=bar, on_total=bar.set_total,
                                       sidecars=True)
-        elif profile is not None and (fatal := fatal_profile_findings(bag, profile)):
+            if report.mode != "profile":
+                for other in profiles[1:]:
+                    report.findings.extend(validate_profile(bag, other))
+        elif fatal := [f for p in profiles for f in fatal_profile_findings(bag, p)]:
             # the specification puts these first: a bag the profile cannot accept is not hashed
             report = ValidationReport(path=str(bag), findings=fatal, mode="profile")
         else:
             report = validate_bag(bag, fast=fast, fetch=fetch, workers=workers, progress=bar, on_total=bar.set_total,
                                   processes=None if workers is None else 0)
-            if profile is not None:
+            for profile in profiles:
                 report.findings.extend(validate_profile(bag, profile))
             if (bag / "metadata" / "mets.xml").is_file():
                 # PREMIS/METS sidecars: well-formed, consistent with the manifests, schema-valid if installed.

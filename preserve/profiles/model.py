@@ -7,7 +7,8 @@ such as ``recommended`` that some real profiles carry) as warnings.
 
 Profiles are found without the network: a path to a JSON file, the short name of a profile shipped
 with preserve (``preserve-audio-aip``) or kept in the user's profile folder, or the
-``BagIt-Profile-Identifier`` URI of one of those.
+``BagIt-Profile-Identifier`` URI of one of those. The profiles a bag declares are found by
+:func:`declared_profiles`, by identifier only (a value from a bag is never taken for a path).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import functools
 import json
 import os
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -400,6 +401,43 @@ def _raw_identifier(path: Path) -> str | None:
     info = raw.get("BagIt-Profile-Info") if isinstance(raw, dict) else None
     ident = info.get("BagIt-Profile-Identifier") if isinstance(info, dict) else None
     return ident.strip() if isinstance(ident, str) else None
+
+
+@dataclass(frozen=True)
+class DeclaredProfiles:
+    """The profiles a bag names in its BagIt-Profile-Identifier values, as found on this machine.
+
+    ``known``: profiles to check the bag against; ``unknown``: identifiers no shipped or local
+    profile carries; ``unusable``: (identifier, why) for a local profile file that carries the
+    identifier but cannot be applied.
+    """
+
+    known: tuple[Profile, ...] = ()
+    unknown: tuple[str, ...] = ()
+    unusable: tuple[tuple[str, str], ...] = ()
+
+
+def declared_profiles(identifiers: Iterable[str], *, search: Sequence[Path] | None = None) -> DeclaredProfiles:
+    """Find the profiles named by a bag's BagIt-Profile-Identifier values, without the network.
+
+    A declared value is matched only against the identifiers of the shipped profiles and those in
+    :func:`user_dir` (or ``search``); unlike :func:`load_profile`'s argument it is never taken for
+    a path or a short name, since it comes from the bag and not from the person running preserve.
+    """
+    folders = list(search) if search is not None else [shipped_dir(), user_dir()]
+    known: list[Profile] = []
+    unknown: list[str] = []
+    unusable: list[tuple[str, str]] = []
+    for ident in dict.fromkeys(i.strip() for i in identifiers if i.strip()):
+        match = next((c for c in _candidates(folders) if _raw_identifier(c) == ident), None)
+        if match is None:
+            unknown.append(ident)
+            continue
+        try:
+            known.append(read_profile_file(match))
+        except BadProfile as exc:
+            unusable.append((ident, str(exc)))
+    return DeclaredProfiles(tuple(known), tuple(unknown), tuple(unusable))
 
 
 def load_profile(ref: str | os.PathLike[str], *, search: Sequence[Path] | None = None) -> Profile:
