@@ -264,17 +264,21 @@ def test_restore_and_repair_keep_empty_folders(pcli, s3_server: S3Server, tmp_pa
 
 
 @pytest.mark.parametrize("layout", [[], ["--serialize", "tar"]], ids=["files", "tar"])
-def test_repair_repairs_tag_files_with_the_payload(pcli, tmp_path: Path, layout: list[str]) -> None:
+@pytest.mark.parametrize("kind", ["s3", "filesystem"])
+def test_repair_repairs_tag_files_with_the_payload(pcli, s3_server: S3Server, tmp_path: Path, kind: str,
+                                                   layout: list[str]) -> None:
     bag = make_bag(tmp_path, files=FILES)
-    disk = tmp_path / "disk2"
-    assert pcli("replicate", bag, disk, *layout, "--ledger", tmp_path / "l.sqlite", "-q").exit_code == 0
+    url, opts = (f"s3://{s3_server.bucket()}/p", s3_server.options()) if kind == "s3" else (str(tmp_path / "disk2"), [])
+    assert pcli("replicate", bag, url, *opts, *layout, "--ledger", tmp_path / "l.sqlite", "-q").exit_code == 0
     info = (bag / "bag-info.txt").read_bytes()
     manifest = (bag / "manifest-sha512.txt").read_bytes()
     _flip(bag / "bag-info.txt", at=3)
     _flip(bag / "manifest-sha512.txt", at=3)
     _flip(bag / "data/liner notes.txt", at=2)
-    r = pcli("repair", bag, "--from", disk, "--ledger", tmp_path / "l.sqlite")
+    (bag / "tagmanifest-sha512.txt").write_text("not a manifest line\n")
+    r = pcli("repair", bag, "--from", url, *opts, "--ledger", tmp_path / "l.sqlite")
     assert r.exit_code == 0, r.output
+    assert "repaired: tagmanifest-sha512.txt (altered)" in r.output
     assert "repaired: bag-info.txt (altered)" in r.output and "repaired: manifest-sha512.txt (altered)" in r.output
     assert "repaired: data/liner notes.txt (altered)" in r.output
     assert (bag / "bag-info.txt").read_bytes() == info and (bag / "manifest-sha512.txt").read_bytes() == manifest
