@@ -167,3 +167,14 @@ def test_an_error_message_naming_a_hostile_path_is_escaped(tmp_path: Path) -> No
     assert out.stderr.startswith("preserve: error: ")
     assert_inert(out.stderr)
     assert "x\\x1b]0;pwned\\x07" in out.stderr
+
+
+def test_events_names_a_hostile_bag_path_inertly(package: Path, tmp_path: Path) -> None:
+    bag = tmp_path / "bag\x1b]0;pwned\x07"
+    shutil.copytree(package, bag)
+    out_file = tmp_path / "events.xml"
+    out = preserve("events", bag, "--ledger", tmp_path / "none.sqlite", "-o", out_file)
+    assert out.returncode == 0, out.stderr
+    assert_inert(out.stdout + out.stderr)
+    assert "bag\\x1b]0;pwned\\x07 to " in out.stderr  # the "wrote N event(s) for BAG to FILE" line
+    assert out_file.read_bytes().startswith(b"<?xml")
