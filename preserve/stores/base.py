@@ -7,6 +7,12 @@ they behave the same on both.
 
 Keys are always ``/``-separated and relative to the store's root (the URL's prefix); the store
 joins them with its prefix.
+
+Damage is reported, never followed: where a store finds something at a key that is not an object
+it wrote (a symbolic link, or a link in a folder above the key, a pipe or device in a directory
+store), :meth:`Store.head` and :meth:`Store.list` return it with :attr:`ObjectInfo.damage` set (so
+no check ever verifies it) and :meth:`Store.get` raises :class:`~preserve.errors.UnsafePath` (exit 1)
+naming it. Restores, repairs and audits rely on this.
 """
 
 from __future__ import annotations
@@ -63,6 +69,8 @@ class ObjectInfo:
     etag: str | None = None
     lock_mode: str | None = None  # object lock retention of this version: "COMPLIANCE" | "GOVERNANCE"
     lock_until: dt.datetime | None = None
+    #: why this is not an object at all (a link, a special file), naming it; None for an object
+    damage: str | None = None
 
     @property
     def archived(self) -> bool:
@@ -152,8 +160,19 @@ class Store(ABC):
     def abort_own_uploads(self, prefix: str) -> int:
         """Remove what our own interrupted uploads left under ``prefix`` (never a stored object).
 
-        Returns how many were removed. Complete objects (and locked versions) are never deleted.
+        Returns how many were removed. Complete objects (and locked versions) are never deleted,
+        and nothing is deleted because its name looks like a temporary one.
         """
+
+    def finish_uploads(self) -> None:
+        """The run's uploads are over (none in flight): release what the store keeps for them
+        (a directory store's staging folder). A later upload starts afresh."""
+        return None  # an S3 store keeps nothing between uploads
+
+    def name_refused(self, name: str) -> str | None:
+        """Why a bag may not be stored under ``name`` here (a name the store keeps for itself),
+        or None."""
+        return None
 
     def storage_mismatch(self, info: ObjectInfo, options: PutOptions, *, archive: bool) -> str | None:
         """Why an object already in place is not in the storage class asked for (None when it is,

@@ -1,8 +1,38 @@
 """A directory on another disk as a replica store.
 
-Objects are plain files under the root, at their keys. Each file is written to a hidden temporary
-name beside its final place, hashed as it is written, compared with the bag's manifest, made
-durable (fsync) and only then renamed into place: a file at its final name is always complete.
+Layout of the store's root::
+
+    <root>/<bag-name>/...                      the bag's files, at their keys
+    <root>/<bag-name>.preserve-replica.json    the replica record
+    <root>/.preserve-uploads/                  the store's own folder (no bag may take this name)
+        <token>.journal                        one per run: locked while the run lives, lists its staging
+        <token>/                               the run's staging folder: temporaries named 1, 2, 3...
+
+Writing: each object is written into the run's staging folder under a number (never a name a
+payload file could have), hashed as it is written, compared with the bag's manifest, made durable
+(fsync) and only then renamed to its key (the same file system, so the rename is atomic): a file
+at a key is always complete. Before the staging folder is created its path is written to the run's
+journal, which the run holds ``flock``-ed for as long as it lives. :meth:`FilesystemStore.abort_own_uploads`
+removes exactly the staging folders that the journals of dead runs (lock free) list, and
+:meth:`FilesystemStore.finish_uploads` removes the run's own; nothing is ever deleted because its
+name looks like a temporary file, so a payload file named ``x.preserve-upload-1234abcd`` is kept,
+listed and audited like any other.
+
+Reading: no link is followed below the root (the root itself may be a link to a mount point);
+every path is walked one folder at a time by :mod:`preserve.safefs`. A link or a special file
+(pipe, device, socket) where an object should be is damage, never a copy:
+
+* :meth:`~FilesystemStore.head` returns an :class:`~preserve.stores.base.ObjectInfo` whose
+  ``damage`` says what is wrong (the object, or a folder above it, is a link; it is a folder or a
+  special file), so :func:`~preserve.replication.layout.check_info` never verifies it;
+* :meth:`~FilesystemStore.list` yields such entries with ``damage`` set and never descends into a
+  linked folder;
+* :meth:`~FilesystemStore.get` raises :class:`~preserve.errors.UnsafePath` (exit 1) naming the
+  link or special file; restores and repairs rely on this.
+
+Writing to a key whose file is a link replaces the link itself; a linked folder above a key is
+refused (:class:`~preserve.errors.UnsafePath`), nothing is written through it.
+
 A file system keeps no checksum of its own, so a metadata audit of this store checks presence and
 size; the full tier re-reads and re-hashes.
 """
@@ -11,24 +41,70 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import hashlib
 import os
 import secrets
-from collections.abc import Iterator
+import shutil
+import stat
+import threading
+import weakref
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from preserve.bag.paths import unsafe_reason
 from preserve.errors import BagInvalid, StorageError, UnsafePath
-from preserve.fixity import fsync_path
+from preserve.safefs import (
+    LINK_REASON,
+    LinkRefused,
+    lstat_beneath,
+    makedirs_beneath,
+    open_beneath,
+    open_regular_beneath,
+    parent_fd,
+    refusal,
+    replace_beneath,
+    unlink_beneath,
+)
 from preserve.stores.base import ObjectInfo, PutOptions, PutResult, Store
 
 _CHUNK = 1024 * 1024
-#: Temporary files of unfinished writes carry this marker; only these are ever deleted.
-TEMP_MARK = ".preserve-upload-"
+#: The store's own folder at its root: per-run journals and staging folders, nothing else.
+STAGING = ".preserve-uploads"
+_JOURNAL_SUFFIX = ".journal"
+_HEADER = b"# preserve upload journal: the staging folder of a run; removed when the run is dead\n"
+_DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+_NOT_REGULAR = "is not a regular file (a folder, pipe, device or socket)"
+
+
+@dataclass
+class _Run:
+    """This store object's staging: journal descriptor (held locked) and folder."""
+
+    token: str
+    journal_fd: int
+    counter: int = 0
+
+    @property
+    def folder(self) -> str:
+        return f"{STAGING}/{self.token}"
+
+
+def _release(root: str, run: _Run) -> None:
+    """Remove a live run's own staging folder and journal (called once, by its finalizer)."""
+    with contextlib.suppress(OSError), parent_fd(root, run.folder) as (fd, name):
+        shutil.rmtree(name, dir_fd=fd)
+    with contextlib.suppress(OSError):
+        unlink_beneath(root, f"{STAGING}/{run.token}{_JOURNAL_SUFFIX}")
+    os.close(run.journal_fd)
+    # the shared folder goes only when no other run uses it (ENOTEMPTY otherwise)
+    with contextlib.suppress(OSError), parent_fd(root, STAGING) as (fd, name):
+        os.rmdir(name, dir_fd=fd)
 
 
 class FilesystemStore(Store):
-    """A directory tree; ``url`` is its absolute path."""
+    """A directory tree; ``url`` is its absolute path. See the module docstring for the contract."""
 
     kind = "filesystem"
 
@@ -38,6 +114,9 @@ class FilesystemStore(Store):
             text = text[len("file://"):]
         self.root = Path(os.path.abspath(text))
         self.url = str(self.root)
+        self._lock = threading.Lock()
+        self._run: _Run | None = None
+        self._finalizer: weakref.finalize[[str, _Run], FilesystemStore] | None = None
 
     def _path(self, key: str) -> Path:
         reason = unsafe_reason(key)
@@ -49,17 +128,62 @@ class FilesystemStore(Store):
         """The path of one object, for messages."""
         return str(self.root / key)
 
-    def _write(self, key: str, chunks: Iterator[bytes], options: PutOptions) -> tuple[Path, int, str]:
-        final = self._path(key)
+    def name_refused(self, name: str) -> str | None:
+        if name == STAGING:
+            return f"{STAGING} is the folder where this directory store stages its uploads"
+        return None
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def _new_temp(self) -> str:
+        """A fresh temporary path (relative to the root) in this run's staging folder."""
+        with self._lock:
+            if self._run is None:
+                self._run = self._start_run()
+                self._finalizer = weakref.finalize(self, _release, str(self.root), self._run)
+            self._run.counter += 1
+            return f"{self._run.folder}/{self._run.counter}"
+
+    def _start_run(self) -> _Run:
+        token = secrets.token_hex(8)
+        journal = f"{STAGING}/{token}{_JOURNAL_SUFFIX}"
         try:
-            final.parent.mkdir(parents=True, exist_ok=True)
+            self.root.mkdir(parents=True, exist_ok=True)
+            makedirs_beneath(self.root, STAGING)
+            fd = open_beneath(self.root, journal, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+        except LinkRefused as exc:
+            raise refusal(exc) from None
         except OSError as exc:
-            raise _storage(exc, final.parent) from exc
-        temp = final.parent / f".{final.name}{TEMP_MARK}{secrets.token_hex(4)}"
+            raise _storage(exc, self.root / STAGING) from exc
+        run = _Run(token, fd)
+        try:
+            # locked before the header is written: a run that finds the header and can take the
+            # lock knows this run is dead, one that finds no header leaves the journal alone
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            os.write(fd, _HEADER + os.fsencode(run.folder).hex().encode("ascii") + b"\n")
+            os.fsync(fd)
+            makedirs_beneath(self.root, run.folder, mode=0o700)
+        except OSError as exc:
+            _release(str(self.root), run)
+            raise _storage(exc, self.root / STAGING) from exc
+        return run
+
+    def finish_uploads(self) -> None:
+        """Remove this store object's staging folder and journal (no upload may be in flight);
+        a later upload starts a new one."""
+        with self._lock:
+            if self._finalizer is not None:
+                self._finalizer()
+            self._run = None
+            self._finalizer = None
+
+    def _write(self, key: str, chunks: Iterator[bytes], options: PutOptions) -> tuple[str, int, str]:
+        self._path(key)  # an unsafe key is refused before anything is written
+        temp = self._new_temp()
         digest = hashlib.sha256()
         size = 0
         try:
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o644)
+            fd = open_beneath(self.root, temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             try:
                 for chunk in chunks:
                     if options.limiter is not None:
@@ -74,31 +198,44 @@ class FilesystemStore(Store):
                 os.fsync(fd)
             finally:
                 os.close(fd)
-        except OSError as exc:
-            with contextlib.suppress(OSError):
-                os.unlink(temp)
-            raise _storage(exc, final) from exc
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(temp)
+        except BaseException as exc:
+            self._drop(temp)
+            if isinstance(exc, LinkRefused):
+                raise refusal(exc) from None
+            if isinstance(exc, OSError):
+                raise _storage(exc, self._path(key)) from exc
             raise
         return temp, size, digest.hexdigest()
 
-    def _commit(self, temp: Path, key: str) -> None:
-        final = self._path(key)
+    def _drop(self, temp: str) -> None:
+        with contextlib.suppress(OSError):
+            unlink_beneath(self.root, temp)
+
+    def _commit(self, temp: str, key: str) -> None:
+        folder = key.rpartition("/")[0]
         try:
-            os.replace(temp, final)
-            fsync_path(final.parent)
+            if folder:
+                makedirs_beneath(self.root, folder)
+            replace_beneath(self.root, temp, key)
+        except LinkRefused as exc:
+            self._drop(temp)
+            raise refusal(exc) from None
         except OSError as exc:
-            raise _storage(exc, final) from exc
+            self._drop(temp)
+            raise _storage(exc, self._path(key)) from exc
 
     def put_file(self, key: str, source: Path, sha256_hex: str, size: int, options: PutOptions,
                  *, archive: bool = True) -> PutResult:
-        with open(source, "rb") as f:
+        try:
+            fd = os.open(source, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise UnsafePath(path=str(source), reason=LINK_REASON) from None
+            raise BagInvalid(f"{source}: {exc.strerror or exc}; validate the bag before replicating") from None
+        with open(fd, "rb") as f:
             temp, written, found = self._write(key, iter(lambda: f.read(_CHUNK), b""), options)
         if found != sha256_hex or written != size:
-            with contextlib.suppress(OSError):
-                os.unlink(temp)
+            self._drop(temp)
             raise BagInvalid(f"{source}: does not match manifest-sha256.txt (expected {sha256_hex}, found {found}, "
                              f"{written} of {size} bytes); validate the bag before replicating (it was not copied)")
         self._commit(temp, key)
@@ -115,91 +252,186 @@ class FilesystemStore(Store):
         self._commit(temp, key)
         return PutResult(key=key, size=size, sent=size), sha
 
+    # -- reading -----------------------------------------------------------------------------
+
     def head(self, key: str) -> ObjectInfo | None:
+        path = self._path(key)
         try:
-            st = os.stat(self._path(key))
-        except FileNotFoundError:
+            st = lstat_beneath(self.root, key)
+        except LinkRefused as exc:
+            return ObjectInfo(key=key, size=0, damage=f"{exc.filename} {LINK_REASON}")
+        except (FileNotFoundError, NotADirectoryError):
             return None
         except OSError as exc:
-            raise _storage(exc, self._path(key)) from exc
-        return ObjectInfo(key=key, size=st.st_size)
+            raise _storage(exc, path) from exc
+        return self._info(key, st)
+
+    def _info(self, key: str, st: os.stat_result) -> ObjectInfo:
+        if stat.S_ISREG(st.st_mode):
+            return ObjectInfo(key=key, size=st.st_size)
+        why = LINK_REASON if stat.S_ISLNK(st.st_mode) else _NOT_REGULAR
+        return ObjectInfo(key=key, size=st.st_size if stat.S_ISLNK(st.st_mode) else 0,
+                          damage=f"{self.where(key)} {why}")
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
         # key-prefix semantics, as S3 has: "bag/manifest-" lists bag/manifest-sha256.txt, ...
         base, _, partial = prefix.rpartition("/")
-        top = self._path(base) if base else self.root
         try:
-            entries = sorted(os.scandir(top), key=lambda e: e.name)
+            fd = self._open_folder(base)
         except (FileNotFoundError, NotADirectoryError):
             return
-        stack: list[Path] = []
+        except LinkRefused:
+            return  # a linked folder is not followed; head() of any key below it reports the link
+        except OSError as exc:
+            raise _storage(exc, self.root / base) from exc
+        try:
+            yield from self._walk(fd, base, lambda name: name.startswith(partial) and not (not base and name == STAGING))
+        finally:
+            os.close(fd)
+
+    def _open_folder(self, rel: str) -> int:
+        """A descriptor of the folder ``rel`` below the root, no link followed on the way."""
+        if not rel:
+            return os.open(self.root, _DIR_FLAGS & ~getattr(os, "O_NOFOLLOW", 0))
+        with parent_fd(self.root, rel) as (parent, name):
+            return _open_child(parent, name, self.where(rel))
+
+    def _walk(self, fd: int, rel: str, keep: Callable[[str], bool] | None = None) -> Iterator[ObjectInfo]:
+        """Every entry below the folder ``fd`` (at ``rel``): its files first, then its folders in name
+        order; links and special files come with ``damage`` set, linked folders are not entered."""
+        with os.scandir(fd) as it:
+            entries = sorted(it, key=lambda e: e.name)
+        folders = []
         for entry in entries:
-            if not entry.name.startswith(partial):
+            if keep is not None and not keep(entry.name):
                 continue
+            key = f"{rel}/{entry.name}" if rel else entry.name
             if entry.is_dir(follow_symlinks=False):
-                stack.append(Path(entry.path))
-            elif TEMP_MARK not in entry.name:
-                yield self._info(Path(entry.path))
-        stack.reverse()
-        while stack:
-            here = stack.pop()
+                folders.append((entry.name, key))
+                continue
             try:
-                children = sorted(os.scandir(here), key=lambda e: e.name, reverse=True)
+                st = entry.stat(follow_symlinks=False)
             except FileNotFoundError:
                 continue
-            files = []
-            for entry in children:
-                if entry.is_dir(follow_symlinks=False):
-                    stack.append(Path(entry.path))
-                elif TEMP_MARK not in entry.name:
-                    files.append(Path(entry.path))
-            for f in reversed(files):
-                yield self._info(f)
-
-    def _info(self, path: Path) -> ObjectInfo:
-        return ObjectInfo(key=path.relative_to(self.root).as_posix(), size=path.lstat().st_size)
+            yield self._info(key, st)
+        for name, key in folders:
+            try:
+                child = _open_child(fd, name, self.where(key))
+            except FileNotFoundError:
+                continue
+            except LinkRefused:  # swapped for a link since it was listed
+                yield ObjectInfo(key=key, size=0, damage=f"{self.where(key)} {LINK_REASON}")
+                continue
+            try:
+                yield from self._walk(child, key)
+            finally:
+                os.close(child)
 
     @contextlib.contextmanager
     def get(self, key: str) -> Iterator[Iterator[bytes]]:
         path = self._path(key)
         try:
-            f = open(path, "rb")  # noqa: SIM115 - closed below, after the caller's loop
-        except FileNotFoundError:
+            fd, _size = open_regular_beneath(self.root, key)
+        except LinkRefused as exc:
+            raise refusal(exc) from None
+        except (FileNotFoundError, NotADirectoryError):
             raise StorageError(path=str(path), reason="not found in the replica") from None
         except OSError as exc:
+            if exc.errno == errno.EINVAL:
+                raise UnsafePath(path=str(path), reason=f"{_NOT_REGULAR}; a replica holds files only") from None
             raise _storage(exc, path) from exc
-        with f:
+        with open(fd, "rb") as f:
             yield iter(lambda: f.read(_CHUNK), b"")
 
+    # -- what killed runs left ---------------------------------------------------------------
+
     def abort_own_uploads(self, prefix: str) -> int:
+        """Remove the staging folders of dead runs (their journals free to lock) and return how
+        many unfinished files they held. Temporaries live only in those folders, so ``prefix``
+        does not narrow the search; nothing outside ``.preserve-uploads/`` is touched."""
+        try:
+            fd = self._open_folder(STAGING)
+        except (FileNotFoundError, NotADirectoryError, LinkRefused):
+            return 0
+        except OSError as exc:
+            raise _storage(exc, self.root / STAGING) from exc
+        own = self._run.token if self._run is not None else None
         count = 0
-        if prefix.strip("/") and not prefix.endswith("/"):
-            # key-prefix semantics: the temporary file of key "bag-one.tar" is the sibling
-            # ".bag-one.tar.preserve-upload-<token>", not something inside a folder of that name
-            base, _, partial = prefix.rpartition("/")
-            top = self._path(base) if base else self.root
-            try:
-                entries = list(os.scandir(top))
-            except (FileNotFoundError, NotADirectoryError):
-                entries = []
-            for entry in entries:
-                name = entry.name
-                if name.startswith(f".{partial}") and TEMP_MARK in name and name.index(TEMP_MARK) > len(partial) \
-                        and entry.is_file(follow_symlinks=False):
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(entry.path)
-                        count += 1
-        start = self._path(prefix.rstrip("/")) if prefix.strip("/") else self.root
-        for dirpath, _dirs, files in os.walk(start):
-            for name in files:
-                if TEMP_MARK in name:
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(os.path.join(dirpath, name))
-                        count += 1
+        try:
+            with os.scandir(fd) as it:
+                journals = sorted(e.name for e in it if e.name.endswith(_JOURNAL_SUFFIX)
+                                  and e.is_file(follow_symlinks=False))
+            for name in journals:
+                if name != f"{own}{_JOURNAL_SUFFIX}":
+                    count += _remove_dead_run(fd, name)
+        finally:
+            os.close(fd)
         return count
+
+
+def _open_child(parent: int, name: str, where: str) -> int:
+    try:
+        return os.open(name, _DIR_FLAGS, dir_fd=parent)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            if stat.S_ISLNK(os.lstat(name, dir_fd=parent).st_mode):
+                raise LinkRefused(where) from None
+        raise type(exc)(exc.errno, exc.strerror, where) from None
+
+
+def _remove_dead_run(staging_fd: int, journal: str) -> int:
+    """When the run of ``journal`` is dead: remove the staging folder it lists, then the journal;
+    the number of files removed. A live run (its lock held) is left alone."""
+    try:
+        fd = os.open(journal, os.O_RDWR | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0), dir_fd=staging_fd)
+    except OSError:
+        return 0
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return 0
+        with open(os.dup(fd), "rb") as f:
+            text = f.read()
+        if not text.startswith(_HEADER):
+            return 0  # created but not yet locked by its run: not known to be dead
+        count = 0
+        for line in text[len(_HEADER):].splitlines():
+            try:
+                listed = os.fsdecode(bytes.fromhex(line.decode("ascii")))
+            except ValueError:
+                continue  # cut short by a kill mid-write: names nothing that was created
+            # only a folder directly inside .preserve-uploads is ever removed, whatever a journal says
+            folder = listed.removeprefix(f"{STAGING}/")
+            if listed == folder or not folder or "/" in folder or folder in (".", ".."):
+                continue
+            count += _remove_folder(staging_fd, folder)
+        os.unlink(journal, dir_fd=staging_fd)
+        return count
+    finally:
+        os.close(fd)
+
+
+def _remove_folder(parent: int, name: str) -> int:
+    try:
+        fd = os.open(name, _DIR_FLAGS, dir_fd=parent)
+    except OSError:
+        return 0
+    try:
+        count = 0
+        for _dirpath, _dirs, files, _dfd in os.fwalk(dir_fd=fd):
+            count += len(files)
+    finally:
+        os.close(fd)
+    with contextlib.suppress(OSError):
+        shutil.rmtree(name, dir_fd=parent)
+    return count
 
 
 def _storage(exc: OSError, where: Path) -> StorageError:
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return StorageError(path=str(where), reason="no space left on the replica's file system")
+    if exc.errno == errno.EXDEV:
+        return StorageError(path=str(where), reason="another file system is mounted inside the replica's folder; "
+                                                    f"its staging ({STAGING}) must be on the same one")
     return StorageError(path=str(where), reason=f"{exc.strerror or exc}")
