@@ -7,6 +7,19 @@ the bag, so single files can be verified and restored. Layout ``tar``: one objec
 the replica record: layout, the manifest's digest (the bag's identity), and for every multipart
 object its part size and per-part SHA-256 digests, which is what lets an audit compare the
 store's composite checksum without downloading anything.
+
+The record accounts for every object sent, so that a remote audit notices an object that is
+gone even when the files that would list it (the tag manifests) went with it:
+
+* ``tag_files`` lists every tag file sent (bagit.txt, manifests, bag-info.txt, metadata/...,
+  tag manifests) with its size and SHA-256;
+* the payload objects are the lines of ``manifest-sha256.txt``, whose SHA-256 the record pins
+  (``manifest_sha256``, itself listed in ``tag_files``), with their count and bytes in
+  ``payload_files`` / ``payload_bytes``. Listing each payload object again would make the record
+  of a bag of a million files larger than the manifest it guards, and too large to read whole.
+
+Records written before ``tag_files`` existed read as ``tag_files = None`` (format unchanged,
+so older versions still read new records).
 """
 
 from __future__ import annotations
@@ -56,6 +69,10 @@ class RemoteRecord:
     updated: str = ""
     tar_sha256: str | None = None
     multipart: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: every tag file sent: bag-relative path -> {"size": int, "sha256": hex}; None in old records
+    tag_files: dict[str, dict[str, Any]] | None = None
+    payload_files: int | None = None
+    payload_bytes: int | None = None
 
     def plan_for(self, rel: str, sha256_hex: str) -> PartPlan | None:
         """The recorded part plan of one object, if it was sent in parts with this digest."""
@@ -69,7 +86,8 @@ class RemoteRecord:
             "format": RECORD_FORMAT, "bag": self.bag, "layout": self.layout,
             "manifest_sha256": self.manifest_sha256, "complete": self.complete, "objects": self.objects,
             "bytes": self.bytes, "updated": self.updated, "tar_sha256": self.tar_sha256,
-            "multipart": self.multipart,
+            "multipart": self.multipart, "tag_files": self.tag_files, "payload_files": self.payload_files,
+            "payload_bytes": self.payload_bytes,
         }, indent=1, sort_keys=True).encode("utf-8")
 
     @classmethod
@@ -83,7 +101,25 @@ class RemoteRecord:
         return cls(bag=str(d.get("bag", "")), layout=str(d.get("layout", "files")),
                    manifest_sha256=str(d.get("manifest_sha256", "")), complete=bool(d.get("complete")),
                    objects=int(d.get("objects", 0)), bytes=int(d.get("bytes", 0)), updated=str(d.get("updated", "")),
-                   tar_sha256=d.get("tar_sha256"), multipart=dict(d.get("multipart") or {}))
+                   tar_sha256=d.get("tar_sha256"), multipart=dict(d.get("multipart") or {}),
+                   tag_files=_tag_files(d.get("tag_files")), payload_files=_int_or_none(d.get("payload_files")),
+                   payload_bytes=_int_or_none(d.get("payload_bytes")))
+
+
+def _tag_files(value: Any) -> dict[str, dict[str, Any]] | None:
+    """The record's tag-file list; entries that are not {size, sha256} are kept with what they
+    hold, so an audit reports them rather than a reader failing on them."""
+    if not isinstance(value, dict):
+        return None
+    out: dict[str, dict[str, Any]] = {}
+    for rel, entry in value.items():
+        entry = entry if isinstance(entry, dict) else {}
+        out[str(rel)] = {"size": _int_or_none(entry.get("size")), "sha256": str(entry.get("sha256") or "")}
+    return out
+
+
+def _int_or_none(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 #: The most :func:`read_bytes` holds in memory; larger objects are compared by streamed digest.
@@ -125,6 +161,8 @@ def check_info(info: ObjectInfo | None, sha256_hex: str, size: int, plan: PartPl
     """
     if info is None:
         return "missing"
+    if info.damage is not None:
+        return f"not a stored object: {info.damage}"
     if info.size != size:
         return f"size {info.size}, expected {size}"
     if info.sha256_meta is not None and info.sha256_meta != sha256_hex:

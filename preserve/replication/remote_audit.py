@@ -9,6 +9,16 @@
 ``remote-full``      streams every object and re-hashes it with every manifest algorithm; nothing
                      is written to disk.
 
+Both tiers first compare what is there with the replica record (:mod:`preserve.replication.layout`):
+every tag file the record lists must be there with its size and SHA-256, so a replica that lost
+its tag manifests together with ``metadata/*`` is reported with each of them ``missing``. A
+replica without its record is reported (the record is part of the copy); a record written before
+records listed their tag files gets a note. The payload objects are the lines of the payload
+manifest the record pins.
+
+Something that is not an object (a symbolic link, a link in a folder above, a pipe: see the
+stores' ``ObjectInfo.damage``) is reported ``altered`` and never read or counted as verified.
+
 Objects in an archive storage class (GLACIER, DEEP_ARCHIVE) cannot be read until restored: the
 full tier reports them as pending (not as failures) and requests their restore when asked.
 """
@@ -32,6 +42,7 @@ from preserve.errors import (
     PreserveError,
     RemoteError,
     StorageError,
+    UnsafePath,
     UsageError,
 )
 from preserve.fixity import ALGORITHMS, hash_file, hash_stream, ordered_map
@@ -41,6 +52,7 @@ from preserve.replication.layout import (
     download_to,
     object_key,
     read_record,
+    record_key,
     replica_location,
     tar_key,
 )
@@ -149,7 +161,7 @@ def audit_remote(store: Store, name: str, tier: str, *, request_restore: bool = 
         result.ended = _now()
         return result
     with tempfile.TemporaryDirectory(prefix="preserve-remote-audit-") as tmp:
-        bag = _fetch_tags(store, name, Path(tmp) / name, result)
+        bag = _fetch_tags(store, name, Path(tmp) / name, result, record)
         if bag is not None:
             result.identifier = bag.info_value("External-Identifier") or name
             result.payload_oxum = bag.info_value("Payload-Oxum")
@@ -158,38 +170,97 @@ def audit_remote(store: Store, name: str, tier: str, *, request_restore: bool = 
     return result
 
 
-def _fetch_tags(store: Store, name: str, root: Path, result: RemoteAuditResult) -> Bag | None:
-    """Download the tag files (never the payload) and check them against the tag manifests."""
-    keys = [o.key for o in store.list(f"{name}/") if not o.key[len(name) + 1:].startswith("data/")]
+def _damaged(rel: str, damage: str) -> RemoteFinding:
+    return RemoteFinding(rel, "altered", f"not a stored object: {damage}; a link or special file in a replica is "
+                                         "damage and is never followed (replicate the bag again to replace it)",
+                         code="not-an-object")
+
+
+def _fetch_tags(store: Store, name: str, root: Path, result: RemoteAuditResult,
+                record: RemoteRecord | None) -> Bag | None:
+    """Download the tag files (never the payload) and check them against the replica record and
+    the tag manifests; each problem is reported once per file."""
+    reported: set[str] = set()
+
+    def add(finding: RemoteFinding) -> None:
+        if finding.path not in reported:
+            reported.add(finding.path)
+            result.findings.append(finding)
+
+    objects = [o for o in store.list(f"{name}/") if not o.key[len(name) + 1:].startswith("data/")]
     root.mkdir(parents=True)
-    for key in keys:
-        rel = key[len(name) + 1:]
+    for o in objects:
+        rel = o.key[len(name) + 1:]
         if unsafe_reason(rel):
-            result.findings.append(RemoteFinding(rel, "invalid", f"unsafe object name ({unsafe_reason(rel)}); not read"))
+            add(RemoteFinding(rel, "invalid", f"unsafe object name ({unsafe_reason(rel)}); not read"))
+            continue
+        if o.damage is not None:
+            add(_damaged(rel, o.damage))
             continue
         target = root / rel
         target.parent.mkdir(parents=True, exist_ok=True)
-        download_to(store, key, target)
+        try:
+            download_to(store, o.key, target)
+        except (UnsafePath, StorageError) as exc:  # replaced by a link or removed since it was listed
+            add(RemoteFinding(rel, "unreadable", str(exc)))
+    _check_record(store, name, root, record, result, add)
     if not (root / "bagit.txt").is_file():
-        result.findings.append(RemoteFinding("bagit.txt", "missing", "bagit.txt is not in the replica; it is not a complete bag"))
+        info = store.head(object_key(name, "bagit.txt"))
+        add(_damaged("bagit.txt", info.damage) if info is not None and info.damage is not None else
+            RemoteFinding("bagit.txt", "missing", "bagit.txt is not in the replica; it is not a complete bag"))
         return None
     bag = open_bag(root)
     if "sha256" not in bag.payload_manifests:
-        result.findings.append(RemoteFinding("manifest-sha256.txt", "missing", "manifest-sha256.txt is not in the replica"))
+        add(RemoteFinding("manifest-sha256.txt", "missing", "manifest-sha256.txt is not in the replica"))
+        if record is not None and record.payload_files:
+            result.findings.append(RemoteFinding("data/", "invalid", f"the replica record counts {record.payload_files} "
+                                                 "payload object(s); without manifest-sha256.txt none can be checked",
+                                                 code="unverifiable"))
         return None
     for alg in sorted(a for a in bag.tag_manifests if a in ALGORITHMS):
         for line in bag.iter_manifest(alg, tag=True):
-            if line.error or unsafe_reason(line.path):
+            if line.error or unsafe_reason(line.path) or line.path in reported:
                 continue
             path = root / line.path
             if not path.is_file():
-                result.findings.append(RemoteFinding(line.path, "missing", f"listed in tagmanifest-{alg}.txt but not in the replica", code="tag-missing"))
+                add(RemoteFinding(line.path, "missing", f"listed in tagmanifest-{alg}.txt but not in the replica", code="tag-missing"))
                 continue
             found = hash_file(path, (alg,))[alg]
             if found != line.digest:
-                result.findings.append(RemoteFinding(line.path, "altered", f"{alg} does not match tagmanifest-{alg}.txt",
-                                                     code="tag-altered", expected=line.digest, found=found))
+                add(RemoteFinding(line.path, "altered", f"{alg} does not match tagmanifest-{alg}.txt",
+                                  code="tag-altered", expected=line.digest, found=found))
     return bag
+
+
+def _check_record(store: Store, name: str, root: Path, record: RemoteRecord | None, result: RemoteAuditResult,
+                  add: Callable[[RemoteFinding], None]) -> None:
+    """Every tag file the replica record lists is there, with its size and SHA-256 (the tag files
+    were downloaded to ``root``); the payload manifest is the one the record pins."""
+    if record is None:
+        add(RemoteFinding(record_key(name), "missing", "the replica record is not there, so the objects sent cannot be "
+                          "counted; replicate the bag again to write it", code="record-missing"))
+        return
+    listed = record.tag_files
+    if listed is None:
+        result.notes.append("the replica record was written by an older preserve and does not list the tag files: "
+                            "a lost tag file is found only through the tag manifests; replicate the bag again "
+                            "to rewrite the record")
+        listed = {"manifest-sha256.txt": {"size": None, "sha256": record.manifest_sha256}}
+    for rel, entry in sorted(listed.items()):
+        if unsafe_reason(rel):
+            continue
+        path = root / rel
+        if not path.is_file():
+            if store.head(object_key(name, rel)) is None:
+                add(RemoteFinding(rel, "missing", "listed in the replica record but not in the replica",
+                                  code="tag-missing"))
+            continue  # there but not readable: already reported when it was listed
+        found = hash_file(path, ("sha256",))["sha256"]
+        size = path.stat().st_size
+        if found != entry.get("sha256") or (entry.get("size") is not None and size != entry["size"]):
+            add(RemoteFinding(rel, "altered", "does not match the replica record (sha256 and size as sent)",
+                              code="tag-altered", expected=f"{entry.get('sha256')} ({entry.get('size')} bytes)",
+                              found=f"{found} ({size} bytes)"))
 
 
 def _audit_payload(store: Store, bag: Bag, tier: str, record: RemoteRecord | None, result: RemoteAuditResult,
@@ -209,7 +280,10 @@ def _audit_payload(store: Store, bag: Bag, tier: str, record: RemoteRecord | Non
                         rows = []
             index.add_entries(rows)
         batch: list[tuple[str, int]] = []
+        damaged: dict[str, str] = {}  # links and special files: few, or the replica is in ruins anyway
         for o in store.list(f"{name}/data/"):
+            if o.damage is not None:
+                damaged[o.key[len(name) + 1:]] = o.damage
             batch.append((o.key[len(name) + 1:], o.size))
             if len(batch) >= 5000:
                 index.add_files(batch)
@@ -223,7 +297,9 @@ def _audit_payload(store: Store, bag: Bag, tier: str, record: RemoteRecord | Non
         _check_objects(store, jobs, tier, record, result, request_restore, restore_days, workers, progress)
         for (rel,) in index.query("SELECT d.path FROM d WHERE NOT EXISTS (SELECT 1 FROM m WHERE m.path = d.path) "
                                   "ORDER BY d.path"):
-            result.findings.append(RemoteFinding(str(rel), "unlisted", "in the replica but not listed in any payload manifest"))
+            damage = damaged.get(str(rel))
+            result.findings.append(_damaged(str(rel), damage) if damage is not None else
+                                   RemoteFinding(str(rel), "unlisted", "in the replica but not listed in any payload manifest"))
     if result.payload_oxum and not result.pending:
         actual = f"{result.bytes}.{result.files}"
         if result.files == expected_count and actual != result.payload_oxum.strip():
@@ -249,6 +325,8 @@ def _check_objects(store: Store, jobs: Iterator[tuple[str, dict[str, str]]], tie
             info = store.head(key)
             if info is None:
                 return [RemoteFinding(rel, "missing", "listed in the manifest but not in the replica")]
+            if info.damage is not None:
+                return [_damaged(rel, info.damage)]
             sha = digests.get("sha256")
             if tier == "remote-metadata":
                 if sha is None:
@@ -293,6 +371,8 @@ def _check_objects(store: Store, jobs: Iterator[tuple[str, dict[str, str]]], tie
             with lock:
                 result.pending.append(rel)
             return []
+        except UnsafePath as exc:  # replaced by a link since its HEAD
+            return [_damaged(rel, str(exc))]
         except (RemoteError, StorageError) as exc:
             if isinstance(exc, ChecksumSettingRejected) or (isinstance(exc, RemoteError) and "connection" in str(exc)):
                 raise  # the whole store is unusable this way: stop and say why
@@ -318,6 +398,9 @@ def _audit_tar(store: Store, name: str, tier: str, record: RemoteRecord | None, 
     info = store.head(key)
     if info is None:
         result.findings.append(RemoteFinding(key, "missing", "the bag's tar object is not in the replica"))
+        return
+    if info.damage is not None:
+        result.findings.append(_damaged(key, info.damage))
         return
     if record is None or not record.tar_sha256:
         result.findings.append(RemoteFinding(key, "invalid", "no replica record with the tar's digest; it cannot be verified",

@@ -2,7 +2,9 @@
 
 Order of work, chosen so that an interrupted run is always safe to rerun:
 
-1. the local bag is checked for completeness (no hashing: every byte is hashed as it is sent);
+1. the local bag is checked for completeness (no hashing: every byte is hashed as it is sent),
+   and for links: a symbolic link (or pipe, device) anywhere below the bag's root is refused,
+   naming it, before anything is sent; every local file is then opened without following a link;
 2. the name is claimed, or found to be ours: the payload manifests are compared with what is
    already under ``<bag-name>/`` (a different bag there is refused, nothing is sent);
 3. manifests first, then the payload, then the other tag files, tag manifests last;
@@ -10,7 +12,8 @@ Order of work, chosen so that an interrupted run is always safe to rerun:
    class than asked; given the object-lock retention asked when it lacks it, never shortened), an
    interrupted multipart upload of our own is resumed (parts that match are kept), stale ones are aborted;
 4. every object is checked after upload (HEAD with checksum mode, or a streamed re-hash where the
-   store keeps no checksum); the replica record (part sizes and digests) is written beside;
+   store keeps no checksum); the replica record is written beside: every tag file with its size
+   and SHA-256, the payload manifest's digest with the payload's count and bytes, multipart plans;
 5. the replica counts as complete only when every object verified; it is recorded either way.
 """
 
@@ -18,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import hashlib
+import os
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -33,6 +36,7 @@ from preserve.errors import (
     PreserveError,
     RemoteError,
     ReplicaConflict,
+    UnsafePath,
     UsageError,
 )
 from preserve.fixity import hash_file, ordered_map
@@ -49,6 +53,7 @@ from preserve.replication.layout import (
     tar_key,
 )
 from preserve.replication.tarstream import tar_chunks, tar_size
+from preserve.safefs import LINK_REASON, LinkRefused, lstat_beneath, refusal
 from preserve.stores.base import PartPlan, PutOptions, Store
 
 LAYOUTS = ("files", "tar")
@@ -88,6 +93,9 @@ class ReplicaResult:
     errors: list[PreserveError] = field(default_factory=list, repr=False)
     parts: dict[str, PartPlan] = field(default_factory=dict)
     part_sha256: dict[str, str] = field(default_factory=dict)  # whole-object digest of each multipart object
+    tag_files: dict[str, dict[str, Any]] = field(default_factory=dict)  # every tag file sent: size, sha256
+    payload_files: int = 0
+    payload_bytes: int = 0
     tar_sha256: str | None = None
     storage_class: str | None = None  # asked for (payload objects)
     lock_mode: str | None = None  # object lock asked for, and the date every object is retained until at least
@@ -116,7 +124,7 @@ class ReplicaResult:
         }
 
     def to_dict(self) -> dict[str, Any]:
-        skip = ("parts", "place", "origin", "part_sha256", "errors")
+        skip = ("parts", "place", "origin", "part_sha256", "errors", "tag_files")
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in skip}
         d.update(bag=str(self.bag), outcome=self.outcome, place=self.place.to_dict(),
                  multipart=self.detail()["multipart"])
@@ -153,6 +161,7 @@ def replicate_bag(bag_path: str | Path, store: Store, options: ReplicateOptions 
     if opts.layout not in LAYOUTS:
         raise InputError(f"unknown layout {opts.layout!r}; choose from {', '.join(LAYOUTS)}")
     bag = open_bag(bag_path)
+    refuse_links(bag.path)
     if "sha256" not in bag.payload_manifests:
         raise InputError(f"{bag.path}: replication sends each manifest's SHA-256 as the S3 checksum, but the bag "
                          f"has no manifest-sha256.txt (only {', '.join(sorted(bag.payload_manifests)) or 'none'})")
@@ -164,8 +173,12 @@ def replicate_bag(bag_path: str | Path, store: Store, options: ReplicateOptions 
     if on_total is not None:
         on_total(report.bytes, report.files)
     name = bag.name
+    refused = store.name_refused(name)
+    if refused is not None:
+        raise UsageError(f"{bag.path}: a bag named {name!r} cannot be replicated to {store.url} ({refused}); "
+                         "rename the bag (nothing was sent)")
     _refuse_self(bag.path, store, name, opts.layout)
-    manifest_digest = hashlib.sha256((bag.path / "manifest-sha256.txt").read_bytes()).hexdigest()
+    manifest_digest = _local_sha256(bag.path, "manifest-sha256.txt")
     result = ReplicaResult(bag=bag.path, name=name, target=store.url,
                            location=replica_location(store, name, opts.layout), layout=opts.layout,
                            started=_now(), target_name=opts.target_name, place=opts.place, origin=opts.origin,
@@ -183,6 +196,8 @@ def replicate_bag(bag_path: str | Path, store: Store, options: ReplicateOptions 
     except PreserveError as exc:
         error = exc
         result.failures.insert(0, str(exc))
+    finally:
+        store.finish_uploads()
     if error is None and result.errors:
         error = result.errors[0]
     result.complete = error is None and not result.failures
@@ -190,7 +205,8 @@ def replicate_bag(bag_path: str | Path, store: Store, options: ReplicateOptions 
     if result.objects:
         record = RemoteRecord(bag=name, layout=opts.layout, manifest_sha256=manifest_digest, complete=result.complete,
                               objects=result.objects, bytes=result.bytes, updated=result.ended,
-                              tar_sha256=result.tar_sha256,
+                              tar_sha256=result.tar_sha256, tag_files=dict(sorted(result.tag_files.items())),
+                              payload_files=result.payload_files, payload_bytes=result.payload_bytes,
                               multipart={k: {"sha256": result.part_sha256.get(k, ""), "part_size": p.part_size,
                                              "parts": p.digests, "composite": p.composite}
                                          for k, p in result.parts.items()})
@@ -201,6 +217,8 @@ def replicate_bag(bag_path: str | Path, store: Store, options: ReplicateOptions 
             result.complete = False
             result.failures.append(str(exc))
             error = error or exc
+        finally:
+            store.finish_uploads()
     if ledger is not None:
         result.ledger_id = ledger.record_replica(
             str(bag.path), store.url, location=result.location, started=result.started, ended=result.ended,
@@ -212,6 +230,48 @@ def replicate_bag(bag_path: str | Path, store: Store, options: ReplicateOptions 
         raise RemoteError(f"{result.location}: the replica is not complete: {result.failures[0]}"
                           + (f" (and {len(result.failures) - 1} more)" if len(result.failures) > 1 else ""))
     return result
+
+
+def refuse_links(root: Path) -> None:
+    """Refuse a bag with a symbolic link (or a pipe, device, socket) anywhere below its root, naming
+    the first one (:class:`UnsafePath`, exit 1): a replica holds the bag's files, never what a link
+    points to. Linked folders are not entered. The root itself may be a link."""
+    stack = [root]
+    while stack:
+        here = stack.pop()
+        try:
+            with os.scandir(here) as it:
+                entries = sorted(it, key=lambda e: e.name, reverse=True)
+        except OSError as exc:
+            raise BagInvalid(f"{here}: {exc.strerror or exc}; nothing was replicated") from None
+        for entry in entries:
+            if entry.is_symlink():
+                raise UnsafePath(f"{entry.path}: {LINK_REASON}; replace it with the file itself "
+                                 "(nothing was replicated)", path=entry.path)
+            if entry.is_dir(follow_symlinks=False):
+                stack.append(Path(entry.path))
+            elif not entry.is_file(follow_symlinks=False):
+                raise UnsafePath(f"{entry.path}: is not a regular file (a pipe, device or socket); a bag holds "
+                                 "files only (nothing was replicated)", path=entry.path)
+
+
+def _local_sha256(root: Path, rel: str) -> str:
+    """SHA-256 of a file of the local bag, opened with no link followed below the bag's root."""
+    try:
+        return hash_file(rel, ("sha256",), root=root)["sha256"]
+    except LinkRefused as exc:
+        raise refusal(exc) from None
+    except OSError as exc:
+        raise BagInvalid(f"{root / rel}: {exc.strerror or exc}; validate the bag before replicating") from None
+
+
+def _local_size(root: Path, rel: str) -> int:
+    try:
+        return lstat_beneath(root, rel).st_size
+    except LinkRefused as exc:
+        raise refusal(exc) from None
+    except OSError as exc:
+        raise BagInvalid(f"{root / rel}: {exc.strerror or exc}; validate the bag before replicating") from None
 
 
 def _refuse_self(bag: Path, store: Store, name: str, layout: str) -> None:
@@ -249,7 +309,7 @@ def _check_conflict(bag: Bag, store: Store, remote: RemoteRecord | None, digest:
         for rel in sorted(there):
             # compared by digest, streamed: a manifest of a large bag can be bigger than any buffer
             found, _ = hash_object(store, object_key(name, rel))
-            if found != hash_file(local[rel], ("sha256",))["sha256"]:
+            if found != _local_sha256(bag.path, rel):
                 raise ReplicaConflict(target=result.location, name=name, reason=f"its {rel} differs from ours")
         return
     for _ in store.list(f"{name}/"):
@@ -272,14 +332,11 @@ def _tag_jobs(bag: Bag, rels: list[str]) -> Iterator[_Job]:
         tag_sha = {line.path: line.digest for line in bag.iter_manifest("sha256", tag=True) if not line.error}
     for rel in rels:
         path = bag.path / rel
-        try:
-            digest = hash_file(path, ("sha256",))["sha256"]
-        except OSError as exc:  # a link or pipe among the tag files, or an unreadable one
-            raise BagInvalid(f"{path}: {exc.strerror or exc}; validate the bag before replicating") from None
+        digest = _local_sha256(bag.path, rel)
         if rel in tag_sha and tag_sha[rel] != digest:
             raise BagInvalid(f"{path}: does not match tagmanifest-sha256.txt (expected {tag_sha[rel]}, found {digest}); "
                              "validate the bag before replicating")
-        yield _Job(rel, path, digest, path.stat().st_size, archive=False)
+        yield _Job(rel, path, digest, _local_size(bag.path, rel), archive=False)
 
 
 def _send_files(bag: Bag, store: Store, opts: ReplicateOptions, remote: RemoteRecord | None,
@@ -306,8 +363,7 @@ def _send_files(bag: Bag, store: Store, opts: ReplicateOptions, remote: RemoteRe
         for line in bag.iter_manifest("sha256"):
             if line.error:
                 continue
-            path = bag.path / line.path
-            yield _Job(line.path, path, line.digest, path.stat().st_size, archive=True)
+            yield _Job(line.path, bag.path / line.path, line.digest, _local_size(bag.path, line.path), archive=True)
 
     for group in (_tag_jobs(bag, manifests), payload(), _tag_jobs(bag, others), _tag_jobs(bag, tagmanifests)):
         for _ in ordered_map(run, group, workers=opts.workers):
@@ -351,6 +407,11 @@ def _send_one(store: Store, name: str, job: _Job, opts: ReplicateOptions, remote
         result.sent += sent
         result.resumed_parts += resumed
         result.retention_set += int(set_retention)
+        if job.archive:
+            result.payload_files += 1
+            result.payload_bytes += job.size
+        else:
+            result.tag_files[job.rel] = {"size": job.size, "sha256": job.sha256}
         if reason is None and not sent:
             result.skipped += 1
         else:

@@ -3,7 +3,8 @@
 The tar is produced chunk by chunk (headers from :mod:`tarfile`, file bodies streamed), so a
 bag of any size is serialized with bounded memory and without a temporary file. Each payload
 file's bytes are hashed as they pass and compared with the manifest: a file that changed since
-it was bagged stops the upload.
+it was bagged stops the upload. Every file is opened below the bag's root with no link followed
+(:mod:`preserve.safefs`): a link found there stops the upload, naming it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from preserve.bag.paths import unsafe_reason
 from preserve.errors import BadArchive, BagInvalid
+from preserve.safefs import LinkRefused, lstat_beneath, open_regular_beneath, refusal
 
 _CHUNK = 1024 * 1024
 _BLOCK = tarfile.BLOCKSIZE
@@ -28,6 +30,10 @@ def _files(root: Path) -> Iterator[str]:
     data: list[str] = []
     for dirpath, dirs, files in os.walk(root):
         dirs.sort()
+        # os.walk lists a linked folder among the folders without entering it: refuse it here
+        for name in [*dirs, *files]:
+            if os.path.islink(os.path.join(dirpath, name)):
+                raise refusal(LinkRefused(os.path.join(dirpath, name)))
         for name in sorted(files):
             rel = Path(dirpath, name).relative_to(root).as_posix()
             (data if rel.startswith("data/") else tags).append(rel)
@@ -55,7 +61,10 @@ def tar_size(root: Path, name: str) -> int:
     padding worked out from each file's size, nothing read), so an upload can size its parts."""
     written = 0
     for rel in _files(root):
-        st = (root / rel).lstat()
+        try:
+            st = lstat_beneath(root, rel)
+        except LinkRefused as exc:
+            raise refusal(exc) from None
         written += len(_header(name, rel, st)) + st.st_size + (-st.st_size) % _BLOCK
     written += 2 * _BLOCK
     return written + (-written) % _RECORD
@@ -67,13 +76,19 @@ def tar_chunks(root: Path, name: str, sha256_of: dict[str, str]) -> Iterator[byt
     written = 0
     for rel in _files(root):
         path = root / rel
-        st = path.lstat()
-        header = _header(name, rel, st)
-        written += len(header)
-        yield header
-        digest = hashlib.sha256()
-        size = 0
-        with open(path, "rb") as f:
+        try:
+            fd, _size = open_regular_beneath(root, rel)
+        except LinkRefused as exc:
+            raise refusal(exc) from None
+        except OSError as exc:
+            raise BagInvalid(f"{path}: {exc.strerror or exc}; validate the bag before replicating") from None
+        with open(fd, "rb") as f:
+            st = os.fstat(fd)
+            header = _header(name, rel, st)
+            written += len(header)
+            yield header
+            digest = hashlib.sha256()
+            size = 0
             while chunk := f.read(_CHUNK):
                 digest.update(chunk)
                 size += len(chunk)

@@ -64,17 +64,17 @@ def test_copy_killed_part_way_then_rerun_completes(run_preserve, tmp_path: Path)
                              "--bandwidth", "3M", "--workers", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60
-        while not list(disk.rglob(".03 long.wav.preserve-upload-*")):
+        while _largest_upload(disk) <= MIB:  # the 12 MiB file is being written in the run's staging
             assert proc.poll() is None and time.monotonic() < deadline
             time.sleep(0.02)
         proc.send_signal(signal.SIGKILL)
     finally:
         proc.wait(timeout=30)
-    assert not (disk / "bag-one/data/disc 1/03 long.wav").exists()  # only the hidden temporary name
+    assert not (disk / "bag-one/data/disc 1/03 long.wav").exists()  # only in the staging folder
     r = run_preserve("replicate", bag, disk, "--ledger", ledger, "-q")
     assert r.returncode == 0, r.stderr
     assert "1 stale upload(s) aborted" in r.stdout
-    assert not list(disk.rglob("*preserve-upload-*"))
+    assert not (disk / ".preserve-uploads").exists()
     r = run_preserve("audit", disk / "bag-one", "--tier", "remote-full", "--ledger", ledger, "-q")
     assert r.returncode == 0, r.stdout + r.stderr
     assert [row["outcome"] for row in ledger_rows(ledger, "replicas")] == ["pass"]
@@ -169,9 +169,10 @@ def test_bandwidth_cap_slows_the_copy(pcli, tmp_path: Path) -> None:
 
 
 def _largest_upload(disk: Path) -> int:
-    """Bytes in the biggest temporary tar file so far; one renamed between glob and stat is skipped."""
+    """Bytes in the biggest temporary file in the store's staging so far; one renamed between glob
+    and stat is skipped."""
     sizes = [0]
-    for p in disk.glob(".bag-one.tar.preserve-upload-*"):
+    for p in disk.glob(".preserve-uploads/*/*"):
         try:
             sizes.append(p.stat().st_size)
         except FileNotFoundError:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -22,6 +24,30 @@ def store(request: pytest.FixtureRequest, s3_server: S3Server, tmp_path: Path) -
         return open_store(f"s3://{s3_server.bucket()}/pre/fix", S3Settings(endpoint_url=s3_server.endpoint,
                                                                              region="us-east-1", path_style=True))
     return open_store(str(tmp_path / "disk2"))
+
+
+_WRITER = """
+import sys, time
+from preserve.stores.base import PutOptions
+from preserve.stores.filesystem import FilesystemStore
+
+def chunks():
+    yield b"half"
+    print("writing", flush=True)
+    time.sleep(600)
+
+FilesystemStore(sys.argv[1]).put_stream(sys.argv[2], chunks(), PutOptions())
+"""
+
+
+def killed_mid_upload(root: Path, key: str) -> None:
+    """A real run of a directory store killed (SIGKILL) while it writes ``key``."""
+    proc = subprocess.Popen([sys.executable, "-c", _WRITER, str(root), key], stdout=subprocess.PIPE)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == b"writing\n"
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
 
 
 def _read(store: Store, key: str) -> bytes:
@@ -67,7 +93,7 @@ def test_abort_removes_only_unfinished_uploads(store: Store, tmp_path: Path, s3_
         bucket = store.url[5:].split("/")[0]
         client.create_multipart_upload(Bucket=bucket, Key="pre/fix/bag/half.wav")
     else:
-        (Path(store.url) / "bag" / ".half.wav.preserve-upload-1234").write_bytes(b"half")
+        killed_mid_upload(Path(store.url), "bag/half.wav")
     if store.kind == "s3":  # another bag whose name starts the same is not ours to abort
         client.create_multipart_upload(Bucket=bucket, Key="pre/fix/bag-two/other.wav")
     assert store.abort_own_uploads("bag/") == 1
