@@ -175,6 +175,9 @@ class _Repair:
             self._fetch_all(expected, damaged, "manifest")
         self._recreate_empty_directories()
         self._drop_staging()
+        if not self.result.files and not self.result.directories:
+            self.result.unrepairable = report.errors  # nothing changed since that full validation
+            return self.result
         # what is left once the files are back (a Payload-Oxum off only because a file was missing is gone now)
         after = validate_bag(self.root, fast=True, workers=workers)
         attempted = {f.path for f in self.result.files}
@@ -191,7 +194,7 @@ class _Repair:
         """Every tag manifest entry, and what is wrong with the tag files and tag manifests now."""
         scratch = ValidationReport(path=str(self.root))
         entries = tag_manifest_entries(bag, scratch)
-        found = [f for f in scratch.errors]
+        found = list(scratch.errors)
         for rel, digests in sorted(entries.items()):
             algs = [a for a in digests if a in ALGORITHMS]
             try:
