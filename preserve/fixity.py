@@ -464,19 +464,25 @@ def hash_file(
     progress: Progress | None = None,
     drop_cached: bool = False,
     limiter: RateLimiter | None = None,
-    root: str | os.PathLike[str] | None = None,
+    root: str | os.PathLike[str] | FilesBelow | None = None,
 ) -> dict[str, str]:
     """Every requested digest of one file, from one read. Returns ``{algorithm: hexdigest}``.
 
     With ``root``, ``path`` is relative to it and no link is followed at any level below ``root``
     (:func:`preserve.safefs.open_regular_beneath`; a link raises :class:`~preserve.safefs.LinkRefused`,
-    an OSError). Without it only the last component is opened without following a link.
+    an OSError); a :class:`FilesBelow` as ``root`` does the same, reusing the last folder it
+    opened. Without it only the last component is opened without following a link.
 
     ``threaded=None`` decides by size (:data:`THREADED_FROM`) and, for a large file, by whether a
     core is spare, as it goes (:class:`_LargeFiles`). ``drop_cached`` evicts the file's
     pages first so the bytes come from the storage device rather than memory.
     """
-    fd, size = _open_regular(path) if root is None else open_regular_beneath(root, os.fspath(path))
+    if root is None:
+        fd, size = _open_regular(path)
+    elif isinstance(root, FilesBelow):
+        fd, size = root.open_regular(os.fspath(path))
+    else:
+        fd, size = open_regular_beneath(root, os.fspath(path))
     return _hash_open(fd, size, algorithms, threaded=threaded, progress=progress, drop_cached=drop_cached,
                       limiter=limiter)
 
@@ -1068,13 +1074,14 @@ def _batches(items: Iterable[T], size: Callable[[T], int], max_files: int, max_b
         yield False, batch
 
 
-class _Folders:
-    """Opens files below ``root`` with no link followed, keeping the descriptor of the last folder.
+class FilesBelow:
+    """Opens files below ``root`` with no link followed, keeping the descriptor of the last folder;
+    pass one as :func:`hash_file`'s ``root`` (one per thread), and close it when done.
 
-    A batch comes sorted by path, so its files share folders: walking every folder of every path
-    again (:func:`~preserve.safefs.open_regular_beneath`) would cost some 45 microseconds per file
-    four levels down, as much as hashing a small file. Each folder is still reached one component
-    at a time with no link followed, and each file is opened relative to it with ``O_NOFOLLOW``.
+    Files hashed in path order share folders: walking every folder of every path again
+    (:func:`~preserve.safefs.open_regular_beneath`) would cost some 45 microseconds per file four
+    levels down, as much as hashing a small file. Each folder is still reached one component at a
+    time with no link followed, and each file is opened relative to it with ``O_NOFOLLOW``.
     """
 
     def __init__(self, root: str) -> None:
@@ -1122,15 +1129,11 @@ def hash_batch(jobs: list[tuple[str, tuple[str, ...], bool, int]], root: str | N
     relative to it, and a component of one is a symbolic link (never followed, see
     :func:`hash_file`). ``functools.partial(hash_batch, root=...)`` pickles for a worker."""
     out: list[dict[str, str] | tuple[str, str]] = []
-    folders = _Folders(root) if root is not None else None
+    folders = FilesBelow(root) if root is not None else None
     try:
         for path, algs, drop, _size in jobs:
             try:
-                if folders is None:
-                    out.append(hash_file(path, algs, drop_cached=drop))
-                else:
-                    fd, size = folders.open_regular(path)
-                    out.append(_hash_open(fd, size, algs, drop_cached=drop))
+                out.append(hash_file(path, algs, drop_cached=drop, root=folders))
             except LinkRefused as exc:
                 out.append(("link", os.path.relpath(str(exc.filename), root) if root is not None else str(exc.filename)))
             except FileNotFoundError:

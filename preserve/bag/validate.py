@@ -15,6 +15,7 @@ import errno
 import functools
 import os
 import stat
+import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -35,6 +36,7 @@ from preserve.bag.tagfiles import EMPTY_DIRECTORIES
 from preserve.errors import BadTagFile, UnsafePath
 from preserve.fixity import (
     ALGORITHMS,
+    FilesBelow,
     Progress,
     RateLimiter,
     WorkerPool,
@@ -528,6 +530,16 @@ def _verify_payload(
         f"SELECT d.path, group_concat(m.alg || ' ' || m.digest, '\n'), d.real, d.size FROM d JOIN m ON m.path = d.path "
         f"WHERE d.odd = 0 AND m.alg IN ({placeholders}) GROUP BY d.path ORDER BY d.path", tuple(algs))
     root = bag.path
+    # one FilesBelow per thread: each keeps its last folder open, so paths in order are not walked again
+    local = threading.local()
+    opened: list[FilesBelow] = []
+
+    def below() -> FilesBelow:
+        files: FilesBelow | None = getattr(local, "files", None)
+        if files is None:
+            files = local.files = FilesBelow(str(root))
+            opened.append(files)
+        return files
 
     def check(job: tuple[object, ...]) -> list[Finding]:
         rel = str(job[0])
@@ -538,7 +550,7 @@ def _verify_payload(
         try:
             real = job[2] if isinstance(job[2], bytes) else None
             found = hash_file(real_path(rel, real), sorted(expected), progress=progress,
-                              drop_cached=drop_cached, limiter=limiter, root=root)
+                              drop_cached=drop_cached, limiter=limiter, root=below())
         except LinkRefused as exc:
             return [Finding("error", "not-regular", behind_link(rel, _link_rel(root, exc)), path=rel)]
         except PermissionError as exc:
@@ -561,8 +573,12 @@ def _verify_payload(
         return
     # small files are I/O-latency bound, so more threads than cores keep the disk and CPUs busy
     n = workers or min(8, default_workers() * 2)
-    for findings in ordered_map(check, jobs, workers=n):
-        report.findings.extend(findings)
+    try:
+        for findings in ordered_map(check, jobs, workers=n):
+            report.findings.extend(findings)
+    finally:
+        for files in opened:
+            files.close()
 
 
 def _expected(pairs: str) -> dict[str, set[str]]:
