@@ -13,11 +13,12 @@ and every file is checked against its pin again before it is compiled.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import json
 import os
-import shutil
-import tempfile
+import secrets
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -28,7 +29,9 @@ from typing import Any
 from lxml import etree
 from platformdirs import user_data_dir
 
-from preserve.errors import DestinationExists, SchemaError
+from preserve.errors import DestinationExists, PreserveError, SchemaError, StorageError
+from preserve.fixity import fsync_path
+from preserve.staging import Journal, journaled
 
 ENV_VAR = "PRESERVE_SCHEMAS"
 CATALOG = "catalog.xml"
@@ -133,15 +136,69 @@ def _refuse_foreign(dest: Path, entries: list[PinnedSchema]) -> None:
                                 "only a previous schemas install (nothing was written or deleted)", path=str(dest))
 
 
-def _put_back(previous: Path, dest: Path) -> None:
-    """After a failed or interrupted install, move the previous install back if the new one is not
-    in its place, so that an install never ends with no schemas at all."""
+def _exchange(a: Path, b: Path) -> None:
+    """Swap ``a`` and ``b`` in one step (Linux ``renameat2`` with ``RENAME_EXCHANGE``).
+
+    Raises :class:`OSError` where the system or the file system cannot (``EINVAL``, ``ENOSYS``).
+    """
+    import ctypes
+
     try:
-        if os.path.lexists(previous) and not os.path.lexists(dest):
-            os.rename(previous, dest)
-    except OSError:
-        return  # the previous install stays in its hidden folder beside dest rather than be deleted
-    shutil.rmtree(previous.parent, ignore_errors=True)
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        raise OSError(errno.ENOSYS, "renameat2 is not available") from None
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err), str(a), None, str(b))
+
+
+def _replace(staging: Path, dest: Path, journal: Journal) -> None:
+    """Put the staged install at ``dest``, where a previous install may be: one atomic step.
+
+    The previous install and the new one change places, so ``dest`` always holds one complete
+    set; the previous install, now at the journaled staging path, is removed with it (by this run,
+    or by the next one if this run is killed first). Where the file system cannot exchange
+    (network file systems, kernels before 3.15), the previous install is first moved aside: a
+    run killed between the two renames then leaves it in its hidden folder beside ``dest``, and
+    any error puts it back.
+    """
+    if not os.path.lexists(dest):
+        os.rename(staging, dest)
+        return
+    try:
+        _exchange(staging, dest)
+        return
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP):
+            raise
+    aside = dest.parent / f".{dest.name}.preserve-previous-{secrets.token_hex(4)}"
+    os.rename(dest, aside)
+    try:
+        os.rename(staging, dest)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.rename(aside, dest)
+        raise
+    journal.record(aside)  # after the new install is in place: removed with the staging
+
+
+def _write_file(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _storage_error(exc: OSError, dest: Path) -> PreserveError:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return StorageError(path=str(dest), reason="no space left on the file system to install the schemas; free "
+                            "space and run again (a previous install is unchanged)")
+    if exc.errno == errno.EROFS:
+        return StorageError(path=str(dest), reason="the file system is read-only (a previous install is unchanged)")
+    return StorageError(path=str(dest), reason=f"cannot write the schemas ({exc.strerror or exc}); "
+                        "a previous install is unchanged")
 
 
 def install_schemas(dest: Path | None = None, *, source: Path | None = None, base_url: str | None = None,
@@ -150,10 +207,14 @@ def install_schemas(dest: Path | None = None, *, source: Path | None = None, bas
 
     ``source`` copies from a local folder instead of downloading. ``base_url`` replaces the
     official addresses with ``<base_url>/<name>`` (for tests against a local server). Every file
-    is checked against its pin before anything is written; the folder is replaced atomically, and
-    only when it holds nothing but a previous install (else :class:`DestinationExists`).
+    is checked against its pin before anything is written, and only a folder holding nothing but
+    a previous install is replaced (else :class:`DestinationExists`). The new install is staged
+    beside ``dest`` under its lock and journal (:mod:`preserve.staging`), made durable, and
+    exchanged with the previous one in one step: ``dest`` holds the previous complete set or the
+    new one at every moment, whenever the run is stopped. A full or read-only disk raises
+    :class:`StorageError` (exit 5).
     """
-    dest = Path(dest) if dest is not None else default_dir()
+    dest = Path(os.path.abspath(dest if dest is not None else default_dir()))
     entries = pins()
     _refuse_foreign(dest, entries)
     blobs: dict[str, bytes] = {}
@@ -165,29 +226,20 @@ def install_schemas(dest: Path | None = None, *, source: Path | None = None, bas
             data, where = _fetch(url, timeout), url
         _check_pin(pin, data, where)
         blobs[pin.name] = data
+    blobs[CATALOG] = catalog_xml(entries)
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".schemas-", dir=dest.parent))
-        old_parent: Path | None = None
-        try:
+        with journaled(dest, busy=f"{dest}: another preserve run is installing schemas here now") as journal:
+            _refuse_foreign(dest, entries)  # again, now that no other run can change it
+            staging = journal.record(dest.parent / f".{dest.name}.preserve-staging-{secrets.token_hex(4)}")
+            staging.mkdir()
             for name, data in blobs.items():
-                (staging / name).write_bytes(data)
-            (staging / CATALOG).write_bytes(catalog_xml(entries))
-            _refuse_foreign(dest, entries)
-            if dest.exists():
-                # A fresh hidden folder of our own holds the previous install until the new one is in place.
-                old_parent = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old-", dir=dest.parent))
-                os.rename(dest, old_parent / dest.name)
-            os.rename(staging, dest)
-            if old_parent is not None:
-                shutil.rmtree(old_parent, ignore_errors=True)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            if old_parent is not None:
-                _put_back(old_parent / dest.name, dest)
-            raise
+                _write_file(staging / name, data)
+            fsync_path(staging)
+            _replace(staging, dest, journal)
+            fsync_path(dest.parent)
     except OSError as exc:
-        raise SchemaError(f"{dest}: cannot write the schemas ({exc.strerror or exc})") from exc
+        raise _storage_error(exc, dest) from exc
     return dest
 
 

@@ -14,10 +14,8 @@ from typing import Any
 import pytest
 from click.testing import Result
 
-from preserve.errors import SchemaError
-from preserve.sidecars import schemas
 from preserve.sidecars.check import check_sidecars
-from preserve.sidecars.schemas import default_dir, install_schemas, load_validators, pins
+from preserve.sidecars.schemas import default_dir, load_validators, pins
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "schemas"
 NAMES = sorted(p.name for p in pins())
@@ -154,29 +152,3 @@ def test_reinstall_over_a_previous_install_or_an_empty_folder(cli: Callable[...,
     assert result.exit_code == 0, result.output
     assert_installed(dest)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["schemas"]
-
-
-@pytest.mark.parametrize("failure", [KeyboardInterrupt(), OSError(28, "No space left on device")], ids=["ctrl-c", "oserror"])
-def test_an_install_stopped_between_its_two_renames_puts_the_previous_install_back(
-        cli: Callable[..., Result], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure: BaseException) -> None:
-    dest = tmp_path / "schemas"
-    assert cli("schemas", "install", "--from", SHARED, "--dest", dest).exit_code == 0
-    previous = dest.stat().st_ino
-    real_rename = schemas.os.rename
-    renames: list[tuple[str, str]] = []
-
-    def rename(src: Any, dst: Any) -> None:
-        renames.append((str(src), str(dst)))
-        if len(renames) == 2:  # the previous install is aside, the new one not yet in place
-            raise failure
-        real_rename(src, dst)
-
-    with monkeypatch.context() as patched, \
-            pytest.raises(KeyboardInterrupt if isinstance(failure, KeyboardInterrupt) else SchemaError):
-        patched.setattr(schemas.os, "rename", rename)
-        install_schemas(dest, source=SHARED)
-    assert renames[1][1] == str(dest)  # it was the new install's rename that failed
-    assert dest.is_dir(), "the previous install was left aside: no schemas at all"
-    assert dest.stat().st_ino == previous
-    assert_installed(dest)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["schemas"]  # no staging or hidden folder left behind
