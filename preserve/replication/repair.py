@@ -258,13 +258,17 @@ class _Repair:
 
     def _disagreement(self, rel: str, copy: bytes) -> str | None:
         """Why the replica's copy of tag manifest ``rel`` cannot be trusted (None when it can): every
-        tag file it lists must have the digest it gives, in the bag or in the replica, and the
-        payload manifest it lists must be the one the replica record names."""
+        tag file it lists must have the digest it gives, in the bag or in the replica, and the copy
+        and the payload manifest it lists must be the ones the replica record names."""
         alg = rel[len("tagmanifest-"):-len(".txt")]
         if alg not in ALGORITHMS:
             return f"it uses {alg}, which preserve cannot compute"
+        sha256 = hashlib.sha256(copy).hexdigest()
+        pinned = str(((self.record.tag_files or {}).get(rel) or {}).get("sha256") or "") if self.record else ""
+        if pinned and pinned != sha256:
+            return f"the replica's copy does not match the replica record (sha256 expected {pinned}, found {sha256})"
         info = self.store.head(object_key(self.name, rel)) if self.layout == "files" else None
-        if info is not None and info.sha256_meta and info.sha256_meta != hashlib.sha256(copy).hexdigest():
+        if info is not None and info.sha256_meta and info.sha256_meta != sha256:
             return "the replica's copy is not what was uploaded (its sha256 differs from the object's metadata)"
         listed: dict[str, str] = {}
         for number, line in enumerate(copy.decode("utf-8", "surrogateescape").lstrip("\ufeff").splitlines(), 1):

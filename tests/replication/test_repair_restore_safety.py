@@ -4,6 +4,7 @@ folders, repair tag files too, and fail cleanly on a full disk or when another r
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -310,14 +311,25 @@ def test_repair_replaces_a_damaged_tag_manifest_only_with_a_copy_that_agrees(pcl
     assert r.exit_code == 0, r.output
     assert "repaired: tagmanifest-sha256.txt (altered)" in r.output
     assert (bag / "tagmanifest-sha256.txt").read_bytes() == good and _valid(bag)
-    # the replica's copy damaged differently: it agrees with no copy of bag-info.txt, so it is not used
+    # the replica's copy damaged differently: the replica record's sha256 of it tells
     (bag / "tagmanifest-sha256.txt").write_text("".join(lines))
     other = list(lines)
     other[at] = ("1" * 64) + lines[at][64:]
     (disk / "bag-one/tagmanifest-sha256.txt").write_text("".join(other))
     r = pcli("repair", bag, "--from", disk, "--ledger", tmp_path / "l.sqlite")
     assert r.exit_code == 1, r.output
+    assert "refused: tagmanifest-sha256.txt (altered): the replica's copy does not match the replica record" in r.output
+    assert (bag / "tagmanifest-sha256.txt").read_text() == "".join(lines)
+    # a record that lists no tag files (written by an older version): the copy agrees with no copy
+    # of bag-info.txt, so it is not used either
+    record = disk / "bag-one.preserve-replica.json"
+    fields = json.loads(record.read_text())
+    fields.pop("tag_files", None)
+    record.write_text(json.dumps(fields))
+    r = pcli("repair", bag, "--from", disk, "--ledger", tmp_path / "l.sqlite")
+    assert r.exit_code == 1, r.output
     assert "refused: tagmanifest-sha256.txt (altered): the replica's copy lists bag-info.txt with sha256 1111" in r.output
+    assert "still damaged: " in r.output and "tagmanifest-sha256.txt" in r.output.rsplit("still damaged: ", 1)[1]
     assert (bag / "tagmanifest-sha256.txt").read_text() == "".join(lines)
 
 
