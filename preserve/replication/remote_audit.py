@@ -237,8 +237,9 @@ def _check_record(store: Store, name: str, root: Path, record: RemoteRecord | No
     """Every tag file the replica record lists is there, with its size and SHA-256 (the tag files
     were downloaded to ``root``); the payload manifest is the one the record pins."""
     if record is None:
-        add(RemoteFinding(record_key(name), "missing", "the replica record is not there, so the objects sent cannot be "
-                          "counted; replicate the bag again to write it", code="record-missing"))
+        add(RemoteFinding(record_key(name), "missing", f"the replica record {store.url.rstrip('/')}/{record_key(name)} "
+                          "is not there, so the objects sent cannot be counted; replicate the bag again to write it",
+                          code="record-missing"))
         return
     listed = record.tag_files
     if listed is None:
