@@ -218,7 +218,8 @@ def replicate(bag: Path, targets: tuple[str, ...], serialize: str | None, ledger
     each part with its own SHA-256 (part size and digests are kept in the ledger and in
     PREFIX/BAG-NAME.preserve-replica.json). A rerun skips objects already present and verified
     and resumes interrupted uploads. The replica is recorded in the ledger whatever the outcome,
-    and counts as complete only when every object verified.
+    and counts as complete only when every object verified. A symbolic link anywhere in BAG is
+    refused before anything is sent; in a directory TARGET a link is damage, never followed.
     """
     from preserve.replication.replicate import ReplicateOptions, replicate_bag
 

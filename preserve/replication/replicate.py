@@ -205,8 +205,11 @@ def replicate_bag(bag_path: str | Path, store: Store, options: ReplicateOptions 
     if result.objects:
         record = RemoteRecord(bag=name, layout=opts.layout, manifest_sha256=manifest_digest, complete=result.complete,
                               objects=result.objects, bytes=result.bytes, updated=result.ended,
-                              tar_sha256=result.tar_sha256, tag_files=dict(sorted(result.tag_files.items())),
-                              payload_files=result.payload_files, payload_bytes=result.payload_bytes,
+                              tar_sha256=result.tar_sha256,
+                              # a tar replica is one object, accounted for by tar_sha256
+                              tag_files=dict(sorted(result.tag_files.items())) if opts.layout == "files" else None,
+                              payload_files=result.payload_files if opts.layout == "files" else None,
+                              payload_bytes=result.payload_bytes if opts.layout == "files" else None,
                               multipart={k: {"sha256": result.part_sha256.get(k, ""), "part_size": p.part_size,
                                              "parts": p.digests, "composite": p.composite}
                                          for k, p in result.parts.items()})
