@@ -30,7 +30,13 @@ from preserve.bag.tagfiles import (
     split_lines,
 )
 from preserve.errors import BadTagFile, SourceNotFound
-from preserve.safefs import LINK_REASON, LinkRefused, open_regular_beneath, read_beneath
+from preserve.safefs import (
+    LINK_REASON,
+    LinkRefused,
+    open_beneath,
+    open_regular_beneath,
+    read_beneath,
+)
 
 _MANIFEST = re.compile(r"^(tag)?manifest-([A-Za-z0-9-]+)\.txt$")
 _LINE = re.compile(r"^([0-9A-Fa-f]+)[ \t]+(\*?)(.*)$")
@@ -226,8 +232,18 @@ def _walk(root: Path, relative: str, unreadable: list[tuple[str, str]] | None = 
     stack = [relative]
     while stack:
         rel = stack.pop()
+        # each folder is opened from the bag's root with no link followed, and listed by its
+        # descriptor: a folder swapped for a link after its parent was listed is not listed
         try:
-            entries = sorted(os.scandir(root / rel), key=lambda e: e.name, reverse=True)
+            fd = open_beneath(root, rel, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        except LinkRefused as exc:
+            if str(exc.filename) == os.path.join(os.fspath(root), rel):
+                try:
+                    link = os.lstat(exc.filename)
+                except OSError:
+                    continue
+                yield rel, link  # reported as the link it now is
+            continue
         except FileNotFoundError:
             continue
         except OSError as exc:
@@ -236,19 +252,28 @@ def _walk(root: Path, relative: str, unreadable: list[tuple[str, str]] | None = 
             unreadable.append((rel, f"the folder cannot be listed ({exc.strerror or exc})"))
             continue
         files = []
-        for entry in entries:
-            child = f"{rel}/{entry.name}"
-            try:
-                if entry.is_dir(follow_symlinks=False):
-                    stack.append(child)
-                else:
-                    files.append((child, entry.stat(follow_symlinks=False)))
-            except FileNotFoundError:
-                continue
-            except OSError as exc:
-                if unreadable is None:
-                    raise
-                unreadable.append((child, f"cannot be examined ({exc.strerror or exc})"))
+        try:
+            with os.scandir(fd) as listing:
+                entries = sorted(listing, key=lambda e: e.name, reverse=True)
+            for entry in entries:
+                child = f"{rel}/{entry.name}"
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append(child)
+                    else:
+                        files.append((child, entry.stat(follow_symlinks=False)))
+                except FileNotFoundError:
+                    continue
+                except OSError as exc:
+                    if unreadable is None:
+                        raise
+                    unreadable.append((child, f"cannot be examined ({exc.strerror or exc})"))
+        except OSError as exc:
+            if unreadable is None:
+                raise
+            unreadable.append((rel, f"the folder cannot be listed ({exc.strerror or exc})"))
+        finally:
+            os.close(fd)
         yield from reversed(files)
 
 

@@ -257,3 +257,20 @@ def test_hash_batch_below_a_root_refuses_links_in_a_folder_it_keeps_open(tmp_pat
                        ("unreadable", "read error (is not a regular file (a pipe, device or socket))"),
                        ("missing", "disappeared while being read"),
                        ("link", "data/linked")]
+
+
+def test_a_folder_swapped_for_a_link_while_listing_is_not_listed(simple_bag: Path, tmp_path: Path) -> None:
+    import stat
+
+    from preserve.bag.reader import open_bag
+
+    walk = open_bag(simple_bag).iter_payload_files()
+    first = next(walk)
+    assert first[0] == "data/a.wav"  # data/ listed; data/sub not yet
+    shutil.rmtree(simple_bag / "data" / "sub")
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / f"{SECRET}.wav").write_bytes(b"x")
+    (simple_bag / "data" / "sub").symlink_to(tmp_path / "outside", target_is_directory=True)
+    rest = list(walk)
+    assert [rel for rel, _st in rest] == ["data/sub"]
+    assert stat.S_ISLNK(rest[0][1].st_mode)
