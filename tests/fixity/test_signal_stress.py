@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from preserve.fixity import WorkerPool
 from preserve.staging import LOCK_SUFFIX
 
 EXIT_INTERRUPTED = 130
@@ -177,3 +178,33 @@ def test_signals_at_random_moments_always_stop_the_run_cleanly(tmp_path: Path) -
             failures.append(f"{what}: exit status {proc.returncode}, expected {EXIT_INTERRUPTED}:\n{err}")
     assert not failures, "\n\n".join(failures)
     assert interrupted >= 15, f"only {interrupted} run(s) were interrupted ({finished} had finished first; seed {seed})"
+
+
+def test_a_signal_while_the_pool_lets_its_workers_go_still_ends_every_worker() -> None:
+    # Ctrl-C while a finished pool waits for its first worker to exit: the others must not be
+    # left running, as multiprocessing waits for them at exit and they ignore its SIGTERM
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip("worker processes are used only with two cores or more")
+    pool = WorkerPool(3)
+    procs = []
+    try:
+        with pytest.raises(KeyboardInterrupt), pool:
+            procs = [w.proc for w in pool._workers]
+            first = procs[0]
+            real_join = first.join
+            interrupted: list[bool] = []
+
+            def join_interrupted_once(timeout: float | None = None) -> None:
+                if not interrupted:
+                    interrupted.append(True)
+                    raise KeyboardInterrupt
+                real_join(timeout)
+
+            first.join = join_interrupted_once
+        assert interrupted
+        assert [p.pid for p in procs if p.is_alive()] == [], "a worker outlived its pool"
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.kill()
+                p.join()
