@@ -65,7 +65,7 @@ from preserve.fixity import (
     read_verify,
     syncfs,
 )
-from preserve.staging import journaled
+from preserve.staging import journaled, lock_path_for
 
 TAG_DIR = "metadata"
 XXH3_FILE = f"{TAG_DIR}/xxh3-128.txt"
@@ -368,6 +368,8 @@ def create_bag(
     dest = Path(os.path.abspath(dest))
     if isinstance(payload, DirectoryPayload):
         check_dest_outside_source(dest, payload.source)
+    if os.path.lexists(dest) and not os.path.lexists(lock_path_for(dest)):
+        raise DestinationExists(path=str(dest))  # and no journal beside it lists anything to remove
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -19,7 +19,7 @@ from preserve.errors import (
 )
 from preserve.fixity import Progress, fsync_path, syncfs
 from preserve.serialize.archive import iter_members
-from preserve.staging import journaled
+from preserve.staging import journaled, lock_path_for
 
 
 def unpack(
@@ -43,6 +43,8 @@ def unpack(
     if not src.is_file():
         raise BadArchive(path=str(src), reason="no such file")
     dest = Path(os.path.abspath(dest))
+    if os.path.lexists(dest) and not os.path.lexists(lock_path_for(dest)):
+        raise DestinationExists(path=str(dest))  # and no journal beside it lists anything to remove
     made = _missing_parents(dest)
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
