@@ -799,8 +799,14 @@ def start_processes() -> None:
     if (os.cpu_count() or 1) < 2:
         return
     import multiprocessing.forkserver
+    import multiprocessing.resource_tracker
 
     _process_context()
+    # The server's start begins by starting multiprocessing's resource tracker (which ignores both
+    # signals itself), and that unblocks SIGINT and SIGTERM in this thread when done: started
+    # first, alone, while a signal is only noted, so that none is lost below.
+    with _signals_held():
+        multiprocessing.resource_tracker.ensure_running()
     # A terminal's Ctrl-C reaches the whole process group, and systemd stops a service by sending
     # SIGTERM to every process in it. The server is a new interpreter that imports its preloaded
     # modules before it ignores SIGINT, and never ignores SIGTERM: it starts with both ignored
