@@ -53,7 +53,8 @@ def bag(source: Path, dest: Path, algorithms: tuple[str, ...], info: tuple[str, 
     SOURCE is only read. DEST appears whole or not at all: the bag is built in hidden staging
     beside DEST, made durable, re-read from storage to verify it (unless --no-verify), then
     renamed into place (or written as an archive, which is read back too). With --profile, a
-    bag that would not conform is refused (exit 1) before anything lands at DEST.
+    bag that would not conform is refused (exit 1) before anything lands at DEST. Staging left by
+    a run that was killed is removed by the next run on DEST, which says so.
     """
     info_items = parse_info(info)  # usage errors before any work
     profile = load_profile(profile_ref) if profile_ref else None

@@ -25,6 +25,8 @@ def install(source: Path | None, dest: Path | None, base_url: str | None) -> Non
     Downloads them from the Library of Congress and W3C (or copies them from --from DIR), refuses
     any file whose SHA-256 differs from the pinned one, and writes them with an XML catalog into
     the user data folder. `preserve validate` then uses them (or set PRESERVE_SCHEMAS to a folder).
+    A previous install is replaced in one step: stopped at any moment, the folder holds the old
+    set or the new one, complete. A full disk exits 5 and leaves the previous install as it was.
     """
     folder = install_schemas(dest, source=source, base_url=base_url)
     click.echo(f"installed {len(pins())} schemas in {folder} (SHA-256 verified; catalog: {folder / 'catalog.xml'})")

@@ -25,6 +25,7 @@ def unpack(archive: Path, dest: Path, workers: int | None, quiet: bool) -> None:
     members outside the one top-level folder stop the run (exit 3) before anything lands outside
     DEST. The bag is extracted into hidden staging beside DEST, validated from disk (with its
     PREMIS/METS sidecars, as `preserve validate` checks them), and renamed to DEST only when valid; an invalid bag is reported (exit 1) and nothing is left behind.
+    Staging left by a run that was killed is removed by the next run on DEST, which says so.
     """
     bar = ProgressBar(content_size(archive) if archive.is_file() else 0, "unpacking", enabled=not quiet)
     try:
