@@ -366,7 +366,15 @@ def _send_files(bag: Bag, store: Store, opts: ReplicateOptions, remote: RemoteRe
         for line in bag.iter_manifest("sha256"):
             if line.error:
                 continue
-            yield _Job(line.path, bag.path / line.path, line.digest, _local_size(bag.path, line.path), archive=True)
+            # one lstat (the file itself not followed) rather than a walk per file: refuse_links
+            # refused every link in its folders, and the bytes sent are checked against the
+            # manifest's digest, so a link swapped in later cannot pass for the file
+            path = bag.path / line.path
+            try:
+                size = os.lstat(path).st_size
+            except OSError as exc:
+                raise BagInvalid(f"{path}: {exc.strerror or exc}; validate the bag before replicating") from None
+            yield _Job(line.path, path, line.digest, size, archive=True)
 
     for group in (_tag_jobs(bag, manifests), payload(), _tag_jobs(bag, others), _tag_jobs(bag, tagmanifests)):
         for _ in ordered_map(run, group, workers=opts.workers):

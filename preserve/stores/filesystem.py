@@ -64,7 +64,6 @@ from preserve.safefs import (
     open_regular_beneath,
     parent_fd,
     refusal,
-    replace_beneath,
     unlink_beneath,
 )
 from preserve.stores.base import ObjectInfo, PutOptions, PutResult, Store
@@ -78,6 +77,14 @@ _DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLL
 _NOT_REGULAR = "is not a regular file (a folder, pipe, device or socket)"
 
 
+@dataclass(frozen=True)
+class _Temp:
+    """One temporary file: its name in the run's staging folder (a number) and that folder's descriptor."""
+
+    dir_fd: int
+    name: str
+
+
 @dataclass
 class _Run:
     """This store object's staging: journal descriptor (held locked) and folder."""
@@ -85,6 +92,8 @@ class _Run:
     token: str
     journal_fd: int
     counter: int = 0
+    folder_fd: int = -1  # held open: each temporary is created and renamed relative to it
+
 
     @property
     def folder(self) -> str:
@@ -93,6 +102,8 @@ class _Run:
 
 def _release(root: str, run: _Run) -> None:
     """Remove a live run's own staging folder and journal (called once, by its finalizer)."""
+    if run.folder_fd >= 0:
+        os.close(run.folder_fd)
     with contextlib.suppress(OSError), parent_fd(root, run.folder) as (fd, name):
         shutil.rmtree(name, dir_fd=fd)
     with contextlib.suppress(OSError):
@@ -135,14 +146,14 @@ class FilesystemStore(Store):
 
     # -- writing -----------------------------------------------------------------------------
 
-    def _new_temp(self) -> str:
-        """A fresh temporary path (relative to the root) in this run's staging folder."""
+    def _new_temp(self) -> _Temp:
+        """A fresh temporary name in this run's staging folder."""
         with self._lock:
             if self._run is None:
                 self._run = self._start_run()
                 self._finalizer = weakref.finalize(self, _release, str(self.root), self._run)
             self._run.counter += 1
-            return f"{self._run.folder}/{self._run.counter}"
+            return _Temp(self._run.folder_fd, str(self._run.counter))
 
     def _start_run(self) -> _Run:
         token = secrets.token_hex(8)
@@ -163,6 +174,7 @@ class FilesystemStore(Store):
             os.write(fd, _HEADER + os.fsencode(run.folder).hex().encode("ascii") + b"\n")
             os.fsync(fd)
             makedirs_beneath(self.root, run.folder, mode=0o700)
+            run.folder_fd = open_beneath(self.root, run.folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
         except OSError as exc:
             _release(str(self.root), run)
             raise _storage(exc, self.root / STAGING) from exc
@@ -177,13 +189,14 @@ class FilesystemStore(Store):
             self._run = None
             self._finalizer = None
 
-    def _write(self, key: str, chunks: Iterator[bytes], options: PutOptions) -> tuple[str, int, str]:
+    def _write(self, key: str, chunks: Iterator[bytes], options: PutOptions) -> tuple[_Temp, int, str]:
         self._path(key)  # an unsafe key is refused before anything is written
         temp = self._new_temp()
         digest = hashlib.sha256()
         size = 0
         try:
-            fd = open_beneath(self.root, temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            fd = os.open(temp.name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+                         | getattr(os, "O_CLOEXEC", 0), 0o644, dir_fd=temp.dir_fd)
             try:
                 for chunk in chunks:
                     if options.limiter is not None:
@@ -207,16 +220,16 @@ class FilesystemStore(Store):
             raise
         return temp, size, digest.hexdigest()
 
-    def _drop(self, temp: str) -> None:
+    def _drop(self, temp: _Temp) -> None:
         with contextlib.suppress(OSError):
-            unlink_beneath(self.root, temp)
+            os.unlink(temp.name, dir_fd=temp.dir_fd)
 
-    def _commit(self, temp: str, key: str) -> None:
-        folder = key.rpartition("/")[0]
+    def _commit(self, temp: _Temp, key: str) -> None:
         try:
-            if folder:
-                makedirs_beneath(self.root, folder)
-            replace_beneath(self.root, temp, key)
+            # the key's folders made (or walked) with no link followed, then one rename from staging
+            with parent_fd(self.root, key, create=True) as (folder, name):
+                os.replace(temp.name, name, src_dir_fd=temp.dir_fd, dst_dir_fd=folder)
+                os.fsync(folder)
         except LinkRefused as exc:
             self._drop(temp)
             raise refusal(exc) from None
