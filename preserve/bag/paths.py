@@ -6,7 +6,12 @@ import re
 import unicodedata
 
 _DECODE = re.compile(r"%(25|0[dD]|0[aA])")
+# Before BagIt 1.0 only CR and LF were escaped (bagit-python writes and reads %0D and %0A in every
+# version); a '%' was written as it is, so "a%25b.txt" in a 0.97 manifest names exactly that file.
+_DECODE_BEFORE_1_0 = re.compile(r"%(0[dD]|0[aA])")
 _DECODE_MAP = {"25": "%", "0d": "\r", "0a": "\n"}
+#: A '%' that does not start %25, %0D or %0A: in a BagIt 1.0 manifest it was written unencoded.
+_BARE_PERCENT = re.compile(r"%(?!25|0[dDaA])")
 
 # Windows drive ("C:", "C:\x", "C:/x"), UNC ("\\server\share", "//server/share"), environment
 # shortcuts ("%HomeDrive%\..."): all absolute somewhere, so never safe inside a bag.
@@ -20,11 +25,39 @@ def encode_manifest_path(path: str) -> str:
     return path.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 
-def decode_manifest_path(text: str) -> str:
-    """Undo :func:`encode_manifest_path`; lower-case hex is accepted on reading."""
+def decode_manifest_path(text: str, version: tuple[int, int] = (1, 0)) -> str:
+    """Undo :func:`encode_manifest_path` as the bag's BagIt ``version`` wrote it; lower-case hex is
+    accepted on reading.
+
+    ``%25`` is a BagIt 1.0 rule (RFC 8493 2.1.3): before 1.0 only ``%0D`` and ``%0A`` are decoded,
+    so a 0.97 bag may hold both ``a%b.txt`` and ``a%25b.txt``, each listed as it is named.
+    """
     if "%" not in text:  # called for every manifest line: most have nothing to decode
         return text
-    return _DECODE.sub(lambda m: _DECODE_MAP[m.group(1).lower()], text)
+    pattern = _DECODE if version >= (1, 0) else _DECODE_BEFORE_1_0
+    return pattern.sub(lambda m: _DECODE_MAP[m.group(1).lower()], text)
+
+
+def bare_percent(raw: str) -> bool:
+    """True when ``raw`` (a path as a BagIt 1.0 manifest writes it) holds a '%' that is not the
+    start of %25, %0D or %0A: a '%' its writer did not encode, read literally."""
+    return "%" in raw and _BARE_PERCENT.search(raw) is not None
+
+
+def code_points(name: str) -> str:
+    """``name`` with every character outside ASCII shown as its code point (``Cafe\\u0301``), so
+    two names that look alike on a terminal are seen to differ."""
+    return "".join(c if c.isascii() and c.isprintable() else f"\\u{ord(c):04x}" if ord(c) <= 0xFFFF
+                   else f"\\U{ord(c):08x}" for c in name)
+
+
+def normalization_form(name: str) -> str:
+    """"NFC", "NFD", or "mixed" (neither) for a name holding characters that normalization changes."""
+    if unicodedata.is_normalized("NFC", name):
+        return "NFC"
+    if unicodedata.is_normalized("NFD", name):
+        return "NFD"
+    return "neither NFC nor NFD"
 
 
 def unsafe_reason(path: str) -> str | None:

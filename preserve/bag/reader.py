@@ -100,8 +100,10 @@ class Bag:
         return decode_tag_text(read_beneath(self.path, relative), self.declared_encoding or "UTF-8")
 
     def iter_manifest(self, algorithm: str, *, tag: bool = False) -> Iterator[ManifestLine]:
-        """Lines of one manifest, streamed: CRLF, ``./`` prefixes and md5sum's ``*`` accepted."""
+        """Lines of one manifest, streamed: CRLF, ``./`` prefixes and md5sum's ``*`` accepted.
+        Paths are decoded as the bag's BagIt version wrote them (``%25`` only from 1.0 on)."""
         source = (self.tag_manifests if tag else self.payload_manifests)[algorithm]
+        version = self.version_tuple  # '%25' is decoded in BagIt 1.0 bags only
         fd, _size = open_regular_beneath(self.path, source.name)
         with open(fd, encoding=self.encoding, newline="") as f:
             for number, text in enumerate(f, 1):
@@ -115,12 +117,12 @@ class Bag:
                     yield ManifestLine("", "", text, number, error=f"line {number} is not 'DIGEST PATH': {text!r}")
                     continue
                 raw = normalize_manifest_path(m.group(3))
-                yield ManifestLine(m.group(1).lower(), decode_manifest_path(raw), raw, number)
+                yield ManifestLine(m.group(1).lower(), decode_manifest_path(raw, version), raw, number)
 
     def fetch_entries(self) -> tuple[list[FetchEntry], list[TagProblem]]:
         if _regular("fetch.txt", self.path / "fetch.txt") is None:
             return [], []  # absent; a link or pipe is in ``irregular``
-        return parse_fetch(self.read_tag_text("fetch.txt"))
+        return parse_fetch(self.read_tag_text("fetch.txt"), self.version_tuple)
 
     def iter_payload_files(self, unreadable: list[tuple[str, str]] | None = None) -> Iterator[tuple[str, os.stat_result]]:
         """Every entry under data/ that is not a folder, as (bag-relative path, lstat), in sorted

@@ -164,7 +164,9 @@ class FetchEntry:
     line: int
 
 
-def parse_fetch(text: str) -> tuple[list[FetchEntry], list[TagProblem]]:
+def parse_fetch(text: str, version: tuple[int, int] = (1, 0)) -> tuple[list[FetchEntry], list[TagProblem]]:
+    """fetch.txt's entries, paths decoded as BagIt ``version`` encodes them (see
+    :func:`~preserve.bag.paths.decode_manifest_path`)."""
     from preserve.bag.paths import decode_manifest_path
 
     entries: list[FetchEntry] = []
@@ -187,5 +189,5 @@ def parse_fetch(text: str) -> tuple[list[FetchEntry], list[TagProblem]]:
             continue
         if not re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", url):
             problems.append(TagProblem("error", f"fetch.txt line {number}: {url!r} is not a URL", number))
-        entries.append(FetchEntry(url, length, decode_manifest_path(path), number))
+        entries.append(FetchEntry(url, length, decode_manifest_path(path, version), number))
     return entries, problems

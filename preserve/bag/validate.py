@@ -24,7 +24,14 @@ from typing import Any, Literal
 
 from preserve.bag.index import PathIndex, real_path
 from preserve.bag.index import printable as index_printable
-from preserve.bag.paths import unsafe_reason
+from preserve.bag.paths import (
+    bare_percent,
+    code_points,
+    decode_manifest_path,
+    nfc,
+    normalization_form,
+    unsafe_reason,
+)
 from preserve.bag.reader import (
     Bag,
     empty_directories,
@@ -57,6 +64,7 @@ CODES = (
     "outside-payload", "duplicate", "missing", "unlisted", "altered", "unreadable", "oxum",
     "percent-literal", "unsupported-algorithm", "fetch", "not-fetched", "tag-missing",
     "tag-altered", "sidecar", "profile", "serialization", "not-regular", "missing-directory",
+    "name-normalization",
 )
 
 #: Schemes ``validate --fetch`` downloads from; a redirect to any other is refused.
@@ -189,7 +197,8 @@ def validate_bag(
         _load_manifests(bag, index, report)
         _load_disk(bag, index, report)
         index.finish_loading()
-        _resolve_percent_literals(index, report)
+        _resolve_percent_literals(bag, index, report)
+        _resolve_normalization(index, report)
         _completeness(bag, index, report)
         total = next(index.query("SELECT count(*), coalesce(sum(size),0) FROM d"))
         report.files, report.bytes = int(total[0]), int(total[1])  # type: ignore[call-overload]
@@ -209,6 +218,7 @@ def validate_bag(
 
 def _load_manifests(bag: Bag, index: PathIndex, report: ValidationReport) -> None:
     strict = bag.version_tuple >= (1, 0)
+    bare: set[str] = set()
     for alg in sorted(bag.payload_manifests):
         name = f"manifest-{alg}.txt"
         rows: list[tuple[str, str, str, int, str]] = []
@@ -224,6 +234,11 @@ def _load_manifests(bag: Bag, index: PathIndex, report: ValidationReport) -> Non
                 if not line.path.startswith("data/"):
                     report.add("error", "outside-payload", f"{name} line {line.line} lists a path outside data/", path=line.path)
                     continue
+                if strict and bare_percent(line.raw) and line.path not in bare:
+                    bare.add(line.path)  # once, not once per manifest
+                    report.add("warning", "percent-literal",
+                               f"{name} line {line.line}: a '%' not encoded as %25, which BagIt 1.0 requires; read "
+                               "literally (a reader that decodes every %XX may name another file)", path=line.path)
                 rows.append((line.path, alg, line.digest, line.line, line.raw))
                 if len(rows) >= 5000:
                     index.add_entries(rows)
@@ -271,17 +286,68 @@ def _load_disk(bag: Bag, index: PathIndex, report: ValidationReport) -> None:
         report.add("error", "unreadable", why, path=index_printable(rel))
 
 
-def _resolve_percent_literals(index: PathIndex, report: ValidationReport) -> None:
-    """bagit-python writes '%' unencoded: where only the literal name exists, accept it, warn."""
-    rows = list(index.query(
-        "SELECT DISTINCT m.path, m.raw FROM m WHERE m.raw <> m.path "
-        "AND NOT EXISTS (SELECT 1 FROM d WHERE d.path = m.path) "
-        "AND EXISTS (SELECT 1 FROM d WHERE d.path = m.raw)"))
-    for decoded, raw in rows:
+def _resolve_percent_literals(bag: Bag, index: PathIndex, report: ValidationReport) -> None:
+    """A name read under the other BagIt version's '%' rule, where only that name exists: accepted,
+    with a warning. In a 1.0 bag, a '%25' some tool wrote for a literal '%25' in the name; before
+    1.0 (where '%25' is not decoded), a '%25' a tool wrote as 1.0 encodes '%'."""
+    if bag.version_tuple >= (1, 0):
+        rows = list(index.query(
+            "SELECT DISTINCT m.path, m.raw FROM m WHERE m.raw <> m.path "
+            "AND NOT EXISTS (SELECT 1 FROM d WHERE d.path = m.path) "
+            "AND EXISTS (SELECT 1 FROM d WHERE d.path = m.raw)"))
+        for decoded, raw in rows:
+            report.add("warning", "percent-literal",
+                       f"the manifest has '%' unencoded (as bagit-python writes it); read literally, not as {decoded!r}",
+                       path=str(raw))
+            index.db.execute("UPDATE m SET path = raw WHERE path = ? AND raw = ?", (decoded, raw))
+        return
+    listed = [str(p) for (p,) in index.query(
+        "SELECT DISTINCT m.path FROM m WHERE instr(m.path, '%') > 0 "
+        "AND NOT EXISTS (SELECT 1 FROM d WHERE d.path = m.path)")]
+    for literal in listed:
+        decoded = decode_manifest_path(literal)
+        if decoded == literal or next(index.query("SELECT count(*) FROM d WHERE path = ?", (decoded,)))[0] == 0:
+            continue
+        if next(index.query("SELECT count(*) FROM m WHERE path = ?", (decoded,)))[0]:
+            continue  # the manifest lists that name too: the literal one is missing
         report.add("warning", "percent-literal",
-                   f"the manifest has '%' unencoded (as bagit-python writes it); read literally, not as {decoded!r}",
-                   path=str(raw))
-        index.db.execute("UPDATE m SET path = raw WHERE path = ? AND raw = ?", (decoded, raw))
+                   f"the manifest encodes '%' as %25, a BagIt 1.0 rule this BagIt {bag.version} bag does not follow; "
+                   f"read as {decoded!r}, the name in data/", path=literal)
+        index.db.execute("UPDATE m SET path = ? WHERE path = ?", (decoded, literal))
+
+
+def _resolve_normalization(index: PathIndex, report: ValidationReport) -> None:
+    """A listed name with no file, where data/ holds an unlisted file whose name differs from it
+    only by Unicode normalization (NFC against NFD, as a copy through macOS leaves it).
+
+    One error names both, as code points, instead of a 'missing' and an 'unlisted' that print
+    alike; the file on disk is then checked against the manifest's digests, so the curator learns
+    whether the content is intact. It stays an error: the bytes in data/ are not the name the
+    manifest lists, and a reader that compares names as they are (on Linux, most) will not find it.
+    """
+    unlisted: dict[str, list[str]] = {}
+    for (rel,) in index.query("SELECT d.path FROM d WHERE d.real IS NULL "
+                              "AND NOT EXISTS (SELECT 1 FROM m WHERE m.path = d.path)"):
+        name = str(rel)
+        if not name.isascii():  # normalization changes nothing in an ASCII name
+            unlisted.setdefault(nfc(name), []).append(name)
+    if not unlisted:
+        return
+    pairs: list[tuple[str, str]] = []
+    for (rel,) in index.query("SELECT DISTINCT m.path FROM m WHERE NOT EXISTS (SELECT 1 FROM d WHERE d.path = m.path)"):
+        listed = str(rel)
+        found = unlisted.get(nfc(listed), []) if not listed.isascii() else []
+        if len(found) == 1:  # two look-alikes on disk: which one was meant is not for us to guess
+            pairs.append((listed, found[0]))
+    for listed, on_disk in pairs:
+        report.add("error", "name-normalization",
+                   f"listed in the manifest as '{code_points(listed)}' ({normalization_form(listed)}), but data/ "
+                   f"holds '{code_points(on_disk)}' ({normalization_form(on_disk)}): the names differ only by "
+                   "Unicode normalization, as a copy through macOS leaves them. The file was checked under its name "
+                   "in data/; rename it to the manifest's form (or copy the bag again with a tool that keeps names "
+                   "as bytes) so that other tools find it", path=listed, expected=code_points(listed),
+                   found=code_points(on_disk))
+        index.db.execute("UPDATE m SET path = ? WHERE path = ?", (on_disk, listed))
 
 
 def _completeness(bag: Bag, index: PathIndex, report: ValidationReport) -> None:
