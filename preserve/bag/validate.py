@@ -197,8 +197,7 @@ def validate_bag(
         _load_manifests(bag, index, report)
         _load_disk(bag, index, report)
         index.finish_loading()
-        _resolve_percent_literals(bag, index, report)
-        _resolve_normalization(index, report)
+        resolve_names(bag, index, report)
         _completeness(bag, index, report)
         total = next(index.query("SELECT count(*), coalesce(sum(size),0) FROM d"))
         report.files, report.bytes = int(total[0]), int(total[1])  # type: ignore[call-overload]
@@ -286,11 +285,19 @@ def _load_disk(bag: Bag, index: PathIndex, report: ValidationReport) -> None:
         report.add("error", "unreadable", why, path=index_printable(rel))
 
 
-def _resolve_percent_literals(bag: Bag, index: PathIndex, report: ValidationReport) -> None:
+def resolve_names(bag: Bag, index: PathIndex, report: ValidationReport) -> None:
+    """After loading manifests and files: the '%' fallbacks of the bag's BagIt version, then names
+    that differ only by Unicode normalization. Shared with archive validation, which loads its
+    index from the archive instead of the disk."""
+    _resolve_percent_literals(index, report, bag)
+    _resolve_normalization(index, report)
+
+
+def _resolve_percent_literals(index: PathIndex, report: ValidationReport, bag: Bag | None = None) -> None:
     """A name read under the other BagIt version's '%' rule, where only that name exists: accepted,
-    with a warning. In a 1.0 bag, a '%25' some tool wrote for a literal '%25' in the name; before
-    1.0 (where '%25' is not decoded), a '%25' a tool wrote as 1.0 encodes '%'."""
-    if bag.version_tuple >= (1, 0):
+    with a warning. In a 1.0 bag (or ``bag`` None), a '%25' some tool wrote for a literal '%25' in
+    the name; before 1.0 (where '%25' is not decoded), a '%25' a tool wrote as 1.0 encodes '%'."""
+    if bag is None or bag.version_tuple >= (1, 0):
         rows = list(index.query(
             "SELECT DISTINCT m.path, m.raw FROM m WHERE m.raw <> m.path "
             "AND NOT EXISTS (SELECT 1 FROM d WHERE d.path = m.path) "
