@@ -20,7 +20,7 @@ import tarfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from preserve.bag.paths import unsafe_reason
 from preserve.bag.reader import empty_directories
@@ -33,7 +33,7 @@ from preserve.errors import (
     ObjectArchived,
     StorageError,
 )
-from preserve.fixity import fsync_path, ordered_map, syncfs
+from preserve.fixity import fsync_path, hash_file, ordered_map, syncfs
 from preserve.replication.layout import object_key, read_record, replica_location, tar_key
 from preserve.replication.tarstream import _ChunkReader
 from preserve.safefs import LinkRefused, makedirs_beneath, open_beneath, refusal
@@ -98,6 +98,11 @@ def restore_bag(store: Store, name: str, dest: str | os.PathLike[str], *, worker
                 first = "; ".join(str(f) for f in report.errors[:3])
                 raise BagInvalid(f"{source}: the restored copy is not valid ({len(report.errors)} problem(s): {first}); "
                                  f"nothing was restored to {target}", report=report)
+            lost = _lost_tag_files(staging, record.tag_files if record else None)
+            if lost:
+                raise BagInvalid(f"{source}: the replica record lists {len(lost)} tag file(s) the replica no longer holds "
+                                 f"intact ({'; '.join(lost[:3])}); nothing was restored to {target}: repair the replica "
+                                 "from another copy", report=report)
             if not syncfs(staging):
                 for dirpath, _dirs, names in os.walk(staging):
                     for n in names:
@@ -116,6 +121,21 @@ def restore_bag(store: Store, name: str, dest: str | os.PathLike[str], *, worker
     report.path = str(target)
     return RestoreResult(source=source, dest=target, files=files, bytes=report.bytes, report=report,
                          directories=directories, cleaned=list(journal.removed))
+
+
+def _lost_tag_files(staging: Path, recorded: dict[str, dict[str, Any]] | None) -> list[str]:
+    """Tag files the replica record lists that did not arrive whole: a replica that lost both tag
+    manifests and metadata/ still validates as BagIt, so the record is what shows the loss."""
+    lost: list[str] = []
+    for rel, entry in sorted((recorded or {}).items()):
+        try:
+            found = hash_file(rel, ("sha256",), root=staging)["sha256"]
+        except FileNotFoundError:
+            lost.append(f"{rel}: missing")
+            continue
+        if isinstance(entry.get("sha256"), str) and found != entry["sha256"]:
+            lost.append(f"{rel}: sha256 {found}, the record says {entry['sha256']}")
+    return lost
 
 
 def _storage(exc: OSError, folder: Path, target: Path) -> StorageError:
