@@ -1,13 +1,16 @@
-"""``preserve check COLLECTION``: is this collection ready to package? Writes nothing."""
+"""``preserve check COLLECTION``: is this collection ready to package? Writes nothing.
+
+File names, sheet values and the messages quoting them come from the collection: each is escaped
+(:func:`~preserve.textsafe.for_people`) as it is printed; ``--json`` keeps the exact strings.
+"""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
-from preserve.cli.common import ProgressBar
+from preserve.cli.common import ProgressBar, for_people, to_json
 from preserve.errors import CollectionNotReady
 from preserve.intake import CheckReport, check_collection
 from preserve.intake.check import Problem
@@ -40,7 +43,7 @@ def render_report(report: CheckReport, *, err: bool = False, table: bool = True)
     if report.problems:
         click.echo(f"\n{len(report.problems)} problem(s) stop packaging:", err=err)
         for p in report.problems:
-            click.echo(click.style("  error: ", fg="red") + p.message, err=err)
+            click.echo(click.style("  error: ", fg="red") + for_people(p.message, lines=True), err=err)
 
 
 def _render_table(report: CheckReport, err: bool) -> None:
@@ -49,21 +52,21 @@ def _render_table(report: CheckReport, err: bool) -> None:
         rows = [("FILE", "FORMAT", "DURATION", "RIGHTS", "AUDIO CHECK")]
         for i, t in enumerate(tracks):
             essence = t.essence.outcome + (" (accepted defect)" if t.essence.accepted_damage else "")
-            rows.append((t.source_path, _format(report, i), _duration(t.technical.duration),
-                         report.rights_status(t), essence))
+            rows.append((for_people(t.source_path), for_people(_format(report, i)), _duration(t.technical.duration),
+                         for_people(report.rights_status(t)), for_people(essence)))
         widths = [max(len(r[c]) for r in rows) for c in range(4)]
         for r in rows:
             click.echo("  ".join(r[c].ljust(widths[c]) for c in range(4)) + "  " + r[4], err=err)
     if report.collection.submission_files:
         click.echo("", err=err)
         for s in report.collection.submission_files:
-            click.echo(f"  {s.role:<18} {s.source_path}", err=err)
+            click.echo(f"  {s.role:<18} {for_people(s.source_path)}", err=err)
     if report.identification:
-        click.echo(f"\nformats identified with {report.identification}", err=err)
+        click.echo(f"\nformats identified with {for_people(report.identification)}", err=err)
     for note in report.notes:
-        click.echo(f"note: {note}", err=err)
+        click.echo(f"note: {for_people(note, lines=True)}", err=err)
     for w in report.warnings:
-        click.echo(click.style("warning: ", fg="yellow") + w, err=err)
+        click.echo(click.style("warning: ", fg="yellow") + for_people(w, lines=True), err=err)
 
 
 @click.command()
@@ -97,7 +100,7 @@ def check(collection: Path, as_json: bool, workers: int | None, quiet: bool, pro
         if why:
             report.problems.append(Problem("profile", f"{CONFIG_NAME}: {why}", CONFIG_NAME))
     if as_json:
-        click.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
+        click.echo(to_json(report.to_dict()))
     else:
         render_report(report)
     if not report.ready:

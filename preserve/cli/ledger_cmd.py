@@ -14,7 +14,7 @@ import click
 
 from preserve.audit import ledger as ledger_lib
 from preserve.audit.ledger import Ledger, default_ledger_path
-from preserve.cli.common import warn
+from preserve.cli.common import for_people, warn
 from preserve.errors import StorageError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -87,7 +87,7 @@ def backup(dest: Path, ledger_path: Path | None, network_ok: bool) -> None:
     with open_ledger(ledger_path, network_ok, create=False) as led:
         out = led.backup(dest)
         count = len(led.bag_states())
-    click.echo(f"backed up {led.path} ({count} bag(s)) to {out}")
+    click.echo(f"backed up {for_people(str(led.path))} ({count} bag(s)) to {for_people(str(out))}")
 
 
 @ledger.command()
@@ -101,7 +101,7 @@ def export(output: Path | None, ledger_path: Path | None, network_ok: bool) -> N
     with open_ledger(ledger_path, network_ok, create=False) as led, output_file(output) as out:
         rows = led.export_jsonl(out)
     if output is not None:
-        click.echo(f"exported {rows} row(s) to {output}", err=True)
+        click.echo(f"exported {rows} row(s) to {for_people(str(output))}", err=True)
 
 
 @ledger.command()
@@ -110,7 +110,7 @@ def info(ledger_path: Path | None, network_ok: bool) -> None:
     """Where the ledger is, its schema version and journal mode, and what it holds."""
     with open_ledger(ledger_path, network_ok, create=False) as led:
         states = led.bag_states()
-        click.echo(f"ledger: {led.path}")
+        click.echo(f"ledger: {for_people(str(led.path))}")
         click.echo(f"schema version: {led.schema_version}; journal mode: {led.journal_mode}")
         click.echo(f"bags: {len(states)}; audits: {sum(s.audits for s in states)}; "
                    f"failing now: {sum(1 for s in states if s.last_outcome == 'fail')}")

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from preserve.cli.check_cmd import render_report
-from preserve.cli.common import ProgressBar, parse_info, warn
+from preserve.cli.common import ProgressBar, for_people, parse_info, warn
 from preserve.errors import CollectionNotReady, ProfileViolation
 from preserve.fixity import ALGORITHMS
 from preserve.intake import CheckReport
@@ -62,7 +62,7 @@ def package(collection: Path, dest: Path, operator: str | None, profile: str, no
                 on_warning=None if quiet else warn)
     except ProfileViolation as exc:
         for f in exc.fields.get("failures", []):
-            click.echo(f"error: {f.path + ': ' if f.path else ''}{f.message}", err=True)
+            click.echo(f"error: {for_people(f.path) + ': ' if f.path else ''}{for_people(f.message, lines=True)}", err=True)
         raise
     except CollectionNotReady as exc:
         if exc.report is not None:
@@ -80,6 +80,6 @@ def package(collection: Path, dest: Path, operator: str | None, profile: str, no
                 if bag.verification.performed else "not verified (--no-verify)")
     profile_text = f"; profile {result.profile}" if result.profile else ""
     click.echo(f"packaged {len(result.report.collection.tracks)} audio file(s) and "
-               f"{len(result.report.collection.submission_files)} submission file(s), {bag.bytes} bytes, into {bag.path} "
-               f"({', '.join(bag.algorithms)}; {verified}{profile_text})")
+               f"{len(result.report.collection.submission_files)} submission file(s), {bag.bytes} bytes, into {for_people(str(bag.path))} "
+               f"({', '.join(bag.algorithms)}; {verified}{for_people(profile_text)})")
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import click
 
+from preserve.cli.common import for_people as shown
+from preserve.cli.common import to_json
 from preserve.cli.replicate_cmd import open_ledger, resolve_target, s3_options, with_config
 from preserve.errors import EXIT_PROBLEMS
 from preserve.replication.config import ReplicationConfig
@@ -48,21 +49,23 @@ def repair(bag: Path, source: str, name: str | None, ledger_path: Path | None, w
     finally:
         ledger.close()
     if as_json:
-        click.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
+        click.echo(to_json(result.to_dict()))
     else:
+        # names, reasons and findings come from the bag and the replica: each is escaped as printed
         for p in result.cleaned:
-            click.echo(f"removed what an interrupted earlier run left: {p}")
+            click.echo(f"removed what an interrupted earlier run left: {shown(str(p))}")
         for f in result.files:
             if f.outcome == "repaired":
-                click.echo(f"repaired: {f.path} ({f.problem}) from {result.source}")
+                click.echo(f"repaired: {shown(f.path)} ({shown(f.problem)}) from {shown(result.source)}")
             else:
-                click.echo(click.style(f"{f.outcome}: ", fg="red") + f"{f.path} ({f.problem}): {f.reason}")
+                click.echo(click.style(f"{shown(f.outcome)}: ", fg="red")
+                           + f"{shown(f.path)} ({shown(f.problem)}): {shown(f.reason, lines=True)}")
         for d in result.directories:
-            click.echo(f"created again: {d}/ (an empty folder listed in metadata/empty-directories.txt)")
+            click.echo(f"created again: {shown(d)}/ (an empty folder listed in metadata/empty-directories.txt)")
         for u in result.unrepairable:
-            click.echo(click.style("still damaged, not repairable from the replica: ", fg="red") + str(u))
+            click.echo(click.style("still damaged, not repairable from the replica: ", fg="red") + shown(str(u), lines=True))
         if not result.files and not result.unrepairable and not result.directories:
-            click.echo(f"{result.bag}: valid; nothing to repair")
+            click.echo(f"{shown(str(result.bag))}: valid; nothing to repair")
         else:
             done = sum(1 for f in result.files if f.outcome == "repaired")
             left = [f.path for f in result.files if f.outcome != "repaired"]
@@ -73,6 +76,7 @@ def repair(bag: Path, source: str, name: str | None, ledger_path: Path | None, w
                 summary = f"{len(result.directories)} empty folder(s) created again; nothing else to repair"
             else:
                 summary = "no file could be repaired from the replica"
-            click.echo(f"{result.bag}: {summary}" + (f"; still damaged: {', '.join(dict.fromkeys(left))}" if left else ""))
+            still = f"; still damaged: {', '.join(shown(p) for p in dict.fromkeys(left))}" if left else ""
+            click.echo(f"{shown(str(result.bag))}: {summary}{still}")
     if not result.ok:
         raise click.exceptions.Exit(EXIT_PROBLEMS)

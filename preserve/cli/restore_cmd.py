@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import click
 
+from preserve.cli.common import for_people as shown
+from preserve.cli.common import to_json
 from preserve.cli.replicate_cmd import ThroughputBar, human, resolve_target, s3_options, with_config
 from preserve.replication.config import ReplicationConfig
 from preserve.replication.remote_audit import split_location
@@ -43,12 +44,12 @@ def restore(source: str, dest: Path, workers: int, as_json: bool, quiet: bool, c
     with bar.shown():
         result = restore_bag(store, name, dest, workers=workers, progress=bar)
     if as_json:
-        click.echo(json.dumps({"source": result.source, "dest": str(result.dest), "files": result.files,
+        click.echo(to_json({"source": result.source, "dest": str(result.dest), "files": result.files,
                                "bytes": result.bytes, "valid": result.report.ok,
                                "empty_directories": result.directories,
-                               "cleaned": [str(p) for p in result.cleaned]}, indent=2))
+                               "cleaned": [str(p) for p in result.cleaned]}))
     else:
         for p in result.cleaned:
-            click.echo(f"removed what an interrupted earlier restore left: {p}")
-        click.echo(f"{result.dest}: restored from {result.source} and valid ({result.report.files} payload files, "
+            click.echo(f"removed what an interrupted earlier restore left: {shown(str(p))}")
+        click.echo(f"{shown(str(result.dest))}: restored from {shown(result.source)} and valid ({result.report.files} payload files, "
                    f"{human(result.bytes)}, {', '.join(result.report.algorithms)})")
