@@ -343,7 +343,7 @@ def _check(scan: _Scan, bag: Bag, report: ValidationReport, fast: bool, fetch: b
     index = scan.index
     bagcheck._load_manifests(bag, index, report)
     index.finish_loading()
-    bagcheck._resolve_percent_literals(index, report)
+    bagcheck.resolve_names(bag, index, report)
     bagcheck._completeness(bag, index, report)
     fetch_paths = bagcheck._check_fetch(bag, index, report, fetch)
     bagcheck._missing(index, report, fetch_paths)
