@@ -25,12 +25,15 @@ def render(s: BagSummary) -> None:
     n_tracks = sum(len(r.tracks) for r in s.releases)
     click.echo(f"  {len(s.releases)} release(s), {n_tracks} track(s), {s.other_files} other file(s)")
     for rel in s.releases:
-        click.echo(f"\n{shown(rel.title)}  ({len(rel.tracks)} track(s), {_duration(rel.duration)})")
+        differ = "  the tracks' rights differ (each track names its own)" if rel.rights_differ else ""
+        click.echo(f"\n{shown(rel.title)}  ({len(rel.tracks)} track(s), {_duration(rel.duration)}){differ}")
         for t in rel.tracks:
-            click.echo(f"  {shown(t.disc)}-{shown(t.number):>2}  {_duration(t.duration):>7}  {shown(t.title)}  [{shown(t.format)}]")
+            # each track names its statement in the list below (R1, R2...) and any embargo on it
+            click.echo(f"  {shown(t.disc)}-{shown(t.number):>2}  {_duration(t.duration):>7}  {shown(t.title)}  "
+                       f"[{shown(t.format)}]  {shown(t.rights_mark)}")
     click.echo("\nRights:")
-    for line in s.rights:
-        click.echo(f"  {shown(line)}")
+    for n, line in enumerate(s.rights, 1):
+        click.echo(f"  R{n}  {shown(line)}")
     click.echo("Formats:")
     for name, n in sorted(s.formats.items()):
         click.echo(f"  {n:>6}  {shown(name)}")
@@ -43,7 +46,12 @@ def render(s: BagSummary) -> None:
 @click.argument("bag", type=click.Path(path_type=Path, exists=True, file_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def show(bag: Path, as_json: bool) -> None:
-    """Summarize BAG from its METS: releases, tracks, durations, rights, formats and events."""
+    """Summarize BAG from its METS: releases, tracks, durations, rights, formats and events.
+
+    Each track names its rights statement (R1, R2... in the Rights list) and any embargo on
+    dissemination ("embargo until DATE", or "embargo ended DATE" when it ended before packaging);
+    a release whose tracks are under different statements says so.
+    """
     summary = summarize(bag)
     if as_json:
         click.echo(to_json(summary.to_dict()))

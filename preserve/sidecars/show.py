@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -38,7 +39,21 @@ class TrackSummary:
     path: str
     duration: float | None
     format: str
+    #: the track's rights statement as one line (one of :attr:`BagSummary.rights`)
     rights: str
+    #: "R1", "R2"...: the statement's place in :attr:`BagSummary.rights`; "" when it has none
+    rights_ref: str = ""
+    #: "until YYYY-MM-DD" while dissemination is embargoed, "ended YYYY-MM-DD" where a grant says
+    #: the embargo ended before packaging, "" otherwise
+    embargo: str = ""
+    #: the statement's identifier (tells apart statements that print alike)
+    statement: str = ""
+
+    @property
+    def rights_mark(self) -> str:
+        """What the track line says of its rights: ``R2, embargo until 2031-06-30``."""
+        mark = self.rights_ref or "no rights statement"
+        return f"{mark}, embargo {self.embargo}" if self.embargo else mark
 
 
 @dataclass
@@ -49,6 +64,12 @@ class ReleaseSummary:
     @property
     def duration(self) -> float:
         return sum(t.duration or 0.0 for t in self.tracks)
+
+    @property
+    def rights_differ(self) -> bool:
+        """True when the release's tracks are not all under one rights statement (the PREMIS then
+        links no statement to the release: each track carries its own)."""
+        return len({(t.statement, t.rights) for t in self.tracks}) > 1
 
 
 @dataclass
@@ -70,6 +91,7 @@ class BagSummary:
         d = asdict(self)
         for rel, r in zip(d["releases"], self.releases, strict=True):
             rel["duration"] = r.duration
+            rel["rights_differ"] = r.rights_differ
         return d
 
 
@@ -96,10 +118,26 @@ def _rights_line(st: etree._Element) -> str:
             if "disallow" not in [(r.text or "").lower() for r in g.iterfind("premis:restriction", _NS)]]
     if acts:
         parts.append("may " + ", ".join(acts))
+    embargo = _embargo(st)
+    if embargo:
+        parts.append(f"embargo {embargo}")
+    return "; ".join(parts)
+
+
+_ENDED = re.compile(r"embargo ended on (\S+?)(?:,|\s|$)")
+
+
+def _embargo(st: etree._Element) -> str:
+    """"until DATE" for an embargo a grant restricts, "ended DATE" where a grant's note says it
+    ended before packaging (then no restriction is written, only the note), else ""."""
     until = _text(st, "premis:rightsGranted/premis:termOfRestriction/premis:endDate")
     if until:
-        parts.append(f"embargo until {until}")
-    return "; ".join(parts)
+        return f"until {until}"
+    for note in st.iterfind("premis:rightsGranted/premis:rightsGrantedNote", _NS):
+        m = _ENDED.search(note.text or "")
+        if m:
+            return f"ended {m.group(1)}"
+    return ""
 
 
 _M = f"{{{METS_NS}}}"
@@ -113,6 +151,8 @@ class _FileFacts:
     duration: float | None
     format: str
     rights: str
+    embargo: str = ""
+    statement: str = ""
 
 
 def summarize(bag_path: str | os.PathLike[str]) -> BagSummary:
@@ -166,21 +206,26 @@ def _summarize(bag: Path, mets_path: Path, shown: str) -> BagSummary:
             releases = [_release(rel, facts, hrefs) for rel in el.iterfind("mets:div/mets:div[@TYPE='release']", _NS)]
     assert root is not None
     n_tracks = sum(len(r.tracks) for r in releases)
+    # rights in the order a reader meets them in the releases, then any covering other files only
+    lines = list(dict.fromkeys([*(t.rights for r in releases for t in r.tracks if t.rights in rights.values()),
+                                *rights.values()]))
+    refs = {line: f"R{n}" for n, line in enumerate(lines, 1)}
+    for r in releases:
+        for t in r.tracks:
+            t.rights_ref = refs.get(t.rights, "")
     return BagSummary(
         path=str(bag), title=title or (root.get("LABEL") or ""), identifier=root.get("OBJID") or "",
         created=created, agents=agents, releases=releases, other_files=len(hrefs) - n_tracks,
-        # rights in the order a reader meets them in the releases, then any covering other files only
-        rights=list(dict.fromkeys([*(t.rights for r in releases for t in r.tracks if t.rights in rights.values()),
-                                   *rights.values()])),
-        formats=dict(formats), events={k: dict(v) for k, v in sorted(events.items())})
+        rights=lines, formats=dict(formats), events={k: dict(v) for k, v in sorted(events.items())})
 
 
 def _amdsec(sec: etree._Element, facts: dict[str, _FileFacts], formats: Counter[str], rights: dict[str, str],
             events: dict[str, Counter[str]]) -> None:
-    line = ""
+    line = embargo = ident = ""
     for st in sec.iterfind("mets:rightsMD//premis:rightsStatement", _NS):
         ident = _text(st, "premis:rightsStatementIdentifier/premis:rightsStatementIdentifierValue")
         line = rights.setdefault(ident, _rights_line(st))
+        embargo = _embargo(st)
     for ev in sec.iterfind("mets:digiprovMD//premis:event", _NS):
         outcome = _text(ev, "premis:eventOutcomeInformation/premis:eventOutcome")
         events.setdefault(_text(ev, "premis:eventType"), Counter())[outcome] += 1
@@ -192,7 +237,8 @@ def _amdsec(sec: etree._Element, facts: dict[str, _FileFacts], formats: Counter[
         puid = _text(fmt, "premis:formatRegistry/premis:formatRegistryKey")
         formats[f"{name} ({puid})" if puid else name or "unidentified"] += 1
         d = _text(obj, ".//audio:durationSeconds")
-        facts[sec.get("ID", "")] = _FileFacts(float(d) if d else None, puid or name, line or "no rights statement")
+        facts[sec.get("ID", "")] = _FileFacts(float(d) if d else None, puid or name, line or "no rights statement",
+                                              embargo, ident)
 
 
 def _release(rel: etree._Element, facts: dict[str, _FileFacts], hrefs: dict[str, str]) -> ReleaseSummary:
@@ -204,5 +250,5 @@ def _release(rel: etree._Element, facts: dict[str, _FileFacts], hrefs: dict[str,
             f = facts.get(div.get("ADMID", ""), _FileFacts(None, "", "no rights statement"))
             rs.tracks.append(TrackSummary(disc.get("ORDER") or "", div.get("ORDERLABEL") or div.get("ORDER") or "",
                                           div.get("LABEL") or "", unquote(href).removeprefix("../"),
-                                          f.duration, f.format, f.rights))
+                                          f.duration, f.format, f.rights, embargo=f.embargo, statement=f.statement))
     return rs

@@ -20,14 +20,16 @@ def test_show_lists_releases_tracks_rights_formats_events(tmp_path: Path, kit: A
     assert lines[1].endswith(" by ORGANIZATION: Harbour Sound Archive, SOFTWARE: preserve 0.1.0, INDIVIDUAL: Ada Archivist")
     assert lines[2] == "  2 release(s), 6 track(s), 3 other file(s)"
     i = lines.index("Album 0  (3 track(s), 0:08)")
-    # disc-track order, duration, title, PUID
-    assert lines[i + 1:i + 4] == ["  1- 1     0:02  Song 0  [fmt/279]",
-                                  "  1- 2     0:02  Song 1  [fmt/279]",
-                                  "  2- 1     0:04  Song 2  [fmt/279]"]
+    # disc-track order, duration, title, PUID, the track's rights statement (in the list below)
+    assert lines[i + 1:i + 4] == ["  1- 1     0:02  Song 0  [fmt/279]  R1",
+                                  "  1- 2     0:02  Song 1  [fmt/279]  R1",
+                                  "  2- 1     0:04  Song 2  [fmt/279]  R1"]
+    j = lines.index("Album 1  (3 track(s), 0:16)")
+    assert lines[j + 1] == "  1- 1     0:04  Song 3  [fmt/279]  R2, embargo until 2030-01-01"
     r = lines.index("Rights:")
     assert lines[r + 1:r + 3] == [
-        "  License; CC BY-NC 4.0; holder Harbour Records Ltd; may replicate, migrate, disseminate",
-        "  License; CC BY 4.0; holder Northern Lights Music; may replicate, migrate; embargo until 2030-01-01"]
+        "  R1  License; CC BY-NC 4.0; holder Harbour Records Ltd; may replicate, migrate, disseminate",
+        "  R2  License; CC BY 4.0; holder Northern Lights Music; may replicate, migrate; embargo until 2030-01-01"]
     assert "       6  FLAC (Free Lossless Audio Codec) (fmt/279)" in lines
     assert "  validation: pass 4, unverifiable 2" in lines
     assert "  fixity check: pass 7" in lines
