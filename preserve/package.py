@@ -29,6 +29,7 @@ from preserve.intake.check import SUBMISSION, CheckReport, check_collection
 from preserve.intake.collection import load_config
 from preserve.model import Collection, PackagingContext, Rights
 from preserve.sidecars import write_sidecars
+from preserve.staging import journaled, lock_path_for
 
 Progress = Callable[[int, int], None]
 DEFAULT_PROFILE = "preserve-audio-aip"
@@ -142,6 +143,7 @@ def package_collection(
     on_total: Callable[[int, int], None] | None = None,
     on_checked: Callable[[CheckReport], None] | None = None,
     on_warning: Callable[[str], None] | None = None,
+    on_removed: Callable[[Path], None] | None = None,
 ) -> PackageResult:
     """Check ``root`` and, when it is ready, build the bag at ``dest`` (see the module docstring).
 
@@ -150,7 +152,8 @@ def package_collection(
     serialization. ``serialization`` ("tar", "tar.gz", "zip") writes an archive at ``dest``.
     ``check_progress``/``on_total`` follow the check (see :func:`check_collection`), ``progress``
     the copy; ``on_checked`` sees the report before copying starts; ``on_warning`` gets the
-    profile's warnings.
+    profile's warnings; ``on_removed`` each path a killed earlier run on ``dest`` had left and its
+    journal listed (removed before anything else, also when ``dest`` exists).
 
     With a profile, what packaging can never meet (tag files it does not write, or that
     Tag-Files-Allowed refuses) is refused before the check (:class:`UsageError`); the payload
@@ -163,8 +166,7 @@ def package_collection(
         from preserve.serialize import archive_path
 
         dest_path = archive_path(dest_path, serialization)
-    if os.path.lexists(dest_path):
-        raise DestinationExists(path=str(dest_path))
+    _refuse_existing(dest_path, on_removed)
     real_root = os.path.realpath(root)
     if os.path.realpath(dest_path).startswith(real_root + os.sep):
         raise UsageError(f"{dest_path}: the destination is inside the collection {root}; choose a folder outside it")
@@ -218,8 +220,7 @@ def package_collection(
         from preserve.serialize import archive_path
 
         dest_path = archive_path(dest_path, plan.serialization)
-        if os.path.lexists(dest_path):
-            raise DestinationExists(path=str(dest_path))
+        _refuse_existing(dest_path, on_removed)
     payload = payload_for(root, collection)
     finalize = plan.finalize
     if loaded is not None:
@@ -232,8 +233,21 @@ def package_collection(
         finalize = conforming_finalizer(loaded, plan.serialization, finalize)
     result = create_bag(dest_path, payload, algorithms=plan.algorithms, info=plan.info,
                         verify=verify, workers=workers, progress=progress, extra_tags=extra_tags,
-                        finalize=finalize)
+                        finalize=finalize, on_removed=on_removed)
     return PackageResult(report, result, plan.profile)
+
+
+def _refuse_existing(dest: Path, on_removed: Callable[[Path], None] | None) -> None:
+    """DestinationExists when ``dest`` is there, after removing what a killed earlier run's journal
+    lists (a run killed just after its archive landed leaves its staging beside it)."""
+    if not os.path.lexists(dest):
+        return
+    if os.path.lexists(lock_path_for(dest)):
+        with journaled(dest) as journal:
+            if on_removed is not None:
+                for path in journal.removed:
+                    on_removed(path)
+    raise DestinationExists(path=str(dest))
 
 
 @dataclass
