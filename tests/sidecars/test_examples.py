@@ -78,8 +78,8 @@ def test_label_masters_two_releases_two_licences(packaged: dict[str, Path], run_
     rights = lines[lines.index("Rights:") + 1: lines.index("Formats:")]
     # the sheet's copyright status is kept beside the licence (PREMIS copyrightInformation)
     assert rights == [
-        "  License; copyrighted; Example Records master deposit licence for Lanterns; holder Example Records Ltd; may replicate, migrate",
-        "  License; copyrighted; Example Records master deposit licence for Tides EP; holder Example Records Ltd; may replicate, migrate",
+        "  R1  License; copyrighted; Example Records master deposit licence for Lanterns; holder Example Records Ltd; may replicate, migrate",
+        "  R2  License; copyrighted; Example Records master deposit licence for Tides EP; holder Example Records Ltd; may replicate, migrate",
     ]
     assert any(line.startswith("Tides EP  (2 track(s), ") for line in lines)
 
