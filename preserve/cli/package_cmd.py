@@ -59,7 +59,8 @@ def package(collection: Path, dest: Path, operator: str | None, profile: str, no
                 profile=None if no_profile else profile, serialization=serialize, verify=not no_verify,
                 workers=workers, check_progress=bar, progress=bar,
                 on_total=lambda total, files: bar.set_total(total, files), on_checked=checked,
-                on_warning=None if quiet else warn)
+                on_warning=None if quiet else warn,
+                on_removed=None if quiet else _removed)
     except ProfileViolation as exc:
         for f in exc.fields.get("failures", []):
             click.echo(f"error: {for_people(f.path) + ': ' if f.path else ''}{for_people(f.message, lines=True)}", err=True)
@@ -83,3 +84,7 @@ def package(collection: Path, dest: Path, operator: str | None, profile: str, no
                f"{len(result.report.collection.submission_files)} submission file(s), {bag.bytes} bytes, into {for_people(str(bag.path))} "
                f"({', '.join(bag.algorithms)}; {verified}{for_people(profile_text)})")
 
+
+
+def _removed(path: Path) -> None:
+    click.echo(f"removed staging left by an interrupted run: {for_people(str(path))}", err=True)

@@ -57,3 +57,17 @@ def test_an_existing_dest_without_a_journal_is_refused_and_nothing_is_removed(co
     with pytest.raises(DestinationExists):
         package_collection(collection.root, out / "aip", on_removed=lambda p: pytest.fail(f"removed {p}"))
     assert lookalike.is_dir(), "a folder is never removed for its name alone"
+
+
+def test_the_command_says_what_it_removed_and_exits_4(collection, tmp_path: Path) -> None:
+    from .conftest import invoke
+
+    from preserve.cli.package_cmd import package
+
+    out = tmp_path / "out"
+    (out / "aip").mkdir(parents=True)
+    staging = _killed_run_left_staging(out / "aip")
+    result = invoke(package, collection.root, out / "aip")
+    assert result.code == 4
+    assert f"removed staging left by an interrupted run: {staging}" in result.stderr
+    assert not staging.exists()
