@@ -60,9 +60,9 @@ def test_an_existing_dest_without_a_journal_is_refused_and_nothing_is_removed(co
 
 
 def test_the_command_says_what_it_removed_and_exits_4(collection, tmp_path: Path) -> None:
-    from .conftest import invoke
-
     from preserve.cli.package_cmd import package
+
+    from .conftest import invoke
 
     out = tmp_path / "out"
     (out / "aip").mkdir(parents=True)
