@@ -205,11 +205,17 @@ def with_config(fn: Callable[..., Any]) -> Callable[..., Any]:
               help="Audit ledger to record the replica in (default: the user data folder).")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@click.option("--abort-incomplete", is_flag=True,
+              help="Abort every unfinished multipart upload under the bag's name before sending, rather than "
+                   "resuming it (by default a failed run's uploads are kept and the next run resumes them).")
+@click.option("--incomplete-max-age", type=click.IntRange(0), default=7, show_default=True, metavar="DAYS",
+              help="An unfinished multipart upload older than this is aborted rather than resumed.")
 @upload_options
 @s3_options
 @with_config
 def replicate(bag: Path, targets: tuple[str, ...], serialize: str | None, ledger_path: Path | None,
-              as_json: bool, quiet: bool, config: ReplicationConfig, **kw: Any) -> None:
+              as_json: bool, quiet: bool, abort_incomplete: bool, incomplete_max_age: int, config: ReplicationConfig,
+              **kw: Any) -> None:
     """Copy BAG to each TARGET and verify every object there.
 
     TARGET is s3://bucket/prefix, a directory path, or a target name from preserve.toml. Objects
@@ -217,7 +223,10 @@ def replicate(bag: Path, targets: tuple[str, ...], serialize: str | None, ledger
     with the manifest's SHA-256 as its S3 checksum and in its metadata; large files go in parts,
     each part with its own SHA-256 (part size and digests are kept in the ledger and in
     PREFIX/BAG-NAME.preserve-replica.json). A rerun skips objects already present and verified
-    and resumes interrupted uploads. The replica is recorded in the ledger whatever the outcome,
+    and resumes interrupted uploads: a run that fails keeps its unfinished uploads for the next
+    one (see --abort-incomplete and --incomplete-max-age). Objects are verified by the store's
+    SHA-256 checksum, or on a store that keeps none by their ETag (MD5), and read back only where
+    neither can vouch. The replica is recorded in the ledger whatever the outcome,
     and counts as complete only when every object verified. A symbolic link anywhere in BAG is
     refused before anything is sent; in a directory TARGET a link is damage, never followed.
     """
@@ -237,10 +246,12 @@ def replicate(bag: Path, targets: tuple[str, ...], serialize: str | None, ledger
         for text in targets:
             store, spec = resolve_target(text, config, kw)
             put = put_options(kw, spec)
+            put.upload_max_age = dt.timedelta(days=incomplete_max_age)
             bar = ThroughputBar(f"{bag.name} -> {store.url}", enabled=not quiet and not as_json)
             put.progress = bar
             opts = ReplicateOptions(layout=serialize or "files", put=put, workers=kw.get("workers") or 4,
-                                    target_name=spec.name, place=spec.location, origin=config.origin)
+                                    target_name=spec.name, place=spec.location, origin=config.origin,
+                                    abort_incomplete=abort_incomplete)
             try:
                 with bar.shown():
                     result = replicate_bag(bag, store, opts, ledger=ledger, on_total=bar.set_total)

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from preserve.errors import InputError, UsageError
+from preserve.stores.base import check_endpoint_url
 
 CONFIG_NAME = "preserve.toml"
 _SECRET_WORDS = ("secret", "access_key", "access-key", "session_token", "session-token", "password")
@@ -147,6 +148,8 @@ def load_config(path: str | os.PathLike[str] | None = None) -> ReplicationConfig
     for name, t in raw_targets.items():
         if not isinstance(t, dict) or not isinstance(t.get("url"), str):
             raise InputError(f"{found}: target {name!r} needs url = \"s3://bucket/prefix\" or a directory path")
+        if t.get("endpoint-url") is not None:
+            check_endpoint_url(str(t["endpoint-url"]), f"{found}: [targets.{name}] endpoint-url")
         url = t["url"] if "://" in t["url"] and not t["url"].startswith("file://") else os.path.abspath(os.path.expanduser(t["url"].removeprefix("file://")))
         targets[name] = TargetSpec(
             url=url.rstrip("/"), name=name, location=_location(found, f"targets.{name}", t),

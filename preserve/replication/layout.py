@@ -5,8 +5,9 @@ Layout ``files`` (the default): ``<prefix>/<bag-name>/<bag-relative path>`` for 
 the bag, so single files can be verified and restored. Layout ``tar``: one object
 ``<prefix>/<bag-name>.tar``. Beside either sits ``<prefix>/<bag-name>.preserve-replica.json``,
 the replica record: layout, the manifest's digest (the bag's identity), and for every multipart
-object its part size and per-part SHA-256 digests, which is what lets an audit compare the
-store's composite checksum without downloading anything.
+object its part size, per-part SHA-256 digests and the ETag the parts make (MD5 of the part
+MD5s, ``-N``), which is what lets an audit compare the store's composite checksum, or on a store
+that keeps none its ETag, without downloading anything.
 
 The record accounts for every object sent, so that a remote audit notices an object that is
 gone even when the files that would list it (the tag manifests) went with it:
@@ -78,7 +79,8 @@ class RemoteRecord:
         """The recorded part plan of one object, if it was sent in parts with this digest."""
         entry = self.multipart.get(rel)
         if entry and entry.get("sha256") == sha256_hex:
-            return PartPlan(int(entry["part_size"]), list(entry["parts"]))
+            etag = entry.get("etag")
+            return PartPlan(int(entry["part_size"]), list(entry["parts"]), str(etag) if etag else None)
         return None
 
     def to_json(self) -> builtins.bytes:

@@ -4,8 +4,12 @@
                      and HEADs every payload object: present, and the store's own checksum
                      matching the manifest's SHA-256 (or, for objects sent in parts, the composite
                      worked out from the replica record's per-part digests). No payload byte is
-                     downloaded. Stores that keep no checksum (a file system) get presence and
-                     size (Payload-Oxum) only, which the result says.
+                     downloaded. On an S3 server that keeps no checksum (Ceph RGW 16.2) the
+                     object passes on presence, its sha256 metadata matching the manifest and
+                     its ETag matching the MD5 preserve sent (the manifest's MD5, the MD5 kept in
+                     x-amz-meta-md5, or the recorded multipart ETag), with a note saying the
+                     bytes at rest were not re-hashed; a mismatch is ``altered``. A directory
+                     store gets presence and size (Payload-Oxum) only, which the result says.
 ``remote-full``      streams every object and re-hashes it with every manifest algorithm; nothing
                      is written to disk.
 
@@ -56,7 +60,7 @@ from preserve.replication.layout import (
     replica_location,
     tar_key,
 )
-from preserve.stores.base import Store
+from preserve.stores.base import ObjectInfo, PartPlan, Store
 
 REMOTE_TIERS = ("remote-metadata", "remote-full")
 
@@ -93,6 +97,8 @@ class RemoteAuditResult:
     restore_requested: int = 0
     notes: list[str] = field(default_factory=list)
     payload_oxum: str | None = None
+    #: what the remote-metadata tier could compare, where it is less than the stored checksum
+    verified_as: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -127,7 +133,7 @@ class RemoteAuditResult:
             location=self.location, identifier=self.identifier or self.name, tier=self.tier,
             started=self.started, ended=self.ended, bytes=self.bytes, files=self.files,
             outcome=self.outcome,
-            algorithm="sha256 (stored S3 checksum)" if self.tier == "remote-metadata" else "sha256",
+            algorithm=(self.verified_as or "sha256 (stored S3 checksum)") if self.tier == "remote-metadata" else "sha256",
             tool_version=__version__, payload_bytes=octets, payload_files=count,
             findings=[FindingRecord(file=f.path, kind=f.kind, message=f.message, code=f.code or f.kind,
                                     expected=f.expected, found=f.found) for f in self.findings])
@@ -317,7 +323,7 @@ def _check_objects(store: Store, jobs: Iterator[tuple[str, dict[str, str]]], tie
                    progress: Callable[[int], None] | None) -> None:
     name = result.name
     lock = threading.Lock()
-    no_checksum = [0]
+    no_checksum = [0, 0]  # objects with no stored checksum; of them, those whose ETag was compared
 
     def check(item: tuple[str, dict[str, str]]) -> list[RemoteFinding]:
         rel, digests = item
@@ -339,10 +345,23 @@ def _check_objects(store: Store, jobs: Iterator[tuple[str, dict[str, str]]], tie
                     result.bytes += info.size
                 if reason is None:
                     return []
-                if reason == "no-checksum" and store.kind == "s3":
+                if reason == "no-checksum" and store.kind == "s3" and info.sha256_meta is None:
                     # preserve stores a SHA-256 with every object it sends: one without was put there by something else
                     return [RemoteFinding(rel, "altered", "the object has no stored SHA-256 checksum and no sha256 metadata; "
                                           "it was not written by preserve (replaced?)", expected=sha, found=None)]
+                if reason == "no-checksum" and store.kind == "s3":
+                    # a server keeping no checksums (Ceph RGW 16.2): the sha256 metadata matched the
+                    # manifest (check_info compared it); the ETag, the MD5 the server computed as it
+                    # received the bytes, must be the MD5 of the bytes preserve sent
+                    etag, want = info.etag_md5, _expected_etag(info, digests, plan)
+                    if etag is not None and want is not None and etag != want:
+                        return [RemoteFinding(rel, "altered", "the ETag (the MD5 the server computed of the bytes it "
+                                              "received) is not the MD5 of the bytes preserve sent; the object was "
+                                              "replaced or damaged", code="etag", expected=want, found=etag)]
+                    with lock:
+                        no_checksum[0] += 1
+                        no_checksum[1] += int(etag is not None and want is not None)
+                    return []
                 if reason == "no-checksum":
                     with lock:
                         no_checksum[0] += 1
@@ -381,9 +400,30 @@ def _check_objects(store: Store, jobs: Iterator[tuple[str, dict[str, str]]], tie
 
     for findings in ordered_map(check, jobs, workers=workers):
         result.findings.extend(findings)
-    if tier == "remote-metadata" and no_checksum[0]:
+    if tier == "remote-metadata" and no_checksum[0] and store.kind == "s3":
+        count, compared = no_checksum
+        result.verified_as = "sha256 metadata and ETag (MD5); the store keeps no checksum"
+        result.notes.append(
+            f"{count} object(s) have no stored SHA-256 checksum (the server keeps none): presence, size, the sha256 "
+            "metadata and the ETag were verified"
+            + (f" ({count - compared} of them had no ETag to compare with, an SSE-KMS ETag or a multipart object "
+               "without its recorded ETag: presence, size and metadata only)" if compared < count else "")
+            + "; the bytes at rest were not re-hashed; run --tier remote-full to re-hash them")
+    elif tier == "remote-metadata" and no_checksum[0]:
+        result.verified_as = "presence and size; the store keeps no checksum"
         result.notes.append(f"{no_checksum[0]} object(s) have no stored checksum ({store.kind} store): presence and "
                             "size only; run --tier remote-full to re-hash them")
+
+
+def _expected_etag(info: ObjectInfo, digests: dict[str, str], plan: PartPlan | None) -> str | None:
+    """The ETag the manifest's bytes make, in the form the object's ETag has: the manifest's MD5
+    (or the MD5 preserve stored in x-amz-meta-md5) for one part, the recorded multipart ETag for
+    several; None when nothing says."""
+    etag = info.etag_md5 or ""
+    if "-" in etag:
+        return plan.etag.lower() if plan is not None and plan.etag else None
+    want = digests.get("md5") or info.md5_meta
+    return want.lower() if want else None
 
 
 def _counting(chunks: Any, progress: Callable[[int], None] | None) -> Any:
@@ -411,7 +451,16 @@ def _audit_tar(store: Store, name: str, tier: str, record: RemoteRecord | None, 
     plan = record.plan_for("", record.tar_sha256)
     if tier == "remote-metadata":
         reason = check_info(info, record.tar_sha256, record.bytes or info.size, plan)
-        if reason == "no-checksum":
+        want = (plan.etag if plan is not None else None) or info.md5_meta
+        if reason == "no-checksum" and info.etag_md5 is not None and want and info.etag_md5 != want.lower():
+            result.findings.append(RemoteFinding(key, "altered", "the ETag (the MD5 the server computed of the bytes "
+                                                 "it received) is not that of the tar preserve sent", code="etag",
+                                                 expected=want, found=info.etag_md5))
+        elif reason == "no-checksum" and info.etag_md5 is not None and want:
+            result.verified_as = "sha256 metadata and ETag (MD5); the store keeps no checksum"
+            result.notes.append(f"{store.kind} store keeps no checksum: presence, size, the sha256 metadata and the "
+                                "ETag were verified; the bytes at rest were not re-hashed (run --tier remote-full)")
+        elif reason == "no-checksum":
             result.notes.append(f"{store.kind} store keeps no checksum: presence and size only")
         elif reason is not None:
             result.findings.append(RemoteFinding(key, "altered", f"the stored object does not match its record ({reason})",

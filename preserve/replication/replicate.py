@@ -11,18 +11,33 @@ Order of work, chosen so that an interrupted run is always safe to rerun:
    each object already present and verified is skipped (sent again when it is in another storage
    class than asked; given the object-lock retention asked when it lacks it, never shortened), an
    interrupted multipart upload of our own is resumed (parts that match are kept), stale ones are aborted;
-4. every object is checked after upload (HEAD with checksum mode, or a streamed re-hash where the
-   store keeps no checksum); the replica record is written beside: every tag file with its size
-   and SHA-256, the payload manifest's digest with the payload's count and bytes, multipart plans;
+4. every object is checked after upload, by the first of these that can vouch for it (see
+   :data:`~preserve.stores.base.VERIFIED_BY`): the store's own SHA-256 checksum (HEAD with
+   checksum mode); on a store that keeps none (Ceph RGW 16.2, for one), the ETag where it is an
+   MD5 (single part) or the MD5 of the part MD5s (multipart, with the part size recorded), the
+   MD5s being computed in the same read as the SHA-256; only where neither can (SSE-KMS ETags, a
+   directory store) is the object read back and re-hashed. Objects already there are checked
+   the same way, so a rerun reads nothing back. What verified each object goes into the ledger
+   (and so into the PREMIS replication event). The replica record is written beside: every tag
+   file with its size and SHA-256, the payload manifest's digest with the payload's count and
+   bytes, multipart plans with their ETags;
 5. the replica counts as complete only when every object verified; it is recorded either way.
+
+A run that fails leaves its interrupted multipart uploads in place, so that the next run resumes
+them; they are aborted when the replica completes, when ``abort_incomplete`` is asked, or when
+they are older than ``PutOptions.upload_max_age`` (7 days unless set). An object-lock retention
+the store refuses to strengthen on an object that is there and verified does not make the copy
+incomplete when the object holds a retention already: it is reported with the store's reason.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
 import os
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,7 +69,7 @@ from preserve.replication.layout import (
 )
 from preserve.replication.tarstream import tar_chunks, tar_size
 from preserve.safefs import LINK_REASON, LinkRefused, lstat_beneath, refusal
-from preserve.stores.base import PartPlan, PutOptions, Store
+from preserve.stores.base import ObjectInfo, PartPlan, PutOptions, Store, multipart_etag
 
 LAYOUTS = ("files", "tar")
 
@@ -101,6 +116,8 @@ class ReplicaResult:
     lock_mode: str | None = None  # object lock asked for, and the date every object is retained until at least
     retain_until: str | None = None
     retention_set: int = 0  # objects already there whose retention was set or extended by this run
+    retention_refused: list[str] = field(default_factory=list)  # the store's refusals, objects intact
+    verified_by: dict[str, str] = field(default_factory=dict)  # object (bag-relative) -> VERIFIED_BY entry
     complete: bool = False
     ledger_id: int | None = None
 
@@ -118,10 +135,22 @@ class ReplicaResult:
             "resumed_parts": self.resumed_parts, "failures": self.failures[:20],
             "storage_class": self.storage_class,
             "object_lock": ({"mode": self.lock_mode, "retain_until": self.retain_until,
-                             "retention_set": self.retention_set} if self.lock_mode else None),
-            "multipart": {k: {"part_size": p.part_size, "parts": p.digests, "composite": p.composite}
+                             "retention_set": self.retention_set,
+                             **({"refused": self.retention_refused[:20]} if self.retention_refused else {})}
+                            if self.lock_mode else None),
+            "multipart": {k: {"part_size": p.part_size, "parts": p.digests, "composite": p.composite, "etag": p.etag}
                           for k, p in sorted(self.parts.items())},
+            "verified_by": self.verified_by_summary(),
         }
+
+    def verified_by_summary(self) -> dict[str, Any]:
+        """What verified each object, compactly: the count per way, the most common way as
+        ``default``, and every object verified another way by name (a bag of a million files
+        verified the same way costs one line, not a million)."""
+        counts = Counter(self.verified_by.values())
+        default = counts.most_common(1)[0][0] if counts else None
+        return {"counts": dict(sorted(counts.items())), "default": default,
+                "objects": {k: v for k, v in sorted(self.verified_by.items()) if v != default}}
 
     def to_dict(self) -> dict[str, Any]:
         skip = ("parts", "place", "origin", "part_sha256", "errors", "tag_files")
@@ -141,6 +170,7 @@ class ReplicateOptions:
     target_name: str | None = None
     place: Location = field(default_factory=Location)
     origin: Location = field(default_factory=Location)  # where the bag itself is kept (preserve.toml [origin])
+    abort_incomplete: bool = False  # abort every unfinished upload under the bag's name before sending
 
 
 def _now() -> str:
@@ -187,12 +217,18 @@ def replicate_bag(bag_path: str | Path, store: Store, options: ReplicateOptions 
     remote = read_record(store, name)
     _check_conflict(bag, store, remote, manifest_digest, opts.layout, result)
     error: PreserveError | None = None
+    own = tar_key(name) if opts.layout == "tar" else f"{name}/"
     try:
+        if opts.abort_incomplete:
+            result.aborted_uploads += store.abort_own_uploads(own)
         if opts.layout == "tar":
             _send_tar(bag, store, opts, remote, result)
         else:
             _send_files(bag, store, opts, remote, result)
-        result.aborted_uploads += store.abort_own_uploads(tar_key(name) if opts.layout == "tar" else f"{name}/")
+        if not result.failures:
+            # every object is complete: what unfinished uploads remain under the name are stale.
+            # After a failure they are kept, so that the next run resumes them
+            result.aborted_uploads += store.abort_own_uploads(own)
     except PreserveError as exc:
         error = exc
         result.failures.insert(0, str(exc))
@@ -211,7 +247,7 @@ def replicate_bag(bag_path: str | Path, store: Store, options: ReplicateOptions 
                               payload_files=result.payload_files if opts.layout == "files" else None,
                               payload_bytes=result.payload_bytes if opts.layout == "files" else None,
                               multipart={k: {"sha256": result.part_sha256.get(k, ""), "part_size": p.part_size,
-                                             "parts": p.digests, "composite": p.composite}
+                                             "parts": p.digests, "composite": p.composite, "etag": p.etag}
                                          for k, p in result.parts.items()})
         try:
             store.put_bytes(record_key(name), record.to_json(), dataclasses.replace(opts.put, progress=None,
@@ -229,6 +265,11 @@ def replicate_bag(bag_path: str | Path, store: Store, options: ReplicateOptions 
             identifier=bag.info_value("External-Identifier") or name, site=opts.place.site, detail=result.detail())
     if error is not None:
         raise error
+    if result.retention_refused and not result.failures:
+        more = len(result.retention_refused) - 1
+        raise RemoteError(f"{result.location}: every object is there and verified (recorded as a complete copy), but "
+                          f"the store refused the object-lock retention asked for: {result.retention_refused[0]}"
+                          + (f" (and {more} more)" if more else ""))
     if result.failures:
         raise RemoteError(f"{result.location}: the replica is not complete: {result.failures[0]}"
                           + (f" (and {len(result.failures) - 1} more)" if len(result.failures) > 1 else ""))
@@ -388,36 +429,45 @@ def _send_one(store: Store, name: str, job: _Job, opts: ReplicateOptions, remote
     key = object_key(name, job.rel)
     plan = remote.plan_for(job.rel, job.sha256) if remote else None
     info = store.head(key)
-    reason = _verify(store, key, job, info, plan, opts)
+    reason, plan, method = _verify(store, key, job, info, plan, opts)
     sent = 0
     resumed = 0
-    if isinstance(reason, PartPlan):
-        plan, reason = reason, None
     if reason is None and info is not None:
         # the right bytes, but perhaps not kept as asked: another storage class is sent again
         reason = store.storage_mismatch(info, opts.put, archive=job.archive)
     set_retention = False
+    refused: str | None = None
     if reason is not None:  # absent, different, unverifiable or in another storage class: (re)send it
         put = store.put_file(key, job.path, job.sha256, job.size, opts.put, archive=job.archive)
-        sent, resumed, plan = put.sent, put.resumed_parts, put.parts
+        sent, resumed = put.sent, put.resumed_parts
         info = store.head(key)
-        after = _verify(store, key, job, info, plan, opts, after_upload=True)
-        if isinstance(after, str):
+        after, plan, method = _verify(store, key, job, info, put.parts, opts, expected_etag=put.etag)
+        if after is not None:
             raise RemoteError(f"{store.url}/{key}: after upload the object does not verify ({after}); "
                               "rerun to send it again")
         _check_kept(store, key, info, opts, job.archive)
     else:
         assert info is not None  # verified objects exist
-        set_retention = store.ensure_retention(info, opts.put)
+        try:
+            set_retention = store.ensure_retention(info, opts.put)
+        except RemoteError as exc:
+            if not info.lock_mode:
+                raise  # an object left with no lock at all is not kept as asked: the copy is incomplete
+            # locked already, verified, and the store refused a stronger or longer lock: the copy
+            # is intact and protected; the refusal is reported with the store's reason
+            refused = str(exc)
         if opts.put.progress is not None:
             opts.put.progress(job.size)
     with lock:
         result.objects += 1
         result.bytes += job.size
         result.verified += 1
+        result.verified_by[job.rel] = method
         result.sent += sent
         result.resumed_parts += resumed
         result.retention_set += int(set_retention)
+        if refused is not None:
+            result.retention_refused.append(refused)
         if job.archive:
             result.payload_files += 1
             result.payload_bytes += job.size
@@ -444,28 +494,99 @@ def _check_kept(store: Store, key: str, info: Any, opts: ReplicateOptions, archi
     store.ensure_retention(info, opts.put)
 
 
-def _verify(store: Store, key: str, job: _Job, info: Any, plan: PartPlan | None, opts: ReplicateOptions,
-            after_upload: bool = False) -> str | PartPlan | None:
-    """None when the object verifies; a PartPlan when it verifies as that multipart object; else
-    the reason it does not."""
+MIN_PART = 5 * 1024 * 1024
+
+
+def _part_size(opts: ReplicateOptions, size: int) -> int:
+    """The part size a multipart upload of ``size`` bytes uses with these options."""
+    return max(opts.put.part_size, MIN_PART, -(-size // 10_000))
+
+
+def _verify(store: Store, key: str, job: _Job, info: ObjectInfo | None, plan: PartPlan | None,
+            opts: ReplicateOptions, *, expected_etag: str | None = None) -> tuple[str | None, PartPlan | None, str]:
+    """``(None, plan, how)`` when the object holds the manifest's bytes (``plan``: the multipart
+    plan it verified as, if any; ``how``: a :data:`VERIFIED_BY` entry), else ``(reason, None, "")``.
+
+    ``expected_etag`` is the ETag of the bytes just sent (from the upload itself)."""
     reason = check_info(info, job.sha256, job.size, plan)
-    min_part = 5 * 1024 * 1024
-    if reason is not None and plan is None and info is not None and info.checksum_sha256 \
-            and info.size == job.size and job.size > min_part and reason != "no-checksum":
-        # perhaps sent in parts by an earlier run whose record was never written (killed after
-        # this object completed): work the parts out locally rather than send it all again
-        local = plan_parts(str(job.path), max(opts.put.part_size, min_part, -(-job.size // 10_000)))
-        again = check_info(info, job.sha256, job.size, local)
-        return local if again is None else again
-    if reason == "no-checksum":
-        # the store keeps no checksum (a file system, some S3-compatible servers): re-read it
-        found, size = hash_object(store, key)
-        if size != job.size or found != job.sha256:
-            return f"re-read gives sha256 {found} ({size} bytes), expected {job.sha256} ({job.size} bytes)"
-        return plan if (plan is not None and after_upload) else None
-    if reason is None and plan is not None:
-        return plan
-    return reason
+    if reason is None:
+        return None, plan, "stored-sha256"
+    if info is None or reason != "no-checksum":
+        if plan is None and info is not None and info.checksum_sha256 and info.size == job.size \
+                and job.size > MIN_PART:
+            # perhaps sent in parts by an earlier run whose record was never written (killed after
+            # this object completed): work the parts out locally rather than send it all again
+            local = plan_parts(str(job.path), _part_size(opts, job.size))
+            again = check_info(info, job.sha256, job.size, local)
+            return (None, local, "stored-sha256") if again is None else (again, None, "")
+        return reason, None, ""
+    # the store keeps no checksum: its ETag, where it is an MD5 the server computed as it received
+    # the bytes, vouches for them as a stored checksum would; only where it cannot are they read back
+    etag = info.etag_md5
+    if etag is not None:
+        want, worked = _expected_etag(job, info, plan, opts, expected_etag)
+        if want is not None and etag == want:
+            return None, worked or plan, "etag-multipart" if "-" in etag else "etag-md5"
+    found, size = hash_object(store, key)
+    if size != job.size or found != job.sha256:
+        return f"re-read gives sha256 {found} ({size} bytes), expected {job.sha256} ({job.size} bytes)", None, ""
+    return None, plan, "re-read"
+
+
+def _expected_etag(job: _Job, info: ObjectInfo, plan: PartPlan | None, opts: ReplicateOptions,
+                   given: str | None) -> tuple[str | None, PartPlan | None]:
+    """The ETag the manifest's bytes make in the form the store's ETag has (single part or
+    ``-N`` parts), with the multipart plan when it had to be worked out; None when unknown.
+
+    Taken, cheapest first, from the upload just made, from what preserve recorded when it sent
+    the object (x-amz-meta-md5 of a single-part object, or the record's multipart ETag, both
+    computed from bytes whose SHA-256 matched the manifest), else from the local file, read
+    once for its SHA-256 and MD5s (and used only when its SHA-256 matches the manifest)."""
+    assert info.etag_md5 is not None
+    if given is not None:
+        return given, plan
+    _, _, count = info.etag_md5.partition("-")
+    if not count:
+        if info.md5_meta:
+            return info.md5_meta.lower(), None
+        sha, md5s, _ = _local_digests(job.path, None)
+        return (md5s[0].hex(), None) if sha == job.sha256 else (None, None)
+    if plan is not None and plan.etag:
+        return plan.etag, plan
+    part_size = plan.part_size if plan is not None else _part_size(opts, job.size)
+    if -(-job.size // part_size) != int(count):
+        return None, None  # sent with another part size than this run would use: the bytes decide
+    sha, md5s, digests = _local_digests(job.path, part_size)
+    if sha != job.sha256:
+        return None, None
+    etag = multipart_etag(md5s)
+    return etag, PartPlan(part_size, digests, etag)
+
+
+def _local_digests(path: Path, part_size: int | None) -> tuple[str, list[bytes], list[str]]:
+    """One read of a local file: its SHA-256 (hex), and the MD5 (raw) and SHA-256 (hex) of each
+    part of ``part_size`` bytes (of the whole file when None)."""
+    whole = hashlib.sha256()
+    md5s: list[bytes] = []
+    digests: list[str] = []
+    chunk = part_size or 8 * 1024 * 1024
+    with open(path, "rb") as f:
+        md5 = hashlib.md5(usedforsecurity=False)
+        part = hashlib.sha256()
+        filled = 0
+        while data := f.read(chunk if part_size is None else part_size - filled):
+            whole.update(data)
+            md5.update(data)
+            part.update(data)
+            filled += len(data)
+            if part_size is not None and filled == part_size:
+                md5s.append(md5.digest())
+                digests.append(part.hexdigest())
+                md5, part, filled = hashlib.md5(usedforsecurity=False), hashlib.sha256(), 0
+        if filled or not md5s:
+            md5s.append(md5.digest())
+            digests.append(part.hexdigest())
+    return whole.hexdigest(), md5s, digests
 
 
 def _send_tar(bag: Bag, store: Store, opts: ReplicateOptions, remote: RemoteRecord | None,
@@ -474,33 +595,47 @@ def _send_tar(bag: Bag, store: Store, opts: ReplicateOptions, remote: RemoteReco
     if remote is not None and remote.complete and remote.tar_sha256:
         plan = remote.plan_for("", remote.tar_sha256)
         info = store.head(key)
-        if info is not None and check_info(info, remote.tar_sha256, info.size, plan) in (None, "no-checksum"):
-            found = remote.tar_sha256
-            if check_info(info, remote.tar_sha256, info.size, plan) == "no-checksum":
-                found, _ = hash_object(store, key)
-            if found == remote.tar_sha256 and store.storage_mismatch(info, opts.put, archive=True) is None:
-                result.retention_set += int(store.ensure_retention(info, opts.put))
-                result.objects, result.bytes, result.skipped, result.verified = 1, info.size, 1, 1
-                result.tar_sha256 = remote.tar_sha256
-                if plan:
-                    result.parts[""] = plan
-                    result.part_sha256[""] = remote.tar_sha256
-                if opts.put.progress is not None:
-                    opts.put.progress(info.size)
-                return
+        how = _tar_verified(store, key, info, remote.tar_sha256, info.size if info else 0, plan,
+                            plan.etag if plan is not None else None)
+        if info is not None and how is not None and store.storage_mismatch(info, opts.put, archive=True) is None:
+            result.retention_set += int(store.ensure_retention(info, opts.put))
+            result.objects, result.bytes, result.skipped, result.verified = 1, info.size, 1, 1
+            result.tar_sha256 = remote.tar_sha256
+            result.verified_by[key] = how
+            if plan:
+                result.parts[""] = plan
+                result.part_sha256[""] = remote.tar_sha256
+            if opts.put.progress is not None:
+                opts.put.progress(info.size)
+            return
     sha_of = {line.path: line.digest for line in bag.iter_manifest("sha256") if not line.error}
     put, sha = store.put_stream(key, tar_chunks(bag.path, bag.name, sha_of), opts.put,
                                 expected_size=tar_size(bag.path, bag.name))
     info = store.head(key)
-    reason = check_info(info, sha, put.size, put.parts)
-    if reason == "no-checksum":
-        found, size = hash_object(store, key)
-        reason = None if (found, size) == (sha, put.size) else f"re-read gives sha256 {found}, expected {sha}"
-    if reason is not None:
-        raise RemoteError(f"{store.url}/{key}: after upload the object does not verify ({reason}); rerun to send it again")
+    how = _tar_verified(store, key, info, sha, put.size, put.parts, put.etag)
+    if how is None:
+        raise RemoteError(f"{store.url}/{key}: after upload the object does not verify (its checksum, ETag or "
+                          f"re-read bytes are not those of sha256 {sha}); rerun to send it again")
     _check_kept(store, key, info, opts, True)
     result.objects, result.bytes, result.sent, result.uploaded, result.verified = 1, put.size, put.sent, 1, 1
     result.tar_sha256 = sha
+    result.verified_by[key] = how
     if put.parts:
         result.parts[""] = put.parts
         result.part_sha256[""] = sha
+
+
+def _tar_verified(store: Store, key: str, info: ObjectInfo | None, sha: str, size: int, plan: PartPlan | None,
+                  etag: str | None) -> str | None:
+    """How the tar object verified (a :data:`VERIFIED_BY` entry), or None when it does not:
+    the stored checksum, else the ETag preserve recorded for it, else a re-read."""
+    reason = check_info(info, sha, size, plan)
+    if reason is None:
+        return "stored-sha256"
+    if info is None or reason != "no-checksum":
+        return None
+    want = etag or info.md5_meta
+    if info.etag_md5 is not None and want is not None and info.etag_md5 == want.lower():
+        return "etag-multipart" if "-" in want else "etag-md5"
+    found, got = hash_object(store, key)
+    return "re-read" if (found, got) == (sha, size) else None

@@ -20,12 +20,14 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
+import urllib.parse
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from preserve.errors import UsageError
 from preserve.fixity import RateLimiter
 
 #: Called with the number of bytes just sent or received; must be thread-safe.
@@ -33,6 +35,29 @@ ByteProgress = Callable[[int], None]
 
 #: Storage classes whose objects must be restored before a GET succeeds.
 ARCHIVE_CLASSES = frozenset({"GLACIER", "DEEP_ARCHIVE"})
+
+#: What verified an object, best first, as the ledger and the PREMIS event name it:
+#: the store's own SHA-256 checksum (computed by the server as it received the bytes); the ETag
+#: as the MD5 of a single-part object; the ETag as the MD5 of the part MD5s of a multipart object
+#: (with the part size recorded); a streamed re-read, where neither can vouch (a store keeping no
+#: checksum whose ETag is no MD5, such as SSE-KMS, or a directory store).
+VERIFIED_BY = ("stored-sha256", "etag-md5", "etag-multipart", "re-read")
+
+#: Server-side encryption whose ETag is not the MD5 of the object's bytes.
+_ETAG_NOT_MD5 = ("aws:kms", "aws:kms:dsse", "sse-c")
+
+
+def check_endpoint_url(url: str, where: str) -> None:
+    """Refuse an endpoint that is not ``http(s)://host[:port]`` as a usage error (exit 2), naming
+    where it was given; botocore would otherwise fail deep inside with a traceback."""
+    parts = urllib.parse.urlsplit(url)
+    try:
+        port_ok = parts.port is None or 0 < parts.port < 65536
+    except ValueError:
+        port_ok = False
+    if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
+        raise UsageError(f"{where} {url!r} is not an endpoint URL; give it with its scheme, such as "
+                         f"http://{url.split('://')[-1] or '127.0.0.1:7480'} or https://s3.example.org")
 
 
 def b64_of_hex(hexdigest: str) -> str:
@@ -44,6 +69,11 @@ def composite_sha256(part_digests: list[str]) -> str:
     """S3's composite checksum of a multipart object: sha256 over the parts' raw digests, base64."""
     joined = b"".join(bytes.fromhex(d) for d in part_digests)
     return base64.b64encode(hashlib.sha256(joined).digest()).decode("ascii")
+
+
+def multipart_etag(part_md5s: list[bytes]) -> str:
+    """The ETag S3 gives a multipart object: the MD5 of the parts' raw MD5s, ``-<parts>``."""
+    return f"{hashlib.md5(b''.join(part_md5s), usedforsecurity=False).hexdigest()}-{len(part_md5s)}"
 
 
 def same_composite(stored: str, expected: str) -> bool:
@@ -71,6 +101,22 @@ class ObjectInfo:
     lock_until: dt.datetime | None = None
     #: why this is not an object at all (a link, a special file), naming it; None for an object
     damage: str | None = None
+    #: server-side encryption ("AES256", "aws:kms", "sse-c"...), which decides what the ETag is
+    encryption: str | None = None
+    #: the ETag preserve expected when it sent the object (x-amz-meta-md5), hex
+    md5_meta: str | None = None
+
+    @property
+    def etag_md5(self) -> str | None:
+        """The ETag, unquoted, where it is an MD5 (of the bytes, or of the part MD5s with ``-N``):
+        not under SSE-KMS or SSE-C, and of that form; None otherwise."""
+        if not self.etag or (self.encryption or "").lower() in _ETAG_NOT_MD5:
+            return None
+        etag = self.etag.strip('"').lower()
+        digest, _, parts = etag.partition("-")
+        if len(digest) != 32 or any(c not in "0123456789abcdef" for c in digest) or (parts and not parts.isdigit()):
+            return None
+        return etag
 
     @property
     def archived(self) -> bool:
@@ -84,6 +130,8 @@ class PartPlan:
 
     part_size: int
     digests: list[str]
+    #: the multipart ETag the parts make (MD5 of the part MD5s, "-N"), when known
+    etag: str | None = None
 
     @property
     def composite(self) -> str:
@@ -99,6 +147,9 @@ class PutResult:
     sent: int
     parts: PartPlan | None = None
     resumed_parts: int = 0
+    #: the ETag the bytes sent make on a store whose ETag is an MD5 (single part: the MD5;
+    #: multipart: MD5 of the part MD5s, "-N"); None where the store has no ETags
+    etag: str | None = None
 
 
 @dataclass
@@ -114,6 +165,8 @@ class PutOptions:
     limiter: RateLimiter | None = None
     progress: ByteProgress | None = None
     metadata: dict[str, str] = field(default_factory=dict)
+    #: an interrupted multipart upload older than this is aborted rather than resumed
+    upload_max_age: dt.timedelta = dt.timedelta(days=7)
 
 
 class Store(ABC):

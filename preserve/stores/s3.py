@@ -42,6 +42,8 @@ from preserve.stores.base import (
     PutResult,
     Store,
     b64_of_hex,
+    check_endpoint_url,
+    multipart_etag,
 )
 
 #: S3's smallest allowed part (all parts but the last).
@@ -49,6 +51,7 @@ MIN_PART = 5 * 1024 * 1024
 #: S3's largest part count.
 MAX_PARTS = 10_000
 META_SHA256 = "sha256"
+META_MD5 = "md5"
 _CHUNK = 1024 * 1024
 _URL = re.compile(r"^s3://([^/]+)/?(.*)$")
 
@@ -66,6 +69,10 @@ class S3Settings:
     connect_timeout: float = 10.0
     read_timeout: float = 60.0
     max_connections: int = 10
+
+    def __post_init__(self) -> None:
+        if self.endpoint_url is not None:
+            check_endpoint_url(self.endpoint_url, "--endpoint-url")
 
 
 def parse_s3_url(url: str) -> tuple[str, str]:
@@ -107,17 +114,22 @@ def remote_error(exc: BaseException, where: str, settings: S3Settings, action: s
                            "(AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY), a profile (--profile) or an instance role")
     if isinstance(exc, bex.ClientError):
         err = exc.response.get("Error", {})
-        code = str(err.get("Code", "?"))
-        message = str(err.get("Message", "")) or code
+        code = str(err.get("Code") or "?")
+        message = str(err.get("Message") or "") or code  # some servers send no message at all
         text = f"{code} {message}".lower()
         if settings.checksum_when == "supported" and code in (
                 "InvalidRequest", "NotImplemented", "InvalidArgument", "BadRequest", "XAmzContentSHA256Mismatch",
                 "InvalidDigest", "BadDigest") and any(w in text for w in _CHECKSUM_WORDS):
             return ChecksumSettingRejected(target=where, detail=f"{code}: {message}")
-        if code in ("AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
-            return RemoteError(f"{where}: access denied while trying to {action} ({code}); check the credentials' permissions")
+        if code in ("AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken",
+                    "ExpiredToken"):
+            # the server's reason is kept: an object-lock refusal reads as AccessDenied too
+            reason = f"{code}: {message}" if message != code else code
+            return RemoteError(f"{where}: access denied while trying to {action} ({reason}); either the access key "
+                               "or secret is wrong (or expired), or these credentials lack the permission for this: "
+                               "check both")
         if code in ("NoSuchBucket",):
-            return RemoteError(f"{where}: the bucket does not exist ({code})")
+            return RemoteError(f"{where}: the bucket does not exist ({code}); check the bucket name and the endpoint")
         return RemoteError(f"{where}: could not {action}: {code}: {message}")
     if isinstance(exc, bex.EndpointConnectionError | bex.ConnectionClosedError | bex.ReadTimeoutError
                   | bex.ConnectTimeoutError | bex.ResponseStreamingError | bex.IncompleteReadError
@@ -147,6 +159,7 @@ class S3Store(Store):
         self.url = f"s3://{self.bucket}/{self.prefix}".rstrip("/")
         self.settings = settings or S3Settings()
         self.client = _client(self.settings)
+        self._bucket_seen = False  # set once the bucket is known to exist (see _check_bucket)
 
     # --- helpers -----------------------------------------------------------------------------
 
@@ -163,10 +176,18 @@ class S3Store(Store):
         """The URL of one object, for messages."""
         return f"s3://{self.bucket}/{self._full(key)}"
 
-    def _call(self, key: str, action: str, fn: Any, **kw: Any) -> Any:
+    def _call(self, key: str, action: str, fn: Any, *, storage_class: str | None = None, **kw: Any) -> Any:
         try:
             return fn(Bucket=self.bucket, **kw)
         except _BOTO_ERRORS as exc:
+            if storage_class and isinstance(exc, bex.ClientError):
+                err = exc.response.get("Error", {})
+                code = str(err.get("Code") or "?")
+                if code in ("InvalidStorageClass", "InvalidArgument", "NotImplemented"):
+                    message = str(err.get("Message") or "") or "no reason given"
+                    raise RemoteError(f"{self.where(key)}: the store refused storage class {storage_class!r} "
+                                      f"({code}: {message}); choose a storage class this store supports, or leave "
+                                      "--storage-class (and storage-class in preserve.toml) out") from None
             raise remote_error(exc, self.where(key), self.settings, action) from None
 
     def _put_args(self, options: PutOptions, archive: bool) -> dict[str, Any]:
@@ -190,29 +211,58 @@ class S3Store(Store):
         if found != sha256_hex or len(data) != size:
             raise BagInvalid(f"{source}: does not match manifest-sha256.txt (expected {sha256_hex}, found {found}, "
                              f"{len(data)} of {size} bytes); validate the bag before replicating (it was not uploaded)")
-        self._put_object(key, data, sha256_hex, options, archive)
-        return PutResult(key=key, size=size, sent=size)
+        md5 = self._put_object(key, data, sha256_hex, options, archive)
+        return PutResult(key=key, size=size, sent=size, etag=md5)
 
-    def _put_object(self, key: str, data: bytes, sha256_hex: str, options: PutOptions, archive: bool) -> None:
+    def _put_object(self, key: str, data: bytes, sha256_hex: str, options: PutOptions, archive: bool) -> str:
+        """Send one object; returns its MD5 (hex), which is its ETag where the ETag is an MD5.
+
+        The MD5 is computed from the same bytes as the SHA-256 just checked and travels three
+        ways: Content-MD5 (a server that keeps no SHA-256 still refuses a corrupted body), the
+        x-amz-meta-md5 metadata (what a later audit compares the ETag with) and the ETag
+        check after the upload."""
+        digest = hashlib.md5(data, usedforsecurity=False).digest()
         self._call(key, "upload it", self.client.put_object, Key=self._full(key), Body=data,
                    ChecksumAlgorithm="SHA256", ChecksumSHA256=b64_of_hex(sha256_hex),
-                   Metadata={**options.metadata, META_SHA256: sha256_hex}, **self._put_args(options, archive))
+                   ContentMD5=base64.b64encode(digest).decode("ascii"),
+                   Metadata={**options.metadata, META_SHA256: sha256_hex, META_MD5: digest.hex()},
+                   storage_class=options.storage_class if archive else None, **self._put_args(options, archive))
         if options.progress is not None:
             options.progress(len(data))
+        return digest.hex()
 
-    def _existing_upload(self, key: str, part_size: int) -> tuple[str | None, dict[int, dict[str, Any]]]:
-        """An interrupted upload of our own for ``key`` that can be resumed, with its parts."""
+    def _uploads(self, key: str, full: str) -> Iterator[dict[str, Any]]:
+        """Every unfinished multipart upload whose key starts with ``full``, every page of the
+        listing read (a bucket can hold more than one page of them)."""
+        kw: dict[str, Any] = {"Prefix": full}
+        while True:
+            resp = self._call(key, "list unfinished uploads", self.client.list_multipart_uploads, **kw)
+            yield from (u for u in resp.get("Uploads", []) if str(u.get("Key", "")).startswith(full))
+            if not resp.get("IsTruncated"):
+                return
+            key_marker, id_marker = resp.get("NextKeyMarker"), resp.get("NextUploadIdMarker")
+            if not key_marker or (key_marker, id_marker) == (kw.get("KeyMarker"), kw.get("UploadIdMarker")):
+                return  # a server that says "more" without saying where from: stop rather than loop
+            kw.update(KeyMarker=key_marker, UploadIdMarker=id_marker or "")
+
+    def _existing_upload(self, key: str, part_size: int, max_age: dt.timedelta) -> tuple[str | None, dict[int, dict[str, Any]]]:
+        """An interrupted upload of our own for ``key`` that can be resumed, with its parts.
+
+        An upload is resumed when its parts have the size this run sends and it was last active
+        (its newest part sent, or it was started) within ``max_age``; the others for this key
+        are aborted, since their parts cannot be reused."""
         full = self._full(key)
-        resp = self._call(key, "list unfinished uploads", self.client.list_multipart_uploads, Prefix=full)
-        uploads = [u for u in resp.get("Uploads", []) if u.get("Key") == full]
+        now = dt.datetime.now(dt.UTC)
         chosen: str | None = None
         parts: dict[int, dict[str, Any]] = {}
-        for upload in uploads:
+        for upload in [u for u in self._uploads(key, full) if u.get("Key") == full]:
             uid = str(upload["UploadId"])
             if chosen is None:
                 listed = self._list_parts(key, uid)
-                # parts of another size cannot be reused: that upload is aborted below
-                if all(p["Size"] == part_size for n, p in listed.items() if n < max(listed, default=0)):
+                # some servers report a fixed date for Initiated: the parts' own dates say more
+                active = max([_aware(upload.get("Initiated"))] + [_aware(p.get("LastModified")) for p in listed.values()])
+                same_size = all(p["Size"] == part_size for n, p in listed.items() if n < max(listed, default=0))
+                if same_size and now - active <= max_age:
                     chosen, parts = uid, listed
                     continue
             self._call(key, "abort a stale upload", self.client.abort_multipart_upload, Key=full, UploadId=uid)
@@ -234,18 +284,21 @@ class S3Store(Store):
                        archive: bool) -> PutResult:
         part_size = max(options.part_size, MIN_PART, -(-size // MAX_PARTS))
         full = self._full(key)
-        upload_id, existing = self._existing_upload(key, part_size)
+        upload_id, existing = self._existing_upload(key, part_size, options.upload_max_age)
         if upload_id is None:
             resp = self._call(key, "start a multipart upload", self.client.create_multipart_upload, Key=full,
                               ChecksumAlgorithm="SHA256", Metadata={**options.metadata, META_SHA256: sha256_hex},
+                              storage_class=options.storage_class if archive else None,
                               **self._put_args(options, archive))
             upload_id = str(resp["UploadId"])
         whole = hashlib.sha256()
         digests: list[str] = []
+        md5s: list[bytes] = []
         etags: dict[int, str] = {}
         sent = resumed = 0
-        # parts are read (and the whole file hashed) in order here, and sent by a few threads;
-        # at most ``part_workers`` parts are held in memory at once
+        # parts are read (and the whole file hashed, with each part's SHA-256 and MD5) in order
+        # here, and sent by a few threads; at most ``part_workers`` parts are held in memory at once.
+        # A failure leaves the upload in place: the next run resumes it (parts that match are kept)
         in_flight: list[Future[tuple[int, str]]] = []
         with open(source, "rb") as f, ThreadPoolExecutor(max_workers=options.part_workers,
                                                          thread_name_prefix="preserve-part") as pool:
@@ -259,9 +312,10 @@ class S3Store(Store):
                     whole.update(data)
                     digest = hashlib.sha256(data).digest()
                     digests.append(digest.hex())
+                    md5s.append(hashlib.md5(data, usedforsecurity=False).digest())
                     b64 = base64.b64encode(digest).decode("ascii")
                     prior = existing.get(number)
-                    if prior is not None and _same_part(prior, data, b64):
+                    if prior is not None and _same_part(prior, data, b64, md5s[-1]):
                         resumed += 1
                         etags[number] = str(prior["ETag"])
                         if options.progress is not None:
@@ -288,7 +342,9 @@ class S3Store(Store):
         self._call(key, "complete the multipart upload", self.client.complete_multipart_upload, Key=full,
                    UploadId=upload_id, MultipartUpload={"Parts": done})
         self._ensure_retention(key, options)
-        return PutResult(key=key, size=size, sent=sent, parts=PartPlan(part_size, digests), resumed_parts=resumed)
+        etag = multipart_etag(md5s)
+        return PutResult(key=key, size=size, sent=sent, parts=PartPlan(part_size, digests, etag), resumed_parts=resumed,
+                         etag=etag)
 
     def _upload_part(self, key: str, upload_id: str, number: int, data: bytes, b64: str,
                      options: PutOptions) -> tuple[int, str]:
@@ -353,6 +409,7 @@ class S3Store(Store):
         whole = hashlib.sha256()
         buffer = bytearray()
         digests: list[str] = []
+        md5s: list[bytes] = []
         done: list[dict[str, Any]] = []
         upload_id: str | None = None
         total = 0
@@ -362,7 +419,7 @@ class S3Store(Store):
             if upload_id is None:
                 resp = self._call(key, "start a multipart upload", self.client.create_multipart_upload, Key=full,
                                   ChecksumAlgorithm="SHA256", Metadata=dict(options.metadata),
-                                  **self._put_args(options, True))
+                                  storage_class=options.storage_class, **self._put_args(options, True))
                 upload_id = str(resp["UploadId"])
             number = len(done) + 1
             if number > MAX_PARTS:
@@ -370,6 +427,7 @@ class S3Store(Store):
                                   f"({expected_size} bytes) and would need more than {MAX_PARTS} parts of "
                                   f"{part_size} bytes; the upload was abandoned (rerun with a larger --part-size)")
             digest = hashlib.sha256(data).digest()
+            md5s.append(hashlib.md5(data, usedforsecurity=False).digest())
             b64 = base64.b64encode(digest).decode("ascii")
             resp = self._call(key, f"upload part {number}", self.client.upload_part, Key=full, UploadId=upload_id,
                               PartNumber=number, Body=data, ChecksumAlgorithm="SHA256", ChecksumSHA256=b64)
@@ -400,21 +458,24 @@ class S3Store(Store):
             raise
         sha = whole.hexdigest()
         if upload_id is None:
-            self._put_object(key, bytes(buffer), sha, options, archive=True)
-            return PutResult(key=key, size=total, sent=total), sha
+            md5 = self._put_object(key, bytes(buffer), sha, options, archive=True)
+            return PutResult(key=key, size=total, sent=total, etag=md5), sha
         self._ensure_retention(key, options)
-        return PutResult(key=key, size=total, sent=total, parts=PartPlan(part_size, digests)), sha
+        etag = multipart_etag(md5s)
+        return PutResult(key=key, size=total, sent=total, parts=PartPlan(part_size, digests, etag), etag=etag), sha
 
     def head(self, key: str) -> ObjectInfo | None:
         try:
             resp = self.client.head_object(Bucket=self.bucket, Key=self._full(key), ChecksumMode="ENABLED")
         except bex.ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                self._check_bucket(key)
                 return None
             raise remote_error(exc, self.where(key), self.settings, "read its metadata") from None
         except _BOTO_ERRORS as exc:
             raise remote_error(exc, self.where(key), self.settings, "read its metadata") from None
         restore = str(resp.get("Restore") or "")
+        meta = resp.get("Metadata") or {}
         return ObjectInfo(
             key=key, size=int(resp["ContentLength"]),
             sha256_meta=(resp.get("Metadata") or {}).get(META_SHA256),
@@ -424,7 +485,26 @@ class S3Store(Store):
             restore_ongoing='ongoing-request="true"' in restore,
             version_id=resp.get("VersionId"), etag=resp.get("ETag"),
             lock_mode=resp.get("ObjectLockMode"), lock_until=resp.get("ObjectLockRetainUntilDate"),
+            encryption=resp.get("ServerSideEncryption") or ("sse-c" if resp.get("SSECustomerAlgorithm") else None),
+            md5_meta=meta.get(META_MD5),
         )
+
+    def _check_bucket(self, key: str) -> None:
+        """A HEAD answers a missing bucket with the same bodiless 404 as a missing object: the
+        first time an object is not found, ask about the bucket, so that "the bucket does not
+        exist" (exit 6) is never reported as an object missing from a replica."""
+        if self._bucket_seen:
+            return
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except bex.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchBucket", "NotFound"):
+                raise RemoteError(f"s3://{self.bucket}: the bucket does not exist (NoSuchBucket); check the bucket "
+                                  f"name and the endpoint (while looking for {self.where(key)})") from None
+            return  # no permission to HEAD the bucket says nothing about the object: it is missing
+        except _BOTO_ERRORS as exc:
+            raise remote_error(exc, self.where(key), self.settings, "read its metadata") from None
+        self._bucket_seen = True
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
         full = self._full(prefix)
@@ -482,17 +562,12 @@ class S3Store(Store):
         full = self._full(prefix)
         if prefix.endswith("/"):
             full += "/"  # "bag/" must not match another bag named "bag-two"
-        count = 0
-        while True:
-            resp = self._call(prefix, "list unfinished uploads", self.client.list_multipart_uploads, Prefix=full)
-            uploads = [u for u in resp.get("Uploads", []) if str(u.get("Key", "")).startswith(full)]
-            for u in uploads:
-                # aborting an unfinished upload never touches a stored object or a locked version
-                self._call(prefix, "abort a stale upload", self.client.abort_multipart_upload,
-                           Key=u["Key"], UploadId=u["UploadId"])
-                count += 1
-            if not resp.get("IsTruncated") or not uploads:
-                return count
+        # listed in full first (every page), then aborted: aborting while paging could skip some
+        uploads = [(str(u["Key"]), str(u["UploadId"])) for u in self._uploads(prefix, full)]
+        for key, upload_id in uploads:
+            # aborting an unfinished upload never touches a stored object or a locked version
+            self._call(prefix, "abort a stale upload", self.client.abort_multipart_upload, Key=key, UploadId=upload_id)
+        return len(uploads)
 
     def request_restore(self, key: str, days: int) -> bool:
         try:
@@ -506,7 +581,7 @@ class S3Store(Store):
         return True
 
 
-def _same_part(prior: dict[str, Any], data: bytes, b64: str) -> bool:
+def _same_part(prior: dict[str, Any], data: bytes, b64: str, md5: bytes) -> bool:
     """Whether an already uploaded part holds these bytes: size, then the part's SHA-256 when the
     store lists it, else its ETag (the part's MD5 on servers without server-side encryption)."""
     if int(prior.get("Size", -1)) != len(data):
@@ -514,7 +589,14 @@ def _same_part(prior: dict[str, Any], data: bytes, b64: str) -> bool:
     if prior.get("ChecksumSHA256"):
         return str(prior["ChecksumSHA256"]) == b64
     etag = str(prior.get("ETag", "")).strip('"')
-    return bool(etag) and etag == hashlib.md5(data, usedforsecurity=False).hexdigest()
+    return bool(etag) and etag == md5.hex()
+
+
+def _aware(value: Any) -> dt.datetime:
+    """A listing's date as an aware datetime (the epoch when the server gave none)."""
+    if not isinstance(value, dt.datetime):
+        return dt.datetime.fromtimestamp(0, dt.UTC)
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
 
 
 def _wanted_retention(info: ObjectInfo, mode: str, until: dt.datetime) -> tuple[str, dt.datetime] | None:

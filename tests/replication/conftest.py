@@ -9,6 +9,6 @@ from pathlib import Path
 # their folder on sys.path
 sys.path.insert(0, str(Path(__file__).parent))
 
-from replication_helpers import aws_env, pcli, s3_server
+from replication_helpers import aws_env, pcli, s3_faulty, s3_nochecksum, s3_server
 
-__all__ = ["aws_env", "pcli", "s3_server"]
+__all__ = ["aws_env", "pcli", "s3_faulty", "s3_nochecksum", "s3_server"]

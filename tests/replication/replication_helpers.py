@@ -11,6 +11,7 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -293,3 +294,75 @@ class ChecksumRejectingProxy:
     def close(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+_PROXY = Path(__file__).with_name("s3proxy.py")
+
+
+@dataclass
+class ProxiedS3(S3Server):
+    """An S3 server reached through ``s3proxy.py`` (a server keeping no additional checksums, as
+    Ceph RGW 16.2, unless started with ``--keep-checksums``). ``upstream`` is the moto server
+    itself, for tests that look behind the proxy; ``fault_file`` switches faults on and off."""
+
+    upstream: S3Server | None = None
+    fault_file: Path | None = None
+    process: Any = None
+
+    def requests(self) -> list[str]:
+        """Every request the proxy has passed so far, as ``METHOD /path?query`` (URL-encoded)."""
+        return [line for line in self.log.read_text(errors="replace").splitlines() if line.split(" ", 1)[0].isupper()]
+
+    def faults(self, **settings: Any) -> None:
+        """Switch the proxy's faults (fail_part, cut_part, respond), or all off with none given."""
+        import json
+
+        assert self.fault_file is not None, "this proxy was started without a fault file"
+        self.fault_file.write_text(json.dumps(settings))
+
+
+@contextmanager
+def proxy_for(upstream: S3Server, log_dir: Path, *args: str, fault_file: Path | None = None) -> Iterator[ProxiedS3]:
+    """``s3proxy.py`` in its own process in front of ``upstream`` (extra ``args`` as its options),
+    stopped on exit; ``.process`` lets a test kill it (a server dying mid-transfer)."""
+    port = free_port()
+    log = log_dir / f"s3proxy-{port}.log"
+    extra = ["--fault-file", str(fault_file)] if fault_file is not None else []
+    with open(log, "wb") as err:
+        proc = subprocess.Popen([sys.executable, str(_PROXY), "--upstream", upstream.endpoint, "--port", str(port),
+                                 *extra, *args], stdout=subprocess.PIPE, stderr=err)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        if b"ready" not in line:
+            raise RuntimeError(f"s3proxy.py did not start: {log.read_text(errors='replace')}")
+        yield ProxiedS3(endpoint=f"http://127.0.0.1:{port}", log=log, upstream=upstream, fault_file=fault_file,
+                        process=proc)
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+@pytest.fixture(scope="session")
+def s3_nochecksum(s3_server: S3Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProxiedS3]:
+    """The session's moto server behind a proxy that keeps no additional checksums (as Ceph RGW
+    16.2): a wrong x-amz-checksum-sha256 is accepted, none is stored or returned; ETags (MD5,
+    MD5-of-part-MD5s) and x-amz-meta-* pass."""
+    with proxy_for(s3_server, tmp_path_factory.mktemp("s3proxy")) as proxy:
+        yield proxy
+
+
+@pytest.fixture
+def s3_faulty(s3_server: S3Server, tmp_path: Path) -> Iterator[ProxiedS3]:
+    """Like ``s3_nochecksum``, with faults a test switches on through ``faults(...)``."""
+    fault_file = tmp_path / "s3proxy-faults.json"
+    fault_file.write_text("{}")
+    with proxy_for(s3_server, tmp_path, fault_file=fault_file) as proxy:
+        yield proxy

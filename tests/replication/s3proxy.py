@@ -20,7 +20,16 @@ a server that keeps checksums). ``--latency-ms`` adds a delay to every request.
 ``--fail-part N`` answers 500 InternalError to every UploadPart with partNumber N;
 ``--cut-part N`` closes the connection in the middle of UploadPart N.
 ``--fault-file PATH`` re-reads those two settings from a JSON file on every request, so a test can
-switch faults on and off while the proxy runs.
+switch faults on and off while the proxy runs; the file may also hold ``respond``, a list of
+``{"method": "PUT", "query": "retention", "status": 403, "code": "AccessDenied", "message": "..."}``:
+a request with that method whose query string names that sub-resource (``""`` for any request of
+that method; no ``method`` for any method), and that carries the request header ``header`` when
+one is named, gets that S3 error instead of reaching the server. ``max_uploads: N`` pages
+ListMultipartUploads N uploads at a time, with key and upload-id markers, as AWS does past 1,000
+(moto always answers with one page).
+
+Every request is logged on standard error as ``METHOD /path?query`` (one line each, before it is
+answered), so a test can count the requests a command made (GETs of payload objects, say).
 
 Run: ``python s3proxy.py --upstream http://127.0.0.1:PORT --port N [options]``; it prints
 ``ready`` once listening.
@@ -36,6 +45,7 @@ import socket
 import sys
 import time
 import urllib.parse
+import xml.etree.ElementTree as ET
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -44,6 +54,7 @@ _DROP_REQUEST = re.compile(r"^(x-amz-checksum-.*|x-amz-sdk-checksum-algorithm|x-
                            r"x-amz-decoded-content-length)$", re.I)
 _LOCK = re.compile(r"^x-amz-object-lock-.*$", re.I)
 _CHECKSUM_XML = re.compile(rb"<Checksum[A-Za-z0-9]*>[^<]*</Checksum[A-Za-z0-9]*>")
+_S3_NS = "http://s3.amazonaws.com/doc/2006-03-01/"
 _HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade",
         "content-length"}
 
@@ -77,6 +88,47 @@ class Settings:
             return data.get("fail_part"), data.get("cut_part")
         return self.fail_part, self.cut_part
 
+    def setting(self, name: str) -> Any:
+        if self.fault_file is None or not self.fault_file.exists():
+            return None
+        return json.loads(self.fault_file.read_text() or "{}").get(name)
+
+    def canned(self, method: str, query: dict[str, list[str]], headers: Any) -> dict[str, Any] | None:
+        """The error a ``respond`` entry of the fault file asks for this request, if any."""
+        names = {k.lower() for k in headers}
+        for entry in self.setting("respond") or []:
+            if entry.get("method", method) == method and (not entry.get("query") or entry["query"] in query) \
+                    and (not entry.get("header") or entry["header"].lower() in names):
+                return dict(entry)
+        return None
+
+
+def page_uploads(xml: bytes, query: dict[str, list[str]], size: int) -> bytes:
+    """One page of a ListMultipartUploads answer: the uploads after the request's markers, in
+    (key, upload id) order, ``size`` at most, with IsTruncated and the next markers."""
+    ET.register_namespace("", _S3_NS)
+    root = ET.fromstring(xml)
+    ns = {"s3": _S3_NS}
+    uploads = root.findall("s3:Upload", ns)
+    for u in uploads:
+        root.remove(u)
+
+    def ident(u: ET.Element) -> tuple[str, str]:
+        return (u.findtext("s3:Key", "", ns), u.findtext("s3:UploadId", "", ns))
+
+    after = (query.get("key-marker", [""])[0], query.get("upload-id-marker", [""])[0])
+    rest = sorted((u for u in uploads if ident(u) > after), key=ident)
+    page, more = rest[:size], len(rest) > size
+    for tag in ("IsTruncated", "NextKeyMarker", "NextUploadIdMarker"):
+        for old in root.findall(f"s3:{tag}", ns):
+            root.remove(old)
+    ET.SubElement(root, f"{{{_S3_NS}}}IsTruncated").text = "true" if more else "false"
+    if more:
+        ET.SubElement(root, f"{{{_S3_NS}}}NextKeyMarker").text = ident(page[-1])[0]
+        ET.SubElement(root, f"{{{_S3_NS}}}NextUploadIdMarker").text = ident(page[-1])[1]
+    root.extend(page)
+    return ET.tostring(root, xml_declaration=True, encoding="utf-8")
+
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -105,8 +157,17 @@ class Handler(BaseHTTPRequestHandler):
         if s.latency:
             time.sleep(s.latency)
         body = self._body()
+        sys.stderr.write(f"{self.command} {self.path}\n")
+        sys.stderr.flush()
         query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query, keep_blank_values=True)
         headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP}
+        canned = s.canned(self.command, query, self.headers)
+        if canned is not None:
+            xml = (f"<?xml version=\"1.0\"?><Error><Code>{canned.get('code', 'InternalError')}</Code>"
+                   + (f"<Message>{canned['message']}</Message>" if canned.get("message") else "")
+                   + "</Error>").encode()
+            self._answer(int(canned.get("status", 500)), {"Content-Type": "application/xml"}, xml)
+            return
         is_upload_part = self.command == "PUT" and "partNumber" in query and "uploadId" in query
         if is_upload_part:
             fail, cut = s.faults()
@@ -147,6 +208,12 @@ class Handler(BaseHTTPRequestHandler):
             key = urllib.parse.urlsplit(self.path).path.strip("/").partition("/")[2]
             subresource = any(q not in ("versionId", "partNumber") and not q.startswith("response-") for q in query)
             object_body = self.command == "GET" and key and not subresource
+            page = s.setting("max_uploads")
+            if self.command == "GET" and "uploads" in query and page and resp.status == 200:
+                data = page_uploads(resp.read(), query, int(page))
+                data = _CHECKSUM_XML.sub(b"", data) if s.strip else data
+                self._answer(resp.status, out_headers, data)
+                return
             if s.strip and "xml" in ctype and not object_body:
                 data = _CHECKSUM_XML.sub(b"", resp.read())
                 self._answer(resp.status, out_headers, data)
