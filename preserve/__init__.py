@@ -5,17 +5,34 @@ The public API is re-exported here; everything else is private to the package.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 __version__ = "0.1.0"
 
-from preserve.bag.reader import Bag, open_bag
-from preserve.bag.validate import Finding, ValidationReport, validate_bag
-from preserve.bag.writer import BagResult, PayloadEntry, create_bag, payload_from_directory
-from preserve.errors import PreserveError
-from preserve.fixity import ALGORITHMS, copy_and_hash, hash_file
+if TYPE_CHECKING:  # type checkers see the real names; at run time they load on first use
+    from preserve.bag.reader import Bag, open_bag
+    from preserve.bag.validate import Finding, ValidationReport, validate_bag
+    from preserve.bag.writer import BagResult, PayloadEntry, create_bag, payload_from_directory
+    from preserve.errors import PreserveError
+    from preserve.fixity import ALGORITHMS, copy_and_hash, hash_file
 
-# Heavier entry points load on first use (PEP 562): `import preserve` (and so every command)
-# does not pay for numpy, boto3 or lxml schemas it will not use.
+# Every entry point loads on first use (PEP 562): `import preserve` (and so the start of every
+# command, before its signal handling is in place) costs nothing, and no command pays for numpy,
+# boto3 or lxml schemas it will not use.
 _LAZY: dict[str, str] = {
+    "Bag": "preserve.bag.reader",
+    "open_bag": "preserve.bag.reader",
+    "Finding": "preserve.bag.validate",
+    "ValidationReport": "preserve.bag.validate",
+    "validate_bag": "preserve.bag.validate",
+    "BagResult": "preserve.bag.writer",
+    "PayloadEntry": "preserve.bag.writer",
+    "create_bag": "preserve.bag.writer",
+    "payload_from_directory": "preserve.bag.writer",
+    "PreserveError": "preserve.errors",
+    "ALGORITHMS": "preserve.fixity",
+    "copy_and_hash": "preserve.fixity",
+    "hash_file": "preserve.fixity",
     "check_collection": "preserve.intake.check",
     "package_collection": "preserve.package",
     "write_sidecars": "preserve.sidecars",

@@ -79,6 +79,8 @@ def main(argv: list[str] | None = None) -> None:
     complete and reported.
     """
     signal.signal(signal.SIGTERM, _sigterm)
+    if argv is None:  # the console script's early handler (preserve.cli.entry) hands over to ours
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         code = _run(argv)
     except KeyboardInterrupt:  # a second signal while the first, or an error, was being reported
