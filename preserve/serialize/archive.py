@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
+from zlib import crc32 as zlib_crc32
 from zlib import error as zlib_error
 
 from preserve.bag.paths import decode_manifest_path, unsafe_reason
@@ -410,6 +411,54 @@ def _zip_opener(zf: zipfile.ZipFile, zi: zipfile.ZipInfo) -> Callable[[], IO[byt
     return open_member
 
 
+_UNICODE_PATH = 0x7075  # Info-ZIP Unicode Path extra field: version 1, CRC-32 of the header name, UTF-8 name
+
+
+def _unicode_path_extra(extra: bytes, raw: bytes) -> str | None:
+    """The name an Info-ZIP Unicode Path extra field gives, when it is for ``raw`` (the header name).
+
+    The field carries the CRC-32 of the name it was written for: a tool that renamed the entry
+    without updating the field leaves a stale one, which must then be ignored (APPNOTE 4.6.9).
+    """
+    i = 0
+    while i + 4 <= len(extra):
+        tag, size = int.from_bytes(extra[i:i + 2], "little"), int.from_bytes(extra[i + 2:i + 4], "little")
+        body = extra[i + 4:i + 4 + size]
+        i += 4 + size
+        if tag != _UNICODE_PATH or len(body) < 5 or body[0] != 1:
+            continue
+        if int.from_bytes(body[1:5], "little") != zlib_crc32(raw):
+            return None
+        try:
+            return body[5:].decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    return None
+
+
+def zip_name(zi: zipfile.ZipInfo) -> str:
+    """A zip entry's name as the tool that wrote it meant it.
+
+    With general-purpose bit 11 set the name is UTF-8 and zipfile decoded it so. Without it,
+    zipfile decodes CP437, the format's historical default; but Info-ZIP's zip on Unix stores the
+    locale's bytes (UTF-8) with the bit unset, sometimes adding a Unicode Path extra field. So:
+    that field when it matches the header name, else the bytes as UTF-8 when they are valid
+    UTF-8, and CP437 only when they are not.
+    """
+    if zi.flag_bits & 0x800:
+        return zi.filename
+    # zipfile decoded the header bytes with CP437, which maps every byte: encoding gives them back
+    raw = zi.orig_filename.encode("cp437")
+    name = _unicode_path_extra(zi.extra, raw)
+    if name is None:
+        try:
+            name = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return zi.filename
+    # as zipfile does for the names it decodes: a NUL ends the name
+    return name.split("\x00", 1)[0]
+
+
 def _raw_zip(path: Path) -> Iterator[Member]:
     try:
         zf = zipfile.ZipFile(path)
@@ -430,7 +479,7 @@ def _raw_zip(path: Path) -> Iterator[Member]:
             else:
                 kind = "file"
             opener = _zip_opener(zf, zi) if kind == "file" else None
-            member = Member(zi.filename, kind, zi.file_size, time.mktime((*zi.date_time, 0, 0, -1)), _open=opener)
+            member = Member(zip_name(zi), kind, zi.file_size, time.mktime((*zi.date_time, 0, 0, -1)), _open=opener)
             if kind == "symlink":
                 member.problem = "is a symbolic link; bags hold files, not links"
             elif zi.flag_bits & 0x1:
