@@ -23,12 +23,29 @@ class LazyGroup(click.Group):
         return sorted(COMMANDS)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        target = COMMANDS.get(cmd_name)
-        if target is None:
+        entry = COMMANDS.get(cmd_name)
+        if entry is None:
             return None
-        module_name, attr = target.split(":")
+        module_name, attr = entry[0].split(":")
         command: click.Command = getattr(importlib.import_module(module_name), attr)
         return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # The list comes from the table: importing every command module for one line each would
+        # load numpy, lxml and boto3 just to print --help.
+        names = self.list_commands(ctx)
+        limit = formatter.width - 6 - max(len(n) for n in names)
+        rows = [(n, _shortened(COMMANDS[n][1], limit)) for n in names]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+def _shortened(text: str, limit: int) -> str:
+    """``text`` cut at a word to fit ``limit`` characters with "...", as click shortens a command's help."""
+    if len(text) <= limit:
+        return text
+    cut = text[: max(limit - 3, 0)].rsplit(" ", 1)[0].rstrip(" ,;:")
+    return f"{cut}..."
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -46,23 +63,38 @@ def _exit_code_help() -> str:
 cli.help = f"{cli.help}\n\n{_exit_code_help()}"
 
 
-#: Every command: its name and where it lives. Modules are imported only when their command runs
-#: (or when help lists them), so `preserve bag` does not pay for numpy, boto3 or dask.
-COMMANDS: dict[str, str] = {
-    "bag": "preserve.cli.bag_cmd:bag",
-    "validate": "preserve.cli.validate_cmd:validate",
-    "check": "preserve.cli.check_cmd:check",
-    "package": "preserve.cli.package_cmd:package",
-    "show": "preserve.cli.show_cmd:show",
-    "schemas": "preserve.cli.schemas_cmd:schemas",
-    "unpack": "preserve.cli.unpack_cmd:unpack",
-    "audit": "preserve.cli.audit_cmd:audit",
-    "report": "preserve.cli.report_cmd:report",
-    "events": "preserve.cli.events_cmd:events",
-    "ledger": "preserve.cli.ledger_cmd:ledger",
-    "replicate": "preserve.cli.replicate_cmd:replicate",
-    "restore": "preserve.cli.restore_cmd:restore",
-    "repair": "preserve.cli.repair_cmd:repair",
+#: Every command: where it lives, and its short help (the first line of its docstring; a test
+#: keeps them equal). Modules are imported only when their command runs, so `preserve --help`
+#: and `preserve bag` do not pay for numpy, lxml, boto3 or dask.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "bag": ("preserve.cli.bag_cmd:bag",
+           "Copy SOURCE into a new BagIt bag at DEST."),
+    "validate": ("preserve.cli.validate_cmd:validate",
+                "Validate BAG (BagIt 0.93 to 1.0): every manifest, tag manifest and Payload-Oxum."),
+    "check": ("preserve.cli.check_cmd:check",
+             "Check COLLECTION (a folder with audio and metadata.csv) without writing anything."),
+    "package": ("preserve.cli.package_cmd:package",
+               "Check COLLECTION, then package it as a BagIt bag at DEST with PREMIS/METS sidecars."),
+    "show": ("preserve.cli.show_cmd:show",
+            "Summarize BAG from its METS: releases, tracks, durations, rights, formats and events."),
+    "schemas": ("preserve.cli.schemas_cmd:schemas",
+               "The official XML schemas that `preserve validate` checks sidecars against."),
+    "unpack": ("preserve.cli.unpack_cmd:unpack",
+              "Extract the serialized bag ARCHIVE (.tar, .tar.gz, .zip) into the new folder DEST."),
+    "audit": ("preserve.cli.audit_cmd:audit",
+             "Re-verify the bags at PATH..."),
+    "report": ("preserve.cli.report_cmd:report",
+              "Report from the ledger: bags never audited, overdue, failures still open, audit history."),
+    "events": ("preserve.cli.events_cmd:events",
+              "Export BAG's history as one PREMIS 3 document."),
+    "ledger": ("preserve.cli.ledger_cmd:ledger",
+              "Back up, export and inspect the audit ledger (decades of fixity evidence)."),
+    "replicate": ("preserve.cli.replicate_cmd:replicate",
+                 "Copy BAG to each TARGET and verify every object there."),
+    "restore": ("preserve.cli.restore_cmd:restore",
+               "Restore the bag copy at SOURCE into a new directory DEST."),
+    "repair": ("preserve.cli.repair_cmd:repair",
+              "Repair BAG's missing or altered payload and tag files from a replica."),
 }
 
 
