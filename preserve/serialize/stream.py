@@ -276,9 +276,17 @@ def _sidecar_findings(scan: _Scan) -> list[Finding]:
     """check_sidecars on the spooled tag files, with the payload's sizes taken from the archive's index."""
     from preserve.sidecars.check import check_sidecars
 
+    assert scan.bag is not None
+    try:
+        entries, _problems = scan.bag.fetch_entries()
+    except (OSError, UnicodeDecodeError):
+        entries = []  # reported by the checks
+    # an item fetch.txt names and the archive does not hold counts at its declared length, as in a folder
+    declared = {e.path: e.length for e in entries if e.length is not None}
+
     def payload_size(rel: str) -> int | None:
         row = scan.index.db.execute("SELECT size FROM d WHERE path = ?", (rel,)).fetchone()
-        return None if row is None else int(row[0])
+        return declared.get(rel) if row is None else int(row[0])
 
     return check_sidecars(scan.spool, payload_size=payload_size)
 
@@ -345,11 +353,13 @@ def _check(scan: _Scan, bag: Bag, report: ValidationReport, fast: bool, fetch: b
     index.finish_loading()
     bagcheck.resolve_names(bag, index, report)
     bagcheck._completeness(bag, index, report)
-    fetch_paths = bagcheck._check_fetch(bag, index, report, fetch)
-    bagcheck._missing(index, report, fetch_paths)
     total = next(index.query("SELECT count(*), coalesce(sum(size),0) FROM d"))
     report.files, report.bytes = int(total[0]), int(total[1])  # type: ignore[call-overload]
-    bagcheck._check_oxum(bag, report)
+    # fetch.txt items are payload (RFC 8493 2.2.3): Payload-Oxum counts them as a folder's check
+    # does, at their fetched size with --fetch, at their declared length otherwise
+    fetched = bagcheck._fetch_items(bag, index, report, fetch)
+    bagcheck._missing(index, report, fetched.pending)
+    bagcheck._check_oxum(bag, report, fetched)
     if not fast:
         usable = [a for a in report.algorithms if a in ALGORITHMS and (algorithms is None or a in algorithms)]
         _compare_payload(scan, report, usable)

@@ -7,18 +7,27 @@ historical default, a valid bag's names turn into mojibake and the bag looks inv
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import http.server
+import json
 import os
 import shutil
 import struct
 import subprocess
+import threading
 import zipfile
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from preserve.cli.main import main
+from preserve.package import package_collection
+from preserve.serialize import write_archive
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "donated-collection"
 
 BAGIT = b"BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n"
 PAYLOAD = b"RIFF music"
@@ -114,3 +123,60 @@ def test_a_bag_zipped_by_info_zip_is_valid(tmp_path: Path, capsys: pytest.Captur
     subprocess.run(["zip", "-q", "-r", "-X", str(archive), "bag"], cwd=bag.parent, check=True,
                    env={**os.environ, "LC_ALL": "C.UTF-8"})
     assert_valid_and_unpacks(capsys, archive, tmp_path)
+
+
+# -- fetch.txt in an archive ---------------------------------------------------------------------
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[Path, str]]:
+    """A folder served over HTTP on 127.0.0.1, and its base URL."""
+    root = tmp_path / "served"
+    root.mkdir()
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(root)))
+    srv.daemon_threads = True
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield root, f"http://127.0.0.1:{srv.server_address[1]}/"
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+@pytest.mark.parametrize("fmt", ["tar", "zip"])
+def test_an_archive_with_holes_counts_fetched_items_as_payload(tmp_path: Path, served: tuple[Path, str], fmt: str,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """Payload-Oxum and the METS sizes count a fetch.txt item as a folder's validation does."""
+    bag = tmp_path / "bag"
+    package_collection(EXAMPLE, bag)
+    root, base = served
+    wavs = sorted(str(p.relative_to(bag)) for p in (bag / "data").rglob("*") if p.is_file())
+    holes = wavs[:2]
+    lines = []
+    for i, rel in enumerate(holes):
+        size = (bag / rel).stat().st_size
+        shutil.move(bag / rel, root / f"item{i}")
+        lines.append(f"{base}item{i} {size} {rel}\n")
+    (bag / "fetch.txt").write_text("".join(lines), encoding="utf-8")
+    # preserve's own profile forbids fetch.txt: this is a holey bag as other tools make them
+    info = bag / "bag-info.txt"
+    info.write_text("".join(ln for ln in info.read_text(encoding="utf-8").splitlines(keepends=True)
+                            if not ln.startswith("BagIt-Profile-Identifier:")), encoding="utf-8")
+    for manifest in bag.glob("tagmanifest-*.txt"):
+        alg = manifest.name.removeprefix("tagmanifest-").removesuffix(".txt")
+        digests = [f"{hashlib.new(alg, (bag / rel).read_bytes()).hexdigest()}  {rel}\n"
+                   for _, rel in (ln.split("  ", 1) for ln in manifest.read_text(encoding="utf-8").splitlines())]
+        manifest.write_text("".join(digests), encoding="utf-8")
+    archive = write_archive(bag, tmp_path / f"bag.{fmt}", fmt)
+
+    code, out, err = run(capsys, "validate", "--fetch", archive)
+    assert code == 0, out + err
+    code, out, err = run(capsys, "validate", "--json", archive)
+    assert code == 1
+    found = [(f["code"], f["path"]) for f in json.loads(out)["findings"] if f["severity"] == "error"]
+    assert sorted(found) == [("not-fetched", rel) for rel in holes]
