@@ -27,6 +27,11 @@ from preserve.replication.config import ReplicationConfig, TargetSpec, load_conf
 from preserve.stores import Store, is_s3_url, open_store
 from preserve.stores.base import PutOptions
 
+#: Objects (and parts of one large file) sent in parallel by default. Chosen from the figures of
+#: benchmarks/bench_replicate.py (benchmarks/README.md): the smallest value within 5% of the
+#: fastest, on average, over small files and one large file, with and without server checksums.
+DEFAULT_WORKERS = 4
+
 
 def s3_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """The S3 options (and --config) shared by every command that accepts an s3:// target."""
@@ -68,8 +73,8 @@ def upload_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--part-size", default="16MiB", show_default=True, metavar="SIZE",
                      help="Multipart part size (S3's minimum, 5 MiB, is enforced)."),
         click.option("--bandwidth", metavar="RATE", help="Cap the transfer rate, e.g. 20M (bytes per second)."),
-        click.option("-w", "--workers", type=click.IntRange(1, 64), default=4, show_default=True,
-                     help="Objects transferred in parallel."),
+        click.option("-w", "--workers", type=click.IntRange(1, 64), default=DEFAULT_WORKERS, show_default=True,
+                     help="Objects transferred in parallel (and parts of one large file)."),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -90,7 +95,8 @@ def resolve_target(text: str, config: ReplicationConfig, kw: dict[str, Any]) -> 
             path_style=bool(path_style if path_style is not None else spec.path_style),
             checksum_when=kw.get("checksum_when") or spec.checksum_when or "supported",
             max_attempts=kw.get("retries") or 5,
-            max_connections=max(10, (kw.get("workers") or 4) + 2),
+            # objects in parallel, each large one with as many parts in parallel
+            max_connections=max(10, 2 * (kw.get("workers") or DEFAULT_WORKERS) + 2),
         )
         return open_store(spec.url, settings), spec
     return open_store(spec.url), spec
@@ -116,6 +122,7 @@ def put_options(kw: dict[str, Any], spec: TargetSpec) -> PutOptions:
         multipart_threshold=parse_size(kw.get("multipart_threshold") or "64MiB"),
         part_size=parse_size(kw.get("part_size") or "16MiB"),
         limiter=RateLimiter(parse_size(bandwidth)) if bandwidth else None,
+        part_workers=kw.get("workers") or DEFAULT_WORKERS,
     )
 
 
@@ -249,7 +256,7 @@ def replicate(bag: Path, targets: tuple[str, ...], serialize: str | None, ledger
             put.upload_max_age = dt.timedelta(days=incomplete_max_age)
             bar = ThroughputBar(f"{bag.name} -> {store.url}", enabled=not quiet and not as_json)
             put.progress = bar
-            opts = ReplicateOptions(layout=serialize or "files", put=put, workers=kw.get("workers") or 4,
+            opts = ReplicateOptions(layout=serialize or "files", put=put, workers=kw.get("workers") or DEFAULT_WORKERS,
                                     target_name=spec.name, place=spec.location, origin=config.origin,
                                     abort_incomplete=abort_incomplete)
             try:

@@ -391,12 +391,13 @@ def _send_files(bag: Bag, store: Store, opts: ReplicateOptions, remote: RemoteRe
     others = [t for t in tags if t not in manifests and t not in tagmanifests]
     stop = threading.Event()
     lock = threading.Lock()
+    present = _listed(store, f"{bag.name}/")
 
     def run(job: _Job) -> None:
         if stop.is_set():
             return
         try:
-            _send_one(store, result.name, job, opts, remote, result, lock)
+            _send_one(store, result.name, job, opts, remote, result, lock, present)
         except PreserveError as exc:
             stop.set()
             with lock:
@@ -424,11 +425,30 @@ def _send_files(bag: Bag, store: Store, opts: ReplicateOptions, remote: RemoteRe
             return
 
 
+#: Past this many objects under a bag's name, their keys are not held in memory: each object gets a HEAD.
+LISTED_KEYS_LIMIT = 200_000
+
+
+def _listed(store: Store, prefix: str) -> set[str] | None:
+    """The keys already under ``prefix`` in an S3 store (a listing returns a thousand per request,
+    where a HEAD per object costs one request each); None where every object is to be HEADed
+    (a directory store, where a HEAD is a stat, or more keys than LISTED_KEYS_LIMIT)."""
+    if store.kind != "s3":
+        return None
+    keys: set[str] = set()
+    for info in store.list(prefix):
+        keys.add(info.key)
+        if len(keys) > LISTED_KEYS_LIMIT:
+            return None
+    return keys
+
+
 def _send_one(store: Store, name: str, job: _Job, opts: ReplicateOptions, remote: RemoteRecord | None,
-              result: ReplicaResult, lock: threading.Lock) -> None:
+              result: ReplicaResult, lock: threading.Lock, present: set[str] | None) -> None:
     key = object_key(name, job.rel)
     plan = remote.plan_for(job.rel, job.sha256) if remote else None
-    info = store.head(key)
+    # a key the listing did not show is absent: no HEAD for it (a first run sends one request per object)
+    info = store.head(key) if present is None or key in present else None
     reason, plan, method = _verify(store, key, job, info, plan, opts)
     sent = 0
     resumed = 0
@@ -440,7 +460,10 @@ def _send_one(store: Store, name: str, job: _Job, opts: ReplicateOptions, remote
     if reason is not None:  # absent, different, unverifiable or in another storage class: (re)send it
         put = store.put_file(key, job.path, job.sha256, job.size, opts.put, archive=job.archive)
         sent, resumed = put.sent, put.resumed_parts
-        info = store.head(key)
+        # the upload's answer carries the ETag and checksum a HEAD would; a HEAD is still made
+        # where the storage class or object lock asked for must be seen on the object itself
+        kept_as_asked = not opts.put.lock_mode and not (opts.put.storage_class and job.archive)
+        info = put.stored if put.stored is not None and kept_as_asked else store.head(key)
         after, plan, method = _verify(store, key, job, info, put.parts, opts, expected_etag=put.etag)
         if after is not None:
             raise RemoteError(f"{store.url}/{key}: after upload the object does not verify ({after}); "

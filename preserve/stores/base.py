@@ -150,6 +150,9 @@ class PutResult:
     #: the ETag the bytes sent make on a store whose ETag is an MD5 (single part: the MD5;
     #: multipart: MD5 of the part MD5s, "-N"); None where the store has no ETags
     etag: str | None = None
+    #: the object as the store's answer to the upload describes it (its ETag and checksum, as
+    #: the server computed them); None where the answer says nothing and a HEAD must
+    stored: ObjectInfo | None = None
 
 
 @dataclass

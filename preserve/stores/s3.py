@@ -211,10 +211,25 @@ class S3Store(Store):
         if found != sha256_hex or len(data) != size:
             raise BagInvalid(f"{source}: does not match manifest-sha256.txt (expected {sha256_hex}, found {found}, "
                              f"{len(data)} of {size} bytes); validate the bag before replicating (it was not uploaded)")
-        md5 = self._put_object(key, data, sha256_hex, options, archive)
-        return PutResult(key=key, size=size, sent=size, etag=md5)
+        md5, resp = self._put_object(key, data, sha256_hex, options, archive)
+        return PutResult(key=key, size=size, sent=size, etag=md5,
+                         stored=self._answered(key, size, sha256_hex, resp, md5_meta=md5))
 
-    def _put_object(self, key: str, data: bytes, sha256_hex: str, options: PutOptions, archive: bool) -> str:
+    def _answered(self, key: str, size: int, sha256_hex: str, resp: dict[str, Any], *,
+                  md5_meta: str | None = None) -> ObjectInfo | None:
+        """The object as the answer to its PutObject / CompleteMultipartUpload describes it: the
+        ETag and checksum the server computed from the bytes it received, as a HEAD would give
+        them, so that an upload is verified without another request. None without an ETag."""
+        if not resp.get("ETag"):
+            return None
+        return ObjectInfo(key=key, size=size, sha256_meta=sha256_hex, checksum_sha256=resp.get("ChecksumSHA256"),
+                          version_id=resp.get("VersionId"), etag=str(resp["ETag"]),
+                          encryption=resp.get("ServerSideEncryption") or (
+                              "sse-c" if resp.get("SSECustomerAlgorithm") else None),
+                          md5_meta=md5_meta)
+
+    def _put_object(self, key: str, data: bytes, sha256_hex: str, options: PutOptions,
+                    archive: bool) -> tuple[str, dict[str, Any]]:
         """Send one object; returns its MD5 (hex), which is its ETag where the ETag is an MD5.
 
         The MD5 is computed from the same bytes as the SHA-256 just checked and travels three
@@ -222,14 +237,14 @@ class S3Store(Store):
         x-amz-meta-md5 metadata (what a later audit compares the ETag with) and the ETag
         check after the upload."""
         digest = hashlib.md5(data, usedforsecurity=False).digest()
-        self._call(key, "upload it", self.client.put_object, Key=self._full(key), Body=data,
+        resp = self._call(key, "upload it", self.client.put_object, Key=self._full(key), Body=data,
                    ChecksumAlgorithm="SHA256", ChecksumSHA256=b64_of_hex(sha256_hex),
                    ContentMD5=base64.b64encode(digest).decode("ascii"),
                    Metadata={**options.metadata, META_SHA256: sha256_hex, META_MD5: digest.hex()},
                    storage_class=options.storage_class if archive else None, **self._put_args(options, archive))
         if options.progress is not None:
             options.progress(len(data))
-        return digest.hex()
+        return digest.hex(), dict(resp)
 
     def _uploads(self, key: str, full: str) -> Iterator[dict[str, Any]]:
         """Every unfinished multipart upload whose key starts with ``full``, every page of the
@@ -343,6 +358,8 @@ class S3Store(Store):
                    UploadId=upload_id, MultipartUpload={"Parts": done})
         self._ensure_retention(key, options)
         etag = multipart_etag(md5s)
+        # no ``stored``: some servers leave the composite checksum out of this answer but give it
+        # to a HEAD, and one HEAD per large file costs nothing next to its parts
         return PutResult(key=key, size=size, sent=sent, parts=PartPlan(part_size, digests, etag), resumed_parts=resumed,
                          etag=etag)
 
@@ -458,7 +475,7 @@ class S3Store(Store):
             raise
         sha = whole.hexdigest()
         if upload_id is None:
-            md5 = self._put_object(key, bytes(buffer), sha, options, archive=True)
+            md5, _ = self._put_object(key, bytes(buffer), sha, options, archive=True)
             return PutResult(key=key, size=total, sent=total, etag=md5), sha
         self._ensure_retention(key, options)
         etag = multipart_etag(md5s)
