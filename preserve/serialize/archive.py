@@ -14,6 +14,7 @@ absolute names, ``..``, links, devices, duplicate names, members outside the one
 from __future__ import annotations
 
 import contextlib
+import copy
 import gzip
 import os
 import re
@@ -324,12 +325,21 @@ class Member:
     _open: Callable[[], IO[bytes]] | None = None
 
     def chunks(self) -> Iterator[bytes]:
-        """The member's bytes, streamed (only while the iteration stands on this member)."""
+        """The member's bytes, streamed (only while the iteration stands on this member).
+
+        Never more than ``size``: a zip entry whose data inflates past the size its headers
+        declare (a zip bomb, or damage) raises :class:`BadArchive` before the excess is yielded.
+        """
         if self._open is None:
             return
+        total = 0
         try:
             with self._open() as f:
                 while chunk := f.read(CHUNK):
+                    total += len(chunk)
+                    if total > self.size:
+                        raise BadArchive(path=self.archive, reason=f"member {self.name!r} inflates past the {self.size} "
+                                         "bytes its header declares (a zip bomb, or damaged data); nothing more of it was read")
                     yield chunk
         except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib_error, OSError) as exc:
             reason = f"damaged archive data in member {self.name!r} ({exc})"
@@ -399,8 +409,13 @@ def _raw_tar(path: Path, compressed: bool) -> Iterator[Member]:
 
 
 def _zip_opener(zf: zipfile.ZipFile, zi: zipfile.ZipInfo) -> Callable[[], IO[bytes]]:
+    # zipfile silently stops at the header's size; one byte more lets Member.chunks see a lie
+    # (data inflating past that size) and refuse the member instead of using a truncated copy
+    probe = copy.copy(zi)
+    probe.file_size = zi.file_size + 1
+
     def open_member() -> IO[bytes]:
-        f = zf.open(zi)
+        f = zf.open(probe)
         # zipfile raises on a CRC-32 mismatch at the last read, discarding that read's bytes; the
         # manifests' digests are the real check, and a damaged member must become an "altered"
         # finding like a damaged file in a folder, so the weaker CRC is not checked here.

@@ -198,13 +198,24 @@ def test_unpack_extracts_validates_and_renames(bag_dir: Path, tmp_path: Path, ca
 
 def test_unpack_of_an_invalid_bag_leaves_nothing(bag_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     corrupt(bag_dir)
+    # a payload file no manifest lists is refused before it is written (it could be a zip bomb's)
     archive = write_archive(bag_dir, tmp_path / "hall-1962.tar", "tar")
     dest = tmp_path / "out" / "hall-1962"
     code, out, err = run(capsys, "unpack", archive, dest, "-q")
+    assert code == 3
+    assert err.strip() == (f"preserve: error: {archive}: cannot read the serialized bag safely: member "
+                           "'hall-1962/data/stray.txt' is not listed in the bag's payload manifests (an unlisted "
+                           "payload file makes the bag invalid, and is not written); nothing was extracted")
+    assert not (tmp_path / "out").exists()  # the parent made for DEST is removed again
+    # the rest of the damage is found by validating the unpacked bag, and nothing is left either
+    (bag_dir / "data" / "stray.txt").unlink()
+    (tmp_path / "listed").mkdir()
+    archive = write_archive(bag_dir, tmp_path / "listed" / "hall-1962.tar", "tar")
+    code, out, err = run(capsys, "unpack", archive, dest, "-q")
     assert code == 1
     assert "error: data/a.wav: sha256 checksum does not match manifest-sha256.txt" in out
-    assert err.strip() == f"preserve: error: {archive}: the bag is not valid (7 problem(s))"
-    assert not (tmp_path / "out").exists()  # the parent made for DEST is removed again
+    assert err.strip() == f"preserve: error: {archive}: the bag is not valid (6 problem(s))"
+    assert not (tmp_path / "out").exists()
 
 
 def test_finalizer_rejects_unknown_formats() -> None:
