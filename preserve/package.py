@@ -32,6 +32,12 @@ from preserve.sidecars import write_sidecars
 from preserve.staging import journaled, lock_path_for
 
 Progress = Callable[[int, int], None]
+#: ``on_phase(name, total_bytes, counted)``: a phase of packaging starts; ``counted`` says whether
+#: ``progress`` will report its bytes (the check's and the copy's are; verification is not).
+PhaseCallback = Callable[[str, int, bool], None]
+#: The phases of :func:`package_collection`, in order (verify only with ``verify``, archive only
+#: when an archive is written).
+PHASES = ("check", "copy+hash", "verify", "sidecars", "archive")
 DEFAULT_PROFILE = "preserve-audio-aip"
 #: Tag files (besides BagIt's own) every package has: the writer's xxh3-128 listing and the sidecars.
 PACKAGE_TAG_FILES = (XXH3_FILE, "metadata/mets.xml", "metadata/premis.xml")
@@ -144,6 +150,7 @@ def package_collection(
     on_checked: Callable[[CheckReport], None] | None = None,
     on_warning: Callable[[str], None] | None = None,
     on_removed: Callable[[Path], None] | None = None,
+    on_phase: PhaseCallback | None = None,
 ) -> PackageResult:
     """Check ``root`` and, when it is ready, build the bag at ``dest`` (see the module docstring).
 
@@ -153,7 +160,8 @@ def package_collection(
     ``check_progress``/``on_total`` follow the check (see :func:`check_collection`), ``progress``
     the copy; ``on_checked`` sees the report before copying starts; ``on_warning`` gets the
     profile's warnings; ``on_removed`` each path a killed earlier run on ``dest`` had left and its
-    journal listed (removed before anything else, also when ``dest`` exists).
+    journal listed (removed before anything else, also when ``dest`` exists). ``on_phase`` is
+    told as each phase of :data:`PHASES` starts, with the bytes it will read.
 
     With a profile, what packaging can never meet (tag files it does not write, or that
     Tag-Files-Allowed refuses) is refused before the check (:class:`UsageError`); the payload
@@ -187,7 +195,14 @@ def package_collection(
             except UsageError as exc:
                 raise UsageError(where_to_give(str(exc))) from None
     started = _now()
-    report = check_collection(root, workers=workers, progress=check_progress, on_total=on_total)
+
+    def check_total(total: int, files: int) -> None:
+        if on_phase is not None:
+            on_phase("check", total, True)
+        if on_total is not None:
+            on_total(total, files)
+
+    report = check_collection(root, workers=workers, progress=check_progress, on_total=check_total)
     if not report.ready:
         raise CollectionNotReady(path=str(root), count=len(report.problems), report=report)
     if on_checked is not None:
@@ -213,6 +228,8 @@ def package_collection(
             if (size, mtime_ns) != (rec.size, rec.mtime_ns):
                 raise SourceChanged(path=rec.source, detail=f"it changed after the check (size/mtime {size}/{mtime_ns} "
                                                             f"when checked, {rec.size}/{rec.mtime_ns} when copied); check it again")
+        if on_phase is not None:
+            on_phase("sidecars", 0, False)
         write_sidecars(staged, collection, context)
 
     if plan.serialization and plan.serialization != serialization:
@@ -231,10 +248,26 @@ def package_collection(
         if failures:
             raise conformance_violation(dest_path, loaded, failures)
         finalize = conforming_finalizer(loaded, plan.serialization, finalize)
+    copy_bytes = sum(t.size for t in collection.tracks) + sum(s.size for s in collection.submission_files)
+    on_staged = None
+    if on_phase is not None:
+        on_phase("copy+hash", copy_bytes, True)
+        if verify:
+            def on_staged(staging: Path) -> None:
+                on_phase("verify", copy_bytes, False)
+        if finalize is not None:
+            finalize = _announced(finalize, on_phase)
     result = create_bag(dest_path, payload, algorithms=plan.algorithms, info=plan.info,
                         verify=verify, workers=workers, progress=progress, extra_tags=extra_tags,
-                        finalize=finalize, on_removed=on_removed)
+                        finalize=finalize, on_removed=on_removed, on_staged=on_staged)
     return PackageResult(report, result, plan.profile)
+
+
+def _announced(finalize: Callable[[Path, Path], None], on_phase: PhaseCallback) -> Callable[[Path, Path], None]:
+    def announced(staging: Path, dest: Path) -> None:
+        on_phase("archive", 0, False)
+        finalize(staging, dest)
+    return announced
 
 
 def _refuse_existing(dest: Path, on_removed: Callable[[Path], None] | None) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -15,7 +16,7 @@ from preserve.bag.writer import (
     create_bag,
     payload_from_directory,
 )
-from preserve.cli.common import ProgressBar, parse_info, warn
+from preserve.cli.common import ProgressBar, next_steps, parse_info, progress_interval_option, warn
 from preserve.errors import InputError, ProblemsFound, ProfileViolation, UsageError
 from preserve.fixity import ALGORITHMS, processes_for, start_processes
 from preserve.profiles import (
@@ -39,15 +40,16 @@ from preserve.serialize import archive_path, finalizer
 @click.option("--no-verify", is_flag=True, help="Skip re-reading the written payload from storage.")
 @click.option("--follow-links", is_flag=True, help="Copy what symbolic links point to instead of refusing them.")
 @click.option("-w", "--workers", type=click.IntRange(1, 64), help="Parallel copies (default: cores).")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar or lines, no next steps.")
 @click.option("-p", "--profile", "profile_ref", metavar="PROFILE",
               help="Make the bag conform to a BagIt profile (a JSON file, a shipped profile's name such as "
                    "preserve-transfer, or a profile identifier): its algorithms, bag-info values, serialization.")
 @click.option("--serialize", type=click.Choice(["tar", "tar.gz", "zip"]),
               help="Write the bag as one file; DEST gets the ending (.tar, .tar.gz, .zip) if it lacks it.")
+@progress_interval_option
 def bag(source: Path, dest: Path, algorithms: tuple[str, ...], info: tuple[str, ...], no_verify: bool,
         follow_links: bool, workers: int | None, quiet: bool, profile_ref: str | None,
-        serialize: str | None) -> None:
+        serialize: str | None, progress_interval: float) -> None:
     """Copy SOURCE into a new BagIt bag at DEST.
 
     SOURCE is only read. DEST appears whole or not at all: the bag is built in hidden staging
@@ -95,12 +97,20 @@ def bag(source: Path, dest: Path, algorithms: tuple[str, ...], info: tuple[str, 
             (f"data/{e.target}", 0 if e.empty_dir else _size(e), e.empty_dir) for e in payload)))
         # the whole staged bag, with its tag manifests, before it lands at DEST
         finalize = conforming_finalizer(profile, serialize, finalize)
-    bar = ProgressBar(summary.bytes, "bagging", enabled=not quiet)
+    bar = ProgressBar(0, "bagging", enabled=not quiet, interval=progress_interval)
+    bar.phase("copy+hash", summary.bytes)
+    if finalize is not None:
+        finalize = _announced(finalize, bar)
+
+    def staged(staging: Path) -> None:
+        if not no_verify:  # the writer re-reads the payload now, without reporting bytes
+            bar.phase("verify", summary.bytes, counted=False)
+
     try:
         with bar.shown():
             result = create_bag(dest, payload, algorithms=chosen, info=info_items, verify=not no_verify,
                                 workers=workers, processes=processes_for(summary.files, summary.bytes),
-                                progress=bar, follow_links=follow_links, finalize=finalize,
+                                progress=bar, follow_links=follow_links, finalize=finalize, on_staged=staged,
                                 on_removed=None if quiet else _removed)
     except ProfileViolation as exc:
         _list_failures(exc)
@@ -114,6 +124,15 @@ def bag(source: Path, dest: Path, algorithms: tuple[str, ...], info: tuple[str, 
         click.echo(f"kept {result.empty_dirs} empty folder(s), listed in metadata/empty-directories.txt")
     if profile is not None:
         click.echo(f"conforms to profile {profile.name} ({profile.identifier})")
+    if not quiet:
+        next_steps(result.path, show=False)
+
+
+def _announced(finalize: Callable[[Path, Path], None], bar: ProgressBar) -> Callable[[Path, Path], None]:
+    def announced(staging: Path, dest: Path) -> None:
+        bar.phase("archive", counted=False)
+        finalize(staging, dest)
+    return announced
 
 
 def _size(entry: PayloadEntry) -> int:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from preserve.cli.common import ProgressBar, for_people, to_json
+from preserve.cli.common import ProgressBar, for_people, progress_interval_option, to_json
 from preserve.errors import CollectionNotReady
 from preserve.intake import CheckReport, check_collection
 from preserve.intake.check import Problem
@@ -77,7 +77,9 @@ def _render_table(report: CheckReport, err: bool) -> None:
 @click.option("--profile", "profile", metavar="PROFILE", default=DEFAULT_PROFILE, show_default=True,
               help="BagIt profile `preserve package` will follow: its required bag-info must be there too.")
 @click.option("--no-profile", is_flag=True, help="Check for packaging with no BagIt profile.")
-def check(collection: Path, as_json: bool, workers: int | None, quiet: bool, profile: str, no_profile: bool) -> None:
+@progress_interval_option
+def check(collection: Path, as_json: bool, workers: int | None, quiet: bool, profile: str, no_profile: bool,
+          progress_interval: float) -> None:
     """Check COLLECTION (a folder with audio and metadata.csv) without writing anything.
 
     Reads the sheet and collection.toml, accounts for every file, applies the rights gate,
@@ -91,7 +93,7 @@ def check(collection: Path, as_json: bool, workers: int | None, quiet: bool, pro
         from preserve.profiles import load_profile
 
         load_profile(profile)     # a bad profile reference fails before the long check
-    bar = ProgressBar(0, "checking", enabled=not quiet and not as_json)
+    bar = ProgressBar(0, "checking", enabled=not quiet and not as_json, interval=progress_interval)
     with bar.shown():
         report = check_collection(collection, workers=workers, progress=bar,
                                   on_total=lambda total, files: bar.set_total(total, files))

@@ -1,4 +1,4 @@
-"""Helpers shared by the command modules: progress bars, option parsing, printing findings.
+"""Shared by the command modules: progress bars and lines, option parsing, printing findings.
 
 Whatever a command prints for people goes through :func:`for_people` (see :mod:`preserve.textsafe`)
 value by value, so nothing a bag holds can drive the terminal; :func:`to_json` gives the exact
@@ -10,16 +10,20 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import shlex
 import sys
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import click
 
 from preserve.textsafe import for_people
 
-__all__ = ["ProgressBar", "echo_err", "for_people", "parse_info", "parse_period", "parse_size", "to_json", "warn"]
+__all__ = ["DEFAULT_PROGRESS_INTERVAL", "ProgressBar", "echo_err", "for_people", "human_bytes", "next_steps", "parse_info", "parse_interval",
+           "parse_period", "parse_size", "progress_interval_option", "to_json", "warn"]
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGTP]?)(i?B?)?\s*$", re.IGNORECASE)
 _PERIOD = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdwy])\s*$", re.IGNORECASE)
@@ -60,39 +64,180 @@ def parse_info(values: tuple[str, ...]) -> list[tuple[str, str]]:
     return out
 
 
-class ProgressBar:
-    """A thread-safe progress callback drawing a click progress bar on standard error."""
+#: Seconds between progress lines when standard error is not a terminal (cron, systemd, nohup).
+DEFAULT_PROGRESS_INTERVAL = 30.0
+_SECONDS = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*$")
 
-    def __init__(self, total_bytes: int, label: str, enabled: bool = True) -> None:
-        self.enabled = enabled and sys.stderr.isatty()
+
+def parse_interval(text: str) -> float:
+    """``--progress-interval``: a plain number of seconds ('30', '0.5'), or a period such as '2m'."""
+    m = _SECONDS.match(text)
+    seconds = float(m.group(1)) if m else parse_period(text)
+    if seconds <= 0:
+        raise click.BadParameter(f"{text!r}: give a number of seconds above 0, such as 30")
+    return seconds
+
+
+def _interval_callback(ctx: click.Context, param: click.Parameter, value: str | None) -> float:
+    return DEFAULT_PROGRESS_INTERVAL if value is None else parse_interval(value)
+
+
+#: The ``--progress-interval`` option every command with a progress bar takes.
+progress_interval_option = click.option(
+    "--progress-interval", "progress_interval", metavar="SECONDS", callback=_interval_callback,
+    help="Without a terminal (cron, systemd), write one progress line to standard error every SECONDS "
+         f"(default {DEFAULT_PROGRESS_INTERVAL:g}; a period such as 2m is accepted too). -q silences it.")
+
+
+def human_bytes(n: float) -> str:
+    """1234567 -> '1.2 MB' (powers of 1000, as disks and networks are sold)."""
+    for unit in ("bytes", "kB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{int(n)} bytes" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1000
+    raise AssertionError("unreachable")
+
+
+def _clock_text(seconds: float) -> str:
+    seconds = int(seconds + 0.5)
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
+class ProgressBar:
+    """A thread-safe progress callback on standard error, phase by phase.
+
+    On a terminal it draws a click progress bar per phase (bytes, percent, ETA). Without one
+    (cron, systemd, nohup, ssh without -t) it writes one plain line every ``interval`` seconds,
+    with the phase, percent, bytes done and total, rate and ETA, which journald and log files keep
+    as they are. ``enabled=False`` (``-q``) shows nothing either way.
+
+    Called as ``bar(nbytes, nfiles)`` by the library; :meth:`phase` starts the next phase. A
+    phase begun with ``counted=False`` is one the library does not report bytes for: it is named,
+    with its size and the time it has run, never with a percent it cannot know.
+    """
+
+    def __init__(self, total_bytes: int, label: str, enabled: bool = True, *,
+                 interval: float = DEFAULT_PROGRESS_INTERVAL, clock: Callable[[], float] = time.monotonic) -> None:
+        self._stream = sys.stderr
+        tty = self._stream.isatty()
+        self.enabled = enabled and tty
+        self.lines = enabled and not tty
+        self.interval = interval
+        self._clock = clock
         self._lock = threading.Lock()
         self._bar: Any = None
+        self._shown = False
         self.total = total_bytes
+        self.done = 0
         self.label = label
+        self.phase_name = ""
+        self.counted = True
+        self._started = clock()
 
     def __call__(self, nbytes: int, nfiles: int) -> None:
-        if self._bar is not None and nbytes:
+        if nbytes:
             with self._lock:
-                self._bar.update(nbytes)
+                self.done += nbytes
+                if self._bar is not None:
+                    self._bar.update(nbytes, self.done)
 
     def set_total(self, total_bytes: int, files: int = 0) -> None:
-        self.total = total_bytes
-        if self._bar is not None:
-            self._bar.length = max(total_bytes, 1)
+        with self._lock:
+            self.total = total_bytes
+            if self._bar is not None:
+                self._bar.length = max(total_bytes, 1)
+
+    def phase(self, name: str, total_bytes: int = 0, *, counted: bool = True) -> None:
+        """Start the phase ``name`` of ``total_bytes``; the bytes done start again from 0."""
+        with self._lock:
+            self.phase_name, self.total, self.done, self.counted = name, total_bytes, 0, counted
+            self._started = self._clock()
+            if self._shown and self.enabled:
+                self._close_bar()
+                self._open_bar()
+
+    def line(self) -> str:
+        """The plain progress line for now: phase, percent, bytes done/total, rate, ETA."""
+        with self._lock:
+            done, total, counted = self.done, self.total, self.counted
+            elapsed = max(self._clock() - self._started, 1e-9)
+            head = f"{self.label}: {self.phase_name}" if self.phase_name else self.label
+        if not counted:
+            size = f" {human_bytes(total)}," if total else ""
+            return f"{head}:{size} running for {_clock_text(elapsed)}"
+        rate = done / elapsed
+        if total <= 0:
+            return f"{head}: {human_bytes(done)} done, {human_bytes(rate)}/s"
+        percent = min(100.0, 100.0 * done / total)
+        eta = _clock_text((total - done) / rate) if rate > 0 and done < total else ("0:00" if done >= total else "unknown")
+        return (f"{head}: {percent:.0f}%, {human_bytes(done)} of {human_bytes(total)}, "
+                f"{human_bytes(rate)}/s, ETA {eta}")
+
+    def _open_bar(self) -> None:
+        label = f"{self.label}: {self.phase_name}" if self.phase_name else self.label
+        if not self.counted:
+            size = f" ({human_bytes(self.total)})" if self.total else ""
+            click.echo(f"{label}{size}...", err=True)
+            return
+        bar = click.progressbar(length=max(self.total, 1), label=label, file=self._stream, show_eta=True,
+                                show_percent=True, item_show_func=self._bytes_text)
+        self._bar = bar.__enter__()
+
+    def _close_bar(self) -> None:
+        bar, self._bar = self._bar, None
+        if bar is not None:
+            bar.__exit__(None, None, None)
+
+    def _bytes_text(self, done: int | None) -> str | None:
+        return None if done is None else f"{human_bytes(done)} of {human_bytes(self.total)}"
 
     @contextlib.contextmanager
     def shown(self) -> Iterator[ProgressBar]:
-        if not self.enabled:
-            yield self
-            return
-        bar: Any
-        with click.progressbar(length=max(self.total, 1), label=self.label, file=sys.stderr,
-                               show_eta=True, show_percent=True) as bar:
-            self._bar = bar
+        if self.enabled:
+            with self._lock:
+                self._shown = True
+                self._open_bar()
             try:
                 yield self
             finally:
-                self._bar = None
+                with self._lock:
+                    self._shown = False
+                    self._close_bar()
+            return
+        if not self.lines:
+            yield self
+            return
+        stop = threading.Event()
+
+        def report() -> None:
+            while not stop.wait(self.interval):
+                with contextlib.suppress(OSError, ValueError):  # a closed or broken stderr ends nothing
+                    self._stream.write(f"preserve: {for_people(self.line())}\n")
+                    self._stream.flush()
+
+        # a daemon: a thread still waiting must never keep an interrupted run from exiting
+        thread = threading.Thread(target=report, name="progress-lines", daemon=True)
+        thread.start()
+        try:
+            yield self
+        finally:
+            stop.set()
+            thread.join()
+
+
+def next_steps(bag: Path, *, show: bool = True) -> None:
+    """The commands that usually follow a new bag, on standard error (standard output keeps the result).
+
+    ``show`` is for bags with METS sidecars (``preserve package`` writes them, ``preserve bag`` not).
+    """
+    quoted = shlex.quote(str(bag))
+    if bag.is_file():  # an archive: checked as it is, opened by unpack
+        steps = f"preserve validate {quoted}; preserve unpack {quoted} FOLDER"
+    else:
+        shown = f"preserve show {quoted}; " if show else ""
+        steps = f"preserve validate {quoted}; {shown}preserve replicate {quoted} TARGET; preserve audit {quoted}"
+    click.echo(f"next: {for_people(steps)}", err=True)
 
 
 def echo_err(message: str) -> None:

@@ -7,7 +7,14 @@ from pathlib import Path
 import click
 
 from preserve.cli.check_cmd import render_report
-from preserve.cli.common import ProgressBar, for_people, parse_info, warn
+from preserve.cli.common import (
+    ProgressBar,
+    for_people,
+    next_steps,
+    parse_info,
+    progress_interval_option,
+    warn,
+)
 from preserve.errors import CollectionNotReady, ProfileViolation
 from preserve.fixity import ALGORITHMS
 from preserve.intake import CheckReport
@@ -30,10 +37,12 @@ from preserve.package import DEFAULT_PROFILE, package_collection
 @click.option("-i", "--info", "info", multiple=True, metavar="KEY=VALUE", help="An extra bag-info.txt field (repeatable).")
 @click.option("--no-verify", is_flag=True, help="Skip re-reading the written payload from storage.")
 @click.option("-w", "--workers", type=click.IntRange(1, 64), help="Files read in parallel (default: cores).")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar, no warnings, no file table (problems are always listed).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar, no warnings, no file table, no next steps "
+              "(problems are always listed).")
+@progress_interval_option
 def package(collection: Path, dest: Path, operator: str | None, profile: str, no_profile: bool,
             serialize: str | None, algorithms: tuple[str, ...], info: tuple[str, ...], no_verify: bool,
-            workers: int | None, quiet: bool) -> None:
+            workers: int | None, quiet: bool, progress_interval: float) -> None:
     """Check COLLECTION, then package it as a BagIt bag at DEST with PREMIS/METS sidecars.
 
     Refuses (exit 1, nothing written at DEST) when the check finds any problem: an uncleared
@@ -42,12 +51,12 @@ def package(collection: Path, dest: Path, operator: str | None, profile: str, no
     data/submission/, all with their original relative paths. COLLECTION is only read.
     A package that would break its profile is refused (exit 1) before anything lands at DEST.
     """
-    # One bar for the whole run: the check reads every audio file once, then the copy reads it again.
-    bar = ProgressBar(0, "packaging", enabled=not quiet)
+    # One bar per phase: the check reads every audio file once, the copy reads it again and hashes
+    # it, verification re-reads what was written; each phase says how far it is.
+    bar = ProgressBar(0, "packaging", enabled=not quiet, interval=progress_interval)
+    bar.phase("check")
 
     def checked(report: CheckReport) -> None:
-        copy_bytes = sum(t.size for t in report.collection.tracks) + sum(s.size for s in report.collection.submission_files)
-        bar.set_total(bar.total + copy_bytes)
         if not quiet:
             for w in report.warnings:
                 warn(w)
@@ -58,7 +67,7 @@ def package(collection: Path, dest: Path, operator: str | None, profile: str, no
                 collection, dest, operator=operator, algorithms=algorithms or None, info=parse_info(info),
                 profile=None if no_profile else profile, serialization=serialize, verify=not no_verify,
                 workers=workers, check_progress=bar, progress=bar,
-                on_total=lambda total, files: bar.set_total(total, files), on_checked=checked,
+                on_phase=lambda name, total, counted: bar.phase(name, total, counted=counted), on_checked=checked,
                 on_warning=None if quiet else warn,
                 on_removed=None if quiet else _removed)
     except ProfileViolation as exc:
@@ -79,11 +88,13 @@ def package(collection: Path, dest: Path, operator: str | None, profile: str, no
                 warn(w)
     verified = (f"verified by re-reading {bag.verification.files} file(s) from storage"
                 if bag.verification.performed else "not verified (--no-verify)")
-    profile_text = f"; profile {result.profile}" if result.profile else ""
+    # the profile's name is enough here: its identifier URL is in bag-info.txt
+    profile_text = f"; profile {result.profile.split(' (', 1)[0]}" if result.profile else ""
     click.echo(f"packaged {len(result.report.collection.tracks)} audio file(s) and "
                f"{len(result.report.collection.submission_files)} submission file(s), {bag.bytes} bytes, into {for_people(str(bag.path))} "
                f"({', '.join(bag.algorithms)}; {verified}{for_people(profile_text)})")
-
+    if not quiet:
+        next_steps(bag.path)
 
 
 def _removed(path: Path) -> None:

@@ -17,7 +17,7 @@ import click
 
 from preserve.bag.reader import open_bag
 from preserve.bag.validate import ValidationReport, validate_bag
-from preserve.cli.common import ProgressBar, for_people, to_json, warn
+from preserve.cli.common import ProgressBar, for_people, progress_interval_option, to_json, warn
 from preserve.errors import EXIT_PROBLEMS, BadArchive, InputError, PreserveError, UsageError
 from preserve.profiles import Profile, fatal_profile_findings, load_profile, validate_profile
 from preserve.profiles.model import declared_profiles, user_dir
@@ -87,8 +87,9 @@ def render(report: ValidationReport, plan: ProfilePlan | None = None) -> None:
                    "never fetched).")
 @click.option("--no-profile", is_flag=True,
               help="Do not check the profile the bag declares in BagIt-Profile-Identifier; only BagIt rules apply.")
+@progress_interval_option
 def validate(bag: Path, fast: bool, fetch: bool, as_json: bool, workers: int | None, quiet: bool,
-             profile_ref: str | None, no_profile: bool) -> None:
+             profile_ref: str | None, no_profile: bool, progress_interval: float) -> None:
     """Validate BAG (BagIt 0.93 to 1.0): every manifest, tag manifest and Payload-Oxum.
 
     BAG is a bag folder or a serialized bag (.tar, .tar.gz, .zip), which is validated as a
@@ -112,7 +113,7 @@ def validate(bag: Path, fast: bool, fetch: bool, as_json: bool, workers: int | N
         for profile in plan.profiles:
             for w in profile.warnings:
                 warn(f"profile {profile.name}: {w}")
-        report = _run(bag, fast, fetch, as_json, workers, quiet, plan.profiles)
+        report = _run(bag, fast, fetch, as_json, workers, quiet, plan.profiles, progress_interval)
     except InputError as exc:
         if as_json:  # a script reading stdout gets an answer, and the exit code stays 3
             click.echo(to_json({"path": str(bag), "valid": False, "error": str(exc)}))
@@ -186,8 +187,8 @@ def _archive_identifiers(archive: Path) -> list[str]:
 
 
 def _run(bag: Path, fast: bool, fetch: bool, as_json: bool, workers: int | None, quiet: bool,
-         profiles: Sequence[Profile]) -> ValidationReport:
-    bar = ProgressBar(0, "validating", enabled=not quiet and not as_json)
+         profiles: Sequence[Profile], interval: float) -> ValidationReport:
+    bar = ProgressBar(0, "validating", enabled=not quiet and not as_json, interval=interval)
     first = profiles[0] if profiles else None
     with bar.shown():
         if bag.is_file():
