@@ -60,12 +60,33 @@ def default_dir() -> Path:
 
 
 def find_schemas() -> Path | None:
-    """The schema folder to validate with: ``$PRESERVE_SCHEMAS`` if set, else the installed one."""
+    """The schema folder to validate with: ``$PRESERVE_SCHEMAS`` if set, else the installed one;
+    None when neither is there.
+
+    The folder found is verified (:func:`verify_schemas`): one that cannot be used (a file
+    missing, unreadable, or not the official one) raises :class:`SchemaError` (exit 8) naming
+    the file, as it says nothing about the bag being checked, which must not be called invalid.
+    """
     env = os.environ.get(ENV_VAR)
     if env:
-        return Path(env)
+        return verify_schemas(Path(env))
     d = default_dir()
-    return d if (d / CATALOG).is_file() else None
+    return verify_schemas(d) if (d / CATALOG).is_file() else None
+
+
+def verify_schemas(folder: Path) -> Path:
+    """``folder``, once every pinned schema in it reads back with its pinned SHA-256."""
+    for pin in pins():
+        try:
+            data = _read_local(folder, pin)
+        except SchemaError as exc:
+            raise SchemaError(f"{exc}; {_REPAIR}") from exc
+        _check_pin(pin, data, str(folder / pin.name), _REPAIR)
+    return folder
+
+
+_REPAIR = (f"run `preserve schemas install` again, or set {ENV_VAR} to a folder of the official files "
+           "(the bag was not judged)")
 
 
 def _sha256(data: bytes) -> str:
@@ -93,16 +114,17 @@ def _read_local(folder: Path, pin: PinnedSchema) -> bytes:
     except FileNotFoundError:
         raise SchemaError(f"{path}: missing; the folder must hold the official {pin.name} "
                           f"(from {pin.url})") from None
-    except OSError as exc:
-        raise SchemaError(f"{path}: cannot be read ({exc.strerror})") from exc
+    except OSError as exc:  # unreadable, a folder in its place, a disk error
+        raise SchemaError(f"{path}: cannot be read ({exc.strerror or exc}); the folder must hold the official "
+                          f"{pin.name} as a readable file") from exc
     return data
 
 
-def _check_pin(pin: PinnedSchema, data: bytes, where: str) -> None:
+def _check_pin(pin: PinnedSchema, data: bytes, where: str, then: str = "nothing was installed") -> None:
     found = _sha256(data)
     if found != pin.sha256:
         raise SchemaError(f"{where}: SHA-256 {found} does not match the pinned {pin.sha256} for {pin.name}; "
-                          "the file is not the official schema (altered or tampered with); nothing was installed")
+                          f"the file is not the official schema (altered or tampered with); {then}")
 
 
 def catalog_xml(entries: list[PinnedSchema]) -> bytes:
@@ -184,7 +206,8 @@ def _replace(staging: Path, dest: Path, journal: Journal) -> None:
 
 
 def _write_file(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    # 0o666 less the umask, as any tool's files: a shared install is read by service users
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o666)
     with os.fdopen(fd, "wb") as f:
         f.write(data)
         f.flush()
@@ -232,7 +255,7 @@ def install_schemas(dest: Path | None = None, *, source: Path | None = None, bas
         with journaled(dest, busy=f"{dest}: another preserve run is installing schemas here now") as journal:
             _refuse_foreign(dest, entries)  # again, now that no other run can change it
             staging = journal.record(dest.parent / f".{dest.name}.preserve-staging-{secrets.token_hex(4)}")
-            staging.mkdir()
+            staging.mkdir(0o777)  # less the umask: the folder is renamed into place as it is
             for name, data in blobs.items():
                 _write_file(staging / name, data)
             fsync_path(staging)
