@@ -39,6 +39,20 @@ def open_ledger(path: Path | None, network_ok: bool, *, create: bool = True) -> 
     return ledger
 
 
+def current_umask() -> int:
+    """The process's umask, read without changing it where Linux tells it (/proc), else set and restored."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def output_file(path: Path | None, binary: bool = False) -> Any:
     """Standard output, or a file written beside its destination and renamed into place when whole.
@@ -58,6 +72,9 @@ def output_file(path: Path | None, binary: bool = False) -> Any:
         raise StorageError(path=str(path), reason=f"cannot write here ({exc.strerror or exc}); nothing was written") from exc
     try:
         with open(fd, "wb" if binary else "w", encoding=None if binary else "utf-8") as f:
+            # mkstemp makes the file 0600; what is written for others to read (a report, an
+            # export) gets the mode any new file gets, 0666 less the umask
+            os.fchmod(f.fileno(), 0o666 & ~current_umask())
             yield f
         os.replace(tmp, path)
     except OSError as exc:
