@@ -93,6 +93,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
                  "Copy BAG to each TARGET and verify every object there."),
     "restore": ("preserve.cli.restore_cmd:restore",
                "Restore the bag copy at SOURCE into a new directory DEST."),
+    "init": ("preserve.cli.init_cmd:init",
+             "Write a first metadata sheet and collection.toml for the audio in COLLECTION."),
+    "template": ("preserve.cli.template_cmd:template",
+                 "Print the metadata sheet template: every column and one example row, as CSV."),
     "repair": ("preserve.cli.repair_cmd:repair",
               "Repair BAG's missing or altered payload and tag files from a replica."),
 }
