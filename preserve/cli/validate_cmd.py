@@ -21,7 +21,6 @@ from preserve.cli.common import ProgressBar, for_people, progress_interval_optio
 from preserve.errors import EXIT_PROBLEMS, BadArchive, InputError, PreserveError, UsageError
 from preserve.profiles import Profile, fatal_profile_findings, load_profile, validate_profile
 from preserve.profiles.model import declared_profiles, user_dir
-from preserve.serialize import iter_members, validate_archive
 
 #: The profile identifier's label in bag-info.txt.
 PROFILE_LABEL = "BagIt-Profile-Identifier"
@@ -165,6 +164,9 @@ def declared_identifiers(bag: Path) -> list[str]:
 def _archive_identifiers(archive: Path) -> list[str]:
     """Read bagit.txt and bag-info.txt out of an archive (preserve writes them first, so this
     stops after a few members; another tool's archive may be read to its end, unhashed)."""
+    # archives only: a folder's validation never loads the archive modules
+    from preserve.serialize import iter_members
+
     info_names = {"bag-info.txt", "package-info.txt"}  # package-info.txt: BagIt 0.93 to 0.95
     got: set[str] = set()
     with tempfile.TemporaryDirectory(prefix="preserve-declared-") as tmp:
@@ -192,6 +194,8 @@ def _run(bag: Path, fast: bool, fetch: bool, as_json: bool, workers: int | None,
     first = profiles[0] if profiles else None
     with bar.shown():
         if bag.is_file():
+            from preserve.serialize import validate_archive
+
             # the first profile's fatal checks run first, inside; the sidecars are spooled while streaming
             report = validate_archive(bag, fast=fast, fetch=fetch, profile=first, progress=bar, on_total=bar.set_total,
                                       sidecars=True)
