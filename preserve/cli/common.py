@@ -149,7 +149,13 @@ class ProgressBar:
                 self._bar.length = max(total_bytes, 1)
 
     def phase(self, name: str, total_bytes: int = 0, *, counted: bool = True) -> None:
-        """Start the phase ``name`` of ``total_bytes``; the bytes done start again from 0."""
+        """Start the phase ``name`` of ``total_bytes``; the bytes done start again from 0.
+
+        The phase already running only learns its total (the check knows it once it has listed the files).
+        """
+        if name == self.phase_name and counted == self.counted:
+            self.set_total(total_bytes)
+            return
         with self._lock:
             self.phase_name, self.total, self.done, self.counted = name, total_bytes, 0, counted
             self._started = self._clock()

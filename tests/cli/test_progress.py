@@ -144,3 +144,45 @@ def test_quiet_silences_progress_lines(tmp_path: Path) -> None:
     proc = _run_bag(tmp_path, "-q", "--progress-interval", "0.2")
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""
+
+
+def _on_a_terminal(argv: list[str]) -> tuple[int, str]:
+    """Run the CLI with standard error on a pseudo-terminal; returns the exit code and what it drew."""
+    import pty
+    import select
+
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-c", "from preserve.cli.entry import run; run()", *argv],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=follower)
+    os.close(follower)
+    drawn = b""
+    while True:
+        ready, _, _ = select.select([leader], [], [], 60)
+        if not ready:
+            break
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the child closed its end
+            break
+        if not chunk:
+            break
+        drawn += chunk
+    assert proc.stdout is not None
+    proc.stdout.read()
+    code = proc.wait(timeout=60)
+    os.close(leader)
+    return code, drawn.decode("utf-8", "replace")
+
+
+def test_on_a_terminal_package_draws_each_phase(tmp_path: Path) -> None:
+    root = _collection(tmp_path / "coll")
+    code, drawn = _on_a_terminal(["package", "--no-profile", str(root), str(tmp_path / "aip")])
+    assert code == 0, drawn
+    shown = [p for p in ("packaging: check", "packaging: copy+hash", "packaging: verify", "packaging: sidecars")
+             if p in drawn]
+    assert shown == ["packaging: check", "packaging: copy+hash", "packaging: verify", "packaging: sidecars"], drawn
+    # the order they were drawn in is the order they ran in
+    assert [drawn.index(p) for p in shown] == sorted(drawn.index(p) for p in shown)
+    assert "100%" in drawn
+    assert drawn.count("packaging: check  [---") == 1, "the check's bar is drawn once, not again when its total is known"
+    assert not [line for line in drawn.splitlines() if line.startswith("preserve: packaging")]
