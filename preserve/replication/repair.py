@@ -38,7 +38,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from preserve.bag.paths import decode_manifest_path, normalize_manifest_path, unsafe_reason
-from preserve.bag.reader import Bag, empty_directories, open_bag
+from preserve.bag.reader import Bag, empty_directories, open_bag, unreadable_tag_file
+from preserve.bag.tagfiles import EMPTY_DIRECTORIES
 from preserve.bag.validate import Finding, ValidationReport, tag_manifest_entries, validate_bag
 from preserve.errors import ObjectArchived, PreserveError, StorageError, UnsafePath
 from preserve.fixity import ALGORITHMS, MultiHasher, hash_file
@@ -479,6 +480,10 @@ class _Repair:
             listed = empty_directories(self.root)
         except (LinkRefused, PreserveError):
             return  # validation reports the list itself as a problem
+        except OSError as exc:
+            if exc.errno == errno.EINVAL:
+                return  # a folder, pipe or device in its place: reported with the other tag files
+            raise unreadable_tag_file(self.root, EMPTY_DIRECTORIES, exc) from exc
         for rel in listed:
             try:
                 lstat_beneath(self.root, rel)
