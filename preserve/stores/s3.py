@@ -183,8 +183,9 @@ class S3Store(Store):
             if storage_class and isinstance(exc, bex.ClientError):
                 err = exc.response.get("Error", {})
                 code = str(err.get("Code") or "?")
-                if code in ("InvalidStorageClass", "InvalidArgument", "NotImplemented"):
-                    message = str(err.get("Message") or "") or "no reason given"
+                message = str(err.get("Message") or "") or "no reason given"
+                about_checksum = any(w in f"{code} {message}".lower() for w in _CHECKSUM_WORDS)
+                if code in ("InvalidStorageClass", "InvalidArgument", "NotImplemented") and not about_checksum:
                     raise RemoteError(f"{self.where(key)}: the store refused storage class {storage_class!r} "
                                       f"({code}: {message}); choose a storage class this store supports, or leave "
                                       "--storage-class (and storage-class in preserve.toml) out") from None
