@@ -305,6 +305,10 @@ def _local_sha256(root: Path, rel: str) -> str:
         return hash_file(rel, ("sha256",), root=root)["sha256"]
     except LinkRefused as exc:
         raise refusal(exc) from None
+    except PermissionError as exc:
+        # not damage to the bag but a permission of this machine: an input problem, as validate says
+        raise InputError(f"{root / rel}: cannot be read ({exc.strerror or exc}); make it readable by this user "
+                         "and rerun") from None
     except OSError as exc:
         raise BagInvalid(f"{root / rel}: {exc.strerror or exc}; validate the bag before replicating") from None
 

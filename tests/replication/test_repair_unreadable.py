@@ -90,10 +90,6 @@ def test_repair_restores_an_unreadable_manifest_from_the_replica(pcli: Any, tmp_
     assert (bag / rel).read_bytes() == before
 
 
-@pytest.mark.xfail(strict=True, reason="replicate must report a tag file it cannot read as validate does: exit 3, "
-                                       "'<bag>/<file>: cannot be read (Permission denied); make it readable...', "
-                                       "not BagInvalid (exit 1) 'validate the bag before replicating' "
-                                       "(preserve/replication/replicate.py, where each file is opened)")
 def test_replicate_with_an_unreadable_tag_file_exits_3_naming_it(tmp_path: Path, run_preserve: Any,
                                                                  permissions_apply: Any) -> None:
     bag = make_bag(tmp_path)
