@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from preserve.cli.common import ProgressBar
+from preserve.cli.common import ProgressBar, for_people, next_steps
 from preserve.cli.validate_cmd import render
 from preserve.errors import BagInvalid
 from preserve.serialize import content_size
@@ -38,8 +38,10 @@ def unpack(archive: Path, dest: Path, workers: int | None, quiet: bool) -> None:
             render(exc.report)
         raise
     render(report)
-    click.echo(f"unpacked {archive} into {report.path}")
+    click.echo(f"unpacked {for_people(str(archive))} into {for_people(str(report.path))}")
+    if not quiet:
+        next_steps(Path(report.path), show=(Path(report.path) / "metadata" / "mets.xml").is_file())
 
 
 def _removed(path: Path) -> None:
-    click.echo(f"removed staging left by an interrupted run: {path}", err=True)
+    click.echo(f"removed staging left by an interrupted run: {for_people(str(path))}", err=True)
