@@ -2,7 +2,7 @@
 
 Each command runs N times in a child process, interleaved so that a burst of load on a shared
 machine hits all of them alike; the minimum wall time is kept (the start-up cost itself, without
-the noise other processes add), the median is printed beside it. Targets (issue 13, part 4):
+the noise other processes add), the median is printed beside it. Targets:
 ``--help`` under 150 ms and the tiny bag's validation under 200 ms. Exits 1 when one is missed.
 
     .venv/bin/python benchmarks/bench_startup.py            # 15 rounds
