@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import errno
 import os
-import tarfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from preserve.bag.paths import unsafe_reason
 from preserve.bag.reader import empty_directories
@@ -35,7 +34,7 @@ from preserve.errors import (
 )
 from preserve.fixity import fsync_path, hash_file, ordered_map, syncfs
 from preserve.replication.layout import object_key, read_record, replica_location, tar_key
-from preserve.replication.tarstream import _ChunkReader
+from preserve.replication.tarstream import extract_tar
 from preserve.safefs import LinkRefused, makedirs_beneath, open_beneath, refusal
 from preserve.staging import journaled
 from preserve.stores.base import Store
@@ -87,7 +86,7 @@ def restore_bag(store: Store, name: str, dest: str | os.PathLike[str], *, worker
         try:
             if layout == "tar":
                 with store.get(tar_key(name)) as chunks:
-                    files = _extract(_counting(chunks, progress), name, staging, source)
+                    files = extract_tar(_counting(chunks, progress), name, staging, source)
             else:
                 files = _download_files(store, name, staging, source, workers, progress)
             if not (staging / "bagit.txt").is_file():
@@ -170,40 +169,6 @@ def _write_new(staging: Path, rel: str, chunks: Iterator[bytes], progress: Calla
             out.write(chunk)
             if progress is not None:
                 progress(len(chunk))
-
-
-def _extract(chunks: Iterator[bytes], name: str, staging: Path, source: str) -> int:
-    """Unpack a bag's tar stream into ``staging``; returns the files written. Only regular files
-    and folders under ``<name>/`` are accepted (:class:`BadArchive` otherwise)."""
-    count = 0
-    try:
-        with tarfile.open(fileobj=_ChunkReader(chunks), mode="r|") as tf:  # type: ignore[call-overload]
-            for member in tf:
-                if not member.name.startswith(f"{name}/"):
-                    raise BadArchive(path=source, reason=f"member {member.name!r} lies outside {name}/")
-                rel = member.name[len(name) + 1:].rstrip("/")
-                if not rel:
-                    continue
-                reason = unsafe_reason(rel)
-                if reason:
-                    raise BadArchive(path=source, reason=f"member {member.name!r}: {reason}")
-                if member.isdir():
-                    makedirs_beneath(staging, rel)
-                    continue
-                if not member.isfile():
-                    raise BadArchive(path=source, reason=f"member {member.name!r} is not a regular file")
-                body = tf.extractfile(member)
-                assert body is not None  # a regular file always has a body
-                _write_new(staging, rel, _read_all(body))
-                count += 1
-    except tarfile.TarError as exc:
-        raise BadArchive(path=source, reason=str(exc)) from exc
-    return count
-
-
-def _read_all(body: IO[bytes]) -> Iterator[bytes]:
-    while chunk := body.read(_CHUNK):
-        yield bytes(chunk)
 
 
 def _download_files(store: Store, name: str, staging: Path, source: str, workers: int,

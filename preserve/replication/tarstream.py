@@ -17,7 +17,14 @@ from pathlib import Path
 
 from preserve.bag.paths import unsafe_reason
 from preserve.errors import BadArchive, BagInvalid
-from preserve.safefs import LinkRefused, lstat_beneath, open_regular_beneath, refusal
+from preserve.safefs import (
+    LinkRefused,
+    lstat_beneath,
+    makedirs_beneath,
+    open_beneath,
+    open_regular_beneath,
+    refusal,
+)
 
 _CHUNK = 1024 * 1024
 _BLOCK = tarfile.BLOCKSIZE
@@ -133,7 +140,8 @@ def extract_tar(chunks: Iterator[bytes], name: str, dest: Path, source: str) -> 
     """Unpack a bag's tar stream into ``dest`` (the bag's root); returns the files written.
 
     Only regular files and directories under ``<name>/`` are accepted: links, devices, absolute
-    paths and ``..`` are refused (:class:`BadArchive`), before anything is written for them.
+    paths and ``..`` are refused (:class:`BadArchive`), before anything is written for them. No
+    link below ``dest`` is followed (:class:`~preserve.safefs.LinkRefused`), no file overwritten.
     """
     count = 0
     try:
@@ -148,15 +156,15 @@ def extract_tar(chunks: Iterator[bytes], name: str, dest: Path, source: str) -> 
                 if reason:
                     raise BadArchive(path=source, reason=f"member {member.name!r}: {reason}")
                 if member.isdir():
-                    (dest / rel).mkdir(parents=True, exist_ok=True)
+                    makedirs_beneath(dest, rel)
                     continue
                 if not member.isfile():
                     raise BadArchive(path=source, reason=f"member {member.name!r} is not a regular file")
-                target = dest / rel
-                target.parent.mkdir(parents=True, exist_ok=True)
                 body = tf.extractfile(member)
                 assert body is not None  # a regular file always has a body
-                with open(target, "xb") as out:
+                # a new file only, its folders reached with no link followed (LinkRefused otherwise)
+                fd = open_beneath(dest, rel, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644, create_dirs=True)
+                with open(fd, "wb") as out:
                     while chunk := body.read(_CHUNK):
                         out.write(chunk)
                 count += 1
