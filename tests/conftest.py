@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -81,3 +82,23 @@ def permissions_apply():
     except subprocess.SubprocessError:
         pytest.skip("running as root without CAP_SETPCAP: no way to make a file or folder unreadable")
     return _drop_read_override
+
+
+@pytest.fixture
+def tmpfs() -> Iterator[Callable[[Path, str], contextlib.AbstractContextManager[Path]]]:
+    """``tmpfs(where, options)``: a real tmpfs mounted at ``where`` (made first) with mount
+    ``options`` such as ``size=2m`` or ``ro,size=1m``, unmounted on leaving; skips the test where
+    mounting is not allowed (not root). For full and read-only disks that fail for real."""
+
+    @contextlib.contextmanager
+    def mount(where: Path, options: str) -> Iterator[Path]:
+        where.mkdir()
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)], capture_output=True, text=True)
+        if r.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here (needs root): {r.stderr.strip()}")
+        try:
+            yield where
+        finally:
+            subprocess.run(["umount", "-l", str(where)], check=False)
+
+    yield mount

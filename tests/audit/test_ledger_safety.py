@@ -161,17 +161,6 @@ def test_two_creators_at_once_share_one_ledger(make_bag, tmp_path: Path) -> None
 
 # -- a full disk ----------------------------------------------------------------------------------
 
-@contextlib.contextmanager
-def _tmpfs(where: Path, size: str) -> Iterator[Path]:
-    """A real tmpfs at ``where``; skips the test where mounting is not allowed (not root)."""
-    where.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)], capture_output=True, text=True)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {r.stderr.strip()}")
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=False)
 
 
 def _fill(folder: Path) -> Path:
@@ -189,8 +178,8 @@ def _fill(folder: Path) -> Path:
 
 
 @pytest.fixture
-def tiny_fs(tmp_path: Path) -> Iterator[Path]:
-    with _tmpfs(tmp_path / "tiny", "4m") as mnt:
+def tiny_fs(tmpfs, tmp_path: Path) -> Iterator[Path]:
+    with tmpfs(tmp_path / "tiny", "size=4m") as mnt:
         yield mnt
 
 

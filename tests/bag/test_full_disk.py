@@ -2,32 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 
-@contextlib.contextmanager
-def _tmpfs(where: Path, options: str) -> Iterator[Path]:
-    """A real tmpfs mounted at ``where`` with ``options``; skips the test where mounting is not allowed."""
-    where.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)], capture_output=True, text=True)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {r.stderr.strip()}")
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=False)
-
-
 @pytest.fixture
-def tiny_fs(tmp_path: Path) -> Iterator[Path]:
+def tiny_fs(tmpfs, tmp_path: Path) -> Iterator[Path]:
     """A real 2 MiB file system, so the copy runs out of space for real."""
-    with _tmpfs(tmp_path / "tiny", "size=2m") as mnt:
+    with tmpfs(tmp_path / "tiny", "size=2m") as mnt:
         yield mnt
 
 
@@ -46,9 +31,9 @@ def test_full_disk_fails_cleanly(tmp_path: Path, tiny_fs: Path, run_preserve, sn
 
 
 @pytest.fixture
-def read_only_fs(tmp_path: Path) -> Iterator[Path]:
+def read_only_fs(tmpfs, tmp_path: Path) -> Iterator[Path]:
     """A real read-only file system: even root cannot write there."""
-    with _tmpfs(tmp_path / "ro", "ro,size=1m") as mnt:
+    with tmpfs(tmp_path / "ro", "ro,size=1m") as mnt:
         yield mnt
 
 

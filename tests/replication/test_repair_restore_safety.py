@@ -336,23 +336,11 @@ def test_repair_replaces_a_damaged_tag_manifest_only_with_a_copy_that_agrees(pcl
 # -- 5. full disk ---------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _tmpfs(where: Path, options: str) -> Iterator[Path]:
-    """A real tmpfs mounted at ``where`` (as tests/bag/test_full_disk.py does); skips where
-    mounting is not allowed."""
-    where.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)], capture_output=True, text=True)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {r.stderr.strip()}")
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=False)
 
 
 @pytest.fixture
-def tiny_fs(tmp_path: Path) -> Iterator[Path]:
-    with _tmpfs(tmp_path / "tiny", "size=2m") as mnt:
+def tiny_fs(tmpfs, tmp_path: Path) -> Iterator[Path]:
+    with tmpfs(tmp_path / "tiny", "size=2m") as mnt:
         yield mnt
 
 

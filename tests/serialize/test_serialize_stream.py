@@ -225,8 +225,8 @@ def test_finalizer_rejects_unknown_formats() -> None:
 
 def test_unpack_names_the_next_steps_unless_quiet(bag_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     archive = write_archive(bag_dir, tmp_path / "hall-1962.tar", "tar")
-    code, out, err = run(capsys, "unpack", archive, tmp_path / "one")
+    code, _out, err = run(capsys, "unpack", archive, tmp_path / "one")
     assert code == 0, err
     assert "next:" in err and "preserve validate" in err, err
-    code, out, err = run(capsys, "unpack", archive, tmp_path / "two", "-q")
+    code, _out, err = run(capsys, "unpack", archive, tmp_path / "two", "-q")
     assert code == 0 and "next:" not in err, err

@@ -8,7 +8,6 @@ install untouched.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import hashlib
 import json
@@ -16,7 +15,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -163,22 +162,11 @@ def test_without_an_exchange_the_previous_install_is_put_back_on_failure(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["schemas"]
 
 
-@contextlib.contextmanager
-def _tmpfs(where: Path, size: str) -> Iterator[Path]:
-    """A real tmpfs of ``size`` at ``where``; skips the test where mounting is not allowed."""
-    where.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)], capture_output=True, text=True)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {r.stderr.strip()}")
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=False)
 
 
-def test_a_full_disk_exits_5_and_keeps_the_previous_install(
+def test_a_full_disk_exits_5_and_keeps_the_previous_install(tmpfs,
         tmp_path: Path, cli: Callable[..., Result], run_preserve: Callable[..., Any]) -> None:
-    with _tmpfs(tmp_path / "tiny", "400k") as disk:  # room for one install (~280 KB), not for two
+    with tmpfs(tmp_path / "tiny", "size=400k") as disk:  # room for one install (~280 KB), not for two
         dest = disk / "schemas"
         assert cli("schemas", "install", "--from", SHARED, "--dest", dest).exit_code == 0
         previous = dest.stat().st_ino
