@@ -291,7 +291,7 @@ def check_collection(root: str | os.PathLike[str], *, workers: int | None = None
             problems.append(Problem("symlink", f"{f.rel}: is a symbolic link; deliver the file itself", f.rel))
         elif f.special:
             problems.append(Problem("unlisted-file", f"{f.rel}: is not a regular file (device, socket or pipe)", f.rel))
-        elif _looks_like_audio(root, f.rel):
+        elif looks_like_audio(root, f.rel):
             problems.append(Problem("unlisted-audio", f"{f.rel}: audio file with no row in {sheet_name or 'the sheet'}; "
                                                       "add a row for it (or an ignore pattern in collection.toml)", f.rel))
         else:
@@ -401,7 +401,7 @@ def _bag_tag_files(root: Path, found: dict[str, FoundFile]) -> set[str]:
                 continue
             listed = parts[1].replace("%0D", "\r").replace("%0A", "\n").replace("%25", "%").removeprefix("./")
             if (listed in found and not listed.startswith("data/") and not found[listed].symlink
-                    and not found[listed].special and not _looks_like_audio(root, listed)):
+                    and not found[listed].special and not looks_like_audio(root, listed)):
                 tags.add(listed)
     return tags
 
@@ -425,7 +425,8 @@ def _row_of(by_track: dict[str, Track], rel: str) -> int | None:
     return t.row if t else None
 
 
-def _looks_like_audio(root: Path, rel: str) -> bool:
+def looks_like_audio(root: Path, rel: str) -> bool:
+    """An audio ending, or audio content under another name (what the check counts as audio)."""
     if os.path.splitext(rel)[1].lower() in AUDIO_EXTENSIONS:
         return True
     try:

@@ -34,8 +34,9 @@ from pathlib import Path
 
 from preserve.errors import DestinationExists, InputError, SourceNotFound
 from preserve.intake import checksums as ck
+from preserve.intake.check import looks_like_audio
 from preserve.intake.collection import CONFIG_NAME, walk
-from preserve.intake.identify import AUDIO_EXTENSIONS, normalize_isrc, sniff_family, valid_isrc
+from preserve.intake.identify import normalize_isrc, valid_isrc
 from preserve.intake.sheet import COLUMNS, SHEET_NAMES
 
 SHEET_FORMATS = ("csv", "json")
@@ -98,7 +99,7 @@ def scaffold_collection(root: str | os.PathLike[str], *, sheet_format: str = "cs
             result.notes.append(f"{found.rel}: not a regular file; preserve check will refuse it, replace it by the file")
         elif found.unreadable:
             result.notes.append(f"{found.rel}: cannot be read ({found.unreadable}); it is not in the sheet")
-        elif _is_audio(root, found.rel):
+        elif looks_like_audio(root, found.rel):
             audio.append((found.rel, found.size))
         elif not ck.is_checksum_file(found.rel.rsplit("/", 1)[-1]):
             result.ignored.append(found.rel)
@@ -121,17 +122,6 @@ def scaffold_collection(root: str | os.PathLike[str], *, sheet_format: str = "cs
     _create(result.sheet, sheet)
     _create(result.config, config_text(root, len(result.rows), result.ignored, result.sheet.name))
     return result
-
-
-def _is_audio(root: Path, rel: str) -> bool:
-    # the check's own test: an audio ending, or audio content under another name
-    if os.path.splitext(rel)[1].lower() in AUDIO_EXTENSIONS:
-        return True
-    try:
-        with open(root / rel, "rb") as f:
-            return sniff_family(f.read(4096)) is not None
-    except OSError:
-        return False
 
 
 def _row(rel: str, tags: dict[str, list[str]], bext: dict[str, str], notes: list[str]) -> dict[str, str]:
