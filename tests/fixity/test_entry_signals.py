@@ -15,15 +15,7 @@ import pytest
 from preserve.cli import entry
 from preserve.errors import EXIT_INTERRUPTED
 
-
-def _catches_sigterm(pid: int) -> bool:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("SigCgt:"):
-                return bool(int(line.split()[1], 16) & (1 << (signal.SIGTERM - 1)))
-    except OSError:
-        pass
-    return False
+from .test_signal_stress import _handlers_installed
 
 
 def test_the_entry_point_knows_the_interrupt_code() -> None:
@@ -43,7 +35,7 @@ def test_signals_during_start_up_end_the_run_quietly(tmp_path: Path) -> None:
         proc = subprocess.Popen([str(exe), "validate", str(tmp_path / "bag")],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 10
-        while not _catches_sigterm(proc.pid) and proc.poll() is None and time.monotonic() < deadline:
+        while not _handlers_installed(proc.pid) and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.001)
         time.sleep(rng.uniform(0, 0.12))  # the import of the CLI, most of a tiny run
         proc.send_signal(sig)

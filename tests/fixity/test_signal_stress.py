@@ -48,8 +48,8 @@ def _source(src: Path) -> None:
 
 def _handlers_installed(pid: int) -> bool:
     """Whether the process catches SIGTERM yet: the console script (preserve.cli.entry) installs
-    that handler before it imports the CLI, so the
-    interpreter's own start-up (which no program can guard) is over."""
+    that handler before it imports the CLI, so the interpreter's own start-up (which no program
+    can guard) is over."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("SigCgt:"):
