@@ -4,10 +4,6 @@ ESC, C1 CSI and bidi overrides are shown as escapes; --json keeps the exact stri
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,9 +11,10 @@ import pytest
 from preserve.intake.testaudio import Tone, write_wav
 from preserve.textsafe import for_people
 
+from .test_terminal_escapes import assert_inert, preserve
+
 #: A collection file name with an ESC sequence (clear the screen), a C1 CSI and a right-to-left override.
 EVIL_NAME = "e\x1b[2Jvil\x9b31m\u202evaw.wav"
-DANGEROUS = ("\x1b", "\x9b", "\u202e")
 SHOWN = for_people(EVIL_NAME)
 
 TOML = """\
@@ -33,19 +30,6 @@ copyright_status = "copyrighted"
 agreement = "rights/agreement.txt"
 permitted_acts = ["replicate", "migrate"]
 """
-
-
-def assert_inert(text: str) -> None:
-    for ch in DANGEROUS:
-        assert ch not in text, f"{ch!r} reached the terminal in: {text!r}"
-
-
-def preserve(*args: str | os.PathLike[str]) -> subprocess.CompletedProcess[str]:
-    """The installed console script, as a user runs it."""
-    exe = shutil.which("preserve", path=str(Path(sys.executable).parent))
-    assert exe, "the preserve console script is not installed in this environment"
-    return subprocess.run([exe, *[str(a) for a in args]], capture_output=True, text=True, encoding="utf-8",
-                          timeout=300, check=False)
 
 
 def _collection(root: Path, *, list_evil: bool = True) -> Path:
