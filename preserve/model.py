@@ -65,6 +65,11 @@ class AudioTechnical:
     bext: dict[str, str] = field(default_factory=dict)      # Description, Originator, ...
     info: dict[str, str] = field(default_factory=dict)      # RIFF INFO chunks (INAM, IART, ...)
     creating_application: str | None = None                 # from tags (encoder) or bext/INFO ISFT
+    # What the file's own header states, for audioMD; None where it says nothing.
+    byte_order: str | None = None      # "little-endian" | "big-endian" (uncompressed samples)
+    rate_mode: str | None = None       # "fixed" | "variable"
+    format_version: str | None = None  # BWF bext Version, MPEG audio version
+    sound_field: str | None = None     # "mono", "stereo", "joint stereo", "dual channel"
 
 
 @dataclass(frozen=True)

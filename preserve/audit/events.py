@@ -1,8 +1,8 @@
 """A bag's whole history as one PREMIS 3 document: packaging, audits, replicas, repairs.
 
 - an object for the bag (``representation``), always;
-- the events, agents and intellectual entity of the bag's own ``metadata/premis.xml`` when it
-  has one (parsed as untrusted XML; a bag made by any tool works without it);
+- the objects, events, agents and rights of the bag's own ``metadata/premis.xml`` when it
+  has one (all of them, so that every link an event makes resolves within the export) (parsed as untrusted XML; a bag made by any tool works without it);
 - every audit in the ledger as a ``fixity check`` event (outcome pass/fail, one
   ``eventOutcomeDetailNote`` per finding), every replica as ``replication`` and every repair as
   ``recovery``, linked to the bag object and to the preserve version that ran it.
@@ -175,13 +175,16 @@ def bag_events(bag: str | os.PathLike[str], ledger: Ledger | None) -> EventsDocu
     _sub(obj, "originalName", Path(location).name)
 
     packaged = _bag_premis(path, warnings) if on_disk else None
-    copied_events = copied_agents = []
+    copied_events = copied_agents = copied_rights = []
     if packaged is not None:
+        # Every object the bag's PREMIS holds comes along (files too): its events link to them,
+        # and a link must resolve within the document it appears in. So do the rights statements
+        # the objects link to.
         for entity in packaged.findall(f"{_P}object"):
-            if entity.get(_XSI_TYPE, "").endswith("intellectualEntity"):
-                root.append(copy.deepcopy(entity))
+            root.append(copy.deepcopy(entity))
         copied_events = packaged.findall(f"{_P}event")
         copied_agents = packaged.findall(f"{_P}agent")
+        copied_rights = packaged.findall(f"{_P}rights")
     for ev in copied_events:
         root.append(copy.deepcopy(ev))
 
@@ -209,5 +212,7 @@ def bag_events(bag: str | os.PathLike[str], ledger: Ledger | None) -> EventsDocu
         _sub(agent, "agentName", "preserve")
         _sub(agent, "agentType", "software")
         _sub(agent, "agentVersion", version)
+    for rights in copied_rights:
+        root.append(copy.deepcopy(rights))
     xml = etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
     return EventsDocument(xml=xml, events=len(copied_events) + len(history), warnings=warnings)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import struct
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
@@ -117,6 +118,7 @@ def _wave(a: AudioAnalysis, shown: str) -> None:
                 codec, lossy = "MPEG", True
             elif tag != riff.WAVE_FORMAT_PCM:
                 codec = f"WAVE format 0x{tag:04x}"
+        pcm = codec.startswith("PCM")
         frames = duration = None
         if fmt is not None and r.data_size is not None and fmt.block_align and fmt.sample_rate:
             frames = r.data_size // fmt.block_align
@@ -126,7 +128,11 @@ def _wave(a: AudioAnalysis, shown: str) -> None:
             sample_rate=fmt.sample_rate if fmt else None, bit_depth=fmt.bits_per_sample if fmt else None,
             channels=fmt.channels if fmt else None, duration=duration, frames=frames,
             bitrate=fmt.byte_rate * 8 if fmt else None, lossy=lossy, bext=bext, info=info,
-            creating_application=info.get("ISFT") or None)
+            creating_application=info.get("ISFT") or None,
+            # RIFF stores samples little-endian; a PCM data chunk has one fixed rate
+            byte_order="little-endian" if pcm else None, rate_mode="fixed" if pcm else None,
+            format_version=bext.get("Version") if container == "BWF" else None,
+            sound_field=_sound_field(fmt.channels if fmt else None))
         if "INAM" in info:
             a.tags.setdefault("title", [info["INAM"]])
         if "IART" in info:
@@ -200,7 +206,9 @@ def _flac(a: AudioAnalysis, shown: str) -> None:
         codec="FLAC", container="FLAC", sample_rate=int(info.sample_rate), bit_depth=int(info.bits_per_sample),
         channels=int(info.channels), duration=frames / info.sample_rate if info.sample_rate else None,
         frames=frames, bitrate=int(info.bitrate) if info.bitrate else None, lossy=False,
-        creating_application=getattr(m.tags, "vendor", None))
+        creating_application=getattr(m.tags, "vendor", None),
+        # FLAC frames are coded at whatever size each block compresses to
+        rate_mode="variable", sound_field=_sound_field(int(info.channels)))
     _mutagen_tags(a, m)
     expected = bytes.fromhex(f"{int(info.md5_signature):032x}").hex()
     method = "FLAC STREAMINFO MD5 of the decoded samples"
@@ -329,16 +337,89 @@ def _other(a: AudioAnalysis, shown: str) -> None:
     length = getattr(info, "length", None)
     frames = round(length * rate) if length and rate else None
     container = {"mp3": "MP3", "aac": "ADTS", "ogg": "Ogg", "aiff": "AIFF", "mp4": "MP4"}.get(a.family or "")
+    channels = getattr(info, "channels", None)
+    stated: dict[str, str | None] = {"sound_field": _sound_field(channels)}
+    if name == "AIFF":
+        comm = _aiff_comm(a.path)
+        if comm is not None:
+            frames, kind = comm
+            codec, container, order = _AIFC_KINDS.get(kind, (f"AIFF-C {kind.strip()}", "AIFF-C", None))
+            stated.update(byte_order=order, rate_mode="fixed" if order else None)
+    elif name == "OggVorbis":
+        stated.update(rate_mode=_vorbis_rate_mode(a.path))
+    elif name == "MP3":
+        stated.update(rate_mode=_MP3_RATE_MODES.get(str(getattr(info, "bitrate_mode", ""))),
+                      format_version=f"MPEG-{info.version:g} Layer {'I' * info.layer}",
+                      sound_field=_MP3_MODES.get(getattr(info, "mode", -1)))
     a.technical = AudioTechnical(
         codec=codec, container=container, sample_rate=int(rate) if rate else None,
-        bit_depth=getattr(info, "bits_per_sample", None) or None, channels=getattr(info, "channels", None),
+        bit_depth=getattr(info, "bits_per_sample", None) or None, channels=channels,
         duration=float(length) if length is not None else None, frames=frames,
         bitrate=int(info.bitrate) if getattr(info, "bitrate", None) else None, lossy=lossy,
-        creating_application=(str(getattr(info, "encoder_info", "") or "") or None))
+        creating_application=(str(getattr(info, "encoder_info", "") or "") or None), **stated)
     _mutagen_tags(a, m)
     why = _truncation(a, getattr(info, "frame_offset", None))
     if why:
         a.problems.append(AudioProblem("truncated", f"{shown}: truncated or damaged: {why}"))
+
+
+def _sound_field(channels: int | None) -> str | None:
+    # WAVE, AIFF, FLAC and Vorbis all define two channels as left then right; more channels
+    # need a channel mask or mapping to name the layout, so nothing is said for them.
+    return {1: "mono", 2: "stereo"}.get(channels or 0)
+
+
+_MP3_MODES = {0: "stereo", 1: "joint stereo", 2: "dual channel", 3: "mono"}
+_MP3_RATE_MODES = {"BitrateMode.CBR": "fixed", "BitrateMode.VBR": "variable", "BitrateMode.ABR": "variable"}
+#: AIFF / AIFF-C compression type -> (codec, container, byte order of the samples)
+_AIFC_KINDS: dict[str, tuple[str, str, str | None]] = {
+    "": ("PCM", "AIFF", "big-endian"), "NONE": ("PCM", "AIFF-C", "big-endian"),
+    "twos": ("PCM", "AIFF-C", "big-endian"), "sowt": ("PCM", "AIFF-C", "little-endian"),
+    "fl32": ("PCM (IEEE float)", "AIFF-C", "big-endian"), "FL32": ("PCM (IEEE float)", "AIFF-C", "big-endian"),
+    "fl64": ("PCM (IEEE float)", "AIFF-C", "big-endian"), "FL64": ("PCM (IEEE float)", "AIFF-C", "big-endian"),
+}
+
+
+def _vorbis_rate_mode(path: str) -> str | None:
+    """Fixed or variable, from the Vorbis identification header's three bitrate fields.
+
+    The Vorbis I specification (section 4.2.2): all three equal means a fixed rate; a nominal,
+    maximum or minimum alone means a variable one; none set means the encoder does not say.
+    mutagen reads only the nominal rate.
+    """
+    with open(path, "rb") as f:
+        head = f.read(512)
+    at = head.find(b"\x01vorbis")
+    if at < 0 or len(head) < at + 28:
+        return None
+    maximum, nominal, minimum = struct.unpack_from("<iii", head, at + 16)
+    if maximum == nominal == minimum > 0:
+        return "fixed"
+    return "variable" if any(v > 0 for v in (maximum, nominal, minimum)) else None
+
+
+def _aiff_comm(path: str) -> tuple[int, str] | None:
+    """The COMM chunk's sample frame count and compression type ("" for plain AIFF), or None.
+
+    mutagen gives the rate, depth and channels but neither of these: the frame count is the
+    exact length, and the compression type says whether an AIFF-C holds PCM and in which byte order.
+    """
+    with open(path, "rb") as f:
+        head = f.read(12)
+        size = os.fstat(f.fileno()).st_size
+        pos = 12
+        while pos + 8 <= size:
+            f.seek(pos)
+            header = f.read(8)
+            length = int.from_bytes(header[4:8], "big")
+            if header[:4] == b"COMM":
+                body = f.read(min(length, 64))
+                if len(body) < 18:
+                    return None
+                kind = body[18:22].decode("latin-1") if head[8:12] == b"AIFC" and len(body) >= 22 else ""
+                return int.from_bytes(body[2:6], "big"), kind
+            pos += 8 + length + (length & 1)
+    return None
 
 
 def _truncation(a: AudioAnalysis, first: int | None = None) -> str | None:

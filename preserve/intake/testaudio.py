@@ -3,7 +3,7 @@
 Every writer produces a deterministic test tone (a sine per channel, a few seconds at most) so a
 reader can be checked against what was generated. WAVE, BWF (``bext``, ``iXML``, ``axml``, INFO,
 the ``MD5 `` chunk BWF MetaEdit writes) and RF64 are written by hand here, chunk by chunk, so the
-tests control every byte; FLAC and MP3 go through libsndfile (``soundfile``), whose FLAC encoder
+tests control every byte; FLAC, MP3, AIFF and Ogg Vorbis go through libsndfile (``soundfile``), whose FLAC encoder
 stores the STREAMINFO MD5 of the samples.
 """
 
@@ -213,6 +213,20 @@ def write_mp3(path: str | Path, tone: Tone = Tone(), *, tags: Mapping[str, str] 
         for key, value in tags.items():
             frames.add(getattr(id3, key)(encoding=3, text=[value]))  # type: ignore[no-untyped-call]
         frames.save(str(path))
+    return path
+
+
+def write_aiff(path: str | Path, tone: Tone = Tone(), *, data: npt.NDArray[np.int32] | None = None) -> Path:
+    """Write a big-endian PCM AIFF file through libsndfile."""
+    path = Path(path)
+    soundfile.write(str(path), _float(tone, data), tone.sample_rate, format="AIFF", subtype=_SUBTYPE[tone.bit_depth])
+    return path
+
+
+def write_ogg(path: str | Path, tone: Tone = Tone()) -> Path:
+    """Write an Ogg Vorbis file through libsndfile (lossy: ``tone.bit_depth`` is not kept)."""
+    path = Path(path)
+    soundfile.write(str(path), _float(tone), tone.sample_rate, format="OGG", subtype="VORBIS")
     return path
 
 

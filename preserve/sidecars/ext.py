@@ -1,9 +1,9 @@
 """The project's own small technical-metadata element for audio, placed in PREMIS
 ``objectCharacteristicsExtension``. Namespace and fields are documented in docs/sidecars.md.
 
-PREMIS leaves format-specific technical metadata to extension schemas; the established audio
-schemas (AES57, audioMD) are large and their XSDs are not on every archive's shelf. This element
-keeps to what intake measures, with plain names and units in the element names.
+LoC audioMD (:mod:`preserve.sidecars.audiomd`) carries the audio's technical description. This
+element keeps only what audioMD has no place for: the BWF ``bext`` fields and RIFF INFO chunks
+as the file states them, and a sample frame count too large for audioMD's ``xs:int``.
 """
 
 from __future__ import annotations
@@ -11,26 +11,20 @@ from __future__ import annotations
 from lxml import etree
 
 from preserve.model import AudioTechnical
+from preserve.sidecars.audiomd import INT_MAX
 from preserve.sidecars.xmltext import XmlText
 
 AUDIO_NS = "urn:preserve:audio-technical:1"
 
 
 def audio_element(tech: AudioTechnical, text: XmlText, where: str) -> etree._Element | None:
-    """``<audio:audioTechnical>`` for ``tech``, or None when nothing is known."""
-    fields: list[tuple[str, object]] = [
-        ("codec", tech.codec), ("container", tech.container), ("sampleRateHz", tech.sample_rate),
-        ("bitDepth", tech.bit_depth), ("channels", tech.channels),
-        ("durationSeconds", None if tech.duration is None else f"{tech.duration:.6f}"),
-        ("sampleFrames", tech.frames), ("bitrateBitsPerSecond", tech.bitrate),
-    ]
-    if not any(v is not None for _, v in fields) and not tech.bext and not tech.info:
+    """``<audio:audioTechnical>`` for ``tech``, or None when audioMD holds all there is."""
+    long_count = tech.frames if tech.frames is not None and tech.frames > INT_MAX else None
+    if long_count is None and not tech.bext and not tech.info:
         return None
     root = etree.Element(f"{{{AUDIO_NS}}}audioTechnical", nsmap={"audio": AUDIO_NS})
-    for name, value in fields:
-        if value is not None:
-            etree.SubElement(root, f"{{{AUDIO_NS}}}{name}").text = text(value, f"{where}: {name}")
-    etree.SubElement(root, f"{{{AUDIO_NS}}}lossy").text = "true" if tech.lossy else "false"
+    if long_count is not None:
+        etree.SubElement(root, f"{{{AUDIO_NS}}}sampleFrames").text = str(long_count)
     for key, value in tech.bext.items():
         el = etree.SubElement(root, f"{{{AUDIO_NS}}}bext", name=text(key, f"{where}: bext name"))
         el.text = text(value, f"{where}: {key}")

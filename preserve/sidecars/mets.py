@@ -2,7 +2,7 @@
 
 Layout, following the conventions Archivematica and metsrw read: metsHdr; dmdSecs (MODS) for
 the collection, each release and each track; one amdSec per payload file (techMD with the PREMIS
-file object, rightsMD with its rights statement, digiprovMD with its events), one per release
+file object, a second techMD with its LoC audioMD, rightsMD with its rights statement, digiprovMD with its events), one per release
 and one for the package (collection entity, package events, agents); a fileSec of the payload
 only, by use; a physical structMap (Directory/Item divs) and a logical one (collection > release >
 disc > track).
@@ -16,6 +16,7 @@ from pathlib import Path
 from lxml import etree
 
 from preserve.sidecars import premis as P
+from preserve.sidecars.audiomd import AUDIOMD_NS, AUDIOMD_XSD, MDWRAP, audiomd_element
 from preserve.sidecars.mods import MODS_NS, collection_mods, release_mods, track_mods
 from preserve.sidecars.plan import USE_MASTER, USE_SUBMISSION, FileItem, Plan
 
@@ -23,7 +24,8 @@ METS_NS = "http://www.loc.gov/METS/"
 XLINK_NS = "http://www.w3.org/1999/xlink"
 METS_XSD = "http://www.loc.gov/standards/mets/version1121/mets.xsd"
 MODS_XSD = "http://www.loc.gov/standards/mods/v3/mods-3-8.xsd"
-NSMAP = {"mets": METS_NS, "xlink": XLINK_NS, "xsi": P.XSI_NS, "premis": P.PREMIS_NS, "mods": MODS_NS}
+NSMAP = {"mets": METS_NS, "xlink": XLINK_NS, "xsi": P.XSI_NS, "premis": P.PREMIS_NS, "mods": MODS_NS,
+         "audiomd": AUDIOMD_NS}
 _M = f"{{{METS_NS}}}"
 _XL = f"{{{XLINK_NS}}}"
 PACKAGE_AMD = "amdSec_package"
@@ -35,10 +37,12 @@ def href(bag_path: str) -> str:
     return "../" + urllib.parse.quote(bag_path, safe="/")
 
 
-def _wrap(xf: etree.xmlfile, section: str, sec_id: str, mdtype: str, content: etree._Element) -> None:
+def _wrap(xf: etree.xmlfile, section: str, sec_id: str, mdtype: str, content: etree._Element,
+          wrap: dict[str, str] | None = None) -> None:
     # The wrapper is streamed around the content, so the PREMIS element built for this section is
     # serialized as it is and dropped: no tree of the whole amdSec is ever held.
-    with xf.element(_M + section, ID=sec_id), xf.element(_M + "mdWrap", MDTYPE=mdtype), xf.element(_M + "xmlData"):
+    with xf.element(_M + section, ID=sec_id), xf.element(_M + "mdWrap", wrap or {"MDTYPE": mdtype}), \
+            xf.element(_M + "xmlData"):
         xf.write(content, pretty_print=True)
     xf.write("\n")
 
@@ -47,6 +51,12 @@ def _file_amdsec(xf: etree.xmlfile, plan: Plan, item: FileItem) -> None:
     n = item.index + 1
     with xf.element(_M + "amdSec", ID=item.amd_id):
         _wrap(xf, "techMD", f"techMD_{n}", "PREMIS:OBJECT", P.file_object(plan, item))
+        track = item.track
+        # in the same amdSec as the PREMIS object: metsrw reads only the first amdSec ADMID names
+        amd = None if track is None else audiomd_element(track.technical, track.essence, plan.context.started,
+                                                          plan.text, item.path)
+        if amd is not None:
+            _wrap(xf, "techMD", f"techMD_{n}_audioMD", "OTHER", amd, MDWRAP)
         if item.statement is not None:
             st = plan.statements[item.statement]
             # Each file's rightsMD links the statement to that file only; premis.xml links it to all.
@@ -148,7 +158,7 @@ def _logical(xf: etree.xmlfile, plan: Plan) -> None:
 def write_mets(path: Path, plan: Plan) -> None:
     """Stream ``mets.xml`` for ``plan``."""
     x, col, ctx = plan.text, plan.collection, plan.context
-    schema_loc = f"{METS_NS} {METS_XSD} {P.PREMIS_NS} {P.PREMIS_XSD} {MODS_NS} {MODS_XSD}"
+    schema_loc = f"{METS_NS} {METS_XSD} {P.PREMIS_NS} {P.PREMIS_XSD} {MODS_NS} {MODS_XSD} {AUDIOMD_NS} {AUDIOMD_XSD}"
     root_attrs = {f"{{{P.XSI_NS}}}schemaLocation": schema_loc,
                   "OBJID": x(col.identifier or plan.staged.name), "TYPE": "audio collection",
                   "LABEL": x(col.title or col.identifier or plan.staged.name)}

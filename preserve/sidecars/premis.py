@@ -16,6 +16,7 @@ from pathlib import Path
 from lxml import etree
 
 from preserve.model import Rights
+from preserve.sidecars.audiomd import audiomd_element
 from preserve.sidecars.ext import audio_element
 from preserve.sidecars.plan import (
     DIGEST_NAMES,
@@ -65,7 +66,9 @@ def _ident(parent: etree._Element, tag: str, type_: str, value: str, role: str |
 
 
 def _root(tag: str, xsi_type: str | None = None) -> etree._Element:
-    el = etree.Element(_P + tag, nsmap=NSMAP)
+    # PREMIS 3 gives object, event and agent (not rightsStatement) a version attribute; metsrw
+    # reads an embedded element as PREMIS 3 only when it is there, and returns empty values otherwise.
+    el = etree.Element(_P + tag, nsmap=NSMAP, version="3.0")
     if xsi_type:
         el.set(_XSI_TYPE, f"premis:{xsi_type}")
     return el
@@ -104,8 +107,12 @@ def release_object(plan: Plan, rel: Release) -> etree._Element:
     return obj
 
 
-def file_object(plan: Plan, item: FileItem) -> etree._Element:
-    """A file object: identifiers, fixity per manifest algorithm, size, format, technical metadata."""
+def file_object(plan: Plan, item: FileItem, *, audiomd: bool = False) -> etree._Element:
+    """A file object: identifiers, fixity per manifest algorithm, size, format, technical metadata.
+
+    ``audiomd`` puts the file's audioMD in the object (standalone premis.xml); the METS carries
+    it in a techMD of its own instead.
+    """
     x = plan.text
     obj = _root("object", "file")
     _ident(obj, "objectIdentifier", "UUID", item.uuid)
@@ -147,6 +154,9 @@ def file_object(plan: Plan, item: FileItem) -> etree._Element:
         if app:
             ca = _sub(chars, "creatingApplication")
             _sub(ca, "creatingApplicationName", x(app, f"{item.path}: creating application"))
+        amd = audiomd_element(track.technical, track.essence, plan.context.started, x, item.path) if audiomd else None
+        if amd is not None:
+            _sub(chars, "objectCharacteristicsExtension").append(amd)
         ext = audio_element(track.technical, x, item.path)
         if ext is not None:
             _sub(chars, "objectCharacteristicsExtension").append(ext)
@@ -415,7 +425,7 @@ def write_premis(path: Path, plan: Plan) -> None:
             for rel in plan.releases:
                 xf.write(release_object(plan, rel), pretty_print=True)
             for item in plan.files:
-                xf.write(file_object(plan, item), pretty_print=True)
+                xf.write(file_object(plan, item, audiomd=True), pretty_print=True)
             for ev in package_events(plan):
                 xf.write(event_element(ev), pretty_print=True)
             for item in plan.files:

@@ -1,7 +1,7 @@
 """The official XML schemas: installing them (pinned SHA-256), finding them, compiling validators.
 
 The schemas are not part of the project. ``preserve schemas install`` fetches the METS, PREMIS,
-MODS, XLink and xml.xsd files from their Library of Congress and W3C addresses, or copies them from
+MODS, LoC audioMD, XLink and xml.xsd files from their Library of Congress and W3C addresses, or copies them from
 a folder (``--from DIR``), checks each against the SHA-256 pinned in ``preserve/schemas_pins.json``
 and refuses the whole install if any differs. They land in the user's data directory
 (platformdirs) with an OASIS XML catalog for other tools (``xmllint``, ``XML_CATALOG_FILES``).
@@ -294,13 +294,14 @@ class Validators:
 
 
 def _driver(by_pin: dict[str, PinnedSchema]) -> bytes:
-    """A schema importing METS, PREMIS and MODS together, so mdWrap content is validated strictly."""
+    """A schema importing METS, PREMIS, MODS and audioMD together, so mdWrap content is validated strictly."""
     xs = "http://www.w3.org/2001/XMLSchema"
     imports = (("http://www.w3.org/XML/1998/namespace", "xml-w3-2001.xsd"),
                ("http://www.w3.org/1999/xlink", "xlink.xsd"),
                ("http://www.loc.gov/METS/", "mets-1.12.1.xsd"),
                ("http://www.loc.gov/premis/v3", "premis-v3-0.xsd"),
-               ("http://www.loc.gov/mods/v3", "mods-3-8.xsd"))
+               ("http://www.loc.gov/mods/v3", "mods-3-8.xsd"),
+               ("http://www.loc.gov/audioMD/", "audioMD-2-0.xsd"))
     lines = [f'<xs:schema xmlns:xs="{xs}" targetNamespace="urn:preserve:schema-driver" elementFormDefault="qualified">']
     for ns, name in imports:
         lines.append(f'<xs:import namespace="{ns}" schemaLocation="{by_pin[name].uris[0]}"/>')

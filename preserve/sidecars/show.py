@@ -22,13 +22,14 @@ from lxml import etree
 from preserve.bag.reader import pinned_tag_file, unreadable_tag_file
 from preserve.errors import InputError
 from preserve.safefs import LinkRefused, refusal
+from preserve.sidecars.audiomd import AUDIOMD_NS, duration_seconds
 from preserve.sidecars.ext import AUDIO_NS
 from preserve.sidecars.mets import METS_NS
 from preserve.sidecars.mods import MODS_NS
 from preserve.sidecars.premis import PREMIS_NS
 from preserve.sidecars.xmlstream import stream
 
-_NS = {"mets": METS_NS, "premis": PREMIS_NS, "mods": MODS_NS, "audio": AUDIO_NS}
+_NS = {"mets": METS_NS, "premis": PREMIS_NS, "mods": MODS_NS, "audio": AUDIO_NS, "audiomd": AUDIOMD_NS}
 
 
 @dataclass
@@ -236,8 +237,10 @@ def _amdsec(sec: etree._Element, facts: dict[str, _FileFacts], formats: Counter[
         name = _text(fmt, "premis:formatDesignation/premis:formatName")
         puid = _text(fmt, "premis:formatRegistry/premis:formatRegistryKey")
         formats[f"{name} ({puid})" if puid else name or "unidentified"] += 1
-        d = _text(obj, ".//audio:durationSeconds")
-        facts[sec.get("ID", "")] = _FileFacts(float(d) if d else None, puid or name, line or "no rights statement",
+        d = duration_seconds(_text(sec, "mets:techMD//audiomd:AUDIOMD/audiomd:audioInfo/audiomd:duration"))
+        if d is None and _text(obj, ".//audio:durationSeconds"):
+            d = float(_text(obj, ".//audio:durationSeconds"))   # a bag packaged before audioMD was written
+        facts[sec.get("ID", "")] = _FileFacts(d, puid or name, line or "no rights statement",
                                               embargo, ident)
 
 

@@ -151,3 +151,73 @@ def read_with_metsrw(mets_path: Path) -> object:
 @pytest.fixture(scope="session")
 def metsrw_read() -> object:
     return read_with_metsrw
+
+
+# -- one bag holding every audio format the suite generates ------------------------------------
+
+FORMATS_TOML = """\
+[collection]
+identifier = "formats-0001"
+organization = "Test Archive"
+
+[defaults]
+rights_basis = "donor"
+rights_holder = "Dana Donor"
+copyright_status = "copyrighted"
+agreement = "rights/agreement.txt"
+permitted_acts = ["replicate", "migrate"]
+"""
+BWF_FIELDS = {"Description": "Side A, reel 3", "Originator": "Test Archive", "OriginatorReference": "TA-0001",
+              "OriginationDate": "2024-04-30", "OriginationTime": "14:05:00",
+              "CodingHistory": "A=ANALOGUE,M=stereo,T=Studer A807\r\nA=PCM,F=48000,W=24,M=stereo,T=RME ADI-2\r\n"}
+
+
+class AllFormats:
+    """The generated audio files, by name, with the tone each was made from; the packaged bag."""
+
+    def __init__(self, root: Path) -> None:
+        from preserve.intake.testaudio import Tone, write_aiff, write_flac, write_mp3, write_ogg, write_wav
+
+        self.tones = {
+            "plain.wav": Tone(44100, 16, 2, 0.5),
+            "bwf.wav": Tone(48000, 24, 2, 0.5, 330.0),
+            "big.rf64": Tone(48000, 24, 1, 0.25, 550.0),
+            "tone.flac": Tone(44100, 16, 2, 0.5, 660.0),
+            "tone.mp3": Tone(44100, 16, 2, 2.0, 440.0),
+            "tone.aiff": Tone(22050, 24, 1, 0.5, 770.0),
+            "tone.ogg": Tone(44100, 16, 2, 0.5, 880.0),
+        }
+        self.source = root / "formats"
+        (self.source / "rights").mkdir(parents=True)
+        (self.source / "rights" / "agreement.txt").write_text("Deed of gift (test)\n", encoding="utf-8")
+        (self.source / "collection.toml").write_text(FORMATS_TOML, encoding="utf-8")
+        t = self.tones
+        write_wav(self.source / "plain.wav", t["plain.wav"])
+        write_wav(self.source / "bwf.wav", t["bwf.wav"], bext=BWF_FIELDS, md5_chunk=True)
+        write_wav(self.source / "big.rf64", t["big.rf64"], rf64=True)
+        write_flac(self.source / "tone.flac", t["tone.flac"])
+        write_mp3(self.source / "tone.mp3", t["tone.mp3"])
+        write_aiff(self.source / "tone.aiff", t["tone.aiff"])
+        write_ogg(self.source / "tone.ogg", t["tone.ogg"])
+        rows = [f"{name},{name.split('.')[0].title()},Ann" for name in self.tones]
+        (self.source / "metadata.csv").write_text("\n".join(["file,title,artist", *rows]) + "\n", encoding="utf-8")
+        self.bag = root / "bag"
+
+    def payload(self, name: str) -> Path:
+        return self.bag / "data" / "objects" / name
+
+
+@pytest.fixture(scope="session")
+def all_formats(tmp_path_factory: pytest.TempPathFactory) -> AllFormats:
+    """Every audio format the suite generates, packaged by `preserve package` as a user runs it."""
+    import shutil
+    import subprocess
+    import sys
+
+    formats = AllFormats(tmp_path_factory.mktemp("all-formats"))
+    exe = shutil.which("preserve", path=str(Path(sys.executable).parent))
+    assert exe
+    proc = subprocess.run([exe, "package", "-q", "--operator", "Ada Archivist", str(formats.source), str(formats.bag)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    return formats

@@ -18,7 +18,8 @@ from preserve.sidecars.check import check_sidecars
 
 NS = {"mets": "http://www.loc.gov/METS/", "premis": "http://www.loc.gov/premis/v3",
       "mods": "http://www.loc.gov/mods/v3", "xlink": "http://www.w3.org/1999/xlink",
-      "xsi": "http://www.w3.org/2001/XMLSchema-instance", "audio": "urn:preserve:audio-technical:1"}
+      "xsi": "http://www.w3.org/2001/XMLSchema-instance", "audio": "urn:preserve:audio-technical:1",
+      "audiomd": "http://www.loc.gov/audioMD/"}
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "schemas"
 PREMIS_ALG = {"SHA-256": "sha256", "SHA-512": "sha512", "MD5": "md5"}
 
@@ -240,7 +241,8 @@ def test_header_events_agents_and_technical_metadata(small_bag: Path) -> None:
     assert flac.findtext(".//premis:formatRegistryKey", namespaces=NS) == "fmt/279"
     assert flac.findtext(".//premis:originalName", namespaces=NS) == "release 000/z track #0.flac"
     assert flac.findtext(".//premis:creatingApplicationName", namespaces=NS) == "reference libFLAC 1.4.3"
-    assert flac.findtext(".//audio:sampleRateHz", namespaces=NS) == "44100"
+    # the technical description is LoC audioMD (kHz), in the object's extension in premis.xml
+    assert flac.findtext(".//audiomd:AUDIOMD/audiomd:fileData/audiomd:samplingFrequency", namespaces=NS) == "44.1"
     assert flac.findtext(".//premis:relationship/premis:relationshipSubType", namespaces=NS) == "is part of"
 
 

@@ -54,6 +54,7 @@ def assert_installed(folder: Path) -> None:
         assert hashlib.sha256((folder / pin.name).read_bytes()).hexdigest() == pin.sha256
     catalog = (folder / "catalog.xml").read_text()
     assert '<uri name="http://www.loc.gov/standards/mets/version1121/mets.xsd" uri="mets-1.12.1.xsd"/>' in catalog
+    assert '<uri name="http://www.loc.gov/standards/amdvmd/audioMD.xsd" uri="audioMD-2-0.xsd"/>' in catalog
     load_validators(folder)  # compiles without network or catalog variable
 
 
@@ -62,7 +63,7 @@ def test_install_from_folder_into_the_user_data_dir(cli: Callable[..., Result], 
     assert result.exit_code == 0, result.output
     folder = default_dir()
     assert folder == tmp_path / "xdg" / "preserve" / "schemas"
-    assert result.output.startswith(f"installed 6 schemas in {folder} (SHA-256 verified; catalog: {folder / 'catalog.xml'})")
+    assert result.output.startswith(f"installed 7 schemas in {folder} (SHA-256 verified; catalog: {folder / 'catalog.xml'})")
     assert_installed(folder)
     # validate now finds them on its own: no warning, schema checks run
     col, payload = kit.make_collection(tmp_path / "src", 2)
