@@ -375,6 +375,9 @@ _MP3_RATE_MODES = {"BitrateMode.CBR": "fixed", "BitrateMode.VBR": "variable", "B
 _AIFC_KINDS: dict[str, tuple[str, str, str | None]] = {
     "": ("PCM", "AIFF", "big-endian"), "NONE": ("PCM", "AIFF-C", "big-endian"),
     "twos": ("PCM", "AIFF-C", "big-endian"), "sowt": ("PCM", "AIFF-C", "little-endian"),
+    "in24": ("PCM", "AIFF-C", "big-endian"), "in32": ("PCM", "AIFF-C", "big-endian"),
+    # 24 and 32 bit little-endian, as libsndfile writes them
+    "42n1": ("PCM", "AIFF-C", "little-endian"), "23ni": ("PCM", "AIFF-C", "little-endian"),
     "fl32": ("PCM (IEEE float)", "AIFF-C", "big-endian"), "FL32": ("PCM (IEEE float)", "AIFF-C", "big-endian"),
     "fl64": ("PCM (IEEE float)", "AIFF-C", "big-endian"), "FL64": ("PCM (IEEE float)", "AIFF-C", "big-endian"),
 }

@@ -47,8 +47,11 @@ def is_pcm(codec: str | None) -> bool:
 
 
 def iso_duration(frames: int | None, rate: int | None, seconds: float | None) -> str | None:
-    """ISO 8601 duration, to the microsecond: finer than one sample at any rate up to 384 kHz."""
-    if frames is not None and rate:
+    """ISO 8601 duration, to the microsecond: finer than one sample at any rate up to 384 kHz.
+
+    Intake measures ``seconds`` as frames / rate wherever the container counts frames.
+    """
+    if seconds is None and frames is not None and rate:
         seconds = frames / rate
     if seconds is None:
         return None
