@@ -147,7 +147,9 @@ def _wave(a: AudioAnalysis, shown: str) -> None:
             if cid in r.payloads:
                 _xml_tags(a, r.payloads[cid], f"{shown} ({cid} chunk)")
         if "MD5 " in r.payloads and r.data_offset is not None and not r.truncated:
-            expected = r.payloads["MD5 "][:16].hex()
+            # BWF MetaEdit stores the digest as one little-endian 128-bit number, so the bytes are
+            # the hex digest's in reverse (MediaInfo reads the chunk the same way)
+            expected = r.payloads["MD5 "][:16][::-1].hex()
             h = hashlib.md5()
             f.seek(r.data_offset)
             left = r.data_size or 0

@@ -144,7 +144,8 @@ def write_wav(
         chunks.append(_chunk(b"axml", axml))
     if md5_chunk:
         digest = hashlib.md5(audio).digest() if md5_chunk is True else bytes.fromhex(str(md5_chunk))
-        chunks.append(_chunk(b"MD5 ", digest))
+        # as BWF MetaEdit writes it: the digest as a little-endian 128-bit number
+        chunks.append(_chunk(b"MD5 ", digest[::-1]))
     if not rf64:
         body = b"WAVE" + b"".join(chunks) + _chunk(b"data", audio)
         out = b"RIFF" + struct.pack("<I", len(body)) + body

@@ -224,3 +224,22 @@ def test_intake_reads_ogg_vorbis(tmp_path: Path, identifier: FormatIdentifier) -
     assert (t.codec, t.container, t.sample_rate, t.channels, t.frames, t.lossy) == ("Vorbis", "Ogg", 44100, 2, tone.frames, True)
     # lossy: no bit depth, no byte order; libsndfile's encoder sets only the nominal rate, so variable
     assert (t.bit_depth, t.byte_order, t.rate_mode, t.sound_field) == (None, None, "variable", "stereo")
+
+
+def test_bwf_md5_chunk_is_read_as_bwf_metaedit_writes_it(tmp_path: Path, identifier: FormatIdentifier) -> None:
+    """BWF MetaEdit stores the digest as one little-endian 128-bit number (read back with Get_L16):
+    the chunk's bytes are the hex digest's reversed. Built here by hand, not by our own writer."""
+    from preserve.intake.testaudio import write_wav
+
+    tone = Tone(44100, 16, 1, 0.1)
+    path = write_wav(tmp_path / "m.wav", tone, bext={"Description": "x"})
+    digest = hashlib.md5(pcm_bytes(tone)).hexdigest()
+    raw = bytearray(path.read_bytes())
+    raw += b"MD5 " + (16).to_bytes(4, "little") + int(digest, 16).to_bytes(16, "little")
+    raw[4:8] = (len(raw) - 8).to_bytes(4, "little")
+    path.write_bytes(bytes(raw))
+    a = analyse_audio(str(path), "m.wav", identifier)
+    assert a.problems == []
+    assert (a.essence.outcome, a.essence.expected, a.essence.found) == ("pass", digest, digest)
+    amd = audiomd_element(a.technical, a.essence, "2024-05-01T10:00:00Z", XmlText(), "m.wav")
+    assert amd is not None and _values(amd)["messageDigest"] == digest
