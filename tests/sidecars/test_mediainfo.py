@@ -123,7 +123,7 @@ def test_aiff_length_is_the_comm_count_not_mediainfo_chunk_estimate(all_formats:
 
 def test_mp3_length_is_the_decoded_length_not_mediainfo_padded_one(all_formats: Any,
                                                                     written: dict[str, dict[str, str]]) -> None:
-    """MediaInfo counts whole MPEG frames, encoder delay and padding included (here 2.063 s for a 2.000 s tone);
+    """MediaInfo counts whole MPEG frames, encoder delay and padding included (here 2.038 s for a 2.000 s tone);
     audioMD states the audio the LAME header says the stream holds, which a decoder gives back."""
     ours = written["tone.mp3"]
     path = all_formats.payload("tone.mp3")
