@@ -340,25 +340,27 @@ def _other(a: AudioAnalysis, shown: str) -> None:
     frames = round(length * rate) if length and rate else None
     container = {"mp3": "MP3", "aac": "ADTS", "ogg": "Ogg", "aiff": "AIFF", "mp4": "MP4"}.get(a.family or "")
     channels = getattr(info, "channels", None)
-    stated: dict[str, str | None] = {"sound_field": _sound_field(channels)}
+    order = rate_mode = version = None
+    sound_field = _sound_field(channels)
     if name == "AIFF":
         comm = _aiff_comm(a.path)
         if comm is not None:
             frames, kind = comm
             codec, container, order = _AIFC_KINDS.get(kind, (f"AIFF-C {kind.strip()}", "AIFF-C", None))
-            stated.update(byte_order=order, rate_mode="fixed" if order else None)
+            rate_mode = "fixed" if order else None
     elif name == "OggVorbis":
-        stated.update(rate_mode=_vorbis_rate_mode(a.path))
+        rate_mode = _vorbis_rate_mode(a.path)
     elif name == "MP3":
-        stated.update(rate_mode=_MP3_RATE_MODES.get(str(getattr(info, "bitrate_mode", ""))),
-                      format_version=f"MPEG-{info.version:g} Layer {'I' * info.layer}",
-                      sound_field=_MP3_MODES.get(getattr(info, "mode", -1)))
+        rate_mode = _MP3_RATE_MODES.get(str(getattr(info, "bitrate_mode", "")))
+        version = f"MPEG-{info.version:g} Layer {'I' * info.layer}"
+        sound_field = _MP3_MODES.get(getattr(info, "mode", -1))
     a.technical = AudioTechnical(
         codec=codec, container=container, sample_rate=int(rate) if rate else None,
         bit_depth=getattr(info, "bits_per_sample", None) or None, channels=channels,
         duration=float(length) if length is not None else None, frames=frames,
         bitrate=int(info.bitrate) if getattr(info, "bitrate", None) else None, lossy=lossy,
-        creating_application=(str(getattr(info, "encoder_info", "") or "") or None), **stated)
+        creating_application=(str(getattr(info, "encoder_info", "") or "") or None),
+        byte_order=order, rate_mode=rate_mode, format_version=version, sound_field=sound_field)
     _mutagen_tags(a, m)
     why = _truncation(a, getattr(info, "frame_offset", None))
     if why:

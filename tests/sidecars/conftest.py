@@ -10,6 +10,7 @@ import pytest
 from lxml import etree
 
 from preserve.bag.writer import PayloadEntry, StagedBag, create_bag
+from preserve.intake.testaudio import Tone, write_aiff, write_flac, write_mp3, write_ogg, write_wav
 from preserve.model import (
     AudioTechnical,
     Collection,
@@ -176,8 +177,6 @@ class AllFormats:
     """The generated audio files, by name, with the tone each was made from; the packaged bag."""
 
     def __init__(self, root: Path) -> None:
-        from preserve.intake.testaudio import Tone, write_aiff, write_flac, write_mp3, write_ogg, write_wav
-
         self.tones = {
             "plain.wav": Tone(44100, 16, 2, 0.5),
             "bwf.wav": Tone(48000, 24, 2, 0.5, 330.0),

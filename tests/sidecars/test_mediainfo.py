@@ -26,15 +26,22 @@ CONTAINERS = {("Wave", None): {"WAVE", "Broadcast Wave Format"}, ("Wave", "RF64"
               ("MPEG Audio", None): {"MPEG audio"}, ("AIFF", None): {"AIFF"}, ("Ogg", None): {"Ogg"}}
 
 
+def _els(root: etree._Element | etree._ElementTree, path: str, **variables: str) -> list[etree._Element]:
+    """The elements an XPath selects (typed for mypy; lxml's xpath may return other kinds)."""
+    found = root.xpath(path, namespaces=NS, **variables)  # type: ignore[arg-type]
+    assert isinstance(found, list)
+    return [e for e in found if isinstance(e, etree._Element)]
+
+
 @pytest.fixture(scope="module")
 def written(all_formats: Any) -> dict[str, dict[str, str]]:
     """audioMD values by file name, as mets.xml states them."""
     mets = etree.parse(str(all_formats.bag / "metadata" / "mets.xml")).getroot()
     out: dict[str, dict[str, str]] = {}
     for name in NAMES:
-        [f] = mets.xpath("mets:fileSec//mets:file[mets:FLocat/@xlink:href=$h]", namespaces=NS, h=f"../data/objects/{name}")
-        [amd] = mets.xpath("mets:amdSec[@ID=$id]/mets:techMD/mets:mdWrap/mets:xmlData/amd:AUDIOMD", namespaces=NS,
-                           id=f.get("ADMID"))
+        [f] = _els(mets, "mets:fileSec//mets:file[mets:FLocat/@xlink:href=$h]", h=f"../data/objects/{name}")
+        [amd] = _els(mets, "mets:amdSec[@ID=$id]/mets:techMD/mets:mdWrap/mets:xmlData/amd:AUDIOMD",
+                           id=f.get("ADMID", ""))
         out[name] = {etree.QName(el).localname: el.text or "" for el in amd.iter() if not len(el)}
     return out
 

@@ -21,6 +21,13 @@ PUIDS = {"data/objects/plain.wav": "fmt/141", "data/objects/bwf.wav": "fmt/704",
          "data/objects/tone.ogg": "fmt/203"}
 
 
+def _els(root: etree._Element | etree._ElementTree, path: str, **variables: str) -> list[etree._Element]:
+    """The elements an XPath selects (typed for mypy; lxml's xpath may return other kinds)."""
+    found = root.xpath(path, namespaces=NS, **variables)  # type: ignore[arg-type]
+    assert isinstance(found, list)
+    return [e for e in found if isinstance(e, etree._Element)]
+
+
 def _pairs(data: Any, tag: str) -> list[tuple[str, str]]:
     """(type, value) of each ``tag`` identifier in a metsrw find_text_or_all result."""
     out = []
@@ -75,15 +82,14 @@ def test_metsrw_reads_every_event_and_its_agents(all_formats: Any, read: Any) ->
     assert agents and ("preserve", "software") in agents.values() and ("fido", "software") in agents.values()
     seen: set[str] = set()
     for entry in [package, *(e for e in read.all_files() if e.type == "Item")]:
-        written = mets.xpath("mets:amdSec[@ID=$id]/mets:digiprovMD//premis:event", namespaces=NS,
+        written = _els(mets, "mets:amdSec[@ID=$id]/mets:digiprovMD//premis:event",
                              id=entry.amdsecs[0].id_string)
         events = entry.get_premis_events()
         assert len(events) == len(written) > 0
         for ev, el in zip(events, written, strict=True):
             assert ev.event_type == el.findtext("premis:eventType", namespaces=NS)
             assert ev.event_date_time == el.findtext("premis:eventDateTime", namespaces=NS) != ""
-            assert ev.event_outcome == el.findtext("premis:eventOutcomeInformation/premis:eventOutcome",
-                                                   namespaces=NS) != ""
+            assert ev.event_outcome == el.findtext("premis:eventOutcomeInformation/premis:eventOutcome", namespaces=NS) != ""
             linked = _pairs(ev.find_text_or_all("linking_agent_identifier"), "linking_agent_identifier")
             assert linked == [(a.findtext("premis:linkingAgentIdentifierType", namespaces=NS),
                                a.findtext("premis:linkingAgentIdentifierValue", namespaces=NS))
