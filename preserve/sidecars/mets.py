@@ -2,8 +2,8 @@
 
 Layout, following the conventions Archivematica and metsrw read: metsHdr; dmdSecs (MODS) for
 the collection, each release and each track; one amdSec per payload file (techMD with the PREMIS
-file object, a second techMD with its LoC audioMD, rightsMD with its rights statement, digiprovMD with its events), one per release
-and one for the package (collection entity, package events, agents); a fileSec of the payload
+file object, a second techMD with an audio file's LoC audioMD, rightsMD with its rights
+statement, digiprovMD with its events), one per release and one for the package (collection entity, package events, agents); a fileSec of the payload
 only, by use; a physical structMap (Directory/Item divs) and a logical one (collection > release >
 disc > track).
 """
