@@ -126,7 +126,7 @@ def _wave(a: AudioAnalysis, shown: str) -> None:
             sample_rate=fmt.sample_rate if fmt else None, bit_depth=fmt.bits_per_sample if fmt else None,
             channels=fmt.channels if fmt else None, duration=duration, frames=frames,
             bitrate=fmt.byte_rate * 8 if fmt else None, lossy=lossy, bext=bext, info=info,
-            creating_application=info.get("ISFT") or None)
+            creating_application=info.get("ISFT") or None, documents=riff.embedded_documents(r))
         if "INAM" in info:
             a.tags.setdefault("title", [info["INAM"]])
         if "IART" in info:
@@ -259,6 +259,9 @@ _TAG_KEYS = {
     "genre": ("genre", "TCON", "\xa9gen"),
     "label": ("organization", "TPUB", "----:com.apple.iTunes:LABEL"),
     "isrc": ("isrc", "TSRC", "----:com.apple.iTunes:ISRC"),
+    # the notices as the tag gives them, "1978 Example Records"; intake adds the symbol
+    "copyright": ("copyright", "TCOP", "cprt"),
+    "pline": ("pline", "TPRO", "----:com.apple.iTunes:PLINE"),
 }
 
 
