@@ -86,9 +86,14 @@ def is_w3cdtf(value: str) -> bool:
         (hour is None or _real_time(hour, minute, second, zh, zm))
 
 
+_FULL_DAY = re.compile(r"(?<![\dX])(\d{4})-(\d{2})-(\d{2})(?![\dX])")
+
+
 @functools.lru_cache(maxsize=4096)
 def _edtf(value: str) -> EDTFObject | None:
     # parsing costs milliseconds; a sheet repeats its dates, so each distinct one is parsed once
+    if not all(_real_day(*m.groups()) for m in _FULL_DAY.finditer(value)):
+        return None     # the library takes 1999-02-29; no calendar has that day
     try:
         parsed = parse_edtf(value)
     except (EDTFParseException, ValueError, OverflowError):
