@@ -19,22 +19,10 @@ import datetime as dt
 import functools
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from edtf import parse_edtf
-from edtf.parser.edtf_exceptions import EDTFParseException
-from edtf.parser.parser_classes import (
-    Date,
-    DateAndTime,
-    EDTFObject,
-    Interval,
-    Level1Interval,
-    LongYear,
-    Season,
-    UncertainOrApproximate,
-    Unspecified,
-    UnspecifiedIntervalSection,
-)
+if TYPE_CHECKING:
+    from edtf.parser.parser_classes import EDTFObject
 
 DateEncoding = Literal["w3cdtf", "edtf"]
 Qualifier = Literal["approximate", "questionable", "inferred"]
@@ -44,9 +32,6 @@ _DAY = r"(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?"
 _TIME = r"T(\d{2}):(\d{2})(?::(\d{2})(\.\d+)?)?"
 _ZONE = r"(Z|[+-](\d{2}):(\d{2}))"
 _W3CDTF = re.compile(rf"{_DAY}(?:{_TIME}{_ZONE})?")
-#: the classes ``edtf`` gives level 0 and level 1 expressions (their level 2 subclasses are refused)
-_LEVEL_0_1 = frozenset({Date, DateAndTime, Interval, Level1Interval, UncertainOrApproximate, Unspecified, LongYear,
-                        Season})
 _MARKS: dict[str, Qualifier] = {"~": "approximate", "?": "questionable", "%": "questionable"}
 
 DATE_FORMS = ("YYYY, YYYY-MM, YYYY-MM-DD, a date and time (1978-07-14T10:30:00), an interval (1978/1981, 1978/..), "
@@ -89,24 +74,43 @@ def is_w3cdtf(value: str) -> bool:
 _FULL_DAY = re.compile(r"(?<![\dX])(\d{4})-(\d{2})-(\d{2})(?![\dX])")
 
 
+@functools.cache
+def _edtf_library() -> tuple[Any, type[Exception], frozenset[type], type, type]:
+    """The ``edtf`` parser, loaded on the first date that is not W3CDTF.
+
+    Its grammar takes half a second to build; most sheets hold only W3CDTF dates, so a check or
+    an ``init`` that never meets an EDTF date does not pay for it.
+    """
+    from edtf import parse_edtf
+    from edtf.parser import parser_classes as c
+    from edtf.parser.edtf_exceptions import EDTFParseException
+
+    # the classes edtf gives level 0 and level 1 expressions (their level 2 subclasses are refused)
+    levels = frozenset({c.Date, c.DateAndTime, c.Interval, c.Level1Interval, c.UncertainOrApproximate,
+                        c.Unspecified, c.LongYear, c.Season})
+    return parse_edtf, EDTFParseException, levels, c.Interval, c.UnspecifiedIntervalSection
+
+
 @functools.lru_cache(maxsize=4096)
 def _edtf(value: str) -> EDTFObject | None:
     # parsing costs milliseconds; a sheet repeats its dates, so each distinct one is parsed once
     if not all(_real_day(*m.groups()) for m in _FULL_DAY.finditer(value)):
         return None     # the library takes 1999-02-29; no calendar has that day
+    parse_edtf, parse_error, levels, _interval, _section = _edtf_library()
     try:
         parsed = parse_edtf(value)
-    except (EDTFParseException, ValueError, OverflowError):
+    except (parse_error, ValueError, OverflowError):
         return None
-    return parsed if type(parsed) in _LEVEL_0_1 else None
+    return parsed if type(parsed) in levels else None
 
 
 def _ordered(parsed: EDTFObject) -> bool:
     """An interval whose start is not after its end (``1981/1978`` is refused)."""
-    if not isinstance(parsed, Interval):
+    _parse, _error, _levels, interval, section = _edtf_library()
+    if not isinstance(parsed, interval):
         return True
-    lower, upper = parsed.lower, parsed.upper
-    if isinstance(lower, UnspecifiedIntervalSection) or isinstance(upper, UnspecifiedIntervalSection):
+    lower, upper = parsed.lower, parsed.upper  # type: ignore[attr-defined]
+    if isinstance(lower, section) or isinstance(upper, section):
         return True
     if lower is None or upper is None:
         return True
