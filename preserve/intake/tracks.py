@@ -4,9 +4,11 @@ The sheet wins; an empty cell falls back to ``collection.toml`` ``[defaults]``, 
 embedded tags. Where the sheet and the tags disagree on ISRC or title, a warning says so (the
 sheet is kept): a mismatch is often a row pasted against the wrong file.
 
-What is written is true or refused: a sheet date that is not W3CDTF or EDTF level 0 and an ISRC
-that is not one are problems (never written, never "normalized" into something else); an embedded
-date or ISRC that is not one is left out with a warning. A track with no title in the sheet or its
+What is written is true or refused: a sheet date that is not W3CDTF or EDTF level 0 or 1, an
+identifier that is not what its column says (ISRC, UPC/EAN, catalogue or matrix number), a
+contributor without a MARC relator role and a notice without a year and holder are problems (never
+written, never "normalized" into something else); an embedded date, ISRC or notice that is not one
+is left out with a warning. BWF ``bext`` fields off the FADGI guidelines are warnings only. A track with no title in the sheet or its
 tags is titled by its file name (without folder and extension), and a warning says so.
 """
 
