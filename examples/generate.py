@@ -99,15 +99,17 @@ def donated(out: Path) -> None:
     (out / "rights").mkdir()
     (out / "rights" / "deed-of-gift.txt").write_text(DEED, encoding="utf-8")
     (out / "collection.toml").write_text(DONATED_TOML, encoding="utf-8")
+    # unpublished recordings: when each was made is its recorded date (MODS dateCreated), not a release date
     rows = [
-        ("recordings/interview-1978-side-a.wav", "Interview with Grandmother, side A", "Sam Example; Alex Example",
-         "1978-07-14", "Compact cassette", "Recorded at home; digitised by the donor."),
-        ("recordings/rehearsal-1981.flac", "Band rehearsal", "The Example Quartet", "1981", "Reel-to-reel tape",
+        ("recordings/interview-1978-side-a.wav", "Interview with Grandmother, side A", "",
+         "Sam Example (ive); Alex Example (ivr)", "1978-07-14", "Compact cassette",
+         "Recorded at home; digitised by the donor."),
+        ("recordings/rehearsal-1981.flac", "Band rehearsal", "The Example Quartet", "", "1981", "Reel-to-reel tape",
          "Rehearsal before the \"Summer, 1981\" concert.\nSecond half missing on the tape."),
-        ("recordings/radio-broadcast-1986.mp3", "Evening programme", "Radio Example", "1986", "Compact cassette",
-         "Off-air recording; only an MP3 survives."),
+        ("recordings/radio-broadcast-1986.mp3", "Evening programme", "", "Radio Example (brd)", "1986~",
+         "Compact cassette", "Off-air recording; only an MP3 survives."),
     ]
-    lines = ["file,title,artist,date,source,description"]
+    lines = ["file,title,artist,contributors,recorded,source,description"]
     for row in rows:
         lines.append(",".join('"' + c.replace('"', '""') + '"' if any(x in c for x in ',"\n;') else c for c in row))
     (out / "metadata.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -31,11 +31,13 @@ class Rights:
     permitted_acts: tuple[str, ...] = ()
     restriction_until: str | None = None  # ISO date: embargo end
     note: str | None = None
+    #: the release's copyright notices as printed: "℗ 1978 Example Records", "© 1978 Example Records"
+    notices: tuple[str, ...] = ()
 
     def key(self) -> tuple[object, ...]:
         """Statements with equal keys are one PREMIS rightsStatement (never two licences merged)."""
         return (self.basis, self.holder, self.copyright_status, self.license, self.agreement,
-                self.permitted_acts, self.restriction_until, self.note)
+                self.permitted_acts, self.restriction_until, self.note, self.notices)
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,18 @@ class AudioTechnical:
     rate_mode: str | None = None       # "fixed" | "variable"
     format_version: str | None = None  # BWF bext Version, MPEG audio version
     sound_field: str | None = None     # "mono", "stereo", "joint stereo", "dual channel"
+    #: whole XML documents embedded in the file, by chunk ("iXML", "axml"): the payload in base64,
+    #: exactly as found (the sidecars embed it as XML where it parses safely)
+    documents: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Contributor:
+    """A name with its MARC relator code (``ive``, ``ivr``, ``brd``...) and the code's label."""
+
+    name: str
+    code: str
+    label: str
 
 
 @dataclass(frozen=True)
@@ -108,15 +122,20 @@ class Track:
     album: str | None = None
     track_number: int | None = None
     disc_number: int | None = None
-    date: str | None = None
+    date: str | None = None            # release date (the sheet's "released" or "date" column)
+    recorded: str | None = None        # when the recording was made (the sheet's "recorded" column)
     isrc: str | None = None
-    upc: str | None = None
+    upc: str | None = None             # the release's UPC (12 digits) or EAN (13 or 8)
     label: str | None = None
     composers: tuple[str, ...] = ()
     genre: str | None = None
     language: str | None = None
     description: str | None = None
     catalogue_number: str | None = None
+    matrix_number: str | None = None
+    contributors: tuple[Contributor, ...] = ()
+    p_line: str | None = None          # "℗ 1978 Example Records": the phonogram (sound recording) notice
+    c_line: str | None = None          # "© 1978 Example Records": the notice on the work and its packaging
     # provenance
     carrier: str | None = None         # the sheet's "source" column: "DAT tape", "CD-R"
     accession: str | None = None

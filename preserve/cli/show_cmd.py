@@ -8,7 +8,7 @@ import click
 
 from preserve.cli.common import for_people as shown
 from preserve.cli.common import to_json
-from preserve.sidecars.show import BagSummary, summarize
+from preserve.sidecars.show import BagSummary, TrackSummary, summarize
 
 
 def _duration(seconds: float | None) -> str:
@@ -18,7 +18,26 @@ def _duration(seconds: float | None) -> str:
     return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
 
 
-def render(s: BagSummary) -> None:
+def _details(t: TrackSummary) -> None:
+    """The lines under a track: what it is, when, who, what its BWF chunk and embedded documents say
+    (its embargo is on the track's own line)."""
+    pad = " " * 14
+    if t.technical:
+        click.echo(f"{pad}technical: {shown(t.technical)}")
+    if t.dates:
+        click.echo(f"{pad}dates: " + "; ".join(shown(d) for d in t.dates))
+    if t.roles:
+        click.echo(f"{pad}names: " + "; ".join(shown(r) for r in t.roles))
+    for name, value in t.bwf.items():
+        lines = value.splitlines() or [""]
+        click.echo(f"{pad}bext {shown(name)}: {shown(lines[0])}")
+        for more in lines[1:]:
+            click.echo(f"{pad}  {shown(more)}")
+    if t.documents:
+        click.echo(f"{pad}embedded XML: " + ", ".join(shown(d) for d in t.documents))
+
+
+def render(s: BagSummary, brief: bool = False) -> None:
     # every string here comes from the bag's METS: each is escaped as it is printed
     click.echo(f"{shown(s.title)}  [{shown(s.identifier)}]")
     click.echo(f"  packaged {shown(s.created)} by " + ", ".join(shown(a) for a in s.agents))
@@ -31,6 +50,8 @@ def render(s: BagSummary) -> None:
             # each track names its statement in the list below (R1, R2...) and any embargo on it
             click.echo(f"  {shown(t.disc)}-{shown(t.number):>2}  {_duration(t.duration):>7}  {shown(t.title)}  "
                        f"[{shown(t.format)}]  {shown(t.rights_mark)}")
+            if not brief:
+                _details(t)
     click.echo("\nRights:")
     for n, line in enumerate(s.rights, 1):
         click.echo(f"  R{n}  {shown(line)}")
@@ -45,15 +66,18 @@ def render(s: BagSummary) -> None:
 @click.command()
 @click.argument("bag", type=click.Path(path_type=Path, exists=True, file_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def show(bag: Path, as_json: bool) -> None:
+@click.option("--brief", is_flag=True, help="One line per track, without its technical metadata, dates, names and BWF fields.")
+def show(bag: Path, as_json: bool, brief: bool) -> None:
     """Summarize BAG from its METS: releases, tracks, durations, rights, formats and events.
 
     Each track names its rights statement (R1, R2... in the Rights list) and any embargo on
     dissemination ("embargo until DATE", or "embargo ended DATE" when it ended before packaging);
-    a release whose tracks are under different statements says so.
+    a release whose tracks are under different statements says so. Under each track: its
+    technical metadata, its dates with their kind (recorded, captured, released), its names with
+    their roles, its embargo, every BWF bext field and the XML documents embedded in it.
     """
     summary = summarize(bag)
     if as_json:
         click.echo(to_json(summary.to_dict()))
     else:
-        render(summary)
+        render(summary, brief)

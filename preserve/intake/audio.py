@@ -132,7 +132,8 @@ def _wave(a: AudioAnalysis, shown: str) -> None:
             # RIFF stores samples little-endian; a PCM data chunk has one fixed rate
             byte_order="little-endian" if pcm else None, rate_mode="fixed" if pcm else None,
             format_version=bext.get("Version") if container == "BWF" else None,
-            sound_field=_sound_field(fmt.channels if fmt else None))
+            sound_field=_sound_field(fmt.channels if fmt else None),
+            documents=riff.embedded_documents(r))
         if "INAM" in info:
             a.tags.setdefault("title", [info["INAM"]])
         if "IART" in info:
@@ -269,6 +270,9 @@ _TAG_KEYS = {
     "genre": ("genre", "TCON", "\xa9gen"),
     "label": ("organization", "TPUB", "----:com.apple.iTunes:LABEL"),
     "isrc": ("isrc", "TSRC", "----:com.apple.iTunes:ISRC"),
+    # the notices as the tag gives them, "1978 Example Records"; intake adds the symbol
+    "copyright": ("copyright", "TCOP", "cprt"),
+    "pline": ("pline", "TPRO", "----:com.apple.iTunes:PLINE"),
 }
 
 

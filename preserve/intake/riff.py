@@ -9,6 +9,7 @@ found rather than raising for damaged input.
 
 from __future__ import annotations
 
+import base64
 import struct
 from dataclasses import dataclass, field
 from typing import BinaryIO
@@ -130,8 +131,22 @@ def _text(raw: bytes) -> str:
         return raw.decode("latin-1").strip()
 
 
+#: the loudness fields of a version 2 ``bext`` (EBU Tech 3285 v2): name, offset; each a signed
+#: 16-bit value in hundredths (LUFS for the loudness values, LU for the range, dBTP for the peak)
+LOUDNESS_FIELDS = (("LoudnessValue", 412), ("LoudnessRange", 414), ("MaxTruePeakLevel", 416),
+                   ("MaxMomentaryLoudness", 418), ("MaxShortTermLoudness", 420))
+#: what a version 2 writer puts in a loudness field it did not measure
+_LOUDNESS_UNSET = 0x7FFF
+#: chunks that hold whole XML documents, kept in the sidecars
+DOCUMENT_CHUNKS = ("iXML", "axml")
+
+
 def parse_bext(payload: bytes) -> dict[str, str]:
-    """The ``bext`` fields preservation cares about (EBU Tech 3285 layout; empty ones left out)."""
+    """Every ``bext`` field (EBU Tech 3285 v0, v1 and v2 layout); empty and unset ones left out.
+
+    Loudness values (version 2 and later) are decimal numbers: ``-23.00``; UMID is hexadecimal
+    (the 32-byte basic UMID, or all 64 bytes of an extended one); CodingHistory keeps its lines.
+    """
     if len(payload) < 348:
         return {}
     fields = {
@@ -148,9 +163,24 @@ def parse_bext(payload: bytes) -> dict[str, str]:
     umid = payload[348:412]
     if umid.strip(b"\x00"):
         fields["UMID"] = umid.rstrip(b"\x00").hex() if len(umid.rstrip(b"\x00")) > 32 else umid[:32].hex()
+    if version >= 2 and len(payload) >= 422:
+        for name, offset in LOUDNESS_FIELDS:
+            value = struct.unpack("<h", payload[offset:offset + 2])[0]
+            if value != _LOUDNESS_UNSET:
+                fields[name] = f"{value / 100:.2f}"
     if len(payload) > 602:
         fields["CodingHistory"] = _text(payload[602:]).replace("\r\n", "\n").strip()
     return {k: v for k, v in fields.items() if v}
+
+
+def embedded_documents(riff: RiffFile) -> dict[str, str]:
+    """The iXML and axml chunks, each as base64 of its exact payload (NUL padding at the end dropped)."""
+    out = {}
+    for cid in DOCUMENT_CHUNKS:
+        payload = riff.payloads.get(cid, b"").rstrip(b"\x00")
+        if payload.strip():
+            out[cid] = base64.b64encode(payload).decode("ascii")
+    return out
 
 
 def parse_info(payload: bytes) -> dict[str, str]:

@@ -133,7 +133,8 @@ def _row(rel: str, tags: dict[str, list[str]], bext: dict[str, str], notes: list
     if bext.get("Description"):
         cells.setdefault("description", " ".join(bext["Description"].split()))
     if bext.get("OriginationDate"):
-        cells.setdefault("date", bext["OriginationDate"].strip())
+        # the day the file was made (a capture), never a release date
+        cells.setdefault("recorded", bext["OriginationDate"].strip())
     return _checked(rel, cells, notes)
 
 
@@ -141,11 +142,12 @@ def _checked(rel: str, cells: dict[str, str], notes: list[str]) -> dict[str, str
     """``cells`` without the values the check would refuse, each left out with a note."""
     from preserve.sidecars.mods import date_encoding
 
-    date = cells.get("date")
-    if date and date_encoding(date) is None:
-        notes.append(f"{rel}: the embedded date {date!r} is not a date the sheet takes (YYYY, YYYY-MM, YYYY-MM-DD); "
-                     "left out, put it in the date or description cell as it should be")
-        del cells["date"]
+    for column in ("date", "recorded"):
+        date = cells.get(column)
+        if date and date_encoding(date) is None:
+            notes.append(f"{rel}: the embedded date {date!r} is not a date the sheet takes (YYYY, YYYY-MM, YYYY-MM-DD); "
+                         f"left out, put it in the {column} or description cell as it should be")
+            del cells[column]
     isrc = cells.get("isrc")
     if isrc:
         if valid_isrc(isrc):

@@ -22,18 +22,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 DESCRIPTIVE = ("title", "artist", "album", "track_number", "disc_number", "date", "isrc", "upc", "label",
-               "composer", "genre", "language", "description", "catalogue_number")
+               "composer", "genre", "language", "description", "catalogue_number", "recorded", "released",
+               "contributors", "matrix_number", "p_line", "c_line")
 RIGHTS = ("rights_basis", "rights_holder", "copyright_status", "license", "agreement", "permitted_acts",
           "restriction_until", "rights_note")
 CHECKSUMS = ("md5", "sha1", "sha256", "sha512")
 OTHER = ("accept_damaged", "source", "accession", "donor")
 COLUMNS = ("file", *DESCRIPTIVE, *RIGHTS, *CHECKSUMS, *OTHER)
 #: columns whose cells hold several values separated by ``;``
-MULTI = frozenset({"artist", "composer", "permitted_acts"})
+MULTI = frozenset({"artist", "composer", "permitted_acts", "contributors"})
 SHEET_NAMES = ("metadata.csv", "metadata.json")
 _ALIASES = {"filename": "file", "path": "file", "file_name": "file", "artists": "artist",
             "composers": "composer", "licence": "license", "track": "track_number",
-            "disc": "disc_number", "catalog_number": "catalogue_number"}
+            "disc": "disc_number", "catalog_number": "catalogue_number", "ean": "upc",
+            "contributor": "contributors", "recording_date": "recorded", "release_date": "released",
+            "pline": "p_line", "cline": "c_line"}
 
 
 @dataclass

@@ -4,9 +4,11 @@ The sheet wins; an empty cell falls back to ``collection.toml`` ``[defaults]``, 
 embedded tags. Where the sheet and the tags disagree on ISRC or title, a warning says so (the
 sheet is kept): a mismatch is often a row pasted against the wrong file.
 
-What is written is true or refused: a sheet date that is not W3CDTF or EDTF level 0 and an ISRC
-that is not one are problems (never written, never "normalized" into something else); an embedded
-date or ISRC that is not one is left out with a warning. A track with no title in the sheet or its
+What is written is true or refused: a sheet date that is not W3CDTF or EDTF level 0 or 1, an
+identifier that is not what its column says (ISRC, UPC/EAN, catalogue or matrix number), a
+contributor without a MARC relator role and a notice without a year and holder are problems (never
+written, never "normalized" into something else); an embedded date, ISRC or notice that is not one
+is left out with a warning. BWF ``bext`` fields off the FADGI guidelines are warnings only. A track with no title in the sheet or its
 tags is titled by its file name (without folder and extension), and a warning says so.
 """
 
@@ -15,13 +17,17 @@ from __future__ import annotations
 import dataclasses
 import posixpath
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from preserve.intake.audio import AudioAnalysis
+from preserve.intake.fadgi import fadgi_warnings
+from preserve.intake.identifiers import check_free_form, check_gtin, check_isrc
 from preserve.intake.identify import normalize_isrc, valid_isrc
+from preserve.intake.notices import notice_problem, parse_notice
+from preserve.intake.roles import parse_contributors
 from preserve.intake.sheet import SheetRow, split_multi
 from preserve.model import Rights, Track
-from preserve.sidecars.mods import date_encoding
+from preserve.sidecars.dates import DATE_FORMS, date_encoding
 
 _DAMAGE = frozenset({"essence-mismatch", "truncated", "undecodable"})
 
@@ -36,7 +42,52 @@ def _int(value: str, column: str, where: str, warnings: list[str]) -> int | None
     return int(m.group(1))
 
 
-DATE_FORMS = "YYYY, YYYY-MM, YYYY-MM-DD, a date and time (1978-07-14T10:30:00) or an interval (1978/1981)"
+def _date(cell: str, column: str, where: str, problems: list[tuple[str, str]]) -> str | None:
+    if cell and date_encoding(cell) is None:
+        problems.append(("date", f"{where}: {column} {cell!r} is not a date ({DATE_FORMS}); correct it, or put "
+                                 "free text such as 'summer 1978' in the description"))
+        return None
+    return cell or None
+
+
+def _release_date(cell: Callable[[str], str], where: str, problems: list[tuple[str, str]]) -> str | None:
+    """The release date: the ``released`` column, or ``date`` (which has always meant a release date)."""
+    released = _date(cell("released"), "released", where, problems)
+    date = _date(cell("date"), "date", where, problems)
+    if released and date and released != date:
+        problems.append(("date", f"{where}: released {released!r} and date {date!r} disagree; both are the release "
+                                 "date: keep one (a recording date goes in the recorded column)"))
+    return released or date
+
+
+def _identifiers(cell: Callable[[str], str], where: str, problems: list[tuple[str, str]]) -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for column in ("isrc", "upc", "catalogue_number", "matrix_number"):
+        value = cell(column)
+        if not value:
+            out[column] = None
+            continue
+        if column == "isrc":
+            checked = check_isrc(value)
+        elif column == "upc":
+            checked, _type = check_gtin(value, column)
+        else:
+            checked = check_free_form(value, column)
+        if checked.problem:
+            problems.append(("identifier", f"{where}: {checked.problem}"))
+        out[column] = checked.value
+    return out
+
+
+def _notices(cell: Callable[[str], str], where: str, problems: list[tuple[str, str]]) -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for column, kind in (("p_line", "p"), ("c_line", "c")):
+        value = cell(column)
+        notice = parse_notice(value, kind) if value else None
+        if value and notice is None:
+            problems.append(("notice", f"{where}: {notice_problem(column, value)}"))
+        out[column] = notice
+    return out
 
 
 def track_from_row(row: SheetRow, rel: str, rights: Rights, defaults: Mapping[str, str],
@@ -48,27 +99,21 @@ def track_from_row(row: SheetRow, rel: str, rights: Rights, defaults: Mapping[st
     def cell(column: str) -> str:
         return row.get(column) or defaults.get(column, "").strip()
 
-    isrc = cell("isrc")
-    if isrc:
-        if valid_isrc(isrc):
-            isrc = normalize_isrc(isrc)     # only the spelling changes: GB-ABC-24-00001 is GBABC2400001
-        else:
-            problems.append(("identifier", f"{where}: isrc {isrc!r} is not an ISRC (CC-XXX-YY-NNNNN: country, "
-                                           "registrant, year, number); correct it or leave the cell empty"))
-            isrc = ""
-    date = cell("date")
-    if date and date_encoding(date) is None:
-        problems.append(("date", f"{where}: date {date!r} is not a date ({DATE_FORMS}); correct it, or put "
-                                 "free text such as 'summer 1978' in the description"))
-        date = ""
+    ids = _identifiers(cell, where, problems)
+    notices = _notices(cell, where, problems)
+    contributors, role_problems = parse_contributors(split_multi(cell("contributors")))
+    problems.extend(("role", f"{where}: {p}") for p in role_problems)
     track = Track(
         source_path=rel, bag_path="", row=row.number,
         title=cell("title") or None, artists=split_multi(cell("artist")), album=cell("album") or None,
         track_number=_int(cell("track_number"), "track_number", where, warnings),
         disc_number=_int(cell("disc_number"), "disc_number", where, warnings),
-        date=date or None, isrc=isrc or None, upc=cell("upc") or None, label=cell("label") or None,
+        date=_release_date(cell, where, problems), recorded=_date(cell("recorded"), "recorded", where, problems),
+        isrc=ids["isrc"], upc=ids["upc"], label=cell("label") or None,
         composers=split_multi(cell("composer")), genre=cell("genre") or None, language=cell("language") or None,
-        description=cell("description") or None, catalogue_number=cell("catalogue_number") or None,
+        description=cell("description") or None, catalogue_number=ids["catalogue_number"],
+        matrix_number=ids["matrix_number"], contributors=contributors,
+        p_line=notices["p_line"], c_line=notices["c_line"],
         carrier=cell("source") or None, accession=cell("accession") or None, donor=cell("donor") or None,
         rights=rights,
     )
@@ -133,6 +178,26 @@ def apply_analysis(track: Track, a: AudioAnalysis, accept_damaged: bool) -> list
             m = re.match(r"\d+", tags[key][0])
             if m:
                 setattr(track, attr, int(m.group(0)))
+    out.extend(_tag_notices(track, tags, where))
+    out.extend((w, "warning", False) for w in fadgi_warnings(track.source_path, track.technical.bext))
+    return out
+
+
+def _tag_notices(track: Track, tags: Mapping[str, list[str]], where: str) -> list[tuple[str, str, bool]]:
+    """P-line and C-line from the file's tags (ID3 TPRO/TCOP, Vorbis COPYRIGHT, MP4 cprt, RIFF INFO ICOP)."""
+    out: list[tuple[str, str, bool]] = []
+    info_copyright = track.technical.info.get("ICOP")
+    for attr, kind, values in (("p_line", "p", tags.get("pline", [])),
+                               ("c_line", "c", [*tags.get("copyright", []), *([info_copyright] if info_copyright else [])])):
+        if getattr(track, attr) or not values:
+            continue
+        notice = parse_notice(values[0], kind)
+        if notice is None:
+            out.append((f"{where}: the file's embedded {'P-line' if kind == 'p' else 'copyright notice'} {values[0]!r} "
+                        "gives no year and holder; it is left out (give it in the sheet's "
+                        f"{attr} column)", "warning", False))
+        else:
+            setattr(track, attr, notice)
     return out
 
 

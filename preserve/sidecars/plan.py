@@ -10,6 +10,7 @@ regenerates exactly the identifiers of the first without storing them.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import mimetypes
 import uuid
@@ -167,6 +168,10 @@ class Plan:
     def holder_agent(self, holder: str) -> Agent | None:
         return self.agents.get(f"holder:{holder}")
 
+    def originator_agent(self, originator: str) -> Agent | None:
+        """The agent a BWF file names as its Originator (the organization or person that made it)."""
+        return self.agents.get(f"originator:{originator}") if originator else None
+
 
 def collection_folder(collection: Collection) -> str:
     """The collection folder's own name: the sidecars never record where it sat on the packaging host."""
@@ -199,6 +204,14 @@ def effective_rights(collection: Collection, rights: Rights | None) -> Rights | 
     if rights is not None and rights != Rights():
         return rights
     return collection.default_rights
+
+
+def with_notices(rights: Rights | None, track: Track | None) -> Rights | None:
+    """The statement that covers a track, carrying its release's P-line and C-line (PREMIS copyright notes)."""
+    if rights is None or track is None:
+        return rights
+    notices = tuple(n for n in (track.p_line, track.c_line) if n)
+    return dataclasses.replace(rights, notices=notices) if notices else rights
 
 
 def build_plan(staged: StagedBag, collection: Collection, context: PackagingContext) -> Plan:
@@ -239,7 +252,7 @@ def build_plan(staged: StagedBag, collection: Collection, context: PackagingCont
                 plan.releases.append(rel)
             rel.tracks.append(item)
             item.release = rel.index
-        st = statement_for(effective_rights(collection, track.rights if track is not None else None))
+        st = statement_for(with_notices(effective_rights(collection, track.rights if track is not None else None), track))
         if st is not None:
             item.statement = st.index
             st.files.append(n)
@@ -283,6 +296,13 @@ def _agents(plan: Plan) -> None:
             add(f"tool:{fmt.tool}:{fmt.tool_version}", fmt.tool, "software", fmt.tool_version or None,
                 f"signatures: {fmt.signature_version}" if fmt.signature_version else None)
     labels = {t.label for t in col.tracks if t.label}
+    for item in plan.files:
+        bext = item.track.technical.bext if item.track is not None else {}
+        # only a file whose transfer is recorded (CodingHistory) has an event to link its Originator to
+        if bext.get("Originator") and bext.get("CodingHistory"):
+            name = bext["Originator"]
+            add(f"originator:{name}", name, holder_type(name, {org or "", *labels}),
+                note="originator of the file (BWF bext Originator); agent type inferred from the name")
     for st in plan.statements:
         holder = st.rights.holder
         if holder:
@@ -346,6 +366,8 @@ def _scan_strings(plan: Plan) -> None:
         where = f"rights statement {st.index + 1}: "
         scan_all(where, st.rights, ("holder", "basis", "copyright_status", "license", "agreement", "note",
                                     "restriction_until"))
+        for notice in st.rights.notices:
+            scan(f"{where}notice", notice)
         for act in st.rights.permitted_acts:
             scan(f"{where}permitted act {act}", act)
     for rel in plan.releases:
@@ -362,8 +384,11 @@ def _scan_strings(plan: Plan) -> None:
         t = item.track
         if t is None:
             continue
-        scan_all(where, t, ("title", "album", "date", "isrc", "upc", "label", "genre", "language",
-                            "description", "catalogue_number", "carrier", "accession", "donor"))
+        scan_all(where, t, ("title", "album", "date", "recorded", "isrc", "upc", "label", "genre", "language",
+                            "description", "catalogue_number", "matrix_number", "p_line", "c_line", "carrier",
+                            "accession", "donor"))
+        for n, c in enumerate(t.contributors, 1):
+            scan(f"{where}contributors {n}", c.name)
         for name in ("artists", "composers"):
             for n, value in enumerate(getattr(t, name), 1):
                 scan(f"{where}{name} {n}", value)

@@ -17,6 +17,12 @@ from lxml import etree
 
 from preserve.model import Rights
 from preserve.sidecars.audiomd import audiomd_element
+from preserve.sidecars.bwf import (
+    capture_datetime,
+    capture_event_type,
+    coding_history_lines,
+    documents_element,
+)
 from preserve.sidecars.ext import audio_element
 from preserve.sidecars.plan import (
     DIGEST_NAMES,
@@ -150,16 +156,16 @@ def file_object(plan: Plan, item: FileItem, *, audiomd: bool = False) -> etree._
         note = fmt.note if fmt is not None and fmt.note else "not identified against PRONOM; format named by its media type"
         _sub(fmt_el, "formatNote", x(note, f"{item.path}: format note"))
     if track is not None:
-        app = track.technical.creating_application
-        if app:
-            ca = _sub(chars, "creatingApplication")
-            _sub(ca, "creatingApplicationName", x(app, f"{item.path}: creating application"))
+        _creating_application(chars, plan, item)
         amd = audiomd_element(track.technical, track.essence, plan.context.started, x, item.path) if audiomd else None
         if amd is not None:
             _sub(chars, "objectCharacteristicsExtension").append(amd)
         ext = audio_element(track.technical, x, item.path)
         if ext is not None:
             _sub(chars, "objectCharacteristicsExtension").append(ext)
+        documents = documents_element(track.technical.documents)
+        if documents is not None:
+            _sub(chars, "objectCharacteristicsExtension").append(documents)
     original = _sub(obj, "originalName", x(item.original_name, f"{item.path}: original name"))
     if not is_xml_safe(item.original_name):
         # The text shows [U+XXXX]; the link keeps the exact name, percent-encoded as a relative URI.
@@ -171,6 +177,20 @@ def file_object(plan: Plan, item: FileItem, *, audiomd: bool = False) -> etree._
     if item.statement is not None:
         _ident(obj, "linkingRightsStatementIdentifier", "UUID", plan.statements[item.statement].uuid)
     return obj
+
+
+def _creating_application(chars: etree._Element, plan: Plan, item: FileItem) -> None:
+    """The application that made the file (tags, RIFF INFO ISFT) and when (BWF OriginationDate/Time)."""
+    assert item.track is not None
+    tech = item.track.technical
+    app, created = tech.creating_application, capture_datetime(tech.bext)
+    if not app and not created:
+        return
+    ca = _sub(chars, "creatingApplication")
+    if app:
+        _sub(ca, "creatingApplicationName", plan.text(app, f"{item.path}: creating application"))
+    if created:
+        _sub(ca, "dateCreatedByApplication", created)
 
 
 # ----------------------------------------------------------------------------------------- events
@@ -248,6 +268,32 @@ def file_events(plan: Plan, item: FileItem) -> Iterator[Event]:
         yield Event(plan.ident("event", "essence", item.path), "validation", when,
                     f"{_program(plan)}; embedded audio checksum verification",
                     ess.outcome, [x(n, f"{item.path}: essence check") for n in notes], _run_agents(plan), source)
+    yield from capture_events(plan, item)
+
+
+def capture_events(plan: Plan, item: FileItem) -> Iterator[Event]:
+    """The transfer that made the file, as its BWF CodingHistory records it: one ``digitization``
+    (from an analogue source) or ``capture`` event whose detail is the chain, one line per stage."""
+    track = item.track
+    if track is None:
+        return
+    bext = track.technical.bext
+    lines = coding_history_lines(bext.get("CodingHistory", ""))
+    if not lines:
+        return
+    x = plan.text
+    agents = []
+    originator = plan.originator_agent(bext.get("Originator", ""))
+    if originator is not None:
+        agents.append((originator.uuid, "implementer"))
+    notes = ["as recorded by the file's own BWF bext CodingHistory; the date is its OriginationDate and "
+             "OriginationTime" if capture_datetime(bext) else
+             "as recorded by the file's own BWF bext CodingHistory; the file gives no readable origination date"]
+    if bext.get("OriginatorReference"):
+        notes.append(f"OriginatorReference {bext['OriginatorReference']}")
+    yield Event(plan.ident("event", "capture", item.path), capture_event_type(lines),
+                capture_datetime(bext) or "unknown", x("\n".join(lines), f"{item.path}: CodingHistory"), "success",
+                [x(n, f"{item.path}: bext") for n in notes], agents, [(item.uuid, "outcome")])
 
 
 def package_events(plan: Plan) -> list[Event]:
@@ -335,6 +381,11 @@ def _embargo_term(granted: etree._Element, plan: Plan, until: str) -> None:
     _sub(term, "endDate", plan.text(until, "embargo date"))
 
 
+def _notice_status(r: Rights) -> str:
+    """A release's printed notice claims copyright: with no status in the sheet, that claim is the status."""
+    return "copyrighted" if r.notices else "unknown"
+
+
 def statement_element(plan: Plan, st: Statement, objects: list[str]) -> etree._Element:
     """A ``premis:rightsStatement`` for ``st`` linked to ``objects`` (UUIDs) and its holder."""
     r, x = st.rights, plan.text
@@ -343,16 +394,17 @@ def statement_element(plan: Plan, st: Statement, objects: list[str]) -> etree._E
     basis, other = BASES.get((r.basis or "").strip().lower(), ("Other", (r.basis or "unspecified").strip() or "unspecified"))
     _sub(el, "rightsBasis", basis)
     holder = f"rights holder: {r.holder}" if r.holder else None
-    if basis == "Copyright" or r.copyright_status:
+    if basis == "Copyright" or r.copyright_status or r.notices:
         # Whatever the basis, a status the sheet gives is kept; the schema puts it first.
         ci = _sub(el, "copyrightInformation")
-        _sub(ci, "copyrightStatus", COPYRIGHT_STATUS.get((r.copyright_status or "unknown").strip().lower(), "unknown"))
+        _sub(ci, "copyrightStatus", COPYRIGHT_STATUS.get((r.copyright_status or _notice_status(r)).strip().lower(), "unknown"))
         # The sheet does not carry a jurisdiction; PREMIS requires the element.
         _sub(ci, "copyrightJurisdiction", "unknown")
+        notes = (holder, r.license and f"licence: {r.license}", r.note) if basis == "Copyright" else ()
+        for note in (*notes, *r.notices):
+            if note:
+                _sub(ci, "copyrightNote", x(note, "rights note"))
         if basis == "Copyright":
-            for note in (holder, r.license and f"licence: {r.license}", r.note):
-                if note:
-                    _sub(ci, "copyrightNote", x(note, "rights note"))
             _doc_ident(ci, "copyright", r, plan)
     if basis == "License":
         li = _sub(el, "licenseInformation")

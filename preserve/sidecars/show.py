@@ -1,4 +1,6 @@
-"""A human summary of a bag from its METS: releases, tracks, durations, rights, formats, events.
+"""A human summary of a bag from its METS: releases, tracks, durations, rights, formats, events, and
+for each track its technical metadata, BWF fields, embedded documents, names with roles, dates with
+their kind and any embargo.
 
 Reads only ``metadata/mets.xml`` (safely and streamed, see :mod:`preserve.sidecars.xmlstream`); it
 never opens the audio. The METS is opened with no symbolic link followed below the bag: a linked
@@ -23,6 +25,7 @@ from preserve.bag.reader import pinned_tag_file, unreadable_tag_file
 from preserve.errors import InputError
 from preserve.safefs import LinkRefused, refusal
 from preserve.sidecars.audiomd import AUDIOMD_NS, duration_seconds
+from preserve.sidecars.dates import date_kind_label
 from preserve.sidecars.ext import AUDIO_NS
 from preserve.sidecars.mets import METS_NS
 from preserve.sidecars.mods import MODS_NS
@@ -49,6 +52,16 @@ class TrackSummary:
     embargo: str = ""
     #: the statement's identifier (tells apart statements that print alike)
     statement: str = ""
+    #: "FLAC, 44100 Hz, 16-bit, 2 channels" (what the file's technical metadata says), "" when unknown
+    technical: str = ""
+    #: every BWF bext field the file carries, by name (CodingHistory keeps its lines)
+    bwf: dict[str, str] = field(default_factory=dict)
+    #: the XML documents embedded in the file ("iXML", "axml")
+    documents: list[str] = field(default_factory=list)
+    #: "Sam Example (interviewee)": each name of the track's MODS with its role
+    roles: list[str] = field(default_factory=list)
+    #: "recorded 1978-07-14", "released 1981~ (approximate)": each date with its kind
+    dates: list[str] = field(default_factory=list)
 
     @property
     def rights_mark(self) -> str:
@@ -154,6 +167,56 @@ class _FileFacts:
     rights: str
     embargo: str = ""
     statement: str = ""
+    technical: str = ""
+    bwf: dict[str, str] = field(default_factory=dict)
+    documents: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Description:
+    roles: list[str] = field(default_factory=list)
+    dates: list[str] = field(default_factory=list)
+
+
+def _describe(mods: etree._Element) -> _Description:
+    """Names with their roles and dates with their kind, from one track's MODS."""
+    d = _Description()
+    for name in mods.iterfind("mods:name", _NS):
+        part = " ".join(p.text or "" for p in name.iterfind("mods:namePart", _NS)).strip()
+        role = _text(name, "mods:role/mods:roleTerm[@type='text']") or _text(name, "mods:role/mods:roleTerm")
+        d.roles.append(f"{part} ({role})" if role else part)
+    for origin in mods.iterfind("mods:originInfo", _NS):
+        for el in origin:
+            tag = el.tag.rsplit("}", 1)[-1] if isinstance(el.tag, str) else ""
+            if not tag.startswith("date") or tag == "dateOther":
+                continue
+            extra = [v for v in (el.get("point"), el.get("qualifier")) if v]
+            d.dates.append(f"{date_kind_label(tag)} {(el.text or '').strip()}" + (f" ({', '.join(extra)})" if extra else ""))
+    return d
+
+
+def _technical(obj: etree._Element) -> str:
+    """One line of what the file is: codec, sample rate, bit depth, channels."""
+    def find(*names: str) -> str:
+        for name in names:
+            for el in obj.iterfind(f".//{{*}}{name}"):
+                if (el.text or "").strip():
+                    return (el.text or "").strip()
+        return ""
+
+    codec = find("codec", "codecName", "audioDataEncoding")
+    rate = find("sampleRateHz")
+    khz = find("samplingFrequency")        # audioMD states the rate in kHz
+    if not rate and khz:
+        try:
+            rate = f"{float(khz) * 1000:g}"
+        except ValueError:
+            rate = ""
+    bits, channels = find("bitDepth", "bitsPerSample"), find("channels", "numChannels")
+    parts = [codec, rate and f"{rate} Hz", bits and f"{bits}-bit", channels and f"{channels} channel(s)"]
+    if find("lossy") == "true" or find("codecQuality") == "lossy":
+        parts.append("lossy")
+    return ", ".join(p for p in parts if p)
 
 
 def summarize(bag_path: str | os.PathLike[str]) -> BagSummary:
@@ -183,6 +246,7 @@ def _summarize(bag: Path, mets_path: Path, shown: str) -> BagSummary:
     rights: dict[str, str] = {}
     events: dict[str, Counter[str]] = {}
     facts: dict[str, _FileFacts] = {}
+    described: dict[str, _Description] = {}
     hrefs: dict[str, str] = {}
     releases: list[ReleaseSummary] = []
     root: etree._Element | None = None
@@ -198,13 +262,17 @@ def _summarize(bag: Path, mets_path: Path, shown: str) -> BagSummary:
                       for a in el.iterfind("mets:agent", _NS)]
         elif el.tag == _M + "dmdSec" and el.get("ID") == "dmdSec_collection":
             title = _text(el, ".//mods:titleInfo/mods:title")
+        elif el.tag == _M + "dmdSec" and (el.get("ID") or "").startswith("dmdSec_track_"):
+            mods = el.find("mets:mdWrap/mets:xmlData/mods:mods", _NS)
+            if mods is not None:
+                described[el.get("ID", "")] = _describe(mods)
         elif el.tag == _M + "amdSec":
             _amdsec(el, facts, formats, rights, events)
         elif el.tag == _M + "file":
             loc = el.find("mets:FLocat", _NS)
             hrefs[el.get("ID", "")] = (loc.get(_HREF) or "") if loc is not None else ""
         elif el.tag == _M + "structMap" and el.get("TYPE") == "logical":
-            releases = [_release(rel, facts, hrefs) for rel in el.iterfind("mets:div/mets:div[@TYPE='release']", _NS)]
+            releases = [_release(rel, facts, described, hrefs) for rel in el.iterfind("mets:div/mets:div[@TYPE='release']", _NS)]
     assert root is not None
     n_tracks = sum(len(r.tracks) for r in releases)
     # rights in the order a reader meets them in the releases, then any covering other files only
@@ -240,18 +308,24 @@ def _amdsec(sec: etree._Element, facts: dict[str, _FileFacts], formats: Counter[
         d = duration_seconds(_text(sec, "mets:techMD//audiomd:AUDIOMD/audiomd:audioInfo/audiomd:duration"))
         if d is None and _text(obj, ".//audio:durationSeconds"):
             d = float(_text(obj, ".//audio:durationSeconds"))   # a bag packaged before audioMD was written
+        bwf = {el.get("name", ""): (el.text or "") for el in obj.iterfind(".//audio:bext", _NS)}
+        documents = [el.get("chunk", "") for el in obj.iterfind(".//audio:embeddedDocument", _NS)]
         facts[sec.get("ID", "")] = _FileFacts(d, puid or name, line or "no rights statement",
-                                              embargo, ident)
+                                              embargo, ident, _technical(sec), bwf, documents)
 
 
-def _release(rel: etree._Element, facts: dict[str, _FileFacts], hrefs: dict[str, str]) -> ReleaseSummary:
+def _release(rel: etree._Element, facts: dict[str, _FileFacts], described: dict[str, _Description],
+             hrefs: dict[str, str]) -> ReleaseSummary:
     rs = ReleaseSummary(rel.get("LABEL") or "")
     for disc in rel.iterfind("mets:div[@TYPE='disc']", _NS):
         for div in disc.iterfind("mets:div[@TYPE='track']", _NS):
             fptr = div.find("mets:fptr", _NS)
             href = hrefs.get(fptr.get("FILEID", "") if fptr is not None else "", "")
             f = facts.get(div.get("ADMID", ""), _FileFacts(None, "", "no rights statement"))
+            desc = described.get(div.get("DMDID", ""), _Description())
             rs.tracks.append(TrackSummary(disc.get("ORDER") or "", div.get("ORDERLABEL") or div.get("ORDER") or "",
                                           div.get("LABEL") or "", unquote(href).removeprefix("../"),
-                                          f.duration, f.format, f.rights, embargo=f.embargo, statement=f.statement))
+                                          f.duration, f.format, f.rights, embargo=f.embargo, statement=f.statement,
+                                          technical=f.technical, bwf=f.bwf, documents=f.documents,
+                                          roles=desc.roles, dates=desc.dates))
     return rs

@@ -97,8 +97,9 @@ def test_init_writes_a_row_per_audio_file_with_tags_and_ignores_other_files(tmp_
     c, a, b = rows
     assert (c["title"], c["artist"], c["isrc"], c["track_number"], c["date"]) == \
         ("Song C", "Ann; Ben", "GBABC2400001", "3/12", "")
-    assert (a["title"], a["artist"], a["date"], a["description"]) == \
-        ("Interview A", "Sam Example", "1978-07-14", "Interview with Sam, side A")
+    # the bext OriginationDate is when the file was made: a recording date, never a release date
+    assert (a["title"], a["artist"], a["date"], a["recorded"], a["description"]) == \
+        ("Interview A", "Sam Example", "", "1978-07-14", "Interview with Sam, side A")
     assert all(v == "" for k, v in b.items() if k != "file")
     assert all(r[col] == "" for r in rows for col in RIGHTS)
     config = tomllib.loads((root / "collection.toml").read_text(encoding="utf-8"))

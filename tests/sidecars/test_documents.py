@@ -360,11 +360,11 @@ def test_track_and_release_mods_carry_identifiers_names_language_and_numbers(sma
     assert host is not None
     assert host.findtext("mods:titleInfo/mods:title", namespaces=NS) == "Album 0"
     assert host.findtext("mods:identifier[@type='upc']", namespaces=NS) == "000000000000"
-    assert host.findtext("mods:identifier[@type='catalogue number']", namespaces=NS) == "HR-0"
+    assert host.findtext("mods:identifier[@type='issue number']", namespaces=NS) == "HR-0"
     release = _mods(mets, "dmdSec_release_1")
     assert release.findtext("mods:titleInfo/mods:title", namespaces=NS) == "Album 0"
     assert release.findtext("mods:identifier[@type='upc']", namespaces=NS) == "000000000000"
-    assert release.findtext("mods:identifier[@type='catalogue number']", namespaces=NS) == "HR-0"
+    assert release.findtext("mods:identifier[@type='issue number']", namespaces=NS) == "HR-0"
     assert release.findtext("mods:name/mods:role/mods:roleTerm[@type='code']", namespaces=NS) == "prf"
     assert release.find("mods:identifier[@type='isrc']", NS) is None  # ISRCs are the tracks'
 

@@ -130,10 +130,10 @@ def test_label_masters_mods_carry_the_sheet(packaged: dict[str, Path]) -> None:
     assert t.findtext("mods:originInfo/mods:publisher", namespaces=NS) == "Example Records"
     assert t.findtext("mods:originInfo/mods:dateIssued[@encoding='w3cdtf']", namespaces=NS) == "2024"
     assert t.findtext("mods:part/mods:detail[@type='track']/mods:number", namespaces=NS) == "2"
-    assert t.findtext("mods:relatedItem[@type='host']/mods:identifier[@type='upc']", namespaces=NS) == "5012345678900"
+    assert t.findtext("mods:relatedItem[@type='host']/mods:identifier[@type='ean']", namespaces=NS) == "5012345678900"
     releases = {mods(d.get("DMDID", "")).findtext("mods:titleInfo/mods:title", namespaces=NS): mods(d.get("DMDID", ""))
                 for d in mets.iterfind(".//mets:structMap[@TYPE='logical']//mets:div[@TYPE='release']", NS)}
     assert set(releases) == {"Tides EP", "Lanterns"}
-    assert releases["Tides EP"].findtext("mods:identifier[@type='upc']", namespaces=NS) == "5012345678900"
-    assert releases["Lanterns"].findtext("mods:identifier[@type='upc']", namespaces=NS) == "5012345678917"
+    assert releases["Tides EP"].findtext("mods:identifier[@type='ean']", namespaces=NS) == "5012345678900"
+    assert releases["Lanterns"].findtext("mods:identifier[@type='ean']", namespaces=NS) == "5012345678917"
     assert releases["Lanterns"].findtext("mods:name/mods:role/mods:roleTerm[@type='code']", namespaces=NS) == "prf"
