@@ -30,7 +30,7 @@ from preserve.errors import InputError, SourceNotFound
 from preserve.fixity import hash_file, ordered_map
 from preserve.intake import checksums as ck
 from preserve.intake.audio import AudioAnalysis, analyse_audio
-from preserve.intake.collection import CONFIG_NAME, FoundFile, find_sheet, inside, load_config, walk
+from preserve.intake.collection import CONFIG_NAME, FoundFile, find_sheet, inside, walk
 from preserve.intake.ddex import (
     Delivery,
     apply_facts,
@@ -39,6 +39,7 @@ from preserve.intake.ddex import (
     technical_problems,
 )
 from preserve.intake.identify import AUDIO_EXTENSIONS, FormatIdentifier, sniff_family
+from preserve.intake.inherited import config_for
 from preserve.intake.rights import build_rights, embargo_warning, gate, rights_cells
 from preserve.intake.sheet import RIGHTS, SHEET_NAMES, Sheet, read_sheet
 from preserve.intake.tracks import apply_analysis, lossy_warnings, track_from_row
@@ -104,7 +105,8 @@ class CheckReport:
 Progress = Callable[[int, int], None]
 
 
-def check_collection(root: str | os.PathLike[str], *, sheet_file: str | None = None, workers: int | None = None,
+def check_collection(root: str | os.PathLike[str], *, sheet_file: str | None = None,
+                     inherit_from: str | os.PathLike[str] | None = None, workers: int | None = None,
                      progress: Progress | None = None,
                      on_total: Callable[[int, int], None] | None = None) -> CheckReport:
     """Check the collection folder ``root``; see the module docstring. Writes nothing.
@@ -112,14 +114,15 @@ def check_collection(root: str | os.PathLike[str], *, sheet_file: str | None = N
     ``progress(bytes, files)`` is called as files are read; ``on_total(bytes, files)`` once, when
     the amount to read is known. ``sheet_file`` names the sheet (or DDEX message) to read, as
     collection.toml's ``sheet`` does; without either, a folder with no metadata.csv/json is
-    looked at for one DDEX ERN message (:mod:`preserve.intake.ddex`).
+    looked at for one DDEX ERN message (:mod:`preserve.intake.ddex`). ``inherit_from`` is a batch
+    folder whose collection.toml applies when ``root`` has none (:mod:`preserve.intake.inherited`).
     """
     root = Path(root)
     if not root.exists():
         raise SourceNotFound(path=str(root))
     if not root.is_dir():
         raise InputError(f"{root}: is not a folder; preserve check takes the collection folder")
-    cfg = load_config(root)
+    cfg, inherited = config_for(root, inherit_from)
     if sheet_file is not None:
         cfg.sheet = sheet_file.replace("\\", "/").removeprefix("./")
     coll = Collection(root=str(root.resolve()), identifier=cfg.identifier, title=cfg.title,
@@ -160,7 +163,7 @@ def check_collection(root: str | os.PathLike[str], *, sheet_file: str | None = N
     report.notes.extend(f"{rel}: operating-system litter, left out of the package" for rel in inv.litter)
     report.notes.extend(f"{rel}: matches an ignore pattern, left out of the package" for rel in inv.ignored)
     roles: dict[str, str] = {}
-    if cfg.present:
+    if cfg.present and inherited is None:
         roles[CONFIG_NAME] = "collection-config"
 
     sheet_name = find_sheet(root, cfg)
@@ -172,7 +175,10 @@ def check_collection(root: str | os.PathLike[str], *, sheet_file: str | None = N
         roles.update(dict.fromkeys(ddex.messages, "sheet"))
         if delivery is not None:
             sheet_name = delivery.name
-            _ddex_collection(report, delivery, cfg.identifier is None, cfg.title is None)
+            if inherited is not None and cfg.identifier and not cfg.group_identifier:
+                coll.group_identifier = cfg.identifier     # the batch's identifier groups its releases
+            _ddex_collection(report, delivery, cfg.identifier is None or inherited is not None,
+                             cfg.title is None or inherited is not None)
     report.sheet = sheet_name
     others = [n for n in SHEET_NAMES if n != sheet_name and n in found] if not cfg.sheet and sheet_name else []
     for other in others:
@@ -229,11 +235,13 @@ def check_collection(root: str | os.PathLike[str], *, sheet_file: str | None = N
         if coll.default_rights.agreement:
             where = on_disk(coll.default_rights.agreement)
             coll.default_rights = dataclasses.replace(coll.default_rights, agreement=where, agreement_source=where)
+            if inherited is not None:
+                coll.default_rights = dataclasses.replace(coll.default_rights, agreement_source=inherited.bagged(where))
         ended = embargo_warning(coll.default_rights, f"{CONFIG_NAME} [defaults]", today)
         if ended:
             report.warnings.append(ended)
         if coll.default_rights.agreement:
-            reason = agreement_ok(coll.default_rights.agreement)
+            reason = (inherited.agreement_ok if inherited is not None else agreement_ok)(coll.default_rights.agreement)
             if reason:
                 problems.append(Problem("rights", f"{CONFIG_NAME} [defaults]: agreement {coll.default_rights.agreement!r} {reason}", CONFIG_NAME))
 
@@ -275,7 +283,9 @@ def check_collection(root: str | os.PathLike[str], *, sheet_file: str | None = N
         rights = build_rights(cells)
         if rights.agreement:
             rights = dataclasses.replace(rights, agreement=on_disk(rights.agreement), agreement_source=on_disk(rights.agreement))
-        reasons = gate(rights, where, agreement_ok)
+        if inherited is not None and origin == "defaults" and rights.agreement:
+            rights = dataclasses.replace(rights, agreement_source=inherited.bagged(rights.agreement))
+        reasons = gate(rights, where, inherited.agreement_ok if inherited is not None and origin == "defaults" else agreement_ok)
         if origin == "row":     # an ended embargo of the defaults is told once, above
             ended = embargo_warning(rights, where, today)
             if ended:
@@ -412,7 +422,9 @@ def check_collection(root: str | os.PathLike[str], *, sheet_file: str | None = N
         if role != "audio":
             coll.submission_files.append(SubmissionFile(rel, SUBMISSION + rel, role,  # type: ignore[arg-type]
                                                         found[rel].size if rel in found else 0, verified.get(rel, [])))
-    coll.submission_files.sort(key=lambda s: s.source_path)
+    if inherited is not None:
+        coll.submission_files.extend(inherited.submission_files())
+    coll.submission_files.sort(key=lambda s: s.bag_path)
     for bag_path in sorted([t.bag_path for t in tracks] + [s.bag_path for s in coll.submission_files]):
         report.warnings.extend(name_warnings(bag_path))
     coll.warnings = list(report.warnings)

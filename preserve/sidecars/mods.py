@@ -150,6 +150,7 @@ def release_mods(plan: Plan, rel: Release) -> etree._Element:
         _sub(mods, "genre", x(t.genre, f"{where}: genre"))
     _origin(mods, x, where, t.label, t.date)
     _identifiers(mods, x, where, t, release=True)
+    _source_identifiers(mods, x, where, t, release=True)
     related = _sub(mods, "relatedItem", type="host")
     _title(related, x(plan.collection.title or plan.staged.name, "collection title"))
     return mods
@@ -183,6 +184,7 @@ def track_mods(plan: Plan, item: FileItem) -> etree._Element:
     if t.donor:
         _sub(mods, "note", x(t.donor, f"{where}: donor"), type="acquisition")
     _identifiers(mods, x, where, t, release=False)
+    _source_facts(mods, x, where, t)
     if t.album:
         host = _sub(mods, "relatedItem", type="host")
         _title(host, x(t.album, f"{where}: album"))
@@ -193,3 +195,43 @@ def track_mods(plan: Plan, item: FileItem) -> etree._Element:
             if value is not None:
                 _sub(_sub(part, "detail", type=type_), "number", str(value))
     return mods
+
+
+#: identifiers of the release a track belongs to, among a track's source identifiers
+RELEASE_ID_TYPES = frozenset({"DDEX ReleaseReference", "DDEX GRid"})
+
+
+def _source_identifiers(mods: etree._Element, x: XmlText, where: str, t: Track, release: bool) -> None:
+    for type_, value in t.source_identifiers:
+        if (type_ in RELEASE_ID_TYPES) == release:
+            _sub(mods, "identifier", x(value, f"{where}: {type_}"), type=x(type_, f"{where}: identifier type"))
+
+
+def _source_facts(mods: etree._Element, x: XmlText, where: str, t: Track) -> None:
+    """What a DDEX message says beyond the sheet: subtitle, credits, P-line, original date, warning, references."""
+    if t.subtitle:
+        info = mods.find(_M + "titleInfo")
+        if info is not None:
+            _sub(info, "subTitle", x(t.subtitle, f"{where}: subtitle"))
+    for name, role in t.contributors:
+        el = _sub(mods, "name")
+        _sub(el, "namePart", x(name, f"{where}: contributor"))
+        r = _sub(el, "role")
+        if re.fullmatch(r"[a-z]{3}", role):
+            _sub(r, "roleTerm", role, type="code", authority="marcrelator")
+        else:
+            _sub(r, "roleTerm", x(role, f"{where}: contributor role"), type="text")
+    if t.original_date:
+        d = x(t.original_date, f"{where}: original release date")
+        encoding = date_encoding(d)
+        oi = _sub(mods, "originInfo", eventType="original release")
+        if encoding is not None:
+            _sub(oi, "dateOther", d, type="original release", encoding=encoding)
+        else:
+            _sub(oi, "dateOther", d, type="original release")
+    if t.p_line:
+        _sub(mods, "accessCondition", x("\u2117 " + t.p_line.removeprefix("\u2117").strip(), f"{where}: P-line"),
+             type="use and reproduction", displayLabel="P-line")
+    if t.parental_warning:
+        _sub(mods, "note", x(t.parental_warning, f"{where}: parental warning"), type="content advice")
+    _source_identifiers(mods, x, where, t, release=False)
