@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import codecs
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from lxml import etree
 
@@ -94,15 +94,15 @@ def refuse_dangerous_file(path: str, *, source: str) -> None:
             chunk = f.read(_CHUNK)
 
 
-def iterparse_untrusted(path: str, *, source: str) -> Iterator[tuple[str, etree._Element]]:
-    """``(event, element)`` for every start and end of a large untrusted document, in bounded memory.
+def iterparse_untrusted(path: str, *, source: str, tags: Sequence[str] | None = None) -> Iterator[tuple[str, etree._Element]]:
+    """``("end", element)`` as each element (or each of ``tags``) of a large untrusted document ends.
 
     The file is first scanned for DOCTYPEs and entities (refused); the parser then loads no DTD,
     resolves no entity, reaches no network and keeps libxml2's depth limit, so a deeply nested
     document is refused at that depth. The caller clears elements it is done with.
     """
     refuse_dangerous_file(path, source=source)
-    events = etree.iterparse(path, events=("start", "end"), resolve_entities=False, no_network=True,
+    events = etree.iterparse(path, events=("end",), tag=tags, resolve_entities=False, no_network=True,
                              load_dtd=False, dtd_validation=False, huge_tree=False, remove_comments=True,
                              remove_pis=True)
     try:

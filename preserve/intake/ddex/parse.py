@@ -28,6 +28,10 @@ HASH_ALGORITHMS = {"MD5": "md5", "SHA1": "sha1", "SHA-1": "sha1", "SHA224": "sha
                    "SHA512": "sha512", "SHA-512": "sha512"}
 _LISTS = {"ResourceList", "ReleaseList", "PartyList", "DealList", "WorkList", "CueSheetList", "CollectionList",
           "ChapterList", "SupplementalDocumentList"}
+#: the items of those lists (and the header): each is read whole when it ends, then cleared
+_ITEMS = ("MessageHeader", "SoundRecording", "Image", "Text", "Video", "SheetMusic", "Software", "MIDI",
+          "UserDefinedResource", "Release", "TrackRelease", "Party", "ReleaseDeal", "MusicalWork", "CueSheet",
+          "Collection", "Chapter")
 
 
 @dataclass(frozen=True)
@@ -137,15 +141,16 @@ def _local(el: etree._Element) -> str:
     return etree.QName(tag).localname if isinstance(tag, str) else ""
 
 
+# "{*}Name" matches the name in any namespace or none, and lxml does the matching in C
 def _kids(el: etree._Element, name: str) -> list[etree._Element]:
-    return [c for c in el if _local(c) == name]
+    return list(el.iterchildren(f"{{*}}{name}"))
 
 
 def _kid(el: etree._Element | None, *path: str) -> etree._Element | None:
     for name in path:
         if el is None:
             return None
-        el = next((c for c in el if _local(c) == name), None)
+        el = next(el.iterchildren(f"{{*}}{name}"), None)
     return el
 
 
@@ -158,7 +163,7 @@ def _text(el: etree._Element | None, *path: str) -> str | None:
 
 
 def _descendants(el: etree._Element, name: str) -> list[etree._Element]:
-    return [d for d in el.iter() if _local(d) == name]
+    return list(el.iter(f"{{*}}{name}"))
 
 
 def _int(value: str | None) -> int | None:
@@ -391,14 +396,11 @@ def read_message(path: str, *, source: str, version: str) -> Message:
     """Read the message at ``path`` (shown as ``source``); raises UnsafeXML for a dangerous or broken file."""
     v3 = version.startswith("3")
     msg = Message(source, version)
-    depth = 0
-    for event, el in iterparse_untrusted(path, source=source):
-        if event == "start":
-            depth += 1
-            continue
-        depth -= 1
+    for _event, el in iterparse_untrusted(path, source=source, tags=[f"{{*}}{t}" for t in _ITEMS]):
         name = _local(el)
         parent = el.getparent()
+        grandparent = parent.getparent() if parent is not None else None
+        depth = 1 if grandparent is None else 2 if grandparent.getparent() is None else 3
         if depth == 1 and name == "MessageHeader":
             msg.message_id = _text(el, "MessageId")
             msg.thread_id = _text(el, "MessageThreadId")
