@@ -26,7 +26,7 @@ from typing import Any
 from preserve.bag.writer import XXH3_FILE, BagResult, PayloadEntry, StagedBag, create_bag
 from preserve.errors import CollectionNotReady, DestinationExists, SourceChanged, UsageError
 from preserve.intake.check import SUBMISSION, CheckReport, check_collection
-from preserve.intake.inherited import config_for
+from preserve.intake.inherited import batch_parent, config_for
 from preserve.model import Collection, PackagingContext, Rights
 from preserve.sidecars import write_sidecars
 from preserve.staging import journaled, lock_path_for
@@ -194,9 +194,10 @@ def package_collection(
         check_tag_files(loaded, PACKAGE_TAG_FILES, "`preserve package`")
         # required bag-info (Source-Organization...) comes from collection.toml: refuse before the long check
         # (a missing folder or a broken collection.toml is left to the check, which names it)
-        if root.is_dir() and not config_for(root, inherit_from)[0].problems:
+        batch = inherit_from if inherit_from is not None else (batch_parent(root) if root.is_dir() else None)
+        if root.is_dir() and not config_for(root, batch)[0].problems:
             try:
-                _plan(loaded, algorithms, bag_info_from_config(root, info, inherit_from), serialization, verify)
+                _plan(loaded, algorithms, bag_info_from_config(root, info, batch), serialization, verify)
             except UsageError as exc:
                 raise UsageError(where_to_give(str(exc))) from None
     started = _now()

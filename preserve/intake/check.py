@@ -39,7 +39,7 @@ from preserve.intake.ddex import (
     technical_problems,
 )
 from preserve.intake.identify import AUDIO_EXTENSIONS, FormatIdentifier, sniff_family
-from preserve.intake.inherited import config_for
+from preserve.intake.inherited import batch_parent, config_for
 from preserve.intake.rights import build_rights, embargo_warning, gate, rights_cells
 from preserve.intake.sheet import RIGHTS, SHEET_NAMES, Sheet, read_sheet
 from preserve.intake.tracks import apply_analysis, lossy_warnings, track_from_row
@@ -122,13 +122,15 @@ def check_collection(root: str | os.PathLike[str], *, sheet_file: str | None = N
         raise SourceNotFound(path=str(root))
     if not root.is_dir():
         raise InputError(f"{root}: is not a folder; preserve check takes the collection folder")
-    cfg, inherited = config_for(root, inherit_from)
+    cfg, inherited = config_for(root, inherit_from if inherit_from is not None else batch_parent(root))
     if sheet_file is not None:
         cfg.sheet = sheet_file.replace("\\", "/").removeprefix("./")
     coll = Collection(root=str(root.resolve()), identifier=cfg.identifier, title=cfg.title,
                       organization=cfg.organization, description=cfg.description,
                       group_identifier=cfg.group_identifier)
     report = CheckReport(root, coll, bag_info=list(cfg.bag_info))
+    if inherited is not None:
+        report.notes.append(f"{root} has no {CONFIG_NAME}: the batch's {inherited.folder}/{CONFIG_NAME} applies")
     problems = report.problems
     problems.extend(Problem("config", p, CONFIG_NAME) for p in cfg.problems)
     if not coll.identifier:

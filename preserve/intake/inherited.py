@@ -4,6 +4,7 @@ Labels deliver a batch: one folder per release, and the deposit agreement once, 
 in the batch folder. When a release folder holds no ``collection.toml``, the batch's applies; its
 ``[defaults]`` agreement is then a path in the batch folder. Both files go into every release's
 package under ``data/submission/batch/``, so each AIP carries the agreement that cleared it.
+A release folder checked or packaged on its own finds its batch the same way (:func:`batch_parent`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from preserve.intake.collection import CONFIG_NAME, CollectionConfig, inside, load_config
+from preserve.intake.ddex.detect import candidates
+from preserve.intake.sheet import SHEET_NAMES
 from preserve.model import SubmissionFile
 
 #: where the batch's own files go, under data/submission/
@@ -53,6 +56,21 @@ class Inherited:
                 size = 0
             out.append(SubmissionFile(str(path), "data/submission/" + self.bagged(rel), role, size))  # type: ignore[arg-type]
         return out
+
+
+def batch_parent(root: Path) -> Path | None:
+    """The batch folder of a DDEX release folder checked on its own: its parent, when ``root`` has no
+    collection.toml and no sheet of its own but a DDEX message, and the parent has a collection.toml."""
+    parent = root.resolve().parent
+    if (root / CONFIG_NAME).exists() or not (parent / CONFIG_NAME).is_file():
+        return None
+    if any((root / name).exists() for name in SHEET_NAMES):
+        return None
+    try:
+        names = [p.name for p in root.iterdir() if p.is_file() and not p.is_symlink()]
+    except OSError:
+        return None
+    return parent if candidates(root, names) else None
 
 
 def config_for(root: Path, inherit_from: str | os.PathLike[str] | None) -> tuple[CollectionConfig, Inherited | None]:

@@ -85,3 +85,15 @@ def test_a_release_without_icpn_is_named_by_its_reference(tmp_path: Path) -> Non
     assert aip_name(folder) == "R0"
     result = package_batch(tmp_path / "b", tmp_path / "aips", profile=None)
     assert [(o.folder, o.status, o.bag) for o in result.outcomes] == [("rel", "packaged", tmp_path / "aips" / "R0")]
+
+
+def test_a_release_folder_checked_alone_finds_its_batch(tmp_path: Path) -> None:
+    from preserve.intake import check_collection
+
+    report = check_collection(EXAMPLE / "5012345678917")
+    assert report.ready, [p.message for p in report.problems]
+    assert any("has no collection.toml: the batch's" in n for n in report.notes)
+    bagged = {s.bag_path for s in report.collection.submission_files}
+    assert {"data/submission/batch/collection.toml", "data/submission/batch/agreements/deposit-agreement.txt"} <= bagged
+    assert report.collection.default_rights is not None
+    assert report.collection.default_rights.agreement_source == "batch/agreements/deposit-agreement.txt"
