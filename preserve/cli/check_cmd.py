@@ -82,7 +82,7 @@ def _render_table(report: CheckReport, err: bool) -> None:
 @progress_interval_option
 def check(collection: Path, as_json: bool, workers: int | None, quiet: bool, profile: str, no_profile: bool,
           sheet_file: str | None, progress_interval: float) -> None:
-    """Check COLLECTION (a folder with audio and metadata.csv) without writing anything.
+    """Check COLLECTION (a folder with audio and metadata.csv, or a DDEX ERN message) without writing anything.
 
     Reads the sheet and collection.toml, accounts for every file, applies the rights gate,
     verifies the producer's checksums, identifies every audio file (PRONOM), reads its technical

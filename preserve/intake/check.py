@@ -180,7 +180,7 @@ def check_collection(root: str | os.PathLike[str], *, sheet_file: str | None = N
             if inherited is not None and cfg.identifier and not cfg.group_identifier:
                 coll.group_identifier = cfg.identifier     # the batch's identifier groups its releases
             _ddex_collection(report, delivery, cfg.identifier is None or inherited is not None,
-                             cfg.title is None or inherited is not None)
+                             cfg.title is None or inherited is not None, inherited is not None)
     report.sheet = sheet_name
     others = [n for n in SHEET_NAMES if n != sheet_name and n in found] if not cfg.sheet and sheet_name else []
     for other in others:
@@ -191,6 +191,7 @@ def check_collection(root: str | os.PathLike[str], *, sheet_file: str | None = N
     if delivery is not None:
         sheet = delivery.sheet
         report.warnings.extend(delivery.warnings)
+        problems.extend(Problem(code, msg, rel) for code, msg, rel in delivery.problems)
     elif ddex is not None and ddex.messages:
         pass    # the message found is refused above, naming why
     elif sheet_name is None:
@@ -433,14 +434,16 @@ def check_collection(root: str | os.PathLike[str], *, sheet_file: str | None = N
     return report
 
 
-def _ddex_collection(report: CheckReport, delivery: Delivery, name_it: bool, title_it: bool) -> None:
+def _ddex_collection(report: CheckReport, delivery: Delivery, name_it: bool, title_it: bool, batch: bool) -> None:
     """The collection as the message names it, where collection.toml does not."""
     coll, msg, release = report.collection, delivery.message, delivery.release
     if release is not None and name_it and (release.icpn or release.reference):
         coll.identifier = release.icpn or release.reference
         report.notes[:] = [n for n in report.notes if "gives no [collection] identifier" not in n]
-        report.notes.append(f"{CONFIG_NAME} gives no [collection] identifier; the release's "
-                            f"{'ICPN' if release.icpn else 'ReleaseReference'} {coll.identifier!r} is used")
+        named = f"the AIP is named by the release's {'ICPN' if release.icpn else 'ReleaseReference'} {coll.identifier!r}"
+        report.notes.append(f"{named}; the batch's Bag-Group-Identifier is {coll.group_identifier!r}"
+                            if batch and coll.group_identifier else
+                            named if batch else f"{named} (an identifier in [collection] of {CONFIG_NAME} would name it)")
     if release is not None and title_it and release.title:
         coll.title = release.title
     coll.source_identifiers = tuple((kind, value) for kind, value in (

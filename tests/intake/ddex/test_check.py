@@ -183,3 +183,39 @@ def test_the_aip_says_what_the_message_said(tmp_path: Path, version: str, schema
     assert [s.findtext("premis:rightsBasis", namespaces=NS) for s in statements] == ["License"]
     text = (bag / "metadata/premis.xml").read_text(encoding="utf-8")
     assert "SubscriptionModel" not in text and "PayAsYouGoModel" not in text
+
+
+def test_a_file_outside_the_delivery_and_an_unknown_hashsum(tmp_path: Path) -> None:
+    folder = make_delivery(tmp_path / "d", "4.3")
+    _edit(folder / "message.xml", "<URI>resources/A2.flac</URI>", "<URI>https://cdn.example.com/A2.flac</URI>")
+    _edit(folder / "message.xml", "<Algorithm>SHA256</Algorithm>", "<Algorithm>CRC32</Algorithm>")
+    (folder / "resources" / "A2.flac").unlink()
+    report = check_collection(folder)
+    (problem,) = report.problems
+    assert problem.code == "unsafe-path"
+    assert problem.message.startswith("message.xml SoundRecording A2: the file https://cdn.example.com/A2.flac is not "
+                                      "a path inside the delivery")
+    assert any("message.xml SoundRecording A1: HashSum CRC32 of resources/A1.flac is an algorithm preserve cannot "
+               "compute; it is kept in the packaged message but not verified" in w for w in report.warnings)
+    (a1,) = report.collection.tracks
+    assert [(c.algorithm, c.outcome) for c in a1.producer_checksums] == [("md5", "pass")]
+
+
+def test_batch_and_sheet_do_not_go_together(tmp_path: Path) -> None:
+    folder = make_delivery(tmp_path / "b" / "r", "4.3")
+    out = invoke(package_cmd, "--batch", "--sheet", "message.xml", folder.parent, tmp_path / "aips")
+    assert out.code == 2 and "a batch's release folders each have their own message" in str(out.exception)
+    assert not (tmp_path / "aips").exists()
+
+
+def test_a_recording_that_names_no_file_is_a_problem(tmp_path: Path) -> None:
+    folder = make_delivery(tmp_path / "d", "3.8.2")
+    text = (folder / "message.xml").read_text(encoding="utf-8")
+    start = text.index("<File><FileName>A2.wav")
+    (folder / "message.xml").write_text(text[:start] + text[text.index("</File>", start) + len("</File>"):],
+                                        encoding="utf-8")
+    (folder / "resources" / "A2.wav").unlink()
+    report = check_collection(folder)
+    assert [(p.code, p.message) for p in report.problems] == [
+        ("missing-file", "message.xml SoundRecording A2: names no file (no File in its technical details); the "
+                         "recording cannot be packaged without its audio")]
