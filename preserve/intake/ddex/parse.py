@@ -269,9 +269,12 @@ def _names(el: etree._Element, name: str) -> list[str]:
 
 def _recording(el: etree._Element, v3: bool) -> Recording:
     rec = Recording(_text(el, "ResourceReference") or "")
-    isrc = _descendants(el, "ISRC")
-    rec.isrc = " ".join((isrc[0].text or "").split()) or None if isrc else None
-    for pid in _descendants(el, "ProprietaryId"):
+    # the recording's own identifiers: 3.8.2 SoundRecordingId, 4.x ResourceId (in 4.2+ inside an edition),
+    # not the ProprietaryIds of the parties named inside the recording
+    ids = _kids(el, "SoundRecordingId") + _descendants(el, "ResourceId")
+    isrcs = [i for block in ids for i in _kids(block, "ISRC")] or _descendants(el, "ISRC")
+    rec.isrc = " ".join((isrcs[0].text or "").split()) or None if isrcs else None
+    for pid in (p for block in ids for p in _kids(block, "ProprietaryId")):
         if pid.text and pid.text.strip():
             rec.proprietary_ids.append((pid.get("Namespace") or "", pid.text.strip()))
     rec.duration = _text(el, "Duration")

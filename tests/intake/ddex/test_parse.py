@@ -97,7 +97,7 @@ ERN382 = """<?xml version="1.0" encoding="UTF-8"?>
     <MessageSender><PartyId>PADPIDA2026010109Z</PartyId></MessageSender></MessageHeader>
   <ResourceList>
     <SoundRecording>
-      <SoundRecordingId><ISRC>USAAA9900001</ISRC></SoundRecordingId>
+      <SoundRecordingId><ISRC>USAAA9900001</ISRC><ProprietaryId Namespace="DPID:X">rec-1</ProprietaryId></SoundRecordingId>
       <ResourceReference>A1</ResourceReference>
       <ReferenceTitle><TitleText>Reference Title</TitleText></ReferenceTitle>
       <Duration>PT3M20S</Duration>
@@ -106,7 +106,7 @@ ERN382 = """<?xml version="1.0" encoding="UTF-8"?>
       <SoundRecordingDetailsByTerritory><TerritoryCode>Worldwide</TerritoryCode>
         <Title TitleType="FormalTitle"><TitleText>Formal</TitleText></Title>
         <Title TitleType="DisplayTitle"><TitleText>Song One</TitleText><SubTitle>Remastered</SubTitle></Title>
-        <DisplayArtist><PartyName><FullName>Dee Singer</FullName></PartyName><ArtistRole>MainArtist</ArtistRole></DisplayArtist>
+        <DisplayArtist><PartyId><ProprietaryId Namespace="DPID:X">artist-9</ProprietaryId></PartyId><PartyName><FullName>Dee Singer</FullName></PartyName><ArtistRole>MainArtist</ArtistRole></DisplayArtist>
         <DisplayArtist><PartyName><FullName>Eve Guest</FullName></PartyName><ArtistRole>FeaturedArtist</ArtistRole></DisplayArtist>
         <ResourceContributor><PartyName><FullName>Fay Mixer</FullName></PartyName><ResourceContributorRole>MixingEngineer</ResourceContributorRole></ResourceContributor>
         <IndirectResourceContributor><PartyName><FullName>Gus Pen</FullName></PartyName><IndirectResourceContributorRole>ComposerLyricist</IndirectResourceContributorRole></IndirectResourceContributor>
@@ -184,6 +184,7 @@ def test_ern382_is_read_from_its_worldwide_territory(tmp_path: Path) -> None:
     assert (rec.isrc, rec.title, rec.subtitle) == ("USAAA9900001", "Song One", "Remastered")
     assert rec.artists == ["Dee Singer", "Eve Guest"] and rec.display_artist == "Dee Singer, Eve Guest"
     assert rec.contributors == [("Fay Mixer", "MixingEngineer"), ("Gus Pen", "ComposerLyricist")]
+    assert rec.proprietary_ids == [("DPID:X", "rec-1")]      # not the artist's party id
     assert (rec.label, rec.p_line, rec.genre, rec.parental_warning) == \
         ("Old Label", "(P) 1999 Old Label", "Soul", "NotExplicit")   # the year is in the text already
     f = rec.files[0]
