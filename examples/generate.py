@@ -1,6 +1,6 @@
 """Regenerate the sample collections in this folder, byte for byte.
 
-    python examples/generate.py            # rewrite examples/donated-collection and examples/label-masters
+    python examples/generate.py            # rewrite examples/donated-collection, label-masters and label-ddex
     python examples/generate.py --out DIR  # write them under DIR instead
 
 Every sound is a test tone made here (no recording of anyone), so the project holds all rights in
@@ -16,6 +16,7 @@ import json
 import shutil
 from pathlib import Path
 
+from preserve.intake.ddex.sample import SampleRelease, SampleTrack, write_delivery
 from preserve.intake.testaudio import Tone, axml_document, write_flac, write_mp3, write_wav
 
 HERE = Path(__file__).resolve().parent
@@ -155,10 +156,64 @@ def label(out: Path) -> None:
     (out / "metadata.json").write_text(json.dumps(rows, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
+DDEX_TOML = """\
+# A label's DDEX batch: one folder per release, each with its ERN message and resources.
+# This file applies to every release folder (one may hold its own collection.toml instead).
+[collection]
+identifier = "example-ddex-batch-2026-03"
+organization = "Example Records"
+description = "Example Records' DDEX delivery of two releases (test tones)."
+
+# The label's permission to the archive: the DDEX messages say who owns the recordings, not this.
+[defaults]
+rights_basis = "license"
+rights_holder = "Example Records"
+copyright_status = "copyrighted"
+license = "Example Records archival deposit agreement"
+agreement = "agreements/deposit-agreement.txt"
+permitted_acts = ["replicate", "migrate"]
+"""
+
+DEPOSIT = """\
+ARCHIVAL DEPOSIT AGREEMENT (sample, not a legal template)
+
+Example Records deposits the releases it delivers as DDEX batches with Example Sound Archive for
+preservation. The archive may keep, replicate and migrate the recordings, cover images and
+messages. Access is arranged separately. Signed for Example Records, 2026-03-01.
+"""
+
+BATCH_COMPLETE = """\
+<?xml version="1.0" encoding="UTF-8"?>
+<BatchComplete><BatchId>20260301-01</BatchId><NumberOfMessages>2</NumberOfMessages></BatchComplete>
+"""
+
+
+def label_ddex(out: Path) -> None:
+    """A DDEX batch: an ERN 4.3 release and an ERN 3.8.2 release, WAV tones, cover images, HashSums."""
+    out.mkdir(parents=True)
+    (out / "collection.toml").write_text(DDEX_TOML, encoding="utf-8")
+    (out / "agreements").mkdir()
+    (out / "agreements" / "deposit-agreement.txt").write_text(DEPOSIT, encoding="utf-8")
+    (out / "BatchComplete_20260301-01.xml").write_text(BATCH_COMPLETE, encoding="utf-8")
+    harbour = tuple(SampleTrack(f"A{i}", f"QZES72600{i:03d}", title, f"resources/A{i}.wav",
+                                Tone(22050, 16, 2, 0.5, freq), composer="Cora Composer", producer="Pat Producer")
+                    for i, (title, freq) in enumerate((("Harbour Lights", 330.0), ("Low Tide", 392.0)), 1))
+    write_delivery(out / "5012345678900", SampleRelease(
+        icpn="5012345678900", title="Harbour Lights", artist="The Example Quartet", label="Example Records",
+        p_line="2026 Example Records", tracks=harbour, message_id="EXR-20260301-0001"), "4.3")
+    field = tuple(SampleTrack(f"A{i}", f"QZES72700{i:03d}", title, f"resources/A{i}.wav",
+                              Tone(22050, 16, 1, 0.5, freq), composer="Gus Pen", producer="Pat Producer")
+                  for i, (title, freq) in enumerate((("Field Notes", 262.0), ("Evening Song", 294.0)), 1))
+    write_delivery(out / "5012345678917", SampleRelease(
+        icpn="5012345678917", title="Field Notes", artist="Dee Singer", label="Example Records",
+        p_line="2025 Example Records", date="2026-03-01", original_date="2025-06-01", tracks=field,
+        message_id="EXR-20260301-0002"), "3.8.2")
+
+
 def generate(out: Path) -> list[Path]:
-    """Write both collections under ``out`` (replacing earlier copies); returns their folders."""
+    """Write the collections under ``out`` (replacing earlier copies); returns their folders."""
     made = []
-    for name, build in (("donated-collection", donated), ("label-masters", label)):
+    for name, build in (("donated-collection", donated), ("label-masters", label), ("label-ddex", label_ddex)):
         target = out / name
         if target.exists():
             shutil.rmtree(target)

@@ -146,6 +146,11 @@ class Track:
     essence: EssenceCheck = field(default_factory=lambda: EssenceCheck("not applicable"))
     producer_checksums: list[ProducerChecksum] = field(default_factory=list)
     size: int = 0
+    # what a DDEX ERN message gives beyond the sheet's columns (preserve.intake.ddex); empty otherwise
+    subtitle: str | None = None
+    original_date: str | None = None                      # original release date
+    parental_warning: str | None = None
+    source_identifiers: tuple[tuple[str, str], ...] = ()  # (type, value): DDEX references and ids
 
     @property
     def release_key(self) -> str:
@@ -178,6 +183,8 @@ class Collection:
     tracks: list[Track] = field(default_factory=list)
     submission_files: list[SubmissionFile] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: (type, value) identifiers of the delivery, e.g. a DDEX message id and its sender's party id
+    source_identifiers: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from typing import Any
 from preserve.bag.writer import XXH3_FILE, BagResult, PayloadEntry, StagedBag, create_bag
 from preserve.errors import CollectionNotReady, DestinationExists, SourceChanged, UsageError
 from preserve.intake.check import SUBMISSION, CheckReport, check_collection
-from preserve.intake.collection import load_config
+from preserve.intake.inherited import batch_parent, config_for
 from preserve.model import Collection, PackagingContext, Rights
 from preserve.sidecars import write_sidecars
 from preserve.staging import journaled, lock_path_for
@@ -80,13 +80,14 @@ def _bag_info(organization: str | None, identifier: str | None, description: str
     return [kv for kv in info if kv[0].lower() not in labels] + list(extra)
 
 
-def bag_info_from_config(root: str | os.PathLike[str], extra: Sequence[tuple[str, str]] = ()) -> list[tuple[str, str]]:
+def bag_info_from_config(root: str | os.PathLike[str], extra: Sequence[tuple[str, str]] = (),
+                         inherit_from: str | os.PathLike[str] | None = None) -> list[tuple[str, str]]:
     """The bag-info fields :func:`bag_info_for` will give, from ``collection.toml`` alone (no check).
 
     Lets packaging refuse a profile's missing required field before the long check, not after it.
     """
     root = Path(root)
-    cfg = load_config(root)
+    cfg, _ = config_for(root, inherit_from)
     return _bag_info(cfg.organization, cfg.identifier or root.resolve().name, cfg.description or cfg.title,
                      cfg.group_identifier, cfg.bag_info, extra)
 
@@ -151,6 +152,8 @@ def package_collection(
     on_warning: Callable[[str], None] | None = None,
     on_removed: Callable[[Path], None] | None = None,
     on_phase: PhaseCallback | None = None,
+    sheet_file: str | None = None,
+    inherit_from: str | os.PathLike[str] | None = None,
 ) -> PackageResult:
     """Check ``root`` and, when it is ready, build the bag at ``dest`` (see the module docstring).
 
@@ -161,7 +164,9 @@ def package_collection(
     the copy; ``on_checked`` sees the report before copying starts; ``on_warning`` gets the
     profile's warnings; ``on_removed`` each path a killed earlier run on ``dest`` had left and its
     journal listed (removed before anything else, also when ``dest`` exists). ``on_phase`` is
-    told as each phase of :data:`PHASES` starts, with the bytes it will read.
+    told as each phase of :data:`PHASES` starts, with the bytes it will read. ``sheet_file`` names
+    the sheet or DDEX message to read, ``inherit_from`` a batch folder whose collection.toml
+    applies when ``root`` has none (see :func:`check_collection`).
 
     With a profile, what packaging can never meet (tag files it does not write, or that
     Tag-Files-Allowed refuses) is refused before the check (:class:`UsageError`); the payload
@@ -189,9 +194,10 @@ def package_collection(
         check_tag_files(loaded, PACKAGE_TAG_FILES, "`preserve package`")
         # required bag-info (Source-Organization...) comes from collection.toml: refuse before the long check
         # (a missing folder or a broken collection.toml is left to the check, which names it)
-        if root.is_dir() and not load_config(root).problems:
+        batch = inherit_from if inherit_from is not None else (batch_parent(root) if root.is_dir() else None)
+        if root.is_dir() and not config_for(root, batch)[0].problems:
             try:
-                _plan(loaded, algorithms, bag_info_from_config(root, info), serialization, verify)
+                _plan(loaded, algorithms, bag_info_from_config(root, info, batch), serialization, verify)
             except UsageError as exc:
                 raise UsageError(where_to_give(str(exc))) from None
     started = _now()
@@ -202,7 +208,8 @@ def package_collection(
         if on_total is not None:
             on_total(total, files)
 
-    report = check_collection(root, workers=workers, progress=check_progress, on_total=check_total)
+    report = check_collection(root, sheet_file=sheet_file, inherit_from=inherit_from, workers=workers, progress=check_progress,
+                              on_total=check_total)
     if not report.ready:
         raise CollectionNotReady(path=str(root), count=len(report.problems), report=report)
     if on_checked is not None:

@@ -77,10 +77,12 @@ def _render_table(report: CheckReport, err: bool) -> None:
 @click.option("--profile", "profile", metavar="PROFILE", default=DEFAULT_PROFILE, show_default=True,
               help="BagIt profile `preserve package` will follow: its required bag-info must be there too.")
 @click.option("--no-profile", is_flag=True, help="Check for packaging with no BagIt profile.")
+@click.option("--sheet", "sheet_file", metavar="FILE", help="The sheet or DDEX ERN message to read, relative to "
+              "COLLECTION (default: metadata.csv or metadata.json, else the folder's one DDEX message).")
 @progress_interval_option
 def check(collection: Path, as_json: bool, workers: int | None, quiet: bool, profile: str, no_profile: bool,
-          progress_interval: float) -> None:
-    """Check COLLECTION (a folder with audio and metadata.csv) without writing anything.
+          sheet_file: str | None, progress_interval: float) -> None:
+    """Check COLLECTION (a folder with audio and metadata.csv, or a DDEX ERN message) without writing anything.
 
     Reads the sheet and collection.toml, accounts for every file, applies the rights gate,
     verifies the producer's checksums, identifies every audio file (PRONOM), reads its technical
@@ -95,7 +97,7 @@ def check(collection: Path, as_json: bool, workers: int | None, quiet: bool, pro
         load_profile(profile)     # a bad profile reference fails before the long check
     bar = ProgressBar(0, "checking", enabled=not quiet and not as_json, interval=progress_interval)
     with bar.shown():
-        report = check_collection(collection, workers=workers, progress=bar,
+        report = check_collection(collection, sheet_file=sheet_file, workers=workers, progress=bar,
                                   on_total=lambda total, files: bar.set_total(total, files))
     if not no_profile and not any(p.code == "config" for p in report.problems):
         why = profile_problem(profile, report)

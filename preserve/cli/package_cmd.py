@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
+from preserve.batch import ReleaseOutcome, package_batch
 from preserve.cli.check_cmd import render_report
 from preserve.cli.common import (
     ProgressBar,
@@ -15,7 +17,7 @@ from preserve.cli.common import (
     progress_interval_option,
     warn,
 )
-from preserve.errors import CollectionNotReady, ProfileViolation
+from preserve.errors import CollectionNotReady, ProfileViolation, UsageError
 from preserve.fixity import ALGORITHMS
 from preserve.intake import CheckReport
 from preserve.package import DEFAULT_PROFILE, package_collection
@@ -39,10 +41,14 @@ from preserve.package import DEFAULT_PROFILE, package_collection
 @click.option("-w", "--workers", type=click.IntRange(1, 64), help="Files read in parallel (default: cores).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar, no warnings, no file table, no next steps "
               "(problems are always listed).")
+@click.option("--sheet", "sheet_file", metavar="FILE", help="The sheet or DDEX ERN message to read, relative to "
+              "COLLECTION (default: metadata.csv or metadata.json, else the folder's one DDEX message).")
+@click.option("--batch", is_flag=True, help="COLLECTION is a DDEX batch (one folder per release): make one AIP per "
+              "release in the folder DEST, named by its ICPN/UPC; releases already there are skipped.")
 @progress_interval_option
 def package(collection: Path, dest: Path, operator: str | None, profile: str, no_profile: bool,
             serialize: str | None, algorithms: tuple[str, ...], info: tuple[str, ...], no_verify: bool,
-            workers: int | None, quiet: bool, progress_interval: float) -> None:
+            workers: int | None, quiet: bool, sheet_file: str | None, batch: bool, progress_interval: float) -> None:
     """Check COLLECTION, then package it as a BagIt bag at DEST with PREMIS/METS sidecars.
 
     Refuses (exit 1, nothing written at DEST) when the check finds any problem: an uncleared
@@ -50,7 +56,18 @@ def package(collection: Path, dest: Path, operator: str | None, profile: str, no
     data/objects/, the sheet, collection.toml, checksum files and rights documents under
     data/submission/, all with their original relative paths. COLLECTION is only read.
     A package that would break its profile is refused (exit 1) before anything lands at DEST.
+
+    With --batch, COLLECTION is a label's batch delivery and DEST the folder for its AIPs: each
+    release folder is packaged on its own (the batch's collection.toml applies where a release
+    has none); a failing release does not stop the others, and the summary exits 1 naming them.
     """
+    if batch:
+        if sheet_file:
+            raise UsageError("--sheet names one collection's sheet; a batch's release folders each have their own message")
+        _package_batch(collection, dest, quiet=quiet, operator=operator, algorithms=algorithms or None,
+                       info=parse_info(info), profile=None if no_profile else profile, serialization=serialize,
+                       verify=not no_verify, workers=workers)
+        return
     # One bar per phase: the check reads every audio file once, the copy reads it again and hashes
     # it, verification re-reads what was written; each phase says how far it is.
     bar = ProgressBar(0, "packaging", enabled=not quiet, interval=progress_interval)
@@ -66,7 +83,7 @@ def package(collection: Path, dest: Path, operator: str | None, profile: str, no
             result = package_collection(
                 collection, dest, operator=operator, algorithms=algorithms or None, info=parse_info(info),
                 profile=None if no_profile else profile, serialization=serialize, verify=not no_verify,
-                workers=workers, check_progress=bar, progress=bar,
+                workers=workers, check_progress=bar, progress=bar, sheet_file=sheet_file,
                 on_phase=lambda name, total, counted: bar.phase(name, total, counted=counted), on_checked=checked,
                 on_warning=None if quiet else warn,
                 on_removed=None if quiet else _removed)
@@ -99,3 +116,28 @@ def package(collection: Path, dest: Path, operator: str | None, profile: str, no
 
 def _removed(path: Path) -> None:
     click.echo(f"removed staging left by an interrupted run: {for_people(str(path))}", err=True)
+
+
+def _package_batch(batch: Path, dest: Path, *, quiet: bool, **options: Any) -> None:
+    def started(folder: str, target: Path) -> None:
+        if not quiet:
+            click.echo(f"packaging {for_people(folder)} into {for_people(str(target))}", err=True)
+
+    def ended(o: ReleaseOutcome) -> None:
+        if o.status == "packaged":
+            click.echo(f"packaged {for_people(o.folder)}: {for_people(str(o.bag))}")
+        elif o.status == "skipped":
+            where = f" ({for_people(str(o.bag))})" if o.bag else ""
+            click.echo(f"skipped {for_people(o.folder)}: {o.reason}{where}")
+        else:
+            click.echo(f"error: {for_people(o.folder)}: not packaged: {for_people(o.reason, lines=True)}", err=True)
+            for p in o.problems:
+                click.echo(f"error:   {for_people(p, lines=True)}", err=True)
+
+    result = package_batch(batch, dest, on_start=started, on_outcome=ended, **options)
+    counts = {s: sum(o.status == s for o in result.outcomes) for s in ("packaged", "skipped", "failed")}
+    click.echo(f"batch {for_people(str(batch))}: {counts['packaged']} packaged, {counts['skipped']} skipped, "
+               f"{counts['failed']} failed")
+    if result.failed:
+        raise CollectionNotReady(f"{batch}: {len(result.failed)} release(s) not packaged: "
+                                 + "; ".join(f"{o.folder} ({o.reason})" for o in result.failed))

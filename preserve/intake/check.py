@@ -30,8 +30,16 @@ from preserve.errors import InputError, SourceNotFound
 from preserve.fixity import hash_file, ordered_map
 from preserve.intake import checksums as ck
 from preserve.intake.audio import AudioAnalysis, analyse_audio
-from preserve.intake.collection import CONFIG_NAME, FoundFile, find_sheet, inside, load_config, walk
+from preserve.intake.collection import CONFIG_NAME, FoundFile, find_sheet, inside, walk
+from preserve.intake.ddex import (
+    Delivery,
+    apply_facts,
+    duration_warning,
+    open_delivery,
+    technical_problems,
+)
 from preserve.intake.identify import AUDIO_EXTENSIONS, FormatIdentifier, sniff_family
+from preserve.intake.inherited import batch_parent, config_for
 from preserve.intake.rights import build_rights, embargo_warning, gate, rights_cells
 from preserve.intake.sheet import RIGHTS, SHEET_NAMES, Sheet, read_sheet
 from preserve.intake.tracks import apply_analysis, lossy_warnings, track_from_row
@@ -97,24 +105,32 @@ class CheckReport:
 Progress = Callable[[int, int], None]
 
 
-def check_collection(root: str | os.PathLike[str], *, workers: int | None = None,
+def check_collection(root: str | os.PathLike[str], *, sheet_file: str | None = None,
+                     inherit_from: str | os.PathLike[str] | None = None, workers: int | None = None,
                      progress: Progress | None = None,
                      on_total: Callable[[int, int], None] | None = None) -> CheckReport:
     """Check the collection folder ``root``; see the module docstring. Writes nothing.
 
     ``progress(bytes, files)`` is called as files are read; ``on_total(bytes, files)`` once, when
-    the amount to read is known.
+    the amount to read is known. ``sheet_file`` names the sheet (or DDEX message) to read, as
+    collection.toml's ``sheet`` does; without either, a folder with no metadata.csv/json is
+    looked at for one DDEX ERN message (:mod:`preserve.intake.ddex`). ``inherit_from`` is a batch
+    folder whose collection.toml applies when ``root`` has none (:mod:`preserve.intake.inherited`).
     """
     root = Path(root)
     if not root.exists():
         raise SourceNotFound(path=str(root))
     if not root.is_dir():
         raise InputError(f"{root}: is not a folder; preserve check takes the collection folder")
-    cfg = load_config(root)
+    cfg, inherited = config_for(root, inherit_from if inherit_from is not None else batch_parent(root))
+    if sheet_file is not None:
+        cfg.sheet = sheet_file.replace("\\", "/").removeprefix("./")
     coll = Collection(root=str(root.resolve()), identifier=cfg.identifier, title=cfg.title,
                       organization=cfg.organization, description=cfg.description,
                       group_identifier=cfg.group_identifier)
     report = CheckReport(root, coll, bag_info=list(cfg.bag_info))
+    if inherited is not None:
+        report.notes.append(f"{root} has no {CONFIG_NAME}: the batch's {inherited.folder}/{CONFIG_NAME} applies")
     problems = report.problems
     problems.extend(Problem("config", p, CONFIG_NAME) for p in cfg.problems)
     if not coll.identifier:
@@ -149,10 +165,22 @@ def check_collection(root: str | os.PathLike[str], *, workers: int | None = None
     report.notes.extend(f"{rel}: operating-system litter, left out of the package" for rel in inv.litter)
     report.notes.extend(f"{rel}: matches an ignore pattern, left out of the package" for rel in inv.ignored)
     roles: dict[str, str] = {}
-    if cfg.present:
+    if cfg.present and inherited is None:
         roles[CONFIG_NAME] = "collection-config"
 
     sheet_name = find_sheet(root, cfg)
+    ddex = open_delivery(root, list(found), sheet_name) \
+        if sheet_name is None or sheet_name.lower().endswith(".xml") else None
+    delivery = ddex.delivery if ddex is not None else None
+    if ddex is not None:
+        problems.extend(Problem(code, msg, rel) for code, msg, rel in ddex.problems)
+        roles.update(dict.fromkeys(ddex.messages, "sheet"))
+        if delivery is not None:
+            sheet_name = delivery.name
+            if inherited is not None and cfg.identifier and not cfg.group_identifier:
+                coll.group_identifier = cfg.identifier     # the batch's identifier groups its releases
+            _ddex_collection(report, delivery, cfg.identifier is None or inherited is not None,
+                             cfg.title is None or inherited is not None, inherited is not None)
     report.sheet = sheet_name
     others = [n for n in SHEET_NAMES if n != sheet_name and n in found] if not cfg.sheet and sheet_name else []
     for other in others:
@@ -160,7 +188,13 @@ def check_collection(root: str | os.PathLike[str], *, workers: int | None = None
                                          f"to read with 'sheet' in the [collection] table of {CONFIG_NAME})", other))
         roles[other] = "sheet"
     sheet: Sheet | None = None
-    if sheet_name is None:
+    if delivery is not None:
+        sheet = delivery.sheet
+        report.warnings.extend(delivery.warnings)
+        problems.extend(Problem(code, msg, rel) for code, msg, rel in delivery.problems)
+    elif ddex is not None and ddex.messages:
+        pass    # the message found is refused above, naming why
+    elif sheet_name is None:
         problems.append(Problem("no-sheet", f"{root}: no metadata.csv or metadata.json; every audio file needs a row "
                                             "(start from the template: preserve/templates/metadata-template.csv)"))
     elif sheet_name not in found:
@@ -204,11 +238,13 @@ def check_collection(root: str | os.PathLike[str], *, workers: int | None = None
         if coll.default_rights.agreement:
             where = on_disk(coll.default_rights.agreement)
             coll.default_rights = dataclasses.replace(coll.default_rights, agreement=where, agreement_source=where)
+            if inherited is not None:
+                coll.default_rights = dataclasses.replace(coll.default_rights, agreement_source=inherited.bagged(where))
         ended = embargo_warning(coll.default_rights, f"{CONFIG_NAME} [defaults]", today)
         if ended:
             report.warnings.append(ended)
         if coll.default_rights.agreement:
-            reason = agreement_ok(coll.default_rights.agreement)
+            reason = (inherited.agreement_ok if inherited is not None else agreement_ok)(coll.default_rights.agreement)
             if reason:
                 problems.append(Problem("rights", f"{CONFIG_NAME} [defaults]: agreement {coll.default_rights.agreement!r} {reason}", CONFIG_NAME))
 
@@ -221,7 +257,7 @@ def check_collection(root: str | os.PathLike[str], *, workers: int | None = None
         rel = on_disk(row.get("file"))
         if not rel:
             continue
-        where = f"{sheet_name} row {row.number} ({rel})"
+        where = f"{sheet_name} {delivery.labels[row.number] if delivery else f'row {row.number}'} ({rel})"
         if not inside(root, rel):
             problems.append(Problem("unsafe-path", f"{where}: the path points outside the collection", rel, row.number))
             continue
@@ -250,7 +286,9 @@ def check_collection(root: str | os.PathLike[str], *, workers: int | None = None
         rights = build_rights(cells)
         if rights.agreement:
             rights = dataclasses.replace(rights, agreement=on_disk(rights.agreement), agreement_source=on_disk(rights.agreement))
-        reasons = gate(rights, where, agreement_ok)
+        if inherited is not None and origin == "defaults" and rights.agreement:
+            rights = dataclasses.replace(rights, agreement_source=inherited.bagged(rights.agreement))
+        reasons = gate(rights, where, inherited.agreement_ok if inherited is not None and origin == "defaults" else agreement_ok)
         if origin == "row":     # an ended embargo of the defaults is told once, above
             ended = embargo_warning(rights, where, today)
             if ended:
@@ -261,6 +299,8 @@ def check_collection(root: str | os.PathLike[str], *, workers: int | None = None
         track, msgs, row_problems = track_from_row(row, rel, rights, cfg.defaults, where)
         problems.extend(Problem(code, msg, rel, row.number) for code, msg in row_problems)
         track.bag_path = OBJECTS + rel
+        if delivery is not None:
+            apply_facts(track, delivery.facts[row.number])
         track.size = found[rel].size
         report.warnings.extend(msgs)
         # Only the row itself can accept a defect, and only with "yes": a default or a typo never does.
@@ -273,6 +313,8 @@ def check_collection(root: str | os.PathLike[str], *, workers: int | None = None
         del delivered.problems[before:]
         tracks.append(track)
 
+    if delivery is not None:
+        _ddex_files(delivery, report, roles, found, on_disk, delivered)
     for rel, role in list(roles.items()):
         if role == "checksum-file":
             ck.read_checksum_file(root, rel, delivered)
@@ -291,6 +333,10 @@ def check_collection(root: str | os.PathLike[str], *, workers: int | None = None
             problems.append(Problem("symlink", f"{f.rel}: is a symbolic link; deliver the file itself", f.rel))
         elif f.special:
             problems.append(Problem("unlisted-file", f"{f.rel}: is not a regular file (device, socket or pipe)", f.rel))
+        elif delivery is not None and looks_like_audio(root, f.rel):
+            problems.append(Problem("unlisted-audio", f"{f.rel}: audio file that the DDEX message {sheet_name} does not "
+                                                      "reference; remove it, ask the label for a message that lists it, "
+                                                      "or add an ignore pattern in collection.toml", f.rel))
         elif looks_like_audio(root, f.rel):
             problems.append(Problem("unlisted-audio", f"{f.rel}: audio file with no row in {sheet_name or 'the sheet'}; "
                                                       "add a row for it (or an ignore pattern in collection.toml)", f.rel))
@@ -361,17 +407,72 @@ def check_collection(root: str | os.PathLike[str], *, workers: int | None = None
                     problems.append(Problem(code, msg, rel, track.row))
                 else:
                     report.warnings.append(msg)
+            if delivery is not None and track.row is not None:
+                facts, where = delivery.facts[track.row], f"{sheet_name} {delivery.labels[track.row]} ({rel})"
+                problems.extend(Problem("technical-mismatch", m, rel, track.row) for m in technical_problems(track, facts, where))
+                longer = duration_warning(track, facts, where)
+                if longer:
+                    report.warnings.append(longer)
     report.warnings.extend(lossy_warnings(tracks))
+    if delivery is not None and report.uncleared and coll.default_rights is None:
+        problems.append(Problem("rights", f"{delivery.name}: a DDEX message says who owns the recordings (P-line, rights "
+                                          "controller), not that the archive may keep them. Add the label's deposit "
+                                          f"agreement to {CONFIG_NAME} [defaults]: rights_basis, rights_holder, "
+                                          "copyright_status, agreement (the signed document, delivered in the folder) "
+                                          "and permitted_acts (with 'replicate')", CONFIG_NAME))
     coll.tracks = tracks
     for rel, role in roles.items():
         if role != "audio":
             coll.submission_files.append(SubmissionFile(rel, SUBMISSION + rel, role,  # type: ignore[arg-type]
                                                         found[rel].size if rel in found else 0, verified.get(rel, [])))
-    coll.submission_files.sort(key=lambda s: s.source_path)
+    if inherited is not None:
+        coll.submission_files.extend(inherited.submission_files())
+    coll.submission_files.sort(key=lambda s: s.bag_path)
     for bag_path in sorted([t.bag_path for t in tracks] + [s.bag_path for s in coll.submission_files]):
         report.warnings.extend(name_warnings(bag_path))
     coll.warnings = list(report.warnings)
     return report
+
+
+def _ddex_collection(report: CheckReport, delivery: Delivery, name_it: bool, title_it: bool, batch: bool) -> None:
+    """The collection as the message names it, where collection.toml does not."""
+    coll, msg, release = report.collection, delivery.message, delivery.release
+    if release is not None and name_it and (release.icpn or release.reference):
+        coll.identifier = release.icpn or release.reference
+        report.notes[:] = [n for n in report.notes if "gives no [collection] identifier" not in n]
+        named = f"the AIP is named by the release's {'ICPN' if release.icpn else 'ReleaseReference'} {coll.identifier!r}"
+        report.notes.append(f"{named}; the batch's Bag-Group-Identifier is {coll.group_identifier!r}"
+                            if batch and coll.group_identifier else
+                            named if batch else f"{named} (an identifier in [collection] of {CONFIG_NAME} would name it)")
+    if release is not None and title_it and release.title:
+        coll.title = release.title
+    coll.source_identifiers = tuple((kind, value) for kind, value in (
+        ("DDEX MessageId", msg.message_id), ("DDEX MessageThreadId", msg.thread_id),
+        ("DDEX MessageSender PartyId", msg.sender_party_id),
+        ("DDEX ReleaseReference", release.reference if release else None),
+        ("ICPN", release.icpn if release else None)) if value)
+
+
+def _ddex_files(delivery: Delivery, report: CheckReport, roles: dict[str, str], found: dict[str, FoundFile],
+                on_disk: Callable[[str], str], delivered: ck.Delivered) -> None:
+    """The message's other resources (images, booklets) go to data/submission; its HashSums are producer checksums."""
+    root = report.root
+    for target, what in sorted(delivery.others.items()):
+        rel = on_disk(target)
+        where = f"{delivery.name} {what} ({rel})"
+        if not inside(root, rel):
+            report.problems.append(Problem("unsafe-path", f"{where}: the path points outside the delivery", rel))
+        elif rel not in found:
+            report.problems.append(Problem("missing-file", f"{where}: no such file in the delivery", rel))
+        elif found[rel].symlink or found[rel].special:
+            continue    # reported with every other file that is not a regular file
+        elif roles.get(rel) in (None, "other"):
+            roles[rel] = "other"
+    for e in delivery.expected:
+        rel = on_disk(e.target)
+        # an absent file is already a problem of its row or resource: its checksum adds nothing
+        if rel in found and inside(root, rel):
+            delivered.expected.append(dataclasses.replace(e, target=rel))
 
 
 #: roles whose readers name their own OS error (the sheet, collection.toml, checksum files)

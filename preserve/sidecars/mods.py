@@ -47,6 +47,10 @@ def _name(mods: etree._Element, name: str, role: str, code: str) -> None:
     el = _sub(mods, "name")
     _sub(el, "namePart", name)
     r = _sub(el, "role")
+    if not code:
+        # a role the relator list has no term for (a DDEX role, say) is written as its source names it
+        _sub(r, "roleTerm", role, type="text")
+        return
     _sub(r, "roleTerm", role, type="text", authority="marcrelator")
     _sub(r, "roleTerm", code, type="code", authority="marcrelator")
 
@@ -130,7 +134,8 @@ def _record_info(mods: etree._Element, plan: Plan) -> None:
 
 def _contributor(mods: etree._Element, x: XmlText, where: str, c: Contributor) -> None:
     # the relator list's terms are written in lower case in MODS records, as "performer" is
-    _name(mods, x(c.name, f"{where}: contributors"), c.label.lower(), c.code)
+    _name(mods, x(c.name, f"{where}: contributors"), c.label.lower() if c.code else x(c.label, f"{where}: role"),
+          c.code)
 
 
 def collection_mods(plan: Plan) -> etree._Element:
@@ -163,6 +168,7 @@ def release_mods(plan: Plan, rel: Release) -> etree._Element:
     _origin(mods, x, where, t.label, t.date)
     _identifiers(mods, x, where, t, release=True)
     _notices(mods, x, where, t)
+    _source_identifiers(mods, x, where, t, release=True)
     related = _sub(mods, "relatedItem", type="host")
     _title(related, x(plan.collection.title or plan.staged.name, "collection title"))
     _record_info(mods, plan)
@@ -202,6 +208,7 @@ def track_mods(plan: Plan, item: FileItem) -> etree._Element:
         _sub(mods, "note", x(t.carrier, f"{where}: carrier"), type="source")
     _identifiers(mods, x, where, t, release=False)
     _notices(mods, x, where, t)
+    _source_facts(mods, x, where, t)
     if t.album:
         host = _sub(mods, "relatedItem", type="host")
         _title(host, x(t.album, f"{where}: album"))
@@ -213,3 +220,32 @@ def track_mods(plan: Plan, item: FileItem) -> etree._Element:
                 _sub(_sub(part, "detail", type=type_), "number", str(value))
     _record_info(mods, plan)
     return mods
+
+
+#: identifiers of the release a track belongs to, among a track's source identifiers
+RELEASE_ID_TYPES = frozenset({"DDEX ReleaseReference", "DDEX GRid"})
+
+
+def _source_identifiers(mods: etree._Element, x: XmlText, where: str, t: Track, release: bool) -> None:
+    for type_, value in t.source_identifiers:
+        if (type_ in RELEASE_ID_TYPES) == release:
+            _sub(mods, "identifier", x(value, f"{where}: {type_}"), type=x(type_, f"{where}: identifier type"))
+
+
+def _source_facts(mods: etree._Element, x: XmlText, where: str, t: Track) -> None:
+    """What a DDEX message says beyond the sheet: subtitle, credits, P-line, original date, warning, references."""
+    if t.subtitle:
+        info = mods.find(_M + "titleInfo")
+        if info is not None:
+            _sub(info, "subTitle", x(t.subtitle, f"{where}: subtitle"))
+    if t.original_date:
+        d = x(t.original_date, f"{where}: original release date")
+        encoding = date_encoding(d)
+        oi = _sub(mods, "originInfo", eventType="original release")
+        if encoding is not None:
+            _sub(oi, "dateOther", d, type="original release", encoding=encoding)
+        else:
+            _sub(oi, "dateOther", d, type="original release")
+    if t.parental_warning:
+        _sub(mods, "note", x(t.parental_warning, f"{where}: parental warning"), type="content advice")
+    _source_identifiers(mods, x, where, t, release=False)

@@ -99,6 +99,8 @@ def collection_object(plan: Plan) -> etree._Element:
     if col.group_identifier:
         _ident(obj, "objectIdentifier", "Bag-Group-Identifier", x(col.group_identifier, "group identifier"))
     _ident(obj, "objectIdentifier", "bag name", x(plan.staged.name, "bag name"))
+    for type_, value in col.source_identifiers:
+        _ident(obj, "objectIdentifier", x(type_, "identifier type"), x(value, f"collection {type_}"))
     return obj
 
 
@@ -126,6 +128,10 @@ def file_object(plan: Plan, item: FileItem, *, audiomd: bool = False) -> etree._
         _ident(obj, "objectIdentifier", LOCAL_ID, item.path)
     else:
         _ident(obj, "objectIdentifier", LOCAL_ID_ENCODED, encode_path(item.path))
+    if item.track is not None:
+        for type_, value in item.track.source_identifiers:
+            if type_.startswith("DDEX Resource") or type_.startswith("DDEX Technical"):
+                _ident(obj, "objectIdentifier", type_, x(value, f"{item.path}: {type_}"))
     chars = _sub(obj, "objectCharacteristics")
     _sub(chars, "compositionLevel", "0")
     for alg in plan.algorithms:
