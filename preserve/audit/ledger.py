@@ -59,7 +59,7 @@ from preserve.errors import LedgerError, UsageError
 __all__ = [
     "BUSY_TIMEOUT_S", "KINDS", "MIGRATIONS", "NETWORK_FS", "OUTCOMES", "SCHEMA_VERSION", "STRUCTURE_KINDS",
     "TABLES", "AuditRecord", "BagState", "FindingRecord", "Ledger", "LedgerTarget", "RepairRecord",
-    "ReplicaRecord", "default_ledger_path", "filesystem_type", "is_network_fs", "ledger_target",
+    "ReplicaRecord", "default_ledger_path", "filesystem_type", "is_network_fs", "ledger_exists", "ledger_target",
     "now_iso", "open_ledger", "parse_iso", "printable", "record_to_dict",
 ]
 
@@ -91,6 +91,16 @@ def ledger_target(value: LedgerTarget | None) -> Path | str:
         return check_postgres_url(text)
     raise UsageError(f"--ledger {scheme}://...: unknown ledger scheme {scheme!r}; give a file path for a "
                      "SQLite ledger or postgresql://user@host:5432/dbname for a PostgreSQL one")
+
+
+def ledger_exists(path: LedgerTarget | None = None) -> bool:
+    """Whether a ledger is there already (the file; the tables in the database), creating nothing."""
+    target = ledger_target(path)
+    if isinstance(target, Path):
+        return target.exists()
+    from preserve.audit.ledger_pg import database_has_ledger
+
+    return database_has_ledger(target)
 
 
 def open_ledger(path: LedgerTarget | None = None, *, create: bool = True,

@@ -148,6 +148,23 @@ def display_url(url: str) -> str:
     return f"{parts.scheme}://{netloc}{parts.path}" + (f"?{query}" if query else "")
 
 
+_HAS_LEDGER = ("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_tables WHERE schemaname = current_schema() "
+               "AND tablename = 'preserve_schema')")
+
+
+def database_has_ledger(url: str) -> bool:
+    """Whether the database at ``url`` holds a preserve ledger (nothing is created)."""
+    import psycopg
+
+    name = display_url(check_postgres_url(url))
+    try:
+        with psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S) as conn:
+            row = conn.execute(_HAS_LEDGER).fetchone()
+            return bool(row and row[0])
+    except psycopg.Error as exc:
+        raise LedgerError(path=name, reason=f"cannot connect to the PostgreSQL server ({' '.join(str(exc).split())})") from exc
+
+
 class PgRow:
     """One row: by column name, by position, and ``dict(row)``, as sqlite3.Row reads."""
 
@@ -253,7 +270,9 @@ class PgBackend:
 
     def _version(self) -> int | None:
         """The recorded schema version; None when the database holds no preserve ledger."""
-        if self._db.execute("SELECT to_regclass('preserve_schema')").fetchone()[0] is None:
+        # the catalog read through a query's snapshot: to_regclass() may answer from a cache that
+        # does not yet know the tables another command created while this one waited for the lock
+        if not self._db.execute(_HAS_LEDGER).fetchone()[0]:
             return None
         row = self._db.execute("SELECT max(version) FROM preserve_schema").fetchone()
         return int(row[0]) if row and row[0] is not None else None

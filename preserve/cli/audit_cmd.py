@@ -121,7 +121,7 @@ def _bag_line(record: AuditRecord) -> str:
 @s3_options
 def audit(targets: tuple[str, ...], tier: str | None, full_every: int, full_after: str, budget: str | None,
           max_bytes: str | None, max_rate: str | None, drop_cache: bool, workers: int | None,
-          ledger_path: Path | None, network_ok: bool, as_json: bool, notify: str | None, scheduler: str | None,
+          ledger_path: Path | str | None, network_ok: bool, as_json: bool, notify: str | None, scheduler: str | None,
           scheduler_timeout: float, tls_ca_file: str | None, tls_cert: str | None, tls_key: str | None, quiet: bool,
           request_restore: bool = False, **s3: Any) -> None:
     """Re-verify the bags at PATH... (bags, or folders holding bags) and record every outcome in the ledger.

@@ -6,6 +6,7 @@ import contextlib
 import os
 import sys
 import tempfile
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -15,25 +16,68 @@ import click
 from preserve.audit import ledger as ledger_lib
 from preserve.audit.ledger import Ledger, default_ledger_path
 from preserve.cli.common import for_people, warn
-from preserve.errors import StorageError
+from preserve.errors import InputError, StorageError, UsageError
+from preserve.replication.config import find_config
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+class LedgerParam(click.ParamType[Path | str]):
+    """``--ledger``: a SQLite file's path, or ``postgresql://...``; any other URL scheme is a usage
+    error (exit 2), never a relative path named after the URL."""
+
+    name = "path-or-url"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Path | str:
+        try:
+            return ledger_lib.ledger_target(value)
+        except UsageError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+LEDGER = LedgerParam()
+
+
 def ledger_options(fn: F) -> F:
-    """``--ledger PATH`` and ``--ledger-on-network-fs``, shared by every command that reads the ledger."""
+    """``--ledger PATH|URL`` and ``--ledger-on-network-fs``, shared by every command that reads the ledger."""
     fn = click.option("--ledger-on-network-fs", "network_ok", is_flag=True,
                       help="Allow a ledger on NFS/SMB/sshfs: use a rollback journal instead of WAL "
                            "(run one audit at a time there).")(fn)
-    fn = click.option("--ledger", "ledger_path", type=click.Path(path_type=Path, dir_okay=False),
-                      help=f"The SQLite audit ledger (default: {default_ledger_path()}).")(fn)
+    fn = click.option("--ledger", "ledger_path", type=LEDGER, metavar="PATH|URL",
+                      help=f"The audit ledger: a SQLite file (default: ledger in preserve.toml, else "
+                           f"{default_ledger_path()}) or postgresql://user@host:5432/dbname (the password "
+                           "from PGPASSWORD, PGPASSFILE or a service file).")(fn)
     return fn
 
 
-def open_ledger(path: Path | None, network_ok: bool, *, create: bool = True) -> Ledger:
-    """Open the ledger and print its warnings (rollback journal on a network file system, what a
-    stopped creation left and this one removed)."""
-    ledger = ledger_lib.open_ledger(path, create=create, allow_network_fs=network_ok)
+def configured_ledger() -> Path | str | None:
+    """``ledger = "..."`` in preserve.toml (--config's search: $PRESERVE_CONFIG, ./preserve.toml,
+    the user's configuration folder), or None. A relative path is taken from the file's folder."""
+    found = find_config(None)
+    if found is None or not found.is_file():
+        return None
+    try:
+        data = tomllib.loads(found.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise InputError(f"{found}: cannot be read as TOML ({exc})") from exc
+    value = data.get("ledger")
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise InputError(f"{found}: ledger must be a path or a postgresql:// URL in quotes")
+    try:
+        target = ledger_lib.ledger_target(value)
+    except UsageError as exc:
+        raise UsageError(f"{found}: {exc}") from exc
+    return found.parent / target if isinstance(target, Path) and not target.is_absolute() else target
+
+
+def open_ledger(path: Path | str | None, network_ok: bool, *, create: bool = True) -> Ledger:
+    """Open the ledger (--ledger, else preserve.toml's, else the default file) and print its
+    warnings (rollback journal on a network file system, what a stopped creation left and this
+    one removed)."""
+    ledger = ledger_lib.open_ledger(path if path is not None else configured_ledger(), create=create,
+                                    allow_network_fs=network_ok)
     for w in ledger.warnings:
         warn(w)
     return ledger
@@ -95,7 +139,7 @@ def ledger() -> None:
 @ledger.command()
 @click.argument("dest", type=click.Path(path_type=Path, dir_okay=False))
 @ledger_options
-def backup(dest: Path, ledger_path: Path | None, network_ok: bool) -> None:
+def backup(dest: Path, ledger_path: Path | str | None, network_ok: bool) -> None:
     """Copy the ledger to a new file DEST with SQLite's online backup.
 
     Safe while audits are running: the copy is one consistent snapshot, checked with
@@ -110,7 +154,7 @@ def backup(dest: Path, ledger_path: Path | None, network_ok: bool) -> None:
 @ledger.command()
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), help="Write to FILE instead of standard output.")
 @ledger_options
-def export(output: Path | None, ledger_path: Path | None, network_ok: bool) -> None:
+def export(output: Path | None, ledger_path: Path | str | None, network_ok: bool) -> None:
     """Export every row of the ledger as JSON lines: {"table": "bags"|"audits"|"findings"|"replicas"|"repairs"|"tag_files", ...}.
 
     A damaged ledger stops the export with exit 7 and SQLite's error.
@@ -123,12 +167,15 @@ def export(output: Path | None, ledger_path: Path | None, network_ok: bool) -> N
 
 @ledger.command()
 @ledger_options
-def info(ledger_path: Path | None, network_ok: bool) -> None:
+def info(ledger_path: Path | str | None, network_ok: bool) -> None:
     """Where the ledger is, its schema version and journal mode, and what it holds."""
     with open_ledger(ledger_path, network_ok, create=False) as led:
         states = led.bag_states()
         click.echo(f"ledger: {for_people(str(led.path))}")
-        click.echo(f"schema version: {led.schema_version}; journal mode: {led.journal_mode}")
+        if led.kind == "sqlite":
+            click.echo(f"schema version: {led.schema_version}; journal mode: {led.journal_mode}")
+        else:
+            click.echo(f"schema version: {led.schema_version}; backend: PostgreSQL")
         click.echo(f"bags: {len(states)}; audits: {sum(s.audits for s in states)}; "
                    f"failing now: {sum(1 for s in states if s.last_outcome == 'fail')}")
         bags, files, empties = led.structure_counts()

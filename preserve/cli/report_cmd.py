@@ -27,7 +27,7 @@ from preserve.errors import ProblemsFound, SourceNotFound
 @click.option("--bag", "bag_ref", metavar="BAG", help="Only the audit history of this bag (path or identifier), every finding included.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--html", "html_file", type=click.Path(path_type=Path, dir_okay=False), help="Also write a self-contained HTML report to FILE.")
-def report(paths: tuple[Path, ...], ledger_path: Path | None, network_ok: bool, every: str, history: int,
+def report(paths: tuple[Path, ...], ledger_path: Path | str | None, network_ok: bool, every: str, history: int,
            bag_ref: str | None, as_json: bool, html_file: Path | None) -> None:
     """Report from the ledger: bags never audited, overdue, failures still open, audit history.
 
