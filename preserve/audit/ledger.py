@@ -504,6 +504,35 @@ class Ledger:
             raise self._backend.failure(exc, f"the export stopped after {count} row(s): the ledger is damaged") from exc
         return count
 
+    # -- whole tables (ledger migrate) ----------------------------------------------------------
+
+    def table_rows(self, table: str, *, after: int = 0, upto: int | None = None, limit: int = 2000) -> list[dict[str, Any]]:
+        """Up to ``limit`` rows of ``table`` (one of :data:`TABLES`) with ids above ``after`` (and
+        at most ``upto``), in id order, as plain dicts."""
+        if table not in TABLES:
+            raise ValueError(f"not a ledger table: {table}")
+        sql = f"SELECT * FROM {table} WHERE id > ?" + (" AND id <= ?" if upto is not None else "") + f" ORDER BY id LIMIT {int(limit)}"
+        return [dict(r) for r in self._query(sql, (after, upto) if upto is not None else (after,))]
+
+    def max_id(self, table: str) -> int:
+        """The largest id in ``table`` (0 when empty)."""
+        if table not in TABLES:
+            raise ValueError(f"not a ledger table: {table}")
+        return int(self._query(f"SELECT coalesce(max(id), 0) FROM {table}")[0][0])
+
+    def insert_rows(self, table: str, rows: list[dict[str, Any]]) -> None:
+        """Insert rows with their ids in one transaction; a row whose id is there already is skipped."""
+        if table not in TABLES:
+            raise ValueError(f"not a ledger table: {table}")
+        if not rows:
+            return
+        columns = list(rows[0])
+        sql = (f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
+               "ON CONFLICT (id) DO NOTHING")
+        with self._write() as db:
+            db.executemany(sql, [tuple(r[c] for c in columns) for r in rows])
+        self._backend.reset_ids(table)
+
     # -- replication: reads for the copies/NDSA report section (added by the replication engine) --
 
     def all_replicas(self) -> list[ReplicaRecord]:

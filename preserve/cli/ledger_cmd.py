@@ -180,3 +180,23 @@ def info(ledger_path: Path | str | None, network_ok: bool) -> None:
                    f"failing now: {sum(1 for s in states if s.last_outcome == 'fail')}")
         bags, files, empties = led.structure_counts()
         click.echo(f"remembered from first audits: {files} tag file(s) and {empties} empty folder(s) of {bags} bag(s)")
+
+
+@ledger.command()
+@click.argument("src", type=LEDGER, metavar="SRC")
+@click.argument("dest", type=LEDGER, metavar="DEST")
+def migrate(src: Path | str, dest: Path | str) -> None:
+    """Copy the whole ledger SRC into DEST (SQLite file <-> postgresql://...), verified.
+
+    Every row keeps its id; then each table's row count and SHA-256 digest must match on both
+    sides (exit 7 otherwise). Safe to run again: rows already copied are skipped. DEST must be
+    new, empty, or an earlier copy of SRC; new records in DEST get fresh ids.
+    """
+    from preserve.audit.ledger_migrate import migrate_ledger
+
+    with open_ledger(src, False, create=False) as source, open_ledger(dest, False) as target:
+        result = migrate_ledger(source, target)
+    for t in result.tables:
+        click.echo(f"{t.table}: {t.rows} row(s), {t.copied} copied, sha256 {t.digest[:16]}")
+    click.echo(f"migrated {for_people(result.source)} to {for_people(result.dest)}: {result.copied} row(s) copied; "
+               "row counts and digests of every table match")
