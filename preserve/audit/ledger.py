@@ -27,6 +27,7 @@ import json
 import os
 import socket
 import threading
+import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -46,6 +47,8 @@ from preserve.audit.ledger_base import (
     parse_iso,
     url_scheme,
 )
+from preserve.audit.ledger_pg import PgBackend
+from preserve.audit.ledger_queue import drain, enqueue, queue_path
 from preserve.audit.ledger_sqlite import (
     MIGRATIONS,
     NETWORK_FS,
@@ -218,9 +221,10 @@ class Ledger:
         target = ledger_target(path)
         self._lock = threading.RLock()
         self._backend: Backend
+        #: outcomes kept on local disk during this run because the server was gone
+        self.pending = 0
+        self._retry_at = 0.0
         if isinstance(target, str):
-            from preserve.audit.ledger_pg import PgBackend
-
             self._backend = PgBackend(target, create=create)
         else:
             self._backend = SqliteBackend(target, create=create, allow_network_fs=allow_network_fs, mounts=mounts)
@@ -228,6 +232,21 @@ class Ledger:
         self.path: Path | str = target if isinstance(target, Path) else self._backend.name
         self.warnings: list[str] = self._backend.warnings
         self.journal_mode: str = self._backend.journal_mode
+        #: where outcomes wait when the server goes away (PostgreSQL ledgers)
+        self.queue: Path | None = queue_path(self._backend.name) if isinstance(self._backend, PgBackend) else None
+        #: outcomes from an earlier run's queue written when this ledger was opened
+        self.flushed = 0
+        if self.queue is not None:
+            written = self.flushed = self.flush_queue()
+            if written:
+                self.warnings.append(f"{self.name}: wrote {written} audit outcome(s) kept on local disk while the server was away")
+
+    def flush_queue(self) -> int:
+        """Write the outcomes queued on local disk while the server was away; returns how many."""
+        if self.queue is None:
+            return 0
+        return drain(self.queue, lambda audit: self._record(AuditRecord(
+            **{**audit, "findings": [FindingRecord(**f) for f in audit["findings"]]})))
 
     @property
     def kind(self) -> str:
@@ -316,9 +335,36 @@ class Ledger:
     # -- audits ---------------------------------------------------------------------------------
 
     def record_audit(self, record: AuditRecord) -> int:
-        """Store one bag's audit and its findings in one transaction; returns the audit id."""
+        """Store one bag's audit and its findings in one transaction; returns the audit id.
+
+        Recording the same audit (its UUID) again keeps it once. When a PostgreSQL server has
+        gone away, the outcome is queued on local disk instead (:mod:`preserve.audit.ledger_queue`),
+        :attr:`pending` counts it, and 0 is returned; each later record first tries the server again
+        (at most every few seconds).
+        """
         if record.outcome not in OUTCOMES:
             raise ValueError(f"outcome must be one of {', '.join(OUTCOMES)}, not {record.outcome!r}")
+        backend = self._backend
+        if not isinstance(backend, PgBackend) or self.queue is None:
+            return self._record(record)
+        if backend.gone() and (time.monotonic() < self._retry_at or not backend.reconnect()):
+            self._retry_at = time.monotonic() + 5.0
+            return self._queue_record(record)
+        try:
+            return self._record(record)
+        except LedgerError:
+            if not backend.gone():
+                raise
+            self._retry_at = time.monotonic() + 5.0
+            return self._queue_record(record)
+
+    def _queue_record(self, record: AuditRecord) -> int:
+        assert self.queue is not None
+        enqueue(self.queue, self.name, record)
+        self.pending += 1
+        return 0
+
+    def _record(self, record: AuditRecord) -> int:
         with self._write() as db:
             bag_id = self._ensure_bag(db, record.location, record.identifier, record.payload_bytes, record.payload_files)
             row = db.execute(

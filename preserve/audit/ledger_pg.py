@@ -232,11 +232,11 @@ class PgBackend:
         self.warnings: list[str] = []
         self.errors: tuple[type[Exception], ...] = (psycopg.Error,)
         self._lock = threading.RLock()
-        options: dict[str, Any] = {"autocommit": True, "row_factory": _row_factory, "application_name": "preserve"}
+        self._options: dict[str, Any] = {"autocommit": True, "row_factory": _row_factory, "application_name": "preserve"}
         if "connect_timeout" not in url:
-            options["connect_timeout"] = CONNECT_TIMEOUT_S
+            self._options["connect_timeout"] = CONNECT_TIMEOUT_S
         try:
-            self._conn = psycopg.connect(self.url, **options)
+            self._conn = psycopg.connect(self.url, **self._options)
         except psycopg.Error as exc:
             raise self.failure(exc, "cannot connect to the PostgreSQL server") from exc
         self._db = _PgConnection(self._conn)
@@ -261,6 +261,22 @@ class PgBackend:
     def _gone(self) -> bool:
         conn = getattr(self, "_conn", None)
         return conn is None or bool(conn.closed) or bool(conn.broken)
+
+    def gone(self) -> bool:
+        """Whether the connection to the server was lost."""
+        return self._gone()
+
+    def reconnect(self, timeout: float = 2.0) -> bool:
+        """Try once to connect again (a short wait); True when the server answers."""
+        with self._lock:
+            try:
+                conn = self._psycopg.connect(self.url, **{**self._options, "connect_timeout": max(1, int(timeout))})
+            except self._psycopg.Error:
+                return False
+            self.close()
+            self._conn = conn
+            self._db = _PgConnection(conn)
+            return True
 
     def close(self) -> None:
         conn = getattr(self, "_conn", None)

@@ -26,7 +26,7 @@ from preserve.audit.runner import (
     run_audit,
 )
 from preserve.cli.common import for_people, parse_period, parse_size, to_json, warn
-from preserve.cli.ledger_cmd import ledger_options, open_ledger
+from preserve.cli.ledger_cmd import check_pending, ledger_options, open_ledger
 from preserve.cli.replicate_cmd import audit_replicas, s3_options
 from preserve.errors import AuditProblems, PreserveError, UsageError
 
@@ -146,6 +146,7 @@ def audit(targets: tuple[str, ...], tier: str | None, full_every: int, full_afte
             remote_run.records = audit_replicas(targets, tier, ledger=led, as_json=as_json, quiet=quiet,
                                                 workers=workers, request_restore=request_restore, kw=s3)
             ledger_name = str(led.path)
+        check_pending(led)
         remote_run.ended = now_iso()
         if remote_run.failed and notify:
             try:
@@ -188,6 +189,7 @@ def audit(targets: tuple[str, ...], tier: str | None, full_every: int, full_afte
         finally:
             # what was audited is reported and alerted even when the run stops early
             _finish(run, str(led.path), as_json, notify)
+    check_pending(led)
     if run.failed:
         raise AuditProblems(count=len(run.failed))
 

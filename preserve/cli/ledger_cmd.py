@@ -16,7 +16,7 @@ import click
 from preserve.audit import ledger as ledger_lib
 from preserve.audit.ledger import Ledger, default_ledger_path
 from preserve.cli.common import for_people, warn
-from preserve.errors import InputError, StorageError, UsageError
+from preserve.errors import InputError, LedgerError, StorageError, UsageError
 from preserve.replication.config import find_config
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -81,6 +81,15 @@ def open_ledger(path: Path | str | None, network_ok: bool, *, create: bool = Tru
     for w in ledger.warnings:
         warn(w)
     return ledger
+
+
+def check_pending(led: Ledger) -> None:
+    """Exit 7 naming what waits on local disk when the ledger's server went away during the run."""
+    if led.pending:
+        raise LedgerError(path=led.name, reason=(
+            f"the server went away during the run: {led.pending} audit outcome(s) are kept on local disk in "
+            f"{led.queue} and are written the next time a command opens this ledger, or by "
+            "preserve ledger flush --ledger URL"))
 
 
 def current_umask() -> int:
@@ -200,3 +209,16 @@ def migrate(src: Path | str, dest: Path | str) -> None:
         click.echo(f"{t.table}: {t.rows} row(s), {t.copied} copied, sha256 {t.digest[:16]}")
     click.echo(f"migrated {for_people(result.source)} to {for_people(result.dest)}: {result.copied} row(s) copied; "
                "row counts and digests of every table match")
+
+
+@ledger.command()
+@ledger_options
+def flush(ledger_path: Path | str | None, network_ok: bool) -> None:
+    """Write the audit outcomes kept on local disk while a PostgreSQL ledger's server was away.
+
+    Any command that opens the ledger writes them first; this does only that. Exit 7 when the
+    server still cannot be reached (the outcomes stay queued).
+    """
+    with open_ledger(ledger_path, network_ok, create=False) as led:
+        written = led.flushed + led.flush_queue()
+    click.echo(f"{for_people(led.name)}: wrote {written} queued audit outcome(s); none wait on local disk now")

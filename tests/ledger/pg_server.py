@@ -39,8 +39,11 @@ def free_port() -> int:
 class PgServer:
     """One PostgreSQL cluster in a temporary folder; :meth:`start`, :meth:`stop`, :meth:`database`."""
 
-    def __init__(self, bindir: Path) -> None:
+    def __init__(self, bindir: Path, *, durable: bool = False) -> None:
+        """``durable``: commits survive an immediate stop (synchronous commit on), for the tests
+        that stop the server under a running audit."""
         self.bindir = bindir
+        self.durable = durable
         self.root = Path(tempfile.mkdtemp(prefix="preserve-pg-"))
         self.data = self.root / "data"
         self.port = free_port()
@@ -64,7 +67,9 @@ class PgServer:
 
     def start(self) -> None:
         options = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
-                   "-c full_page_writes=off -c synchronous_commit=off -c max_connections=200")
+                   "-c full_page_writes=off -c max_connections=200")
+        if not self.durable:
+            options += " -c synchronous_commit=off"
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.root / "server.log"), "-w", "-t", "60",
                   "-o", options, "start")
 

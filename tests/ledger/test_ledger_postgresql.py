@@ -239,3 +239,59 @@ def test_migrate_refuses_a_destination_holding_another_ledger(tmp_path: Path, po
     assert result.returncode == 7
     assert "DEST already holds bags rows that are not those of" in result.stderr
     assert _export(run_preserve, postgres_url) == before
+
+
+# -- the server going away -----------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_outcomes_computed_while_the_server_is_gone_are_queued_then_flushed(tmp_path: Path, run_preserve) -> None:
+    from pg_server import PgServer, find_pg_bindir
+
+    bindir = find_pg_bindir()
+    if bindir is None:
+        pytest.skip("no PostgreSQL server binaries (initdb, pg_ctl): install Debian's postgresql package")
+    server = PgServer(bindir, durable=True)  # its own server: this test stops it
+    try:
+        server.start()
+        url = server.database()
+        for i in range(5):
+            _bag(tmp_path, f"q{i}", b"RIFF" + os.urandom(600_000))
+        env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "xdg")}
+        # about a bag a second: the server is stopped after the first outcome is written
+        proc = subprocess.Popen(["preserve", "audit", tmp_path / "archive", "--tier", "full", "--max-rate", "600k",
+                                 "--ledger", url, "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env=env, executable=str(Path(sys.executable).parent / "preserve"))
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                try:
+                    if _rows(url, "SELECT count(*) FROM audits")[0][0] >= 1:
+                        break
+                except psycopg.Error:
+                    pass  # the tables are being made
+                time.sleep(0.05)
+            written_before = _rows(url, "SELECT count(*) FROM audits")[0][0]
+            server.stop("immediate")
+            still_running = proc.poll() is None
+        finally:
+            out, err = proc.communicate(timeout=120)
+        assert still_running, "the audit ended before the server stopped: the test proves nothing"
+        assert proc.returncode == 7, err
+        assert "audited 5 bag(s): 5 ok" in out  # every bag was still read and verified
+        queued = list((tmp_path / "xdg" / "preserve" / "pending").glob("*.jsonl"))
+        assert len(queued) == 1
+        lines = queued[0].read_text().splitlines()
+        assert len(lines) == 5 - written_before
+        assert f"{len(lines)} audit outcome(s) are kept on local disk in {queued[0]}" in err
+        assert "Traceback" not in err
+
+        server.start()
+        flushed = run_preserve("ledger", "flush", "--ledger", url, env=env)
+        assert flushed.returncode == 0, flushed.stderr
+        assert f"wrote {len(lines)} queued audit outcome(s)" in flushed.stdout
+        assert not queued[0].exists()
+        assert _rows(url, "SELECT count(*), count(DISTINCT uuid), count(DISTINCT bag_id) FROM audits") == [(5, 5, 5)]
+        uuids = {json.loads(line)["audit"]["uuid"] for line in lines}
+        assert uuids <= {r[0] for r in _rows(url, "SELECT uuid FROM audits")}
+    finally:
+        server.remove()
