@@ -457,6 +457,12 @@ class Ledger:
                 return out
             year, month = (year + 1, 1) if month == 12 else (year, month + 1)
 
+    def latest_by_tier(self) -> list[tuple[str, str, str]]:
+        """(tier, started, ended) of the latest audit of each tier, by tier name."""
+        rows = self._query("SELECT a.tier, a.started, a.ended FROM audits a JOIN "
+                           "(SELECT tier, max(id) AS id FROM audits GROUP BY tier) l ON l.id = a.id ORDER BY a.tier")
+        return [(str(r[0]), str(r[1]), str(r[2])) for r in rows]
+
     def outcomes_by_bag(self) -> list[dict[str, Any]]:
         """Per bag: identifier, location, passed, failed and pending audit counts."""
         rows = self._query("SELECT b.identifier, b.location, sum(CASE WHEN a.outcome = 'pass' THEN 1 ELSE 0 END) AS passed, "
