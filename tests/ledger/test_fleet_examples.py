@@ -123,6 +123,7 @@ def test_the_dask_unit_runs_on_a_cluster_against_the_shared_ledger(fleet_setup: 
     _check_metrics(tmp_path)
 
 
+@pytest.mark.slow
 def test_the_fleet_crontab_entries_parse_and_run(fleet_setup: tuple[Path, str]) -> None:
     tmp_path, url = fleet_setup
     assignments, entries = [], []

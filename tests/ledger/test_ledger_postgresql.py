@@ -75,6 +75,7 @@ def test_a_password_in_the_url_is_refused_and_never_repeated(tmp_path: Path, run
     assert result.returncode == 2 and "Sekr3t-pw" not in result.stderr + result.stdout
 
 
+@pytest.mark.slow
 def test_ledger_info_shows_the_schema_version_on_both_backends(tmp_path: Path, postgres_url: str, run_preserve) -> None:
     bag = _bag(tmp_path, "info", b"RIFF" + os.urandom(5000))
     for ledger in (tmp_path / "l.sqlite", postgres_url):
@@ -100,6 +101,7 @@ def test_preserve_toml_names_a_postgresql_ledger_for_every_command(tmp_path: Pat
     assert not (tmp_path / "postgresql:").exists()
 
 
+@pytest.mark.slow
 def test_the_same_audits_read_the_same_on_both_backends(tmp_path: Path, postgres_url: str, run_preserve) -> None:
     bags = [_bag(tmp_path, f"same{i}", b"RIFF" + os.urandom(3000)) for i in range(3)]
     (bags[1] / "data/objects/a.wav").write_bytes(b"changed")
@@ -194,6 +196,7 @@ def test_recording_one_audit_twice_keeps_it_once_on_both_backends(tmp_path: Path
 
 # -- ledger migrate ----------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_migrate_sqlite_to_postgresql_and_back_verifies_and_is_idempotent(tmp_path: Path, postgres_url: str,
                                                                           run_preserve) -> None:
     source = tmp_path / "source.sqlite"

@@ -79,6 +79,7 @@ def plain_smtp() -> Iterator[tuple[int, _Inbox]]:
     controller.stop()
 
 
+@pytest.mark.slow
 def test_a_failed_audit_mails_a_plain_text_summary_with_the_html_report(tmp_path: Path, damaged_archive: Path,
                                                                         plain_smtp, run_preserve) -> None:
     port, inbox = plain_smtp
@@ -112,6 +113,7 @@ def test_a_clean_audit_sends_nothing(tmp_path: Path, damaged_archive: Path, plai
     assert inbox.messages == []
 
 
+@pytest.mark.slow
 def test_starttls_and_a_login_with_the_password_from_the_environment(tmp_path: Path, damaged_archive: Path,
                                                                       run_preserve) -> None:
     cert, key = _self_signed(tmp_path)
