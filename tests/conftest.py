@@ -126,3 +126,36 @@ def served(tmp_path: Path) -> Iterator[tuple[Path, str]]:
     finally:
         srv.shutdown()
         srv.server_close()
+
+
+# -- PostgreSQL: a real server the suite starts itself (tests/ledger/pg_server.py) ----------------
+
+sys.path.insert(0, str(Path(__file__).parent / "ledger"))
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[object]:
+    """One PostgreSQL server per test worker, started on a temporary folder, removed at the end.
+
+    Skipped (saying why) only where no PostgreSQL server binaries exist; .ci/run installs
+    Debian's postgresql package, so CI never skips.
+    """
+    try:
+        from pg_server import PgServer, find_pg_bindir
+    except ImportError as exc:  # psycopg not installed
+        pytest.skip(f"PostgreSQL tests need psycopg ({exc}): pip install -e '.[test]'")
+    bindir = find_pg_bindir()
+    if bindir is None:
+        pytest.skip("no PostgreSQL server binaries (initdb, pg_ctl): install Debian's postgresql package")
+    server = PgServer(bindir)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.remove()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: object) -> str:
+    """A new, empty PostgreSQL database on the session's server: its libpq URL."""
+    return postgres_server.database()  # type: ignore[attr-defined, no-any-return]

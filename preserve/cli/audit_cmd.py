@@ -12,8 +12,8 @@ from typing import Any
 
 import click
 
-from preserve.audit.ledger import AuditRecord, now_iso
-from preserve.audit.notify import check_url, post_json, summary_payload
+from preserve.audit.ledger import AuditRecord, Ledger, now_iso
+from preserve.audit.notify import check_notify, deliver
 from preserve.audit.report import human_bytes, summarize_run
 from preserve.audit.runner import (
     REMOTE_TIERS,
@@ -26,9 +26,10 @@ from preserve.audit.runner import (
     run_audit,
 )
 from preserve.cli.common import for_people, parse_period, parse_size, to_json, warn
-from preserve.cli.ledger_cmd import ledger_options, open_ledger
+from preserve.cli.ledger_cmd import check_pending, ledger_options, open_ledger
 from preserve.cli.replicate_cmd import audit_replicas, s3_options
 from preserve.errors import AuditProblems, PreserveError, UsageError
+from preserve.replication.config import find_config
 
 
 def resolve_targets(targets: tuple[str, ...], tier: str | None) -> list[Path]:
@@ -107,7 +108,8 @@ def _bag_line(record: AuditRecord) -> str:
 @click.option("-w", "--workers", type=click.IntRange(1, 64), help="Files read in parallel within a bag (default: chosen from the number of cores).")
 @ledger_options
 @click.option("--json", "as_json", is_flag=True, help="Print the run as JSON on standard output.")
-@click.option("--notify", metavar="URL", help="POST a JSON summary to this webhook when problems are found.")
+@click.option("--notify", metavar="URL", help="When problems are found, POST a JSON summary to this webhook, or mail a summary "
+                                              "to mailto:ADDRESS (SMTP server in preserve.toml [smtp]).")
 @click.option("--scheduler", metavar="ADDRESS", help="Run on a Dask distributed cluster (tcp://host:8786 or tls://...); needs preserve[dask].")
 @click.option("--scheduler-timeout", type=click.FloatRange(0.1), default=10.0, show_default=True, metavar="SECONDS",
               help="How long to keep trying to reach the --scheduler.")
@@ -121,7 +123,7 @@ def _bag_line(record: AuditRecord) -> str:
 @s3_options
 def audit(targets: tuple[str, ...], tier: str | None, full_every: int, full_after: str, budget: str | None,
           max_bytes: str | None, max_rate: str | None, drop_cache: bool, workers: int | None,
-          ledger_path: Path | None, network_ok: bool, as_json: bool, notify: str | None, scheduler: str | None,
+          ledger_path: Path | str | None, network_ok: bool, as_json: bool, notify: str | None, scheduler: str | None,
           scheduler_timeout: float, tls_ca_file: str | None, tls_cert: str | None, tls_key: str | None, quiet: bool,
           request_restore: bool = False, **s3: Any) -> None:
     """Re-verify the bags at PATH... (bags, or folders holding bags) and record every outcome in the ledger.
@@ -140,24 +142,25 @@ def audit(targets: tuple[str, ...], tier: str | None, full_every: int, full_afte
         # replicas (STORE/BAG-NAME: s3://bucket/prefix/bag or a path on another disk) are audited
         # where they are by the replication engine
         if notify:
-            check_url(notify)
+            check_notify(notify)
         remote_run = AuditRun(started=now_iso())
         with open_ledger(ledger_path, network_ok) as led:
             remote_run.records = audit_replicas(targets, tier, ledger=led, as_json=as_json, quiet=quiet,
                                                 workers=workers, request_restore=request_restore, kw=s3)
             ledger_name = str(led.path)
+        check_pending(led)
         remote_run.ended = now_iso()
         if remote_run.failed and notify:
             try:
-                post_json(notify, summary_payload(remote_run, ledger_name))
+                deliver(notify, remote_run, ledger_name, config=find_config(s3.get("config_path")))
             except PreserveError as exc:
-                warn(f"the audit found problems, and the webhook failed too: {exc}")
+                warn(f"the audit found problems, and the {'e-mail' if notify.startswith('mailto:') else 'webhook'} failed too: {exc}")
         if remote_run.failed:
             raise AuditProblems(count=len(remote_run.failed))
         return
     paths = resolve_targets(targets, tier)
     if notify:
-        check_url(notify)
+        check_notify(notify)
     policy = Policy(tier=tier, full_every=full_every, full_after=parse_period(full_after))
     limits = Budget(seconds=parse_period(budget) if budget else None,
                     max_bytes=parse_size(max_bytes) if max_bytes else None)
@@ -187,12 +190,14 @@ def audit(targets: tuple[str, ...], tier: str | None, full_every: int, full_afte
                           scheduler=scheduler, security=security, connect_timeout=scheduler_timeout, run=run)
         finally:
             # what was audited is reported and alerted even when the run stops early
-            _finish(run, str(led.path), as_json, notify)
+            _finish(run, str(led.path), as_json, notify, led, find_config(s3.get("config_path")))
+    check_pending(led)
     if run.failed:
         raise AuditProblems(count=len(run.failed))
 
 
-def _finish(run: AuditRun, ledger_name: str, as_json: bool, notify: str | None) -> None:
+def _finish(run: AuditRun, ledger_name: str, as_json: bool, notify: str | None, led: Ledger | None = None,
+            config: Path | None = None) -> None:
     """The summary (text or JSON), the run's warnings, and the webhook when problems were found."""
     for w in run.warnings:
         warn(w)
@@ -202,6 +207,14 @@ def _finish(run: AuditRun, ledger_name: str, as_json: bool, notify: str | None) 
         click.echo(summarize_run(run))
     if run.failed and notify:
         try:
-            post_json(notify, summary_payload(run, ledger_name))
+            deliver(notify, run, ledger_name, config=config, html=lambda: _html_report(led))
         except PreserveError as exc:
-            warn(f"the audit found problems, and the webhook failed too: {exc}")
+            warn(f"the audit found problems, and the {'e-mail' if notify.startswith('mailto:') else 'webhook'} failed too: {exc}")
+
+
+def _html_report(led: Ledger | None) -> str:
+    """The HTML report of the ledger, for the e-mail that asks for it attached."""
+    from preserve.audit.html import render_html
+    from preserve.audit.report import build_report
+
+    return render_html(build_report(led)) if led is not None else ""

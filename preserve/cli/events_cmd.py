@@ -7,16 +7,16 @@ from pathlib import Path
 import click
 
 from preserve.audit.events import bag_events
-from preserve.audit.ledger import default_ledger_path
+from preserve.audit.ledger import default_ledger_path, ledger_exists
 from preserve.cli.common import for_people, warn
-from preserve.cli.ledger_cmd import ledger_options, open_ledger, output_file
+from preserve.cli.ledger_cmd import configured_ledger, ledger_options, open_ledger, output_file
 
 
 @click.command()
 @click.argument("bag")
 @ledger_options
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), help="Write to FILE instead of standard output.")
-def events(bag: str, ledger_path: Path | None, network_ok: bool, output: Path | None) -> None:
+def events(bag: str, ledger_path: Path | str | None, network_ok: bool, output: Path | None) -> None:
     """Export BAG's history as one PREMIS 3 document.
 
     BAG is a bag folder (any bag, made by any tool) or a bag identifier known to the ledger. The
@@ -24,8 +24,8 @@ def events(bag: str, ledger_path: Path | None, network_ok: bool, output: Path | 
     it has one; every audit as a "fixity check" event (pass or fail, one note per finding);
     every replica as "replication" and every repair as "recovery".
     """
-    path = ledger_path or default_ledger_path()
-    if path.exists():
+    path = ledger_path if ledger_path is not None else (configured_ledger() or default_ledger_path())
+    if ledger_exists(path):
         with open_ledger(path, network_ok, create=False) as led:
             doc = bag_events(bag, led)
     else:  # exporting never creates a ledger

@@ -6,6 +6,7 @@ import contextlib
 import os
 import sys
 import tempfile
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -15,28 +16,80 @@ import click
 from preserve.audit import ledger as ledger_lib
 from preserve.audit.ledger import Ledger, default_ledger_path
 from preserve.cli.common import for_people, warn
-from preserve.errors import StorageError
+from preserve.errors import InputError, LedgerError, StorageError, UsageError
+from preserve.replication.config import find_config
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+class LedgerParam(click.ParamType[Path | str]):
+    """``--ledger``: a SQLite file's path, or ``postgresql://...``; any other URL scheme is a usage
+    error (exit 2), never a relative path named after the URL."""
+
+    name = "path-or-url"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Path | str:
+        try:
+            return ledger_lib.ledger_target(value)
+        except UsageError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+LEDGER = LedgerParam()
+
+
 def ledger_options(fn: F) -> F:
-    """``--ledger PATH`` and ``--ledger-on-network-fs``, shared by every command that reads the ledger."""
+    """``--ledger PATH|URL`` and ``--ledger-on-network-fs``, shared by every command that reads the ledger."""
     fn = click.option("--ledger-on-network-fs", "network_ok", is_flag=True,
                       help="Allow a ledger on NFS/SMB/sshfs: use a rollback journal instead of WAL "
                            "(run one audit at a time there).")(fn)
-    fn = click.option("--ledger", "ledger_path", type=click.Path(path_type=Path, dir_okay=False),
-                      help=f"The SQLite audit ledger (default: {default_ledger_path()}).")(fn)
+    fn = click.option("--ledger", "ledger_path", type=LEDGER, metavar="PATH|URL",
+                      help=f"The audit ledger: a SQLite file (default: ledger in preserve.toml, else "
+                           f"{default_ledger_path()}) or postgresql://user@host:5432/dbname (the password "
+                           "from PGPASSWORD, PGPASSFILE or a service file).")(fn)
     return fn
 
 
-def open_ledger(path: Path | None, network_ok: bool, *, create: bool = True) -> Ledger:
-    """Open the ledger and print its warnings (rollback journal on a network file system, what a
-    stopped creation left and this one removed)."""
-    ledger = ledger_lib.open_ledger(path, create=create, allow_network_fs=network_ok)
+def configured_ledger() -> Path | str | None:
+    """``ledger = "..."`` in preserve.toml (--config's search: $PRESERVE_CONFIG, ./preserve.toml,
+    the user's configuration folder), or None. A relative path is taken from the file's folder."""
+    found = find_config(None)
+    if found is None or not found.is_file():
+        return None
+    try:
+        data = tomllib.loads(found.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise InputError(f"{found}: cannot be read as TOML ({exc})") from exc
+    value = data.get("ledger")
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise InputError(f"{found}: ledger must be a path or a postgresql:// URL in quotes")
+    try:
+        target = ledger_lib.ledger_target(value)
+    except UsageError as exc:
+        raise UsageError(f"{found}: {exc}") from exc
+    return found.parent / target if isinstance(target, Path) and not target.is_absolute() else target
+
+
+def open_ledger(path: Path | str | None, network_ok: bool, *, create: bool = True) -> Ledger:
+    """Open the ledger (--ledger, else preserve.toml's, else the default file) and print its
+    warnings (rollback journal on a network file system, what a stopped creation left and this
+    one removed)."""
+    ledger = ledger_lib.open_ledger(path if path is not None else configured_ledger(), create=create,
+                                    allow_network_fs=network_ok)
     for w in ledger.warnings:
         warn(w)
     return ledger
+
+
+def check_pending(led: Ledger) -> None:
+    """Exit 7 naming what waits on local disk when the ledger's server went away during the run."""
+    if led.pending:
+        raise LedgerError(path=led.name, reason=(
+            f"the server went away during the run: {led.pending} audit outcome(s) are kept on local disk in "
+            f"{led.queue} and are written the next time a command opens this ledger, or by "
+            "preserve ledger flush --ledger URL"))
 
 
 def current_umask() -> int:
@@ -95,7 +148,7 @@ def ledger() -> None:
 @ledger.command()
 @click.argument("dest", type=click.Path(path_type=Path, dir_okay=False))
 @ledger_options
-def backup(dest: Path, ledger_path: Path | None, network_ok: bool) -> None:
+def backup(dest: Path, ledger_path: Path | str | None, network_ok: bool) -> None:
     """Copy the ledger to a new file DEST with SQLite's online backup.
 
     Safe while audits are running: the copy is one consistent snapshot, checked with
@@ -110,7 +163,7 @@ def backup(dest: Path, ledger_path: Path | None, network_ok: bool) -> None:
 @ledger.command()
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), help="Write to FILE instead of standard output.")
 @ledger_options
-def export(output: Path | None, ledger_path: Path | None, network_ok: bool) -> None:
+def export(output: Path | None, ledger_path: Path | str | None, network_ok: bool) -> None:
     """Export every row of the ledger as JSON lines: {"table": "bags"|"audits"|"findings"|"replicas"|"repairs"|"tag_files", ...}.
 
     A damaged ledger stops the export with exit 7 and SQLite's error.
@@ -123,13 +176,49 @@ def export(output: Path | None, ledger_path: Path | None, network_ok: bool) -> N
 
 @ledger.command()
 @ledger_options
-def info(ledger_path: Path | None, network_ok: bool) -> None:
+def info(ledger_path: Path | str | None, network_ok: bool) -> None:
     """Where the ledger is, its schema version and journal mode, and what it holds."""
     with open_ledger(ledger_path, network_ok, create=False) as led:
         states = led.bag_states()
         click.echo(f"ledger: {for_people(str(led.path))}")
-        click.echo(f"schema version: {led.schema_version}; journal mode: {led.journal_mode}")
+        if led.kind == "sqlite":
+            click.echo(f"schema version: {led.schema_version}; journal mode: {led.journal_mode}")
+        else:
+            click.echo(f"schema version: {led.schema_version}; backend: PostgreSQL")
         click.echo(f"bags: {len(states)}; audits: {sum(s.audits for s in states)}; "
                    f"failing now: {sum(1 for s in states if s.last_outcome == 'fail')}")
         bags, files, empties = led.structure_counts()
         click.echo(f"remembered from first audits: {files} tag file(s) and {empties} empty folder(s) of {bags} bag(s)")
+
+
+@ledger.command()
+@click.argument("src", type=LEDGER, metavar="SRC")
+@click.argument("dest", type=LEDGER, metavar="DEST")
+def migrate(src: Path | str, dest: Path | str) -> None:
+    """Copy the whole ledger SRC into DEST (SQLite file <-> postgresql://...), verified.
+
+    Every row keeps its id; then each table's row count and SHA-256 digest must match on both
+    sides (exit 7 otherwise). Safe to run again: rows already copied are skipped. DEST must be
+    new, empty, or an earlier copy of SRC; new records in DEST get fresh ids.
+    """
+    from preserve.audit.ledger_migrate import migrate_ledger
+
+    with open_ledger(src, False, create=False) as source, open_ledger(dest, False) as target:
+        result = migrate_ledger(source, target)
+    for t in result.tables:
+        click.echo(f"{t.table}: {t.rows} row(s), {t.copied} copied, sha256 {t.digest[:16]}")
+    click.echo(f"migrated {for_people(result.source)} to {for_people(result.dest)}: {result.copied} row(s) copied; "
+               "row counts and digests of every table match")
+
+
+@ledger.command()
+@ledger_options
+def flush(ledger_path: Path | str | None, network_ok: bool) -> None:
+    """Write the audit outcomes kept on local disk while a PostgreSQL ledger's server was away.
+
+    Any command that opens the ledger writes them first; this does only that. Exit 7 when the
+    server still cannot be reached (the outcomes stay queued).
+    """
+    with open_ledger(ledger_path, network_ok, create=False) as led:
+        written = led.flushed + led.flush_queue()
+    click.echo(f"{for_people(led.name)}: wrote {written} queued audit outcome(s); none wait on local disk now")

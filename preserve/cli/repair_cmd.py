@@ -9,6 +9,7 @@ import click
 
 from preserve.cli.common import for_people as shown
 from preserve.cli.common import to_json
+from preserve.cli.ledger_cmd import LEDGER
 from preserve.cli.replicate_cmd import open_ledger, resolve_target, s3_options, with_config
 from preserve.errors import EXIT_PROBLEMS
 from preserve.replication.config import ReplicationConfig
@@ -20,15 +21,15 @@ from preserve.replication.config import ReplicationConfig
               help="The replica to repair from: s3://bucket/prefix, a directory, or a target name "
                    "(the bag's copy is looked up under its own name there).")
 @click.option("--name", help="The bag's name in the replica, when it differs from BAG's directory name.")
-@click.option("--ledger", "ledger_path", type=click.Path(path_type=Path, dir_okay=False),
-              help="Audit ledger to record the repairs in (default: the user data folder).")
+@click.option("--ledger", "ledger_path", type=LEDGER, metavar="PATH|URL",
+              help="Audit ledger to record the repairs in: a SQLite file or postgresql://... (default: the user data folder).")
 @click.option("-w", "--workers", type=click.IntRange(1, 64), help="Parallel readers for validation.")
 @click.option("--wait", type=click.FloatRange(0), default=0, show_default=True, metavar="SECONDS",
               help="How long to wait for another run working on BAG to finish (then exit 4).")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
 @s3_options
 @with_config
-def repair(bag: Path, source: str, name: str | None, ledger_path: Path | None, workers: int | None,
+def repair(bag: Path, source: str, name: str | None, ledger_path: Path | str | None, workers: int | None,
            wait: float, as_json: bool, config: ReplicationConfig, **kw: Any) -> None:
     """Repair BAG's missing or altered payload and tag files from a replica.
 

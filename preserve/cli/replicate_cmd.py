@@ -21,6 +21,7 @@ from typing import Any
 import click
 
 from preserve.cli.common import parse_size, warn
+from preserve.cli.ledger_cmd import LEDGER
 from preserve.errors import EXIT_PROBLEMS, PreserveError
 from preserve.fixity import RateLimiter
 from preserve.replication.config import ReplicationConfig, TargetSpec, load_config
@@ -176,11 +177,11 @@ class ThroughputBar:
                 self._bar = None
 
 
-def open_ledger(path: Path | None) -> Any:
-    """The audit ledger (default location unless --ledger)."""
-    from preserve.audit.ledger import Ledger
+def open_ledger(path: Path | str | None) -> Any:
+    """The audit ledger (--ledger, else preserve.toml's, else the default file)."""
+    from preserve.cli.ledger_cmd import open_ledger as open_audit_ledger
 
-    return Ledger(path)
+    return open_audit_ledger(path, False)
 
 
 def _warn_same_device(bag: Path, store: Store) -> None:
@@ -211,8 +212,8 @@ def with_config(fn: Callable[..., Any]) -> Callable[..., Any]:
 @click.argument("targets", nargs=-1, required=True, metavar="TARGET...")
 @click.option("--serialize", type=click.Choice(["tar"]),
               help="Send the bag as one tar object (BAG-NAME.tar) instead of one object per file.")
-@click.option("--ledger", "ledger_path", type=click.Path(path_type=Path, dir_okay=False),
-              help="Audit ledger to record the replica in (default: the user data folder).")
+@click.option("--ledger", "ledger_path", type=LEDGER, metavar="PATH|URL",
+              help="Audit ledger to record the replica in: a SQLite file or postgresql://... (default: the user data folder).")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.option("--abort-incomplete", is_flag=True,
@@ -223,7 +224,7 @@ def with_config(fn: Callable[..., Any]) -> Callable[..., Any]:
 @upload_options
 @s3_options
 @with_config
-def replicate(bag: Path, targets: tuple[str, ...], serialize: str | None, ledger_path: Path | None,
+def replicate(bag: Path, targets: tuple[str, ...], serialize: str | None, ledger_path: Path | str | None,
               as_json: bool, quiet: bool, abort_incomplete: bool, incomplete_max_age: int, config: ReplicationConfig,
               **kw: Any) -> None:
     """Copy BAG to each TARGET and verify every object there.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import click
@@ -27,8 +28,10 @@ from preserve.errors import ProblemsFound, SourceNotFound
 @click.option("--bag", "bag_ref", metavar="BAG", help="Only the audit history of this bag (path or identifier), every finding included.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--html", "html_file", type=click.Path(path_type=Path, dir_okay=False), help="Also write a self-contained HTML report to FILE.")
-def report(paths: tuple[Path, ...], ledger_path: Path | None, network_ok: bool, every: str, history: int,
-           bag_ref: str | None, as_json: bool, html_file: Path | None) -> None:
+@click.option("--metrics", "metrics_file", type=click.Path(path_type=Path, dir_okay=False),
+              help="Also write the figures to FILE in the Prometheus text format (node_exporter's textfile collector), atomically.")
+def report(paths: tuple[Path, ...], ledger_path: Path | str | None, network_ok: bool, every: str, history: int,
+           bag_ref: str | None, as_json: bool, html_file: Path | None, metrics_file: Path | None = None) -> None:
     """Report from the ledger: bags never audited, overdue, failures still open, audit history.
 
     PATH... (optional) are bags or folders of bags on disk: those the ledger has never seen count
@@ -54,7 +57,14 @@ def report(paths: tuple[Path, ...], ledger_path: Path | None, network_ok: bool, 
             if audits and audits[-1].outcome == "fail":
                 raise ProblemsFound(f"{bag_ref}: the latest audit failed ({len(audits[-1].findings)} problem(s))")
             return
-        result = build_report(led, every=parse_period(every), paths=paths, history=history)
+        now = time.time()
+        result = build_report(led, every=parse_period(every), paths=paths, history=history, now=now)
+        if metrics_file is not None:
+            from preserve.audit.metrics import render_metrics
+
+            exposition = render_metrics(result, led, now)
+            with output_file(metrics_file, binary=True) as out:
+                out.write(exposition)
     if html_file is not None:
         with output_file(html_file) as out:
             out.write(render_html(result))

@@ -47,17 +47,46 @@ def sha256_file(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def audits_in(ledger: Path) -> list[tuple[str, str, str]]:
-    """(bag location, tier, outcome) of every audit in the ledger, in order."""
-    db = sqlite3.connect(ledger)
-    try:
-        return [(str(r[0]), str(r[1]), str(r[2])) for r in db.execute(
-            "SELECT b.location, a.tier, a.outcome FROM audits a JOIN bags b ON b.id = a.bag_id ORDER BY a.id")]
-    finally:
-        db.close()
+def audits_in(ledger: Path | str) -> list[tuple[str, str, str]]:
+    """(bag location, tier, outcome) of every audit in the ledger (a file or a URL), in order."""
+    from preserve.audit.ledger import Ledger
+
+    with Ledger(ledger, create=False) as led:
+        rows = [(a.id or 0, a.location, a.tier, a.outcome) for s in led.bag_states() for a in led.audits_for(s.id)]
+    return [(loc, tier, outcome) for _, loc, tier, outcome in sorted(rows)]
 
 
 def run(*args: object, **kw: object) -> subprocess.CompletedProcess[str]:
     """``preserve ARGS`` in a real subprocess."""
     return subprocess.run([preserve_exe(), *[str(a) for a in args]], capture_output=True, text=True,
                           timeout=kw.pop("timeout", 300), **kw)  # type: ignore[call-overload]
+
+
+def is_sqlite(ledger: Path | str) -> bool:
+    """Whether the ledger fixture gave a SQLite file (else a postgresql:// URL)."""
+    return "://" not in str(ledger)
+
+
+def sql(ledger: Path | str, statement: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+    """Run one statement on the ledger's own database, beside preserve (``?`` placeholders);
+    what a test reads or damages behind preserve's back, on either backend."""
+    if is_sqlite(ledger):
+        db = sqlite3.connect(ledger)
+        try:
+            rows = [tuple(r) for r in db.execute(statement, params)]
+            db.commit()
+            return rows
+        finally:
+            db.close()
+    import psycopg
+
+    with psycopg.connect(str(ledger), autocommit=True) as conn:
+        cur = conn.execute(statement.replace("?", "%s"), params or None)
+        return [tuple(r) for r in cur.fetchall()] if cur.description else []
+
+
+def ledger_exists(ledger: Path | str) -> bool:
+    """Whether preserve has made a ledger there yet (a file; the tables in the database)."""
+    if is_sqlite(ledger):
+        return Path(ledger).exists()
+    return bool(sql(ledger, "SELECT to_regclass('preserve_schema') IS NOT NULL")[0][0])

@@ -45,8 +45,18 @@ def make_bag(tmp_path: Path) -> MakeBag:
     return make
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def ledger_path(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
+    """The ledger every audit test writes to: a new SQLite file, then a new database on the
+    suite's own PostgreSQL server (the same test, the same expectations, on both backends)."""
+    if request.param == "sqlite":
+        return tmp_path / "ledger" / "audit.sqlite"
+    return str(request.getfixturevalue("postgres_url"))
+
+
 @pytest.fixture
-def ledger_path(tmp_path: Path) -> Path:
+def sqlite_ledger_path(tmp_path: Path) -> Path:
+    """A ledger path for what only a SQLite file has (journal files, backups, file damage)."""
     return tmp_path / "ledger" / "audit.sqlite"
 
 

@@ -6,23 +6,18 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sqlite3
 import subprocess
 import time
 from pathlib import Path
 
-from audit_helpers import audits_in, preserve_exe
+from audit_helpers import audits_in, ledger_exists, preserve_exe, sql
 
 
 def _findings(ledger: Path) -> dict[str, list[tuple[str, str]]]:
     """bag location -> (kind, file) of the findings of its latest audit."""
-    db = sqlite3.connect(ledger)
-    try:
-        rows = db.execute("SELECT b.location, f.kind, f.file FROM findings f JOIN audits a ON a.id = f.audit_id "
-                          "JOIN bags b ON b.id = a.bag_id WHERE a.id = (SELECT max(id) FROM audits WHERE bag_id = b.id) "
-                          "ORDER BY f.id").fetchall()
-    finally:
-        db.close()
+    rows = sql(ledger, "SELECT b.location, f.kind, f.file FROM findings f JOIN audits a ON a.id = f.audit_id "
+                       "JOIN bags b ON b.id = a.bag_id WHERE a.id = (SELECT max(id) FROM audits WHERE bag_id = b.id) "
+                       "ORDER BY f.id")
     out: dict[str, list[tuple[str, str]]] = {}
     for loc, kind, file in rows:
         out.setdefault(loc, []).append((kind, file))
@@ -74,14 +69,10 @@ def test_a_bag_moved_away_during_a_run_is_recorded_and_the_run_goes_on(make_bag,
         while time.monotonic() < deadline and not planned:
             # both bags registered: the plan is made and the first bag is being read. Read-only,
             # and only once it exists, so this never creates the ledger while preserve does
-            if ledger_path.exists():
+            if ledger_exists(ledger_path):
                 try:
-                    db = sqlite3.connect(f"{ledger_path.as_uri()}?mode=ro", uri=True)
-                    try:
-                        planned = db.execute("SELECT count(*) FROM bags").fetchone()[0] == 2
-                    finally:
-                        db.close()
-                except sqlite3.Error:
+                    planned = sql(ledger_path, "SELECT count(*) FROM bags")[0][0] == 2
+                except Exception:  # the schema is being created
                     pass
             time.sleep(0.02)
         assert planned, "the audit never planned its bags"

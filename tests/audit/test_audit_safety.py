@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sqlite3
 from pathlib import Path
 
 import pytest
+from audit_helpers import sql
 
 from preserve.fixity import ALGORITHMS, hash_file
 from preserve.safefs import LINK_REASON
@@ -23,12 +23,8 @@ def _findings(result_stdout: str) -> list[tuple[str, str, str]]:
 
 
 def _ledger_findings(ledger: Path) -> list[tuple[str, str, str, str]]:
-    db = sqlite3.connect(ledger)
-    try:
-        return [(str(r[0]), str(r[1]), str(r[2]), str(r[3])) for r in db.execute(
-            "SELECT a.tier, f.file, f.kind, f.code FROM findings f JOIN audits a ON a.id = f.audit_id ORDER BY f.id")]
-    finally:
-        db.close()
+    return [(str(r[0]), str(r[1]), str(r[2]), str(r[3])) for r in sql(
+        ledger, "SELECT a.tier, f.file, f.kind, f.code FROM findings f JOIN audits a ON a.id = f.audit_id ORDER BY f.id")]
 
 
 # -- lost tag files --------------------------------------------------------------------------------
@@ -63,10 +59,7 @@ def test_a_bag_first_audited_before_this_ledger_version_is_remembered_from_its_n
         make_bag, ledger_path: Path, pv) -> None:
     bag = make_bag("plain")
     assert pv("audit", bag, "--tier", "fast", "--ledger", ledger_path).exit_code == 0
-    db = sqlite3.connect(ledger_path)
-    db.execute("DELETE FROM tag_files")  # as a ledger migrated from schema 2 holds it
-    db.commit()
-    db.close()
+    sql(ledger_path, "DELETE FROM tag_files")  # as a ledger migrated from schema 2 holds it
     assert pv("audit", bag, "--tier", "fast", "--ledger", ledger_path).exit_code == 0
     info = pv("ledger", "info", "--ledger", ledger_path)
     assert "remembered from first audits: 7 tag file(s) and 0 empty folder(s) of 1 bag(s)" in info.stdout

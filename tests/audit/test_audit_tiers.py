@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from audit_helpers import audits_in, flip_byte, manifest_digest, sha256_file, xxh3_of
+from audit_helpers import audits_in, flip_byte, ledger_exists, manifest_digest, sha256_file, xxh3_of
 
 from preserve.audit.ledger import FindingRecord
 from preserve.audit.runner import audit_bag
@@ -173,7 +173,7 @@ def test_local_tiers_refuse_replica_urls(ledger_path: Path, pv) -> None:
         result = pv("audit", "s3://vault/archive/bag1", *args, "--ledger", ledger_path)
         assert result.exit_code == 2
         assert "s3://vault/archive/bag1: a replica copy; audit it with --tier remote-metadata" in result.stderr
-    assert not ledger_path.exists()
+    assert not ledger_exists(ledger_path)
 
 
 def test_a_folder_without_bags_is_bad_input(tmp_path: Path, ledger_path: Path, pv) -> None:

@@ -119,11 +119,12 @@ _KILLED_CREATION = """
 import os, signal, sys
 from pathlib import Path
 import preserve.audit.ledger as ledger
-built = ledger._build
+import preserve.audit.ledger_sqlite as ledger_sqlite
+built = ledger_sqlite._build
 def build_then_die(tmp):
     built(tmp)  # the schema is complete in the temporary file: killed just before it is linked
     os.kill(os.getpid(), signal.SIGKILL)
-ledger._build = build_then_die
+ledger_sqlite._build = build_then_die
 ledger.open_ledger(Path(sys.argv[1]))
 """
 

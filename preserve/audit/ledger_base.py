@@ -1,0 +1,130 @@
+"""What every ledger backend shares: the vocabulary of the schema, timestamps, and the small
+interface :class:`~preserve.audit.ledger.Ledger` writes its one set of SQL through.
+
+The SQL in the ledger is written once, in the subset SQLite (3.35+) and PostgreSQL (12+) read
+alike: ``?`` placeholders (the PostgreSQL connection turns them into its own), ``RETURNING id``
+instead of a driver's last row id, ``ON CONFLICT`` instead of ``INSERT OR IGNORE``, and
+``CASE`` sums instead of summing booleans. What differs, the schema's column types, how the
+schema version is kept and how a file or a server is opened, lives in one module per backend.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
+
+from preserve.errors import PreserveError
+
+#: Finding kinds stored in the ledger. ``invalid`` covers structural problems (a broken manifest
+#: line, bagit.txt errors) that are not about one payload file's content.
+KINDS = ("missing", "altered", "unlisted", "unreadable", "oxum", "invalid")
+
+#: Audit outcomes the ledger stores.
+OUTCOMES = ("pass", "fail", "pending")
+
+#: What a bag's ``tag_files`` rows remember: a tag file, or an empty folder of the payload.
+STRUCTURE_KINDS = ("file", "empty-dir")
+
+#: Every table, in the order ``ledger export`` and ``ledger migrate`` copy them (parents first).
+TABLES = ("bags", "audits", "findings", "replicas", "repairs", "tag_files")
+
+#: The schema version both backends migrate to (each keeps one migration per version).
+SCHEMA_VERSION = 3
+
+#: How long a writer waits for another's lock before giving up.
+BUSY_TIMEOUT_S = 60.0
+
+#: URL schemes that name a PostgreSQL ledger (libpq accepts both).
+POSTGRES_SCHEMES = ("postgresql", "postgres")
+
+
+def now_iso() -> str:
+    """The current UTC time as the ledger stores it (ISO 8601, seconds, ``Z``)."""
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_iso(text: str) -> dt.datetime:
+    """A ledger timestamp back to an aware datetime."""
+    return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+
+
+def url_scheme(text: str) -> str | None:
+    """The scheme of ``text`` when it is a URL (``scheme://...``), lower-cased; None for a path.
+
+    A value with a scheme is never a file path: ``postgresql://host/db`` taken as a path would
+    silently become a new SQLite file under ``./postgresql:/host/db``.
+    """
+    head, sep, _ = text.partition("://")
+    if not sep or not head or not head[0].isascii() or not head[0].isalpha():
+        return None
+    if all(c.isascii() and (c.isalnum() or c in "+.-") for c in head):
+        return head.lower()
+    return None
+
+
+class Cursor(Protocol):
+    """What the ledger reads back from one statement (sqlite3's and psycopg's cursors both fit)."""
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+    def fetchmany(self, size: int = ...) -> list[Any]: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+class Connection(Protocol):
+    """One open connection as the ledger's SQL sees it: ``?`` placeholders on both backends."""
+
+    def execute(self, sql: str, params: Sequence[Any] = ..., /) -> Cursor: ...
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]], /) -> Any: ...
+
+
+class Backend(Protocol):
+    """An opened ledger store: a SQLite file or a PostgreSQL database.
+
+    Rows support ``row["column"]``, ``row[0]`` and ``dict(row)`` on both backends.
+    """
+
+    #: how the ledger is named in messages (a path, or a URL without any password)
+    name: str
+    #: ``sqlite`` or ``postgresql``
+    kind: str
+    #: SQLite's journal mode (``wal``, ``delete``), or ``postgresql``
+    journal_mode: str
+    #: what the user should hear about how the ledger was opened
+    warnings: list[str]
+    #: the driver's exception classes
+    errors: tuple[type[Exception], ...]
+
+    def write(self) -> AbstractContextManager[Connection]:
+        """One write transaction, committed at the end of the block, rolled back on an error."""
+        ...
+
+    def snapshot(self) -> AbstractContextManager[Connection]:
+        """One consistent read of the whole ledger (an export, a migration's copy)."""
+        ...
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        """Every row of one read."""
+        ...
+
+    def schema_version(self) -> int:
+        """The schema version the store records."""
+        ...
+
+    def failure(self, exc: Exception, what: str) -> PreserveError:
+        """The preserve error for a driver error (a full disk is a storage error, exit 5)."""
+        ...
+
+    def reset_ids(self, table: str) -> None:
+        """Make the next id of ``table`` follow its largest (after rows were copied in with their ids)."""
+        ...
+
+    def close(self) -> None:
+        """Close the connection (idempotent)."""
+        ...
