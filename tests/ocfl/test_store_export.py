@@ -1,0 +1,58 @@
+"""``store export``: any version as a bag, byte-identical to that version's state."""
+
+from __future__ import annotations
+
+import subprocess
+import tarfile
+from collections.abc import Callable
+from pathlib import Path
+
+from preserve.ocfl import ingest
+from tests.ocfl.conftest import MakeBag, tree
+
+Run = Callable[..., subprocess.CompletedProcess[str]]
+
+
+def test_export_is_byte_identical_and_validates(make_bag: MakeBag, store_root: Path, tmp_path: Path, run_preserve: Run) -> None:
+    bag = make_bag()
+    result = ingest(store_root, bag, object_id="urn:example:exp", user="t")
+    out = tmp_path / "out"
+    done = run_preserve("store", "export", store_root, result.object_id, out, "--version", "v1")
+    assert done.returncode == 0, done.stderr
+    assert tree(out) == tree(bag)
+    checked = run_preserve("validate", out)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_export_serialized(make_bag: MakeBag, store_root: Path, tmp_path: Path, run_preserve: Run) -> None:
+    bag = make_bag()
+    ingest(store_root, bag, object_id="urn:example:ser", user="t")
+    done = run_preserve("store", "export", store_root, "urn:example:ser", tmp_path / "out", "--serialize", "tar")
+    assert done.returncode == 0, done.stderr
+    with tarfile.open(tmp_path / "out.tar") as tf:
+        names = {m.name for m in tf.getmembers() if m.isfile()}
+    assert names == {f"out/{p}" for p in tree(bag)}
+    assert run_preserve("validate", tmp_path / "out.tar").returncode == 0
+
+
+def test_export_refuses_existing_dest_unknown_id_and_version(make_bag: MakeBag, store_root: Path, tmp_path: Path,
+                                                            run_preserve: Run) -> None:
+    ingest(store_root, make_bag(), object_id="urn:example:x", user="t")
+    (tmp_path / "taken").mkdir()
+    assert run_preserve("store", "export", store_root, "urn:example:x", tmp_path / "taken").returncode == 4
+    missing = run_preserve("store", "export", store_root, "urn:example:nope", tmp_path / "o1")
+    assert missing.returncode == 3 and "holds no object urn:example:nope" in missing.stderr
+    bad = run_preserve("store", "export", store_root, "urn:example:x", tmp_path / "o2", "--version", "v7")
+    assert bad.returncode == 2 and "has no version v7" in bad.stderr
+    assert not (tmp_path / "o1").exists() and not (tmp_path / "o2").exists()
+
+
+def test_export_refuses_a_damaged_stored_file(make_bag: MakeBag, store_root: Path, tmp_path: Path, run_preserve: Run) -> None:
+    result = ingest(store_root, make_bag(), object_id="urn:example:dmg", user="t")
+    stored = result.object_path / "v1/content/data/a.wav"
+    data = bytearray(stored.read_bytes())
+    data[10] ^= 0xFF
+    stored.write_bytes(bytes(data))
+    done = run_preserve("store", "export", store_root, "urn:example:dmg", tmp_path / "out")
+    assert done.returncode == 1 and "a.wav" in done.stderr and "damaged" in done.stderr
+    assert not (tmp_path / "out").exists()
