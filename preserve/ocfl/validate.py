@@ -435,12 +435,13 @@ def _version_folders(obj: Path, root: _Inventory, report: ObjectReport) -> set[s
         if not vinv.load(folder):
             continue
         if v == root.versions[-1]:
+            # the head's copy must be the very same bytes; E064 says all there is to say
             if (folder / "inventory.json").read_bytes() != (obj / "inventory.json").read_bytes():
                 report.error("E064", f"the root inventory and {v}/inventory.json must be identical")
-        else:
-            for prior, state in vinv.states.items():
-                if root.states.get(prior) != state:
-                    report.error("E066", f"version {prior} of {v}/inventory.json differs from the root inventory's")
+            continue
+        for prior, state in vinv.states.items():
+            if root.states.get(prior) != state:
+                report.error("E066", f"version {prior} of {v}/inventory.json differs from the root inventory's")
         if vinv.inv.get("id") != root.inv.get("id"):
             report.error("E037", f"{v} inventory id does not match the root inventory id")
     return on_disk
