@@ -149,3 +149,66 @@ def diff(root: Path, object_id: str, old: str, new: str, as_json: bool) -> None:
         for p in paths:
             click.echo(f"{mark} {for_people(p)}")
     echo_err(f"{len(result.added)} added, {len(result.removed)} removed, {len(result.changed)} changed")
+
+
+_REASON = click.option("--reason", help="Why this version is made (required; recorded in the inventory and PREMIS).")
+_OPERATOR_REQUIRED = click.option("--operator", help="Who makes this version (required).")
+
+
+@store.command("update")
+@click.argument("root", type=click.Path(path_type=Path))
+@click.argument("object_id", metavar="ID")
+@click.option("--from", "source", type=click.Path(path_type=Path), metavar="COLLECTION|BAG",
+              help="The new state: a collection (checked and packaged, rights gate included) or a bag; files whose "
+                   "content the object already holds are not stored again.")
+@click.option("--remove", "remove", multiple=True, metavar="PATH",
+              help="Remove the payload file PATH (data/... or relative to data/); repeatable.")
+@_REASON
+@_OPERATOR_REQUIRED
+@_ADDRESS
+def update(root: Path, object_id: str, source: Path | None, remove: tuple[str, ...], reason: str | None,
+           operator: str | None, address: str | None) -> None:
+    """Make a new version of object ID: a new bag or collection, or files removed."""
+    from preserve.ocfl.update import update as run
+
+    result = run(root, object_id, source=source, remove=remove, reason=reason, operator=operator, address=address,
+                 on_warning=warn)
+    click.echo(f"{for_people(object_id)}: {result.version} made ({len(result.added)} added, {len(result.changed)} "
+               f"changed, {len(result.removed)} removed; {result.stored} file(s), {result.stored_bytes} payload "
+               "bytes stored)")
+
+
+@store.command("deaccession")
+@click.argument("root", type=click.Path(path_type=Path))
+@click.argument("object_id", metavar="ID")
+@_REASON
+@click.option("--authority", help="Who decided (required), e.g. 'Collections Committee, minute 2026-14'.")
+@_OPERATOR_REQUIRED
+@_ADDRESS
+def deaccession(root: Path, object_id: str, reason: str | None, authority: str | None, operator: str | None,
+                address: str | None) -> None:
+    """Withdraw object ID: a new version without payload, with tombstone metadata; earlier versions stay."""
+    from preserve.ocfl.retire import deaccession as run
+
+    result = run(root, object_id, reason=reason, authority=authority, operator=operator, address=address)
+    click.echo(f"{for_people(object_id)}: {result.version} made without payload ({len(result.paths)} file(s) "
+               "withdrawn; earlier versions keep them)")
+
+
+@store.command("purge")
+@click.argument("root", type=click.Path(path_type=Path))
+@click.argument("object_id", metavar="ID")
+@click.argument("path", required=False)
+@_REASON
+@click.option("--authority", help="Who ordered the takedown (required).")
+@_OPERATOR_REQUIRED
+@click.option("--confirm", is_flag=True, help="Required: purge deletes content from every version, for good.")
+def purge(root: Path, object_id: str, path: str | None, reason: str | None, authority: str | None,
+          operator: str | None, confirm: bool) -> None:
+    """Delete PATH (or all payload) of object ID from every version: the legal takedown. Cannot be undone."""
+    from preserve.ocfl.retire import purge as run
+
+    result = run(root, object_id, path, reason=reason, authority=authority, operator=operator, confirm=confirm)
+    click.echo(f"{for_people(object_id)}: purged {len(result.paths)} path(s) from every version "
+               f"({result.removed_files} content file(s) deleted); the record is in the object's "
+               "extensions/preserve-store/purges.json")

@@ -67,6 +67,7 @@ def export(root_path: str | os.PathLike[str], object_id: str, dest: str | os.Pat
         bag = staging / out.name.split(".")[0] if serialize else staging
         for logical, digest in sorted(state.items()):
             _materialize(obj, inventory, logical, digest, bag / logical)
+        _folders(bag)
         if serialize:
             from preserve.serialize.archive import write_archive
 
@@ -79,6 +80,19 @@ def export(root_path: str | os.PathLike[str], object_id: str, dest: str | os.Pat
             except OSError as exc:
                 raise StorageError(path=str(out), reason=exc.strerror or str(exc)) from exc
     return out
+
+
+def _folders(bag: Path) -> None:
+    """Folders OCFL cannot hold: data/ (a bag without payload, after deaccession, still has one)
+    and the empty folders the bag lists in metadata/empty-directories.txt."""
+    from preserve.bag.reader import empty_directories
+
+    try:
+        (bag / "data").mkdir(exist_ok=True)
+        for rel in empty_directories(bag):
+            (bag / rel).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StorageError(path=str(bag), reason=exc.strerror or str(exc)) from exc
 
 
 def _materialize(obj: Path, inventory: Inventory, logical: str, digest: str, target: Path) -> None:
