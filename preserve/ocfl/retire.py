@@ -100,11 +100,14 @@ def _tombstone(build: _Build, payload: dict[str, str], reason: str, authority: s
         (work / f"manifest-{alg}.txt").write_text("", encoding="utf-8")
     info = work / "bag-info.txt"
     lines = info.read_text(encoding="utf-8").splitlines() if info.is_file() else []
-    lines = [ln for ln in lines if not ln.lower().startswith(("payload-oxum:", "bag-size:"))]
+    # no longer an audio AIP: the profile it declared requires the METS of a payload it does not hold
+    profile = [ln.split(":", 1)[1].strip() for ln in lines if ln.lower().startswith("bagit-profile-identifier:")]
+    lines = [ln for ln in lines if not ln.lower().startswith(("payload-oxum:", "bag-size:", "bagit-profile-identifier:"))]
     info.write_text("\n".join([*lines, "Payload-Oxum: 0.0"]) + "\n", encoding="utf-8")
     when = now()
     record = {"deaccessioned": when, "reason": reason, "authority": authority, "operator": operator,
               "object": build.result.object_id, "previous_version": build.inventory["head"],
+              "previous_profile": profile[0] if profile else None,
               "files": [{"path": p, "sha512": d, "size": sizes[p]} for p, d in sorted(payload.items())]}
     (work / "metadata").mkdir(exist_ok=True)
     (work / TOMBSTONE).write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
