@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from preserve.ocfl import ingest
-from preserve.ocfl.layout import init_root
+from preserve.ocfl.layout import init_root, open_root
 from preserve.ocfl.validate import validate_object
 
 OCFL_PY = "ocfl-py==2.1.0"
@@ -179,9 +179,38 @@ def _bad_created(obj: Path) -> None:
     _rewrite(obj, lambda inv: inv["versions"]["v1"].__setitem__("created", "yesterday"))
 
 
+def _updated(obj: Path) -> None:
+    """The object through every writing command preserve has: the result must stay valid."""
+    from preserve.ocfl.retire import deaccession, purge
+    from preserve.ocfl.update import update
+
+    root = obj.parent / f"{obj.name}-root"
+    init_root(root)
+    target = open_root(root).object_path("urn:example:ocflpy")
+    target.parent.mkdir(parents=True)
+    obj.rename(target)
+    bag = obj.parent / f"{obj.name}-bag"
+    from preserve.bag.writer import create_bag, payload_from_directory
+
+    src = obj.parent / f"{obj.name}-src"
+    src.mkdir()
+    (src / "a.wav").write_bytes(b"RIFF" + bytes(range(256)) * 40)  # unchanged: not stored again
+    (src / "new.wav").write_bytes(b"RIFF new track")
+    create_bag(bag, payload_from_directory(src))
+    update(root, "urn:example:ocflpy", source=bag, reason="track added", operator="Ann", address="mailto:a@example.org")
+    update(root, "urn:example:ocflpy", remove=("new.wav",), reason="wrong track", operator="Ann",
+           address="mailto:a@example.org")
+    deaccession(root, "urn:example:ocflpy", reason="withdrawn", authority="Committee", operator="Ann",
+                address="mailto:a@example.org")
+    purge(root, "urn:example:ocflpy", "data/sub/b.flac", reason="takedown", authority="Court", operator="Ann",
+          confirm=True)
+    target.rename(obj)
+
+
 #: name -> (damage, the code both validators must report; None for a valid object)
 CASES: dict[str, tuple[Callable[[Path], None] | None, str | None]] = {
     "as-ingested": (None, None),
+    "updated-removed-deaccessioned-purged": (_updated, None),
     "wrong-content-digest": (lambda o: _flip(o / "v1" / "content" / "data" / "a.wav"), "E092"),
     "missing-root-sidecar": (lambda o: (o / "inventory.json.sha512").unlink(), "E058"),
     "root-sidecar-wrong": (lambda o: (o / "inventory.json.sha512").write_text("0" * 128 + "  inventory.json\n"), "E060"),
@@ -228,10 +257,13 @@ def test_agrees_with_ocfl_py(case: str, judged: dict[str, tuple[Path, Verdict]])
     assert our_ok == theirs_ok, (case, our_errors, theirs_errors)
     if code is None:
         assert our_ok and theirs_ok
+        assert our_warnings == theirs_warnings, (case, our_warnings, theirs_warnings)
     else:
         assert code in our_errors and code in theirs_errors, (case, our_errors, theirs_errors)
     # never an error the reference does not see (it may add consequences of the same damage)
     assert our_errors <= theirs_errors, (case, our_errors, theirs_errors)
+    if case == "updated-removed-deaccessioned-purged":
+        assert "W013" in our_warnings  # the purge record's folder under extensions/
     if case == "id-not-a-uri":
         assert "W005" in our_warnings and "W005" in theirs_warnings
 
