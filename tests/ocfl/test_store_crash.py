@@ -104,3 +104,29 @@ def test_update_killed_at_random_points(make_bag: MakeBag, tmp_path: Path, run_p
         export(root, ID, head)
         assert tree(head) == tree(second)
     assert killed >= 2
+
+
+def test_a_version_written_but_not_published_is_completed_by_the_next_run(
+        make_bag: MakeBag, store_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from preserve.ocfl import txn as txn_module
+    from preserve.ocfl.update import update
+
+    bag = make_bag()
+    first = ingest(store_root, bag, object_id=ID, user="t")
+    real = txn_module.publish_inventory
+
+    def crash(*args: object, **kw: object) -> None:
+        raise KeyboardInterrupt  # as a kill between renaming v2 in and replacing the root inventory
+
+    monkeypatch.setattr(txn_module, "publish_inventory", crash)
+    with pytest.raises(KeyboardInterrupt):
+        update(store_root, ID, remove=("notes.txt",), reason="r", operator="o")
+    monkeypatch.setattr(txn_module, "publish_inventory", real)
+    assert (first.object_path / "v2").is_dir()
+    assert [f.code for f in validate_object(first.object_path).errors] == ["E046"]  # v2 not yet in the inventory
+    export(store_root, ID, tmp_path / "v1", version="v1")  # the previous version is readable meanwhile
+    assert tree(tmp_path / "v1") == tree(bag)
+    with writing(open_root(store_root), ID):  # the next run on the object finishes the publication
+        pass
+    report = validate_object(first.object_path)
+    assert report.ok and report.head == "v2", [str(f) for f in report.errors]
