@@ -56,3 +56,16 @@ def test_export_refuses_a_damaged_stored_file(make_bag: MakeBag, store_root: Pat
     done = run_preserve("store", "export", store_root, "urn:example:dmg", tmp_path / "out")
     assert done.returncode == 1 and "a.wav" in done.stderr and "damaged" in done.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_validate_a_whole_root_reports_stray_folders(make_bag: MakeBag, store_root: Path, run_preserve: Run) -> None:
+    ingest(store_root, make_bag(), object_id="urn:example:root", user="t")
+    good = run_preserve("store", "validate", store_root, "--fast")
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert "storage root valid" in good.stdout and "object urn:example:root (head v1) valid" in good.stdout
+    (store_root / "abc" / "def").mkdir(parents=True)
+    (store_root / "abc" / "def" / "leftover.tmp").write_text("x")
+    bad = run_preserve("store", "validate", store_root, "--fast")
+    assert bad.returncode == 1 and "[E072]" in bad.stdout and "abc/def" in bad.stdout
+    by_id = run_preserve("store", "validate", store_root, "urn:example:root")
+    assert by_id.returncode == 0  # one object named: the root's own structure is not judged

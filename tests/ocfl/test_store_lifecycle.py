@@ -103,3 +103,19 @@ def test_ingest_correct_add_deaccession_export(tmp_path: Path, run_preserve: Run
     assert run_preserve("store", "export", store, object_id, tomb).returncode == 0
     assert run_preserve("validate", tomb).returncode == 0
     assert "deaccession" in _event_types(tomb, "premis.xml")
+
+
+@pytest.mark.slow
+def test_a_new_track_without_rights_is_refused(tmp_path: Path, run_preserve: Run) -> None:
+    coll = Collection(tmp_path / "coll")
+    store = tmp_path / "store"
+    assert run_preserve("package", "-q", coll.root, tmp_path / "bag").returncode == 0
+    assert run_preserve("store", "init", store).returncode == 0
+    assert run_preserve("store", "ingest", store, tmp_path / "bag", "--id", "urn:example:gate").returncode == 0
+    (coll.root / "rights" / "agreement.txt").unlink()  # the rights gate now fails for every track
+    done = run_preserve("store", "update", store, "urn:example:gate", "--from", coll.root, "--reason", "more",
+                        "--operator", "Ann")
+    assert done.returncode == 1, done.stderr
+    obj = open_root(store).object_path("urn:example:gate")
+    assert read_inventory(obj)["head"] == "v1" and not (obj / "v2").exists()
+    assert list((store / "extensions" / "preserve-store" / "staging").iterdir()) == []
