@@ -10,10 +10,11 @@ instead and read once to be checked.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -200,7 +201,7 @@ def _stage_files(txn: Txn, bag_path: Path, content: Path, expected: dict[str, di
                 result.files += 1
                 result.bytes += size
     except OSError as exc:
-        if link and exc.errno == 18:  # EXDEV
+        if link and exc.errno == errno.EXDEV:
             raise UsageError(f"{bag_path}: --link needs the bag on the storage root's file system; "
                              "ingest without --link to copy it") from None
         raise StorageError(path=str(exc.filename or content), reason=exc.strerror or str(exc)) from exc
@@ -210,14 +211,3 @@ def _stage_files(txn: Txn, bag_path: Path, content: Path, expected: dict[str, di
                                "bag unchanged or remove it")
     return state
 
-
-def progress_total(bag_path: Path) -> tuple[int, int]:
-    """Bytes and files of the bag, for a progress bar."""
-    total = count = 0
-    for rel in _files(bag_path):
-        total += os.lstat(bag_path / rel).st_size
-        count += 1
-    return total, count
-
-
-Callback = Callable[[int, int], None]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -159,6 +158,3 @@ def diff(root_path: str | os.PathLike[str], object_id: str, old: str, new: str) 
     return Diff(added=sorted(set(b) - set(a)), removed=sorted(set(a) - set(b)),
                 changed=sorted(p for p in set(a) & set(b) if a[p] != b[p]))
 
-
-def remove_tree(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)

@@ -39,12 +39,12 @@ from preserve.ocfl.layout import OWN_EXTENSION, open_root
 from preserve.ocfl.read import object_folder
 from preserve.ocfl.txn import writing
 from preserve.ocfl.update import (
-    _Build,
-    _copy_tag_files,
-    _finish,
-    _require,
-    _start,
+    VersionBuild,
+    copy_tag_files,
     events_in_version,
+    finish_version,
+    require_reason,
+    start_version,
 )
 from preserve.sidecars import PREMIS_FILE
 from preserve.sidecars.premis import NSMAP, PREMIS_NS, PREMIS_XSD, XSI_NS, event_element
@@ -64,25 +64,25 @@ class RetireResult:
 def deaccession(root_path: str | os.PathLike[str], object_id: str, *, reason: str | None, authority: str | None,
                 operator: str | None, address: str | None = None) -> RetireResult:
     """A new version of ``object_id`` without payload, with tombstone metadata and a PREMIS event."""
-    reason, operator = _require(reason, operator)
+    reason, operator = require_reason(reason, operator)
     if not authority or not authority.strip():
         raise UsageError("deaccession needs --authority: who decided (a committee, a court order, an agreement)")
     root = open_root(root_path)
     object_folder(root, object_id)
     with writing(root, object_id) as txn:
-        build = _start(txn, object_id)
+        build = start_version(txn, object_id)
         old = state_of(build.inventory)
         if build.inventory["versions"][build.inventory["head"]].get("message", "").startswith("deaccession"):
             raise UsageError(f"{object_id} is already deaccessioned (its head version has no payload)")
         earlier = events_in_version(txn, build.inventory)
         payload = {p: d for p, d in old.items() if p.startswith("data/")}
-        _copy_tag_files(build, old)
+        copy_tag_files(build, old)
         _tombstone(build, payload, reason, authority.strip(), operator, earlier)
-        _finish(build, f"deaccession: {reason} (authority: {authority.strip()}; by {operator})", operator, address)
+        finish_version(build, f"deaccession: {reason} (authority: {authority.strip()}; by {operator})", operator, address)
         return RetireResult(object_id, build.name, sorted(payload))
 
 
-def _tombstone(build: _Build, payload: dict[str, str], reason: str, authority: str, operator: str,
+def _tombstone(build: VersionBuild, payload: dict[str, str], reason: str, authority: str, operator: str,
                earlier: list[etree._Element]) -> None:
     work, obj = build.work, build.txn.object_path
     sizes = {}
@@ -119,7 +119,7 @@ def _tombstone(build: _Build, payload: dict[str, str], reason: str, authority: s
     _write_tag_manifests(work, tuple(algs))
 
 
-def _old_manifests(build: _Build) -> list[Path]:
+def _old_manifests(build: VersionBuild) -> list[Path]:
     return [Path(p) for p in state_of(build.inventory) if p.startswith("manifest-")]
 
 
@@ -156,7 +156,7 @@ def purge(root_path: str | os.PathLike[str], object_id: str, path: str | None = 
     if not confirm:
         raise UsageError("purge deletes content from every version of the object and cannot be undone; "
                          "run it again with --confirm if that is what the takedown requires")
-    reason, operator = _require(reason, operator)
+    reason, operator = require_reason(reason, operator)
     if not authority or not authority.strip():
         raise UsageError("purge needs --authority: who ordered the takedown")
     root = open_root(root_path)

@@ -42,6 +42,7 @@ from preserve.sidecars.check import (
     _bag_path as premis_bag_path,  # the one reader of a file object's bag path
 )
 from preserve.sidecars.mets import href
+from preserve.sidecars.premis import Event
 from preserve.xmlsafe import parse_untrusted_file
 
 
@@ -57,7 +58,7 @@ class UpdateResult:
 
 
 @dataclass
-class _Build:
+class VersionBuild:
     """A version being built: its staged folder, its tag files being edited, its state."""
 
     txn: Txn
@@ -73,7 +74,7 @@ class _Build:
         return self.folder / "content"
 
 
-def _start(txn: Txn, result_id: str) -> _Build:
+def start_version(txn: Txn, result_id: str) -> VersionBuild:
     obj = txn.object_path
     inventory = read_inventory(obj)
     name = f"v{version_number(inventory['head']) + 1}"
@@ -81,10 +82,10 @@ def _start(txn: Txn, result_id: str) -> _Build:
     folder, work = staged / name, staged / "work"
     (folder / "content").mkdir(parents=True)
     work.mkdir()
-    return _Build(txn, inventory, name, folder, work, {}, UpdateResult(result_id, name))
+    return VersionBuild(txn, inventory, name, folder, work, {}, UpdateResult(result_id, name))
 
 
-def _copy_tag_files(build: _Build, state: dict[str, str]) -> None:
+def copy_tag_files(build: VersionBuild, state: dict[str, str]) -> None:
     """The head version's tag files into ``work`` (small files; the payload is not touched)."""
     obj = build.txn.object_path
     for rel, digest in state.items():
@@ -96,7 +97,7 @@ def _copy_tag_files(build: _Build, state: dict[str, str]) -> None:
             shutil.copyfile(obj / paths[0], build.work / rel)
 
 
-def _finish(build: _Build, message: str, user: str, address: str | None) -> None:
+def finish_version(build: VersionBuild, message: str, user: str, address: str | None) -> None:
     """Store the work bag's tag files that are new, write the inventory, commit the version."""
     known = set(build.inventory["manifest"])
     state = dict(build.data)
@@ -127,7 +128,7 @@ def _finish(build: _Build, message: str, user: str, address: str | None) -> None
     commit_version(build.txn, build.folder, build.name)
 
 
-def _require(reason: str | None, operator: str | None) -> tuple[str, str]:
+def require_reason(reason: str | None, operator: str | None) -> tuple[str, str]:
     if not reason or not reason.strip():
         raise UsageError("every update needs --reason: say why this version is made")
     if not operator or not operator.strip():
@@ -140,20 +141,20 @@ def update(root_path: str | os.PathLike[str], object_id: str, *, source: str | o
            on_warning: Callable[[str], None] | None = None) -> UpdateResult:
     """Make the next version of ``object_id``: the bag or collection ``source`` (deduplicated),
     and/or the head version without the files ``remove`` names."""
-    reason, operator = _require(reason, operator)
+    reason, operator = require_reason(reason, operator)
     if source is None and not remove:
         raise UsageError("nothing to update: give --from COLLECTION|BAG and/or --remove PATH")
     root = open_root(root_path)
     object_folder(root, object_id)
     with writing(root, object_id) as txn:
-        build = _start(txn, object_id)
+        build = start_version(txn, object_id)
         old = state_of(build.inventory)
         earlier = events_in_version(txn, build.inventory)
         if source is not None:
             _from_source(build, Path(source), old, operator, on_warning)
         else:
             build.data = {p: d for p, d in old.items() if p.startswith("data/")}
-            _copy_tag_files(build, old)
+            copy_tag_files(build, old)
         for path in remove:
             _remove(build, path)
         new_data = build.data
@@ -168,7 +169,7 @@ def update(root_path: str | os.PathLike[str], object_id: str, *, source: str | o
         append_events(build.work, earlier, events)
         if any(build.work.glob("tagmanifest-*.txt")):
             rewrite_tag_manifests(build.work)
-        _finish(build, f"{reason} (update by {operator})", operator, address)
+        finish_version(build, f"{reason} (update by {operator})", operator, address)
     return build.result
 
 
@@ -179,7 +180,7 @@ def events_in_version(txn: Txn, inventory: Inventory) -> list[etree._Element]:
     return events_in(txn.object_path / paths[0]) if paths else []
 
 
-def _events(result: UpdateResult, old: dict[str, str], new: dict[str, str], reason: str, operator: str) -> list:  # type: ignore[type-arg]
+def _events(result: UpdateResult, old: dict[str, str], new: dict[str, str], reason: str, operator: str) -> list[Event]:
     why = f"reason: {reason}; operator: {operator}"
     events = []
     if result.added:
@@ -197,7 +198,7 @@ def _events(result: UpdateResult, old: dict[str, str], new: dict[str, str], reas
     return events
 
 
-def _from_source(build: _Build, source: Path, old: dict[str, str], operator: str,
+def _from_source(build: VersionBuild, source: Path, old: dict[str, str], operator: str,
                  on_warning: Callable[[str], None] | None) -> None:
     if not source.exists():
         raise UsageError(f"{source}: no such bag or collection")
@@ -216,7 +217,7 @@ def _from_source(build: _Build, source: Path, old: dict[str, str], operator: str
     if DIGEST in opened.payload_manifests:
         listed = {line.path: line.digest for line in opened.iter_manifest(DIGEST)}
     known = set(build.inventory["manifest"])
-    for rel, st in opened.iter_payload_files():
+    for rel, _st in opened.iter_payload_files():
         digest = listed.get(rel)
         if digest is not None and digest in known:
             found = hash_file(bag / rel, [DIGEST])[DIGEST]  # read to verify; not stored again
@@ -233,7 +234,6 @@ def _from_source(build: _Build, source: Path, old: dict[str, str], operator: str
             raise ProblemsFound(f"{bag / rel}: sha512 does not match the bag's manifest (expected {digest}, found "
                                 f"{found}); the bag is not valid and no version was made")
         build.data[rel] = found
-        del st
     for rel, _st in opened.iter_tag_files():
         (build.work / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(bag / rel, build.work / rel)
@@ -249,19 +249,18 @@ def _prune(folder: Path) -> None:
                 pass
 
 
-def _remove(build: _Build, path: str) -> None:
+def _remove(build: VersionBuild, path: str) -> None:
     rel = path if path in build.data else f"data/{path}"
     if rel not in build.data:
         raise UsageError(f"{path}: not a payload file of {build.result.object_id} (see `preserve store log` and "
                          "`preserve store export`)")
-    digest = build.data.pop(rel)
+    del build.data[rel]
     target = build.content / rel
     if target.exists():
         target.unlink()
     _drop_manifest_lines(build.work, rel)
     _fix_oxum(build)
     _drop_from_sidecars(build.work, rel)
-    del digest
 
 
 def _drop_manifest_lines(work: Path, rel: str) -> None:
@@ -274,7 +273,7 @@ def _drop_manifest_lines(work: Path, rel: str) -> None:
         manifest.write_text("".join(kept), encoding="utf-8")
 
 
-def _fix_oxum(build: _Build) -> None:
+def _fix_oxum(build: VersionBuild) -> None:
     info = build.work / "bag-info.txt"
     if not info.is_file():
         return
