@@ -69,3 +69,18 @@ def test_validate_a_whole_root_reports_stray_folders(make_bag: MakeBag, store_ro
     assert bad.returncode == 1 and "[E072]" in bad.stdout and "abc/def" in bad.stdout
     by_id = run_preserve("store", "validate", store_root, "urn:example:root")
     assert by_id.returncode == 0  # one object named: the root's own structure is not judged
+
+
+def test_audit_finds_bags_beside_a_store_but_never_inside_its_objects(make_bag: MakeBag, store_root: Path,
+                                                                      tmp_path: Path) -> None:
+    from preserve.audit.runner import discover_bags
+    from preserve.ocfl.update import update
+
+    source = make_bag()
+    ingest(store_root, source, object_id="urn:example:audit", user="t")
+    update(store_root, "urn:example:audit", remove=("notes.txt",), reason="r", operator="o")  # v2: a partial bag
+    plain = make_bag("plain")
+    warnings: list[str] = []
+    found = discover_bags([tmp_path], warnings)
+    assert sorted(found) == sorted([source.resolve(), plain.resolve()])  # nothing from inside the store
+    assert any("an OCFL store object" in w and "preserve store validate" in w for w in warnings)
