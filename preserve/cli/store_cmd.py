@@ -212,3 +212,15 @@ def purge(root: Path, object_id: str, path: str | None, reason: str | None, auth
     click.echo(f"{for_people(object_id)}: purged {len(result.paths)} path(s) from every version "
                f"({result.removed_files} content file(s) deleted); the record is in the object's "
                "extensions/preserve-store/purges.json")
+
+
+@store.command("replicate")
+@click.argument("root", type=click.Path(path_type=Path))
+@click.argument("target")
+def replicate(root: Path, target: str) -> None:
+    """Copy the store at ROOT to TARGET (s3://bucket/prefix or a folder): only versions it lacks, inventories last."""
+    from preserve.ocfl.replicate import replicate_store
+
+    result = replicate_store(root, target)
+    click.echo(f"{for_people(result.target)}: {result.objects} object(s) checked, {len(result.versions_sent)} "
+               f"version(s) sent ({result.files_sent} files, {result.bytes_sent} bytes)")

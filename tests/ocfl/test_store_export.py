@@ -7,6 +7,8 @@ import tarfile
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from preserve.ocfl import ingest
 from tests.ocfl.conftest import MakeBag, tree
 
@@ -84,3 +86,35 @@ def test_audit_finds_bags_beside_a_store_but_never_inside_its_objects(make_bag: 
     found = discover_bags([tmp_path], warnings)
     assert sorted(found) == sorted([source.resolve(), plain.resolve()])  # nothing from inside the store
     assert any("an OCFL store object" in w and "preserve store validate" in w for w in warnings)
+
+
+def test_replicate_sends_only_new_versions_and_the_inventory_last(make_bag: MakeBag, store_root: Path, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from preserve.ocfl.replicate import replicate_store
+    from preserve.ocfl.update import update
+    from preserve.ocfl.validate import validate_object
+    from preserve.stores.filesystem import FilesystemStore
+
+    sent: list[str] = []
+    real = FilesystemStore.put_file
+
+    def record(self: FilesystemStore, key: str, *args: object, **kw: object) -> object:
+        sent.append(key)
+        return real(self, key, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(FilesystemStore, "put_file", record)
+    first = ingest(store_root, make_bag(), object_id="urn:example:rep", user="t")
+    replica = tmp_path / "replica"
+    one = replicate_store(store_root, str(replica))
+    assert one.versions_sent == ["urn:example:rep v1"]
+    prefix = first.object_path.relative_to(store_root).as_posix()
+    assert sent[-2:] == [f"{prefix}/inventory.json", f"{prefix}/inventory.json.sha512"]
+    assert validate_object(replica / prefix).ok
+    sent.clear()
+    update(store_root, "urn:example:rep", remove=("notes.txt",), reason="r", operator="o")
+    two = replicate_store(store_root, str(replica))
+    assert two.versions_sent == ["urn:example:rep v2"]
+    assert not any(k.startswith(f"{prefix}/v1/") for k in sent)  # written versions are never sent again
+    assert sent[-2:] == [f"{prefix}/inventory.json", f"{prefix}/inventory.json.sha512"]
+    assert validate_object(replica / prefix).ok
+    assert replicate_store(store_root, str(replica)).versions_sent == []
