@@ -31,6 +31,7 @@ into a message on standard error and that code. The tree::
     ├── LedgerError                       7   the audit ledger cannot be opened or written
     ├── SchemaError                       8   XML schemas missing or failing their pinned digests
     ├── WorkerDied                        9   the system killed a worker process (out of memory?)
+    ├── StoreBusy                         10  another run is writing the same OCFL store object
     └── Interrupted                       130 stopped by a signal; nothing half-written remains
 
 Exit code 0 means success. Click's own usage errors also exit 2. Any exception that is not a
@@ -51,6 +52,7 @@ EXIT_REMOTE = 6
 EXIT_LEDGER = 7
 EXIT_SCHEMA = 8
 EXIT_WORKER = 9
+EXIT_BUSY = 10
 EXIT_INTERNAL = 70
 EXIT_INTERRUPTED = 130
 
@@ -66,6 +68,7 @@ EXIT_CODES: dict[int, str] = {
     EXIT_LEDGER: "the audit ledger cannot be opened or written",
     EXIT_SCHEMA: "XML schemas are missing or fail their pinned digests",
     EXIT_WORKER: "a worker process was killed from outside (out of memory?); nothing half-written was left",
+    EXIT_BUSY: "another preserve run is writing the same store object; run again when it has finished",
     EXIT_INTERNAL: "internal error (a bug: please report it)",
     EXIT_INTERRUPTED: "interrupted by a signal; nothing half-written was left",
 }
@@ -214,6 +217,13 @@ class WorkerDied(PreserveError):
 
     template = "worker process {pid} ended without answering ({how}); nothing half-written was left"
     exit_code = EXIT_WORKER
+
+
+class StoreBusy(PreserveError):
+    """A second writer on one OCFL object (or on a storage root's archive intake)."""
+
+    template = "{path}: another preserve run is writing object {object_id} now; run again when it has finished (nothing was written)"
+    exit_code = EXIT_BUSY
 
 
 class Interrupted(PreserveError):

@@ -210,9 +210,14 @@ def _discover_one(given: str | os.PathLike[str], warnings: list[str]) -> list[Pa
         return [root]
     found: list[Path] = []
     errors: list[OSError] = []
-    for dirpath, dirnames, _files in os.walk(root, onerror=errors.append):
+    for dirpath, dirnames, files in os.walk(root, onerror=errors.append):
         # hidden folders include preserve's own staging (".<name>.preserve-staging-...")
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        if any(f.startswith("0=ocfl_object_") for f in files):
+            # its version folders hold parts of bags (only what each version changed): never bags to audit
+            warnings.append(f"{dirpath}: an OCFL store object, not audited here; check it with `preserve store validate`")
+            dirnames[:] = []
+            continue
         if os.path.isfile(os.path.join(dirpath, "bagit.txt")):
             found.append(Path(dirpath))
             dirnames[:] = []

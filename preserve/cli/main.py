@@ -99,6 +99,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
                  "Print the metadata sheet template: every column and one example row, as CSV."),
     "repair": ("preserve.cli.repair_cmd:repair",
               "Repair BAG's missing or altered payload and tag files from a replica."),
+    "store": ("preserve.cli.store_cmd:store", "A versioned OCFL 1.1 store of bags: ingest, update, export, validate."),
 }
 
 

@@ -1,0 +1,226 @@
+"""``preserve store ...``: the versioned OCFL 1.1 store of bags (see docs/store.md)."""
+
+from __future__ import annotations
+
+import getpass
+from pathlib import Path
+
+import click
+
+from preserve.cli.common import echo_err, for_people, to_json, warn
+from preserve.errors import EXIT_PROBLEMS, UsageError
+
+_OPERATOR = click.option("--operator", help="Who makes this version (the inventory's user name; default: your login).")
+_ADDRESS = click.option("--address", metavar="URI",
+                        help="The operator's address as a URI, e.g. mailto:curator@example.org (OCFL recommends one).")
+
+
+def _operator(operator: str | None) -> str:
+    return operator or getpass.getuser()
+
+
+@click.group()
+def store() -> None:
+    """A versioned OCFL 1.1 store of bags: ingest, update, export, validate."""
+
+
+@store.command("init")
+@click.argument("root", type=click.Path(path_type=Path))
+@click.option("--layout", type=click.Choice(["0004-hashed-n-tuple-storage-layout", "0002-flat-direct-storage-layout"]),
+              default="0004-hashed-n-tuple-storage-layout", show_default=True,
+              help="Where objects go: hashed (sha256 of the id, 3 tuples of 3) or flat (the id as the folder name).")
+def init(root: Path, layout: str) -> None:
+    """Create an OCFL 1.1 storage root at ROOT (a new or empty folder)."""
+    from preserve.ocfl.layout import init_root
+
+    made = init_root(root, layout=layout)
+    click.echo(f"{for_people(str(made.path))}: OCFL 1.1 storage root ({made.layout})")
+
+
+@store.command("ingest")
+@click.argument("root", type=click.Path(path_type=Path))
+@click.argument("bag", type=click.Path(path_type=Path))
+@click.option("--id", "object_id", help="The object id (default: from the bag's External-Identifier, else a new urn:uuid).")
+@click.option("--link", is_flag=True, help="Hard-link the bag's files instead of copying (same file system only).")
+@click.option("-m", "--message", help="The version message (default: 'ingest of bag NAME').")
+@_OPERATOR
+@_ADDRESS
+def ingest(root: Path, bag: Path, object_id: str | None, link: bool, message: str | None, operator: str | None,
+           address: str | None) -> None:
+    """Ingest BAG (a bag folder or .tar/.tar.gz/.zip) as a new object in the store at ROOT."""
+    from preserve.ocfl.ingest import ingest as run
+
+    result = run(root, bag, object_id=object_id, link=link, user=_operator(operator), address=address, message=message)
+    for text in result.warnings:
+        warn(text)
+    how = "linked" if result.linked else "copied"
+    click.echo(f"{for_people(result.object_id)}: {result.version} ingested ({result.files} files, {result.bytes} bytes, "
+               f"{result.stored} stored, {how}) at {for_people(str(result.object_path))}")
+
+
+@store.command("validate")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.argument("ids", nargs=-1)
+@click.option("--fast", is_flag=True, help="Structure and inventories only; no content digest is computed.")
+@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable report.")
+def validate(path: Path, ids: tuple[str, ...], fast: bool, as_json: bool) -> None:
+    """Validate the OCFL objects of the store at PATH (all, or the IDs given), or the object folder PATH."""
+    from preserve.ocfl.layout import ROOT_DECLARATION, find_objects, open_root
+    from preserve.ocfl.read import object_folder
+    from preserve.ocfl.validate import validate_object, validate_root
+
+    reports = []
+    if (path / ROOT_DECLARATION).exists():
+        root = open_root(path)
+        if not ids:
+            reports.append(validate_root(root.path))
+        folders = [object_folder(root, i) for i in ids] if ids else find_objects(root)
+    elif ids:
+        raise UsageError(f"{path}: IDs can be given only with a storage root, and this is not one")
+    else:
+        folders = [path]
+    reports += [validate_object(f, fast=fast) for f in folders]
+    if as_json:
+        click.echo(to_json({"valid": all(r.ok for r in reports), "objects": [r.to_dict() for r in reports]}))
+    else:
+        for r in reports:
+            for f in r.findings:
+                style = "red" if f.severity == "error" else "yellow"
+                click.echo(click.style(f"{f.severity}: ", fg=style) + f"{for_people(r.path)}: {for_people(str(f))}",
+                           err=f.severity == "warning")
+            what = "storage root" if r.mode == "root" else f"object {for_people(r.object_id or '?')} (head {r.head})"
+            verdict = "valid" if r.ok else "INVALID"
+            click.echo(f"{for_people(r.path)}: {what} {verdict} ({r.files} files, {len(r.errors)} error(s), "
+                       f"{len(r.warnings)} warning(s), {r.mode} check)")
+    if not all(r.ok for r in reports):
+        raise click.exceptions.Exit(EXIT_PROBLEMS)
+
+
+@store.command("export")
+@click.argument("root", type=click.Path(path_type=Path))
+@click.argument("object_id", metavar="ID")
+@click.argument("dest", type=click.Path(path_type=Path))
+@click.option("--version", "version", metavar="vN", help="The version to export (default: the newest).")
+@click.option("--serialize", type=click.Choice(["tar", "tar.gz", "zip"]),
+              help="Write the bag as one file; DEST gets the ending if it lacks it.")
+def export(root: Path, object_id: str, dest: Path, version: str | None, serialize: str | None) -> None:
+    """Write version vN of object ID as a bag at DEST (byte-identical to that version's files)."""
+    from preserve.ocfl.read import export as run
+
+    out = run(root, object_id, dest, version=version, serialize=serialize)
+    click.echo(f"{for_people(str(out))}: {for_people(object_id)} {version or 'head'} exported; "
+               f"check it with `preserve validate {for_people(str(out))}`")
+
+
+@store.command("log")
+@click.argument("root", type=click.Path(path_type=Path))
+@click.argument("object_id", metavar="ID")
+@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable log.")
+def log(root: Path, object_id: str, as_json: bool) -> None:
+    """The versions of object ID: date, user, message and the PREMIS events each records."""
+    from preserve.ocfl.read import log as run
+
+    entries = run(root, object_id)
+    if as_json:
+        click.echo(to_json([e.to_dict() for e in entries]))
+        return
+    for e in entries:
+        who = f"{e.user} <{e.address}>" if e.address else e.user
+        click.echo(for_people(f"{e.version}  {e.created}  {who}  {e.files} files  {e.message}"))
+        for ev in e.events:
+            click.echo(for_people(f"    {ev['date']}  {ev['type']}  {ev['detail']}"))
+
+
+@store.command("diff")
+@click.argument("root", type=click.Path(path_type=Path))
+@click.argument("object_id", metavar="ID")
+@click.argument("old", metavar="vN")
+@click.argument("new", metavar="vM")
+@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable list.")
+def diff(root: Path, object_id: str, old: str, new: str, as_json: bool) -> None:
+    """Files added, removed and changed between versions vN and vM of object ID."""
+    from preserve.ocfl.read import diff as run
+
+    result = run(root, object_id, old, new)
+    if as_json:
+        click.echo(to_json(result.to_dict()))
+        return
+    for mark, paths in (("+", result.added), ("-", result.removed), ("M", result.changed)):
+        for p in paths:
+            click.echo(f"{mark} {for_people(p)}")
+    echo_err(f"{len(result.added)} added, {len(result.removed)} removed, {len(result.changed)} changed")
+
+
+_REASON = click.option("--reason", help="Why this version is made (required; recorded in the inventory and PREMIS).")
+_OPERATOR_REQUIRED = click.option("--operator", help="Who makes this version (required).")
+
+
+@store.command("update")
+@click.argument("root", type=click.Path(path_type=Path))
+@click.argument("object_id", metavar="ID")
+@click.option("--from", "source", type=click.Path(path_type=Path), metavar="COLLECTION|BAG",
+              help="The new state: a collection (checked and packaged, rights gate included) or a bag; files whose "
+                   "content the object already holds are not stored again.")
+@click.option("--remove", "remove", multiple=True, metavar="PATH",
+              help="Remove the payload file PATH (data/... or relative to data/); repeatable.")
+@_REASON
+@_OPERATOR_REQUIRED
+@_ADDRESS
+def update(root: Path, object_id: str, source: Path | None, remove: tuple[str, ...], reason: str | None,
+           operator: str | None, address: str | None) -> None:
+    """Make a new version of object ID: a new bag or collection, or files removed."""
+    from preserve.ocfl.update import update as run
+
+    result = run(root, object_id, source=source, remove=remove, reason=reason, operator=operator, address=address,
+                 on_warning=warn)
+    click.echo(f"{for_people(object_id)}: {result.version} made ({len(result.added)} added, {len(result.changed)} "
+               f"changed, {len(result.removed)} removed; {result.stored} file(s), {result.stored_bytes} payload "
+               "bytes stored)")
+
+
+@store.command("deaccession")
+@click.argument("root", type=click.Path(path_type=Path))
+@click.argument("object_id", metavar="ID")
+@_REASON
+@click.option("--authority", help="Who decided (required), e.g. 'Collections Committee, minute 2026-14'.")
+@_OPERATOR_REQUIRED
+@_ADDRESS
+def deaccession(root: Path, object_id: str, reason: str | None, authority: str | None, operator: str | None,
+                address: str | None) -> None:
+    """Withdraw object ID: a new version without payload, with tombstone metadata; earlier versions stay."""
+    from preserve.ocfl.retire import deaccession as run
+
+    result = run(root, object_id, reason=reason, authority=authority, operator=operator, address=address)
+    click.echo(f"{for_people(object_id)}: {result.version} made without payload ({len(result.paths)} file(s) "
+               "withdrawn; earlier versions keep them)")
+
+
+@store.command("purge")
+@click.argument("root", type=click.Path(path_type=Path))
+@click.argument("object_id", metavar="ID")
+@click.argument("path", required=False)
+@_REASON
+@click.option("--authority", help="Who ordered the takedown (required).")
+@_OPERATOR_REQUIRED
+@click.option("--confirm", is_flag=True, help="Required: purge deletes content from every version, for good.")
+def purge(root: Path, object_id: str, path: str | None, reason: str | None, authority: str | None,
+          operator: str | None, confirm: bool) -> None:
+    """Delete PATH (or all payload) of object ID from every version: the legal takedown. Cannot be undone."""
+    from preserve.ocfl.retire import purge as run
+
+    result = run(root, object_id, path, reason=reason, authority=authority, operator=operator, confirm=confirm)
+    click.echo(f"{for_people(object_id)}: purged {len(result.paths)} path(s) from every version "
+               f"({result.removed_files} content file(s) deleted); the record is in the object's "
+               "extensions/preserve-store/purges.json")
+
+
+@store.command("replicate")
+@click.argument("root", type=click.Path(path_type=Path))
+@click.argument("target")
+def replicate(root: Path, target: str) -> None:
+    """Copy the store at ROOT to TARGET (s3://bucket/prefix or a folder): only versions it lacks, inventories last."""
+    from preserve.ocfl.replicate import replicate_store
+
+    result = replicate_store(root, target)
+    click.echo(f"{for_people(result.target)}: {result.objects} object(s) checked, {len(result.versions_sent)} "
+               f"version(s) sent ({result.files_sent} files, {result.bytes_sent} bytes)")
