@@ -30,7 +30,14 @@ from preserve.errors import InputError, SourceNotFound
 from preserve.fixity import hash_file, ordered_map
 from preserve.intake import checksums as ck
 from preserve.intake.audio import AudioAnalysis, analyse_audio
-from preserve.intake.collection import CONFIG_NAME, FoundFile, find_sheet, inside, load_config, walk
+from preserve.intake.collection import (
+    CONFIG_NAME,
+    FoundFile,
+    find_sheet,
+    load_config,
+    outside_reason,
+    walk,
+)
 from preserve.intake.identify import AUDIO_EXTENSIONS, FormatIdentifier, sniff_family
 from preserve.intake.rights import build_rights, embargo_warning, gate, rights_cells
 from preserve.intake.sheet import RIGHTS, SHEET_NAMES, Sheet, read_sheet
@@ -188,8 +195,9 @@ def check_collection(root: str | os.PathLike[str], *, workers: int | None = None
         rel = on_disk(path)
         if rel in found and found[rel].symlink:
             return "is a symbolic link; deliver the file itself"
-        if not inside(root, rel):
-            return "points outside the collection; rights documents must be delivered inside it"
+        outside = outside_reason(root, rel, "rights documents must be delivered inside it")
+        if outside:
+            return outside
         if rel not in found:
             return unlisted(rel) or "does not exist in the collection"
         if found[rel].special:
@@ -222,8 +230,9 @@ def check_collection(root: str | os.PathLike[str], *, workers: int | None = None
         if not rel:
             continue
         where = f"{sheet_name} row {row.number} ({rel})"
-        if not inside(root, rel):
-            problems.append(Problem("unsafe-path", f"{where}: the path points outside the collection", rel, row.number))
+        outside = outside_reason(root, rel)
+        if outside:
+            problems.append(Problem("unsafe-path", f"{where}: the path {outside}", rel, row.number))
             continue
         if rel not in found:
             why = "no such file in the collection"
