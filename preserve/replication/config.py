@@ -89,7 +89,8 @@ class ReplicationConfig:
         if "://" not in text and not text.startswith(("/", ".", "~")) and not os.path.exists(text) and "/" not in text:
             known = ", ".join(sorted(self.targets)) or "none configured"
             where = self.path or CONFIG_NAME
-            raise UsageError(f"{text}: not a target name in {where} (known: {known}) nor an s3:// URL or directory path")
+            raise UsageError(f"{text}: no target of that name in {where} (known: {known}) and no such folder; "
+                             f"give a folder (./{text} makes a new one), an s3:// URL, or a target's name")
         url = text if "://" in text and not text.startswith("file://") else os.path.abspath(os.path.expanduser(text.removeprefix("file://")))
         for spec in self.targets.values():
             base = spec.url.rstrip("/")
