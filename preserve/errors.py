@@ -219,3 +219,13 @@ class WorkerDied(PreserveError):
 class Interrupted(PreserveError):
     template = "interrupted; nothing half-written was left at {path}"
     exit_code = EXIT_INTERRUPTED
+
+
+def plain_reason(exc: BaseException) -> str:
+    """Why ``exc`` happened, in words: ``Permission denied`` rather than str(OSError)'s
+    ``[Errno 13] Permission denied: '/srv/x'`` (a message names its file itself, once)."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    if isinstance(exc, UnicodeDecodeError):
+        return f"not valid {exc.encoding.upper().replace('-SIG', '')} at byte {exc.start}"
+    return str(exc)

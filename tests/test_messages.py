@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from preserve.bag.writer import create_bag, payload_from_directory
+from preserve.errors import plain_reason
 from preserve.intake import check_collection
 
 from .conftest import assert_output_fit_for_people, output_problems
@@ -142,3 +144,28 @@ def test_a_name_that_is_not_utf8_is_shown_with_its_bytes(tmp_path: Path, run_pre
     assert f"{src}/caf\\xe9.wav: the name is not valid UTF-8; BagIt manifests are UTF-8, so rename it before bagging" \
         in r.stderr
     assert "PosixPath" not in r.stderr and "b'" not in r.stderr
+
+
+# --- an operating-system error is told in words, not as str(OSError) -------------------------
+
+def test_plain_reason_has_no_errno_and_no_quoted_path(tmp_path: Path) -> None:
+    try:
+        (tmp_path / "missing.toml").read_text()
+    except OSError as exc:
+        assert str(exc).startswith("[Errno 2]") and plain_reason(exc) == "No such file or directory"
+    try:
+        b"ok\xff".decode("utf-8")
+    except UnicodeDecodeError as exc:
+        assert plain_reason(exc) == "not valid UTF-8 at byte 2"
+
+
+def test_an_unreadable_configuration_is_told_in_words(tmp_path: Path, run_preserve: Run) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "take.wav").write_bytes(b"RIFF take")
+    create_bag(tmp_path / "bag", payload_from_directory(src), algorithms=("sha256",), verify=False)
+    config = tmp_path / "preserve.toml"
+    config.write_bytes(b"[targets.off]\nurl = \"caf\xe9\"\n")
+    r = run_preserve("replicate", tmp_path / "bag", "./copies", "--config", config, cwd=tmp_path)
+    assert r.returncode == 3
+    assert r.stderr == f"preserve: error: {config}: cannot be read (not valid UTF-8 at byte 24)\n"

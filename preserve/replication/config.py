@@ -32,7 +32,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from preserve.errors import InputError, UsageError
+from preserve.errors import InputError, UsageError, plain_reason
 from preserve.stores.base import check_endpoint_url
 
 CONFIG_NAME = "preserve.toml"
@@ -137,7 +137,7 @@ def load_config(path: str | os.PathLike[str] | None = None) -> ReplicationConfig
     try:
         data = tomllib.loads(found.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{found}: cannot be read ({exc})") from exc
+        raise InputError(f"{found}: cannot be read ({plain_reason(exc)})") from exc
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"{found}: not valid TOML ({exc})") from exc
     _refuse_secrets(found, data)
