@@ -39,6 +39,7 @@ Exit code 0 means success. Click's own usage errors also exit 2. Any exception t
 
 from __future__ import annotations
 
+import os
 from typing import Any, ClassVar
 
 EXIT_OK = 0
@@ -84,8 +85,10 @@ class PreserveError(Exception):
     def __init__(self, message: str | None = None, **fields: Any) -> None:
         self.fields = fields
         if message is None:
+            # a path given as a Path reads as its text even under !r, never as PosixPath('...')
+            words = {k: os.fspath(v) if isinstance(v, os.PathLike) else v for k, v in fields.items()}
             try:
-                message = self.template.format(**fields)
+                message = self.template.format(**words)
             except (KeyError, IndexError):
                 message = self.template
         self.message = message

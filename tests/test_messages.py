@@ -169,3 +169,11 @@ def test_an_unreadable_configuration_is_told_in_words(tmp_path: Path, run_preser
     r = run_preserve("replicate", tmp_path / "bag", "./copies", "--config", config, cwd=tmp_path)
     assert r.returncode == 3
     assert r.stderr == f"preserve: error: {config}: cannot be read (not valid UTF-8 at byte 24)\n"
+
+
+def test_an_error_given_a_path_object_names_it_as_text(tmp_path: Path) -> None:
+    from preserve.errors import ReplicaConflict
+
+    exc = ReplicaConflict(target=tmp_path / "disk", name=tmp_path / "bag-one", reason="other digests")
+    assert "PosixPath" not in str(exc)
+    assert str(exc).startswith(f"{tmp_path / 'disk'}: a different bag named '{tmp_path / 'bag-one'}' is already there")
