@@ -177,3 +177,12 @@ def test_an_error_given_a_path_object_names_it_as_text(tmp_path: Path) -> None:
     exc = ReplicaConflict(target=tmp_path / "disk", name=tmp_path / "bag-one", reason="other digests")
     assert "PosixPath" not in str(exc)
     assert str(exc).startswith(f"{tmp_path / 'disk'}: a different bag named '{tmp_path / 'bag-one'}' is already there")
+
+
+def test_copies_in_undeclared_places_are_counted_not_repeated() -> None:
+    from preserve.replication.config import Location
+    from preserve.replication.ndsa import Copy, _places
+
+    copies = [Copy(where=w, place=place) for w, place in (("/a", Location()), ("/b", Location()),
+                                                           ("s3://x/b", Location(site="Frankfurt")))]
+    assert _places(copies) == "location not declared (2 copies); Frankfurt"
