@@ -70,9 +70,9 @@ def output_problems(*outputs: str, traceback_expected: bool = False) -> list[str
             if line.strip() and line == previous and not _PROGRESS.match(line):
                 found.append(f"the same line twice in a row: {line}")
             previous = line
-            m = _ERROR.match(line)
-            if m:
-                message = m.group(1).strip()
+            said = _ERROR.match(line)
+            if said:
+                message = said.group(1).strip()
                 if message in errors:
                     found.append(f"one message printed twice: {errors[message]} / {line.strip()}")
                 else:
@@ -134,7 +134,7 @@ def run_preserve(request: pytest.FixtureRequest) -> Callable[..., subprocess.Com
 
     def run(*args: str | os.PathLike[str], check: bool = False, **kw: object) -> subprocess.CompletedProcess[str]:
         words = [str(a) for a in args]
-        proc = subprocess.run([exe, *words], capture_output=True, text=True, check=check,
+        proc: subprocess.CompletedProcess[str] = subprocess.run([exe, *words], capture_output=True, text=True, check=check,
                               timeout=kw.pop("timeout", 600), **kw)  # type: ignore[call-overload]
         if isinstance(proc.stdout, str) and isinstance(proc.stderr, str):
             assert_output_fit_for_people(request, " ".join(words), proc.stdout, proc.stderr)
