@@ -43,7 +43,7 @@ _REPRS = re.compile(r"\b(?:Posix|Windows|PurePosix|PureWindows)?Path\(['\"]")
 _TRACEBACK = "Traceback (most recent call last)"
 #: A non-TTY progress line (see preserve.cli.common.ProgressBar.line): written every interval, it
 #: may say the same thing twice ("running for 0:00") and is not a repeated message.
-_PROGRESS = re.compile(r"^preserve: .*(?:running for \d+:\d\d|\d+%, .* ETA \S+|/s)$")
+PROGRESS_LINE = re.compile(r"^preserve: .*(?:running for [\d:]+|\d+%, .* ETA \S+|/s)$")
 #: The prefixes under which a line reports an error or a warning; the rest is the message itself.
 _ERROR = re.compile(r"^\s*(?:preserve: )?(?:error|warning|problem): *(.+)$", re.IGNORECASE)
 
@@ -67,7 +67,7 @@ def output_problems(*outputs: str, traceback_expected: bool = False) -> list[str
         previous = ""
         for line in text.splitlines():
             line = line.rstrip()
-            if line.strip() and line == previous and not _PROGRESS.match(line):
+            if line.strip() and line == previous and not PROGRESS_LINE.match(line):
                 found.append(f"the same line twice in a row: {line}")
             previous = line
             said = _ERROR.match(line)

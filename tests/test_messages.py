@@ -54,6 +54,7 @@ def test_a_message_repeated_across_stdout_and_stderr_is_found() -> None:
 def test_progress_lines_may_repeat() -> None:
     # without a terminal the same progress may be reported at two intervals: that is not a repeated message
     lines = "preserve: packaging: copy: 1.2 MB, running for 0:00\n" * 2 + \
+        "preserve: auditing: verify: running for 1:00:05\n" * 2 + \
         "preserve: checking: 50%, 1.0 MB of 2.0 MB, 1.0 MB/s, ETA 0:01\n" * 2
     assert output_problems(lines) == []
 

@@ -22,13 +22,11 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import SHARED_SCHEMAS, output_problems
+from .conftest import PROGRESS_LINE, SHARED_SCHEMAS, output_problems
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = ROOT / "examples" / "README.md"
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```\s*$", re.MULTILINE | re.DOTALL)
-#: A progress line written without a terminal (preserve.cli.common.ProgressBar.line).
-PROGRESS = re.compile(r"^preserve: .*(?:running for \d+:\d\d|\d+%, .* ETA \S+|/s)$")
 SHAPES = [
     (re.compile(r"\d{4}-\d\d-\d\d(?:[T ]\d\d:\d\d(?::\d\d(?:\.\d+)?)?(?:Z|[+-]\d\d:?\d\d)?)?"), "<date>"),
     (re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b"), "<id>"),
@@ -76,7 +74,7 @@ def shape(text: str) -> list[str]:
 
 
 def without_progress(text: str) -> str:
-    return "".join(line for line in text.splitlines(keepends=True) if not PROGRESS.match(line.rstrip("\n")))
+    return "".join(line for line in text.splitlines(keepends=True) if not PROGRESS_LINE.match(line.rstrip("\n")))
 
 
 def user_env(home: Path) -> dict[str, str]:
