@@ -88,11 +88,13 @@ def unsafe(c: Collection) -> list[str]:
 def test_paths_inside_the_collection_are_told_how_to_write_them(coll: Collection) -> None:
     coll.rows[0] = f"{coll.root / 'one.wav'},One,Ann"
     coll.rows[1] = "side b/../side b/two.wav,Two,Ben"
+    coll.rows.append(f"{coll.root},All,Of them")
     coll.write_sheet()
     assert unsafe(coll) == [
         f"metadata.csv row 1 ({coll.root / 'one.wav'}): the path is an absolute path; write it relative to the "
         "collection folder, as one.wav",
         "metadata.csv row 2 (side b/../side b/two.wav): the path goes through '..'; write it as side b/two.wav",
+        f"metadata.csv row 4 ({coll.root}): the path is the collection folder itself; list its files, relative to it",
     ]
     assert not any("outside" in m for m in unsafe(coll))
 

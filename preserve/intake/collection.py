@@ -253,7 +253,9 @@ def outside_reason(root: Path, rel: str, fix: str = "list only files inside the 
 
     if rel.startswith("/"):
         real = os.path.realpath(rel)
-        if within(real) and real != real_root:
+        if real == real_root:
+            return "is the collection folder itself; list its files, relative to it"
+        if within(real):
             return f"is an absolute path; write it relative to the collection folder, as {os.path.relpath(real, real_root)}"
         return f"points outside the collection (an absolute path); {fix}, relative to it"
     if len(rel) >= 2 and rel[1] == ":" and rel[0].isascii() and rel[0].isalpha() and (len(rel) == 2 or rel[2] == "/"):
