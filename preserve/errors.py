@@ -40,6 +40,7 @@ Exit code 0 means success. Click's own usage errors also exit 2. Any exception t
 
 from __future__ import annotations
 
+import os
 from typing import Any, ClassVar
 
 EXIT_OK = 0
@@ -87,8 +88,10 @@ class PreserveError(Exception):
     def __init__(self, message: str | None = None, **fields: Any) -> None:
         self.fields = fields
         if message is None:
+            # a path given as a Path reads as its text even under !r, never as PosixPath('...')
+            words = {k: os.fspath(v) if isinstance(v, os.PathLike) else v for k, v in fields.items()}
             try:
-                message = self.template.format(**fields)
+                message = self.template.format(**words)
             except (KeyError, IndexError):
                 message = self.template
         self.message = message
@@ -229,3 +232,13 @@ class StoreBusy(PreserveError):
 class Interrupted(PreserveError):
     template = "interrupted; nothing half-written was left at {path}"
     exit_code = EXIT_INTERRUPTED
+
+
+def plain_reason(exc: BaseException) -> str:
+    """Why ``exc`` happened, in words: ``Permission denied`` rather than str(OSError)'s
+    ``[Errno 13] Permission denied: '/srv/x'`` (a message names its file itself, once)."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    if isinstance(exc, UnicodeDecodeError):
+        return f"not valid {exc.encoding.upper().replace('-SIG', '')} at byte {exc.start}"
+    return str(exc)

@@ -6,6 +6,7 @@ import contextlib
 import functools
 import http.server
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -36,27 +37,108 @@ def schemas_dir() -> Path:
     return SHARED_SCHEMAS
 
 
+#: A Python object's repr shown to a person instead of its value (a path as ``PosixPath('...')``).
+_REPRS = re.compile(r"\b(?:Posix|Windows|PurePosix|PureWindows)?Path\(['\"]")
+#: The start of a traceback, from the interpreter or from the traceback module.
+_TRACEBACK = "Traceback (most recent call last)"
+#: A non-TTY progress line (see preserve.cli.common.ProgressBar.line): written every interval, it
+#: may say the same thing twice ("running for 0:00") and is not a repeated message.
+PROGRESS_LINE = re.compile(r"^preserve: .*(?:running for [\d:]+|\d+%, .* ETA \S+|/s)$")
+#: The prefixes under which a line reports an error or a warning; the rest is the message itself.
+_ERROR = re.compile(r"^\s*(?:preserve: )?(?:error|warning|problem): *(.+)$", re.IGNORECASE)
+
+
+def output_problems(*outputs: str, traceback_expected: bool = False) -> list[str]:
+    """What a person reading ``outputs`` (one command's streams) should never see, in plain words.
+
+    A Python repr of a path, a traceback (unless the test expects an internal error), the same
+    non-empty line twice in a row, and the same error or warning message twice in the command's
+    output (say, once by the library's report and again by the command's final error line).
+    """
+    found: list[str] = []
+    every = "\n".join(outputs)
+    for m in _REPRS.finditer(every):
+        line = every[every.rfind("\n", 0, m.start()) + 1:].split("\n", 1)[0]
+        found.append(f"a Python repr instead of a path: {line}")
+    if _TRACEBACK in every and not traceback_expected:
+        found.append("a Python traceback")
+    errors: dict[str, str] = {}
+    for text in outputs:
+        previous = ""
+        for line in text.splitlines():
+            line = line.rstrip()
+            if line.strip() and line == previous and not PROGRESS_LINE.match(line):
+                found.append(f"the same line twice in a row: {line}")
+            previous = line
+            said = _ERROR.match(line)
+            if said:
+                message = said.group(1).strip()
+                if message in errors:
+                    found.append(f"one message printed twice: {errors[message]} / {line.strip()}")
+                else:
+                    errors[message] = line.strip()
+    return found
+
+
+def assert_output_fit_for_people(request: pytest.FixtureRequest, command: object, *outputs: str) -> None:
+    """Fail the test when ``outputs`` hold anything of :func:`output_problems`."""
+    expected = request.node.get_closest_marker("internal_error") is not None
+    problems = output_problems(*outputs, traceback_expected=expected)
+    if problems:
+        shown = "\n".join(f"  - {p}" for p in problems)
+        pytest.fail(f"`preserve {command}` printed what no one should read:\n{shown}\n"
+                    f"--- its output ---\n" + "\n--- next stream ---\n".join(outputs), pytrace=False)
+
+
 @pytest.fixture
-def cli() -> Callable[..., Result]:
-    """Invoke the click CLI in-process (fast); exit codes and output as a user sees them."""
+def output_checked(request: pytest.FixtureRequest) -> Callable[..., None]:
+    """``output_checked(command, *outputs)``: for a test's own way of running preserve, the check
+    the ``cli`` and ``run_preserve`` fixtures make of every output."""
+    return functools.partial(assert_output_fit_for_people, request)
+
+
+@pytest.fixture
+def cli(request: pytest.FixtureRequest) -> Callable[..., Result]:
+    """Invoke the click CLI in-process (fast); exit codes and output as a user sees them.
+
+    Every output is checked with :func:`output_problems`; a :class:`PreserveError` raised out of
+    the command is checked with the line ``main()`` would add for it, then raised to the test.
+    """
     from preserve.cli.main import cli as group
+    from preserve.errors import PreserveError
 
     def invoke(*args: str | os.PathLike[str], input: str | None = None) -> Result:
         runner = CliRunner()
-        return runner.invoke(group, [str(a) for a in args], input=input, catch_exceptions=False)
+        words = [str(a) for a in args]
+        try:
+            result = runner.invoke(group, words, input=input, catch_exceptions=False)
+        except PreserveError as exc:
+            # the runner keeps no output once the command raises: what it printed is lost, but
+            # the message itself must still read as plain words
+            assert_output_fit_for_people(request, " ".join(words), f"preserve: error: {exc}")
+            raise
+        assert_output_fit_for_people(request, " ".join(words), result.stdout, result.stderr)
+        return result
 
     return invoke
 
 
 @pytest.fixture
-def run_preserve() -> Callable[..., subprocess.CompletedProcess[str]]:
-    """Run the installed ``preserve`` console script in a real subprocess (exit codes via main())."""
+def run_preserve(request: pytest.FixtureRequest) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run the installed ``preserve`` console script in a real subprocess (exit codes via main()).
+
+    Every output is checked with :func:`output_problems` (captured output only).
+    """
     exe = shutil.which("preserve", path=str(Path(sys.executable).parent)) or shutil.which("preserve")
     assert exe, "the preserve console script is not installed in this environment"
 
     def run(*args: str | os.PathLike[str], check: bool = False, **kw: object) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([exe, *[str(a) for a in args]], capture_output=True, text=True, check=check,
+        words = [str(a) for a in args]
+        proc: subprocess.CompletedProcess[str] = subprocess.run([exe, *words], capture_output=True, text=True, check=check,
                               timeout=kw.pop("timeout", 600), **kw)  # type: ignore[call-overload]
+        if isinstance(proc.stdout, str) and isinstance(proc.stderr, str):
+            assert_output_fit_for_people(request, " ".join(words), proc.stdout, proc.stderr)
+        return proc
 
     return run
 

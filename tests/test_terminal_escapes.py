@@ -18,6 +18,8 @@ from hypothesis import strategies as st
 from preserve.intake.testaudio import Tone, write_wav
 from preserve.textsafe import for_people
 
+from .conftest import output_problems
+
 #: What a hostile producer puts in bag-info.txt: retitle the window, then clear the screen.
 ORGANIZATION = "\x1b]0;pwned\x07\x1b[2J"
 #: A payload file name with an ESC, a single-byte CSI and a right-to-left override.
@@ -51,8 +53,11 @@ def preserve(*args: str | os.PathLike[str]) -> subprocess.CompletedProcess[str]:
     """The installed console script, as a user runs it (main() prints errors and sets the code)."""
     exe = shutil.which("preserve", path=str(Path(sys.executable).parent))
     assert exe, "the preserve console script is not installed in this environment"
-    return subprocess.run([exe, *[str(a) for a in args]], capture_output=True, text=True, encoding="utf-8",
+    proc = subprocess.run([exe, *[str(a) for a in args]], capture_output=True, text=True, encoding="utf-8",
                           timeout=300, check=False)
+    problems = output_problems(proc.stdout, proc.stderr)
+    assert not problems, "\n".join([*problems, "--- output ---", proc.stdout, proc.stderr])
+    return proc
 
 
 @pytest.fixture(scope="module")

@@ -147,7 +147,8 @@ SECTIONS: list[Section] = [
     Section("open_failures", "Failures still open", (_BAG, _WHERE, Column("since", "failing since", "time"),
                                                      Column("tier", "tier"), Column("problems", "problems")),
             _open_failures, "no open failures: the latest audit of every bag passed", problem=True),
-    Section("history", "Audit history per bag", (_BAG, Column("ended", "ended", "time"), Column("tier", "tier"),
+    # the location too: the same bag audited at its origin and at a replica would read as one line twice
+    Section("history", "Audit history per bag", (_BAG, _WHERE, Column("ended", "ended", "time"), Column("tier", "tier"),
                                                  Column("outcome", "outcome"), Column("files", "files", "count"),
                                                  Column("bytes", "bytes", "bytes"), Column("findings", "findings", "count")),
             _history, "no audits recorded yet"),

@@ -42,7 +42,7 @@ from preserve.bag.paths import decode_manifest_path, normalize_manifest_path, un
 from preserve.bag.reader import Bag, ManifestLine, empty_directories, open_bag
 from preserve.bag.validate import ValidationReport, tag_manifest_entries, validate_bag
 from preserve.bag.writer import EMPTY_DIRS_FILE, XXH3_FILE
-from preserve.errors import BadTagFile, InputError, PreserveError, SourceNotFound
+from preserve.errors import BadTagFile, InputError, PreserveError, SourceNotFound, plain_reason
 from preserve.fixity import ALGORITHMS, COST, Progress, RateLimiter, Tally, hash_file, ordered_map
 from preserve.safefs import (
     LINK_REASON,
@@ -402,7 +402,7 @@ def _fast_hash(bag: Bag, report: ValidationReport, findings: list[FindingRecord]
                 _add_once(findings, _link_finding(root, exc, XXH3_FILE))
             except (OSError, UnicodeDecodeError) as exc:
                 findings.append(FindingRecord(file=XXH3_FILE, kind="unreadable", code="unreadable",
-                                              message=f"cannot be read ({exc}); the manifest was used instead"))
+                                              message=f"cannot be read ({plain_reason(exc)}); the manifest was used instead"))
         index.finish_loading()
         jobs = index.query(
             "SELECT m.path, m.raw, coalesce(x.alg, m.alg), coalesce(x.digest, m.digest) FROM m AS m "

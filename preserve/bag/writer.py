@@ -172,9 +172,10 @@ class DirectoryPayload:
                 try:
                     name.encode("utf-8")
                 except UnicodeEncodeError:
+                    # the bytes that are not UTF-8 shown as \xNN: the name as a person can find it
+                    shown = os.fsencode(entry.path).decode("utf-8", "backslashreplace")
                     summary.problems.append(InputError(
-                        f"{Path(entry.path)!r}: the name is not valid UTF-8 ({os.fsencode(name)!r}); "
-                        "BagIt manifests are UTF-8, so rename it before bagging"))
+                        f"{shown}: the name is not valid UTF-8; BagIt manifests are UTF-8, so rename it before bagging"))
                     continue
                 if any(c in name for c in "\x00"):
                     summary.problems.append(UnsafePath(path=entry.path, reason="NUL byte in name"))

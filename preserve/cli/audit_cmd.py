@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import threading
 import time
@@ -87,7 +88,11 @@ class AuditProgress:
 def _bag_line(record: AuditRecord) -> str:
     status = {"pass": "ok  ", "pending": "pend"}.get(record.outcome, "FAIL")
     problems = f", {len(record.findings)} problem(s)" if record.findings else ""
-    return (f"{status} {for_people(record.identifier)} ({record.tier}, {record.algorithm}, {record.files} file(s), "
+    # where it is, not only what it is: a bag and its replica share an identifier
+    shown = record.location
+    if os.path.basename(record.location.rstrip("/")) != record.identifier:
+        shown = f"{record.location} [{record.identifier}]"
+    return (f"{status} {for_people(shown)} ({record.tier}, {record.algorithm}, {record.files} file(s), "
             f"{human_bytes(record.bytes)}{problems})")
 
 

@@ -29,6 +29,7 @@ from preserve.profiles import (
     plan_creation,
 )
 from preserve.serialize import archive_path, finalizer
+from preserve.textsafe import for_people
 
 
 @click.command()
@@ -82,11 +83,11 @@ def bag(source: Path, dest: Path, algorithms: tuple[str, ...], info: tuple[str, 
     for w in summary.warnings:
         warn(w)
     if summary.problems:
-        for p in summary.problems:
-            click.echo(f"preserve: error: {p}", err=True)
         first = summary.problems[0]
         if len(summary.problems) == 1:
-            raise first
+            raise first  # main() prints it: listing it here too would say it twice
+        for p in summary.problems:
+            click.echo(f"preserve: error: {for_people(str(p), lines=True)}", err=True)
         # one kind of problem keeps its exit code; a mix of kinds is about the input as a whole (3)
         kind = type(first) if len({p.exit_code for p in summary.problems}) == 1 else InputError
         raise kind(f"{len(summary.problems)} problems in {source} (listed above); nothing was written")

@@ -30,7 +30,13 @@ from preserve.errors import InputError, SourceNotFound
 from preserve.fixity import hash_file, ordered_map
 from preserve.intake import checksums as ck
 from preserve.intake.audio import AudioAnalysis, analyse_audio
-from preserve.intake.collection import CONFIG_NAME, FoundFile, find_sheet, inside, walk
+from preserve.intake.collection import (
+    CONFIG_NAME,
+    FoundFile,
+    find_sheet,
+    outside_reason,
+    walk,
+)
 from preserve.intake.ddex import (
     Delivery,
     apply_facts,
@@ -222,8 +228,9 @@ def check_collection(root: str | os.PathLike[str], *, sheet_file: str | None = N
         rel = on_disk(path)
         if rel in found and found[rel].symlink:
             return "is a symbolic link; deliver the file itself"
-        if not inside(root, rel):
-            return "points outside the collection; rights documents must be delivered inside it"
+        outside = outside_reason(root, rel, "rights documents must be delivered inside it")
+        if outside:
+            return outside
         if rel not in found:
             return unlisted(rel) or "does not exist in the collection"
         if found[rel].special:
@@ -258,8 +265,9 @@ def check_collection(root: str | os.PathLike[str], *, sheet_file: str | None = N
         if not rel:
             continue
         where = f"{sheet_name} {delivery.labels[row.number] if delivery else f'row {row.number}'} ({rel})"
-        if not inside(root, rel):
-            problems.append(Problem("unsafe-path", f"{where}: the path points outside the collection", rel, row.number))
+        outside = outside_reason(root, rel)
+        if outside:
+            problems.append(Problem("unsafe-path", f"{where}: the path {outside}", rel, row.number))
             continue
         if rel not in found:
             why = "no such file in the collection"
@@ -460,8 +468,9 @@ def _ddex_files(delivery: Delivery, report: CheckReport, roles: dict[str, str], 
     for target, what in sorted(delivery.others.items()):
         rel = on_disk(target)
         where = f"{delivery.name} {what} ({rel})"
-        if not inside(root, rel):
-            report.problems.append(Problem("unsafe-path", f"{where}: the path points outside the delivery", rel))
+        outside = outside_reason(root, rel, "list only files inside the delivery folder")
+        if outside:
+            report.problems.append(Problem("unsafe-path", f"{where}: the path {outside}", rel))
         elif rel not in found:
             report.problems.append(Problem("missing-file", f"{where}: no such file in the delivery", rel))
         elif found[rel].symlink or found[rel].special:
@@ -471,7 +480,7 @@ def _ddex_files(delivery: Delivery, report: CheckReport, roles: dict[str, str], 
     for e in delivery.expected:
         rel = on_disk(e.target)
         # an absent file is already a problem of its row or resource: its checksum adds nothing
-        if rel in found and inside(root, rel):
+        if rel in found and outside_reason(root, rel) is None:
             delivered.expected.append(dataclasses.replace(e, target=rel))
 
 

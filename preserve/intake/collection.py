@@ -235,11 +235,44 @@ def _iter(root: Path, rel: str, inv: Inventory, ignore: list[str]) -> Iterator[t
 
 def inside(root: Path, rel: str) -> bool:
     """Whether ``rel`` stays inside ``root`` (no ``..`` climbing out, no absolute path, no link out)."""
-    if not rel or rel.startswith("/") or (len(rel) > 1 and rel[1] == ":"):
-        return False
-    parts = rel.replace("\\", "/").split("/")
-    if ".." in parts:
-        return False
+    return bool(rel) and outside_reason(root, rel) is None
+
+
+def outside_reason(root: Path, rel: str, fix: str = "list only files inside the collection folder") -> str | None:
+    """Why the sheet's path ``rel`` cannot name a file of the collection at ``root``, with the fix
+    (``fix`` where the path leads out); None when it names one below ``root``.
+
+    Only a path that really leads out is said to point outside: an absolute path or one through
+    ``..`` that ends inside the collection is told how to write it instead.
+    """
+    rel = rel.replace("\\", "/")
     real_root = os.path.realpath(root)
+
+    def within(path: str) -> bool:
+        return path == real_root or path.startswith(real_root.rstrip(os.sep) + os.sep)
+
+    if rel.startswith("/"):
+        real = os.path.realpath(rel)
+        if real == real_root:
+            return "is the collection folder itself; list its files, relative to it"
+        if within(real):
+            return f"is an absolute path; write it relative to the collection folder, as {os.path.relpath(real, real_root)}"
+        return f"points outside the collection (an absolute path); {fix}, relative to it"
+    if len(rel) >= 2 and rel[1] == ":" and rel[0].isascii() and rel[0].isalpha() and (len(rel) == 2 or rel[2] == "/"):
+        return "is a Windows drive path; write it relative to the collection folder"
+    if ".." in rel.split("/"):
+        plain = os.path.normpath(rel)
+        if plain == ".." or plain.startswith("../"):
+            return f"points outside the collection ('..' climbs out of it); {fix}"
+        return f"goes through '..'; write it as {plain}"
     real = os.path.realpath(root / rel)
-    return real == real_root or real.startswith(real_root + os.sep)
+    if within(real):
+        return None
+    # inside by name, outside on disk: a symbolic link on the way leads out; name it
+    here = root
+    for part in rel.split("/"):
+        here = here / part
+        if here.is_symlink():
+            return (f"points outside the collection through the symbolic link {here.relative_to(root)}; "
+                    "deliver the file itself inside the collection")
+    return f"points outside the collection; {fix}"

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from preserve.errors import InputError, UsageError
+from preserve.errors import InputError, UsageError, plain_reason
 from preserve.stores.base import check_endpoint_url
 
 CONFIG_NAME = "preserve.toml"
@@ -89,7 +89,8 @@ class ReplicationConfig:
         if "://" not in text and not text.startswith(("/", ".", "~")) and not os.path.exists(text) and "/" not in text:
             known = ", ".join(sorted(self.targets)) or "none configured"
             where = self.path or CONFIG_NAME
-            raise UsageError(f"{text}: not a target name in {where} (known: {known}) nor an s3:// URL or directory path")
+            raise UsageError(f"{text}: no target of that name in {where} (known: {known}) and no such folder; "
+                             f"give a folder (./{text} makes a new one), an s3:// URL, or a target's name")
         url = text if "://" in text and not text.startswith("file://") else os.path.abspath(os.path.expanduser(text.removeprefix("file://")))
         for spec in self.targets.values():
             base = spec.url.rstrip("/")
@@ -136,7 +137,7 @@ def load_config(path: str | os.PathLike[str] | None = None) -> ReplicationConfig
     try:
         data = tomllib.loads(found.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{found}: cannot be read ({exc})") from exc
+        raise InputError(f"{found}: cannot be read ({plain_reason(exc)})") from exc
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"{found}: not valid TOML ({exc})") from exc
     _refuse_secrets(found, data)

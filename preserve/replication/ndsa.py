@@ -112,10 +112,17 @@ def copies_rows(ctx: Any) -> list[dict[str, Any]]:
         copies, notes = bag_copies(s.location, by_bag.get(s.id, []), states)
         level, need = storage_level(copies)
         rows.append({"identifier": s.identifier, "location": s.location, "copies": len(copies), "level": level,
-                     "places": "; ".join(_place(c.place) for c in copies),
+                     "places": _places(copies),
                      "next": need + ("" if not notes else f" ({'; '.join(notes)})"),
                      "replicas": [c.where for c in copies if c.where != s.location]})
     return rows
+
+
+def _places(copies: list[Copy]) -> str:
+    """Each place once, with how many copies it holds when more than one ("location not declared
+    (2 copies)" rather than the same words twice)."""
+    named = [_place(c.place) for c in copies]
+    return "; ".join(p if named.count(p) == 1 else f"{p} ({named.count(p)} copies)" for p in dict.fromkeys(named))
 
 
 def _place(p: Location) -> str:

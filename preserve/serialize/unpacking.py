@@ -21,6 +21,7 @@ from preserve.errors import (
     DestinationExists,
     Interrupted,
     StorageError,
+    plain_reason,
 )
 from preserve.fixity import Progress, fsync_path, syncfs
 from preserve.serialize.archive import SPOOLED, Member, archive_format, iter_members
@@ -177,7 +178,7 @@ class _Allowance:
                         (name, tag) for line in bag.iter_manifest(alg, tag=bool(tag)) if line.error is None
                         for name in _forms(line.path, line.raw)))
         except (BadTagFile, UnicodeDecodeError, OSError) as exc:
-            raise BadArchive(path=str(self.src), reason=f"its tag files cannot be read ({exc}); nothing was extracted") from exc
+            raise BadArchive(path=str(self.src), reason=f"its tag files cannot be read ({plain_reason(exc)}); nothing was extracted") from exc
         return self.payload_manifests > 0
 
     def listed(self, rel: str, tag: int) -> bool:

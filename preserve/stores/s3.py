@@ -168,7 +168,8 @@ class S3Store(Store):
             key.encode("utf-8")
         except UnicodeEncodeError:
             # a file name that is not UTF-8 (kept as surrogate escapes) has no S3 key
-            raise InputError(f"{key.encode('utf-8', 'surrogateescape')!r}: the name is not valid UTF-8, so it "
+            shown = key.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+            raise InputError(f"{shown}: the name is not valid UTF-8, so it "
                              "cannot be an S3 object key; give the file a UTF-8 name in a new bag") from None
         return self.join(self.prefix, key)
 

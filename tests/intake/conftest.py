@@ -13,6 +13,8 @@ from click.testing import CliRunner
 from preserve.errors import PreserveError
 from preserve.intake.testaudio import Tone, write_flac, write_wav
 
+from ..conftest import output_problems
+
 TONE = Tone(22050, 16, 1, 0.25)
 TOML = """\
 [collection]
@@ -42,10 +44,14 @@ def invoke(command: object, *args: object) -> Outcome:
     """Run one click command as main() would: a PreserveError becomes its exit code."""
     result = CliRunner().invoke(command, [str(a) for a in args], catch_exceptions=True)  # type: ignore[arg-type]
     code = result.exit_code
+    said = [result.stdout, result.stderr]
     if isinstance(result.exception, PreserveError):
         code = result.exception.exit_code
+        said.append(f"preserve: error: {result.exception}")  # as main() reports it
     elif result.exception is not None and not isinstance(result.exception, SystemExit):
         raise result.exception
+    problems = output_problems(*said)
+    assert not problems, "\n".join([*problems, "--- output ---", *said])
     return Outcome(code, result.stdout, result.stderr, result.exception)
 
 

@@ -158,7 +158,8 @@ def test_paths_outside_and_symlinks(collection: Collection, tmp_path: Path) -> N
     collection.write_sheet()
     report = check_collection(collection.root)
     assert [(p.code, p.message) for p in report.problems] == [
-        ("unsafe-path", "metadata.csv row 4 (../elsewhere.wav): the path points outside the collection"),
+        ("unsafe-path", "metadata.csv row 4 (../elsewhere.wav): the path points outside the collection "
+                         "('..' climbs out of it); list only files inside the collection folder"),
         ("symlink", "link.wav: is a symbolic link; deliver the file itself"),
     ]
 

@@ -142,7 +142,7 @@ CASES: list[tuple[Callable[[Collection], None], str, str, int | None]] = [
      "notes.docx: not audio, not the sheet, not a checksum file and not a rights document named by a row or the defaults; "
      "remove it, name it in 'agreement', or add an ignore pattern in collection.toml", None),
     (agreement_outside, "rights",
-     "metadata.csv row 1 (one.wav): not cleared: agreement '../outside.txt' points outside the collection; rights documents must be delivered inside it", 1),
+     "metadata.csv row 1 (one.wav): not cleared: agreement '../outside.txt' points outside the collection ('..' climbs out of it); rights documents must be delivered inside it", 1),
     (md5_mismatch, "checksum-mismatch",
      "one.wav: md5 does not match the producer's checksum (checksums.md5 line 1): expected 00000000000000000000000000000000, found {md5:one.wav}", 1),
     (flac_altered, "essence-mismatch",

@@ -19,6 +19,8 @@ import pytest
 from preserve.intake.testaudio import Tone, write_flac, write_wav
 from preserve.profiles import AUDIO_AIP_PROFILE_ID
 
+from ..conftest import output_problems
+
 SHIPPED = Path(__file__).resolve().parents[2] / "profiles" / "preserve-audio-aip.json"
 UNKNOWN_ID = "https://archive.example.org/profiles/reel-transfer-v9.json"
 
@@ -41,8 +43,11 @@ def preserve(*args: str | os.PathLike[str], env: dict[str, str] | None = None) -
     """The installed console script, as a user runs it."""
     exe = shutil.which("preserve", path=str(Path(sys.executable).parent))
     assert exe, "the preserve console script is not installed in this environment"
-    return subprocess.run([exe, *[str(a) for a in args]], capture_output=True, text=True, encoding="utf-8",
+    proc = subprocess.run([exe, *[str(a) for a in args]], capture_output=True, text=True, encoding="utf-8",
                           timeout=300, check=False, env={**os.environ, **(env or {})})
+    problems = output_problems(proc.stdout, proc.stderr)
+    assert not problems, "\n".join([*problems, "--- output ---", proc.stdout, proc.stderr])
+    return proc
 
 
 def verdict(out: subprocess.CompletedProcess[str]) -> dict[str, Any]:

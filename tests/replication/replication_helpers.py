@@ -147,8 +147,9 @@ class CliResult:
 
 
 @pytest.fixture
-def pcli() -> Any:
-    """The CLI in-process, with errors turned into messages and exit codes as ``main()`` does."""
+def pcli(request: pytest.FixtureRequest, output_checked: Any) -> Any:
+    """The CLI in-process, with errors turned into messages and exit codes as ``main()`` does;
+    every output checked as tests/conftest.py's ``output_checked`` does."""
     from click.testing import CliRunner
 
     from preserve.cli.main import cli as group
@@ -157,11 +158,12 @@ def pcli() -> Any:
     def invoke(*args: Any) -> CliResult:
         result = CliRunner().invoke(group, [str(a) for a in args], catch_exceptions=True)
         exc = result.exception
-        if isinstance(exc, PreserveError):
-            return CliResult(exc.exit_code, result.output + f"preserve: error: {exc}\n")
-        if exc is not None and not isinstance(exc, SystemExit):
+        if exc is not None and not isinstance(exc, (PreserveError, SystemExit)):
             raise exc
-        return CliResult(result.exit_code, result.output)
+        out = CliResult(exc.exit_code, result.output + f"preserve: error: {exc}\n") if isinstance(exc, PreserveError) \
+            else CliResult(result.exit_code, result.output)
+        output_checked(" ".join(str(a) for a in args), out.output)
+        return out
 
     return invoke
 

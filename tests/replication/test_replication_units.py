@@ -93,7 +93,7 @@ def test_config_targets_and_refusals(tmp_path: Path) -> None:
     assert (spec.url, spec.location.site, spec.location.threats) == ("s3://b/p", "B", ("flood",))
     assert config.resolve("s3://b/p/bag-one").location.site == "B"  # a URL under a named target
     assert config.resolve("s3://other/x").location.site is None
-    with pytest.raises(Exception, match="nowhere: not a target name in"):
+    with pytest.raises(Exception, match=r"nowhere: no target of that name in .* and no such folder; give a folder \(./nowhere makes a new one\)"):
         config.resolve("nowhere")
     cfg.write_text("[targets.off\n")
     with pytest.raises(InputError, match="not valid TOML"):
