@@ -26,7 +26,7 @@ from typing import Any
 from preserve.bag.writer import XXH3_FILE, BagResult, PayloadEntry, StagedBag, create_bag
 from preserve.errors import CollectionNotReady, DestinationExists, SourceChanged, UsageError
 from preserve.intake.check import SUBMISSION, CheckReport, check_collection
-from preserve.intake.collection import load_config
+from preserve.intake.collection import CONFIG_NAME, load_config
 from preserve.model import Collection, PackagingContext, Rights
 from preserve.sidecars import write_sidecars
 from preserve.staging import journaled, lock_path_for
@@ -164,7 +164,9 @@ def package_collection(
     told as each phase of :data:`PHASES` starts, with the bytes it will read.
 
     With a profile, what packaging can never meet (tag files it does not write, or that
-    Tag-Files-Allowed refuses) is refused before the check (:class:`UsageError`); the payload
+    Tag-Files-Allowed refuses) is refused before the check (:class:`UsageError`), and so is a
+    bag-info value the profile requires that neither collection.toml nor ``info`` gives
+    (:class:`CollectionNotReady`, as the check reports it); the payload
     rules are checked before the copy, and the staged bag, complete, before it lands at ``dest``
     (:class:`~preserve.errors.ProfileViolation`, nothing written).
     """
@@ -190,10 +192,19 @@ def package_collection(
         # required bag-info (Source-Organization...) comes from collection.toml: refuse before the long check
         # (a missing folder or a broken collection.toml is left to the check, which names it)
         if root.is_dir() and not load_config(root).problems:
+            given = bag_info_from_config(root, info)
             try:
-                _plan(loaded, algorithms, bag_info_from_config(root, info), serialization, verify)
+                _plan(loaded, algorithms, given, serialization, verify)
             except UsageError as exc:
-                raise UsageError(where_to_give(str(exc))) from None
+                message = where_to_give(str(exc))
+                try:
+                    # what `preserve check` finds too (the profile against the bag-info values given) is a
+                    # problem in the collection, exit 1 as there; what only -a or --serialize cause is usage
+                    _plan(loaded, None, given, None)
+                except UsageError:
+                    raise CollectionNotReady(f"{root}: not packaged: {CONFIG_NAME}: {message}; nothing was written "
+                                             f"at {dest_path}", path=str(root), count=1) from None
+                raise UsageError(message) from None
     started = _now()
 
     def check_total(total: int, files: int) -> None:
