@@ -56,7 +56,8 @@ def unpack(archive: Path, dest: Path, workers: int | None, as_json: bool, quiet:
     if as_json:
         _json(archive, report, 0)
         return
-    render(report, quiet=quiet)
+    if not quiet:  # the line below is the verdict: the bag lands at DEST only when valid
+        render(report)
     click.echo(f"unpacked {for_people(str(archive))} into {for_people(str(report.path))}")
     if not quiet:
         next_steps(Path(report.path), show=(Path(report.path) / "metadata" / "mets.xml").is_file())
