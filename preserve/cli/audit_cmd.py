@@ -205,7 +205,8 @@ def audit(targets: tuple[str, ...], tier: str | None, full_every: int, full_afte
 
 def _finish(run: AuditRun, ledger_name: str, as_json: bool, notify: str | None, quiet: bool, path: str) -> None:
     """The summary (text or JSON), the run's warnings, and the webhook when problems were found."""
-    for w in [] if quiet else run.warnings:
+    # kept with -q: each says that bags could not be found or audited, which the operator must hear
+    for w in run.warnings:
         warn(w)
     if as_json:
         problems = [{"path": r.location, "file": f.file, "kind": f.kind, "message": f.message}

@@ -288,3 +288,14 @@ def test_the_examples_use_no_old_spelling() -> None:
             if re.search(r"(?<![\w-])--profile\b", line) and any(w in line for w in (*s3_words, "AWS")):
                 assert "BagIt" in line or "--aws-profile" in line, f"{path}: {line}"
     assert len(texts) > 10  # the walk above ran over the real files
+
+
+def test_the_readme_documents_the_shared_options() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("\n## Options every command shares\n", 1)[1].split("\n## ", 1)[0]
+    for flag in ("`-q`/`--quiet`", "`-v`/`--verbose`", "`--json`", "`-p`/`--profile PROFILE`", "`--aws-profile NAME`",
+                 "`-w`/`--workers N`", "`-a`/`--algorithm`", "`-i`/`--info KEY=VALUE`", "`-o`/`--output FILE`"):
+        assert flag in section, flag
+    for name in NO_QUIET:
+        assert f"but `{name}`" in section
+    assert "only problems and the final verdict line" in section
