@@ -349,14 +349,16 @@ _SECTION_OF = {name: title for title, names in HELP_SECTIONS.items() for name in
 
 
 def _first_argument(ctx: click.Context) -> str | None:
-    """The command's first argument as given (the bag, collection or archive its result is about)."""
+    """The command's first argument as given (the bag, collection or archive its result is about),
+    or the ledger for the commands that take none."""
     for param in ctx.command.params:
         if isinstance(param, click.Argument) and param.name:
             value = ctx.params.get(param.name)
             if isinstance(value, tuple):
                 value = value[0] if value else None
             return None if value is None else str(value)
-    return None
+    ledger = ctx.params.get("ledger_path")
+    return None if ledger is None else str(ledger)
 
 
 class Command(click.Command):

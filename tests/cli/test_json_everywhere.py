@@ -220,3 +220,20 @@ def test_quiet_events_writes_only_the_document(world: World, tmp_path: Path) -> 
     assert result.stdout.startswith("<?xml")
     loud = CliRunner().invoke(cli, ["events", str(world.bag), "--ledger", str(tmp_path / "none.sqlite")])
     assert "no ledger here" in loud.stderr  # what -q left out
+
+
+@pytest.mark.slow
+def test_verbose_package_times_every_phase(world: World) -> None:
+    result = CliRunner().invoke(cli, ["package", str(world.coll), str(world.tmp / "pkg-verbose"), "-q", "-v"])
+    assert result.exit_code == 0, result.output
+    [line] = [line for line in result.stderr.splitlines() if line.startswith("timings: ")]
+    assert [part.rsplit(" ", 2)[0] for part in line.removeprefix("timings: ").split(", ")] == [
+        "check", "copy+hash", "verify", "sidecars", "archive", "total"]
+    assert len(result.stdout.splitlines()) == 1
+
+
+def test_json_without_a_ledger_names_the_ledger_it_looked_for(tmp_path: Path) -> None:
+    missing = tmp_path / "none.sqlite"
+    result = CliRunner().invoke(cli, ["ledger", "info", "--ledger", str(missing), "--json"])
+    doc = json.loads(result.stdout)
+    assert doc["path"] == str(missing) and doc["exit"] == 7 and doc["problems"]
