@@ -85,8 +85,7 @@ def _interval_callback(ctx: click.Context, param: click.Parameter, value: str | 
 #: The ``--progress-interval`` option every command with a progress bar takes.
 progress_interval_option = click.option(
     "--progress-interval", "progress_interval", metavar="SECONDS", callback=_interval_callback,
-    help="Without a terminal (cron, systemd), write one progress line to standard error every SECONDS "
-         f"(default {DEFAULT_PROGRESS_INTERVAL:g}; a period such as 2m is accepted too). -q silences it.")
+    help=f"Without a terminal, a progress line every SECONDS (default {DEFAULT_PROGRESS_INTERVAL:g}).")
 
 
 def human_bytes(n: float) -> str:

@@ -340,7 +340,7 @@ def audit_replicas(targets: tuple[str, ...], tier: str | None, *, ledger: Any, a
             click.echo(line)
         for rel in result.pending[:20]:
             click.echo(click.style("pending ", fg="yellow") + f"{result.location}/{rel}: in an archive storage class, not yet restored")
-        for note in [] if quiet else result.notes:
+        for note in result.notes:  # kept with -q: each says what the verdict below could not vouch for
             click.echo(f"note: {note}", err=True)
         status = "ok" if result.ok else "FAIL"
         pending = f", {len(result.pending)} pending restore" if result.pending else ""

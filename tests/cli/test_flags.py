@@ -187,6 +187,13 @@ def test_help_fits_one_screen_with_grouped_options_each_listed_once(name: str, c
         assert any(line.startswith("  -q, --quiet") for line in output)
 
 
+@pytest.mark.parametrize("group", [[], ["ledger"], ["schemas"]], ids=["preserve", "ledger", "schemas"])
+def test_the_groups_help_fits_one_screen_too(group: list[str]) -> None:
+    result = CliRunner().invoke(cli, [*group, "--help"], terminal_width=100)
+    assert result.exit_code == 0
+    assert 0 < len(result.output.splitlines()) <= MAX_HELP_LINES
+
+
 def test_exit_meanings_are_the_documented_table() -> None:
     assert exit_meaning(EXIT_PROBLEMS) == "problems found in the bag, collection or replica"
     for code, text in EXIT_CODES.items():
