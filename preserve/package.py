@@ -26,6 +26,7 @@ from typing import Any
 from preserve.bag.writer import XXH3_FILE, BagResult, PayloadEntry, StagedBag, create_bag
 from preserve.errors import CollectionNotReady, DestinationExists, SourceChanged, UsageError
 from preserve.intake.check import SUBMISSION, CheckReport, check_collection
+from preserve.intake.collection import CONFIG_NAME
 from preserve.intake.inherited import batch_parent, config_for
 from preserve.model import Collection, PackagingContext, Rights
 from preserve.sidecars import write_sidecars
@@ -169,7 +170,9 @@ def package_collection(
     applies when ``root`` has none (see :func:`check_collection`).
 
     With a profile, what packaging can never meet (tag files it does not write, or that
-    Tag-Files-Allowed refuses) is refused before the check (:class:`UsageError`); the payload
+    Tag-Files-Allowed refuses) is refused before the check (:class:`UsageError`), and so is a
+    bag-info value the profile requires that neither collection.toml nor ``info`` gives
+    (:class:`CollectionNotReady`, as the check reports it); the payload
     rules are checked before the copy, and the staged bag, complete, before it lands at ``dest``
     (:class:`~preserve.errors.ProfileViolation`, nothing written).
     """
@@ -196,10 +199,19 @@ def package_collection(
         # (a missing folder or a broken collection.toml is left to the check, which names it)
         batch = inherit_from if inherit_from is not None else (batch_parent(root) if root.is_dir() else None)
         if root.is_dir() and not config_for(root, batch)[0].problems:
+            given = bag_info_from_config(root, info, batch)
             try:
-                _plan(loaded, algorithms, bag_info_from_config(root, info, batch), serialization, verify)
+                _plan(loaded, algorithms, given, serialization, verify)
             except UsageError as exc:
-                raise UsageError(where_to_give(str(exc))) from None
+                message = where_to_give(str(exc))
+                try:
+                    # what `preserve check` finds too (the profile against the bag-info values given) is a
+                    # problem in the collection, exit 1 as there; what only -a or --serialize cause is usage
+                    _plan(loaded, None, given, None)
+                except UsageError:
+                    raise CollectionNotReady(f"{root}: not packaged: {CONFIG_NAME}: {message}; nothing was written "
+                                             f"at {dest_path}", path=str(root), count=1) from None
+                raise UsageError(message) from None
     started = _now()
 
     def check_total(total: int, files: int) -> None:

@@ -46,7 +46,7 @@ def _collection(root: Path, *, list_evil: bool = True) -> Path:
 
 def test_check_shows_a_hostile_name_inertly_and_json_keeps_it(tmp_path: Path) -> None:
     coll = _collection(tmp_path)
-    out = preserve("check", coll, "-q")
+    out = preserve("check", coll)  # -q would leave out the table
     assert out.returncode == 0, out.stdout + out.stderr
     assert_inert(out.stdout + out.stderr)
     assert any(line.startswith(SHOWN + " ") for line in out.stdout.splitlines()), out.stdout  # the table row

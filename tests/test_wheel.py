@@ -73,7 +73,7 @@ def test_installed_wheel_finds_its_shipped_profiles(tmp_path: Path) -> None:
     payload.mkdir()
     (payload / "side-a.wav").write_bytes(b"RIFF" + bytes(1000))
     exe = venv / "bin" / "preserve"
-    made = run(exe, "bag", payload, tmp_path / "tapes-bag", "--profile", "preserve-transfer", "-q",
+    made = run(exe, "bag", payload, tmp_path / "tapes-bag", "--profile", "preserve-transfer",
                "-i", "Source-Organization=Northern Radio Archive", cwd=tmp_path, env=env)
     assert made.returncode == 0, made.stderr
     assert made.stdout.splitlines()[-1].startswith("conforms to profile preserve-transfer (https://")

@@ -200,14 +200,17 @@ def format_cell(value: Any, kind: str) -> str:
     return str(value)
 
 
-def render_text(report: Report) -> str:
+def render_text(report: Report, *, problems_only: bool = False) -> str:
     """The report as plain text for a terminal; every value from a bag or the ledger is escaped
-    (:func:`preserve.textsafe.for_people`), so the lines are the report's own."""
+    (:func:`preserve.textsafe.for_people`), so the lines are the report's own. ``problems_only``
+    (``--quiet``) keeps the first line and the sections that list problems."""
     s = report.summary
     lines = [f"ledger {for_people(report.ledger)}: {s['bags']} bag(s), {s['audits']} audit(s), "
              f"{human_bytes(s['bytes_verified'])} verified in all; overdue after {report.every_days:g} days"]
     for result in report.sections:
         sec = result.section
+        if problems_only and not (sec.problem and result.rows):
+            continue
         lines.append("")
         lines.append(f"{sec.title} ({len(result.rows)})")
         if not result.rows:

@@ -26,7 +26,17 @@ from preserve.audit.runner import (
     plan_audit,
     run_audit,
 )
-from preserve.cli.common import for_people, parse_period, parse_size, to_json, warn
+from preserve.cli.common import (
+    Command,
+    emit_json,
+    for_people,
+    json_option,
+    parse_period,
+    parse_size,
+    quiet_option,
+    warn,
+    workers_option,
+)
 from preserve.cli.ledger_cmd import check_pending, ledger_options, open_ledger
 from preserve.cli.replicate_cmd import audit_replicas, s3_options
 from preserve.errors import AuditProblems, PreserveError, UsageError
@@ -96,43 +106,46 @@ def _bag_line(record: AuditRecord) -> str:
             f"{human_bytes(record.bytes)}{problems})")
 
 
-@click.command()
+@click.command(cls=Command)
 @click.argument("targets", nargs=-1, required=True, metavar="PATH...")
-@click.option("--tier", type=click.Choice([*TIERS, *REMOTE_TIERS]),
-              help="fast: payload against metadata/xxh3-128.txt + completeness + Payload-Oxum; full: every "
-                   "manifest and tag manifest digest. Default: the policy (--full-every, --full-after). "
-                   "remote-metadata and remote-full are for replicas in S3-compatible stores.")
-@click.option("--full-every", type=click.IntRange(1), default=12, show_default=True,
-              help="Policy: every Nth audit of a bag is a full one.")
+@click.option("--tier", type=click.Choice([*TIERS, *REMOTE_TIERS]), metavar="TIER",
+              help="fast, full, remote-metadata or remote-full (default: the policy).")
+@click.option("--full-every", type=click.IntRange(1), default=12, show_default=True, metavar="N",
+              help="Policy: every Nth audit of a bag is full.")
 @click.option("--full-after", default="365d", show_default=True, metavar="PERIOD",
-              help="Policy: full audit when the last full one is older than this.")
-@click.option("--budget", metavar="PERIOD", help="Stop cleanly after this long (e.g. 2h); least recently verified bags go first.")
-@click.option("--max-bytes", metavar="SIZE", help="Stop before reading more than this (e.g. 500G); the first bag is always audited.")
-@click.option("--max-rate", metavar="SIZE", help="Cap reads at SIZE per second (e.g. 200M) so production storage is not starved.")
-@click.option("--drop-cache", is_flag=True, help="Evict each file's cached pages before reading it: verify what the disk holds.")
-@click.option("-w", "--workers", type=click.IntRange(1, 64), help="Files read in parallel within a bag (default: chosen from the number of cores).")
-@ledger_options
-@click.option("--json", "as_json", is_flag=True, help="Print the run as JSON on standard output.")
-@click.option("--notify", metavar="URL", help="When problems are found, POST a JSON summary to this webhook, or mail a summary "
-                                              "to mailto:ADDRESS (SMTP server in preserve.toml [smtp]).")
-@click.option("--scheduler", metavar="ADDRESS", help="Run on a Dask distributed cluster (tcp://host:8786 or tls://...); needs preserve[dask].")
+              help="Policy: a full audit when the last one is older.")
+@click.option("--budget", metavar="PERIOD", help="Stop cleanly after this long (e.g. 2h).")
+@click.option("--max-bytes", metavar="SIZE", help="Stop before reading more than this (e.g. 500G).")
+@click.option("--max-rate", metavar="SIZE", help="Cap reads at SIZE per second (e.g. 200M).")
+@click.option("--drop-cache", is_flag=True, help="Evict each file's cached pages first: verify what the disk holds.")
+@click.option("--request-restore", is_flag=True,
+              help="Remote tiers: request restores of archive-class objects.")
+@click.option("--notify", metavar="URL", help="When problems are found: POST a JSON summary to this webhook, "
+                                              "or mail one to mailto:ADDRESS ([smtp] in preserve.toml).")
+@click.option("--scheduler", metavar="ADDRESS", help="A Dask cluster (tcp://host:8786, tls://...); needs preserve[dask].")
 @click.option("--scheduler-timeout", type=click.FloatRange(0.1), default=10.0, show_default=True, metavar="SECONDS",
-              help="How long to keep trying to reach the --scheduler.")
+              help="How long to try reaching the --scheduler.")
 @click.option("--tls-ca-file", type=click.Path(exists=True, dir_okay=False), help="CA certificate for a tls:// scheduler.")
 @click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False), help="Client certificate for a tls:// scheduler.")
 @click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), help="Client key for a tls:// scheduler.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar and no line per bag.")
-@click.option("--request-restore", is_flag=True,
-              help="Remote tiers: request a restore of objects in an archive storage class (GLACIER, DEEP_ARCHIVE); "
-                   "they are reported as pending, not as failures.")
+@ledger_options
+@workers_option("Files read in parallel within a bag (default: by the cores).")
+@json_option
+@quiet_option
 @s3_options
 def audit(targets: tuple[str, ...], tier: str | None, full_every: int, full_after: str, budget: str | None,
-          max_bytes: str | None, max_rate: str | None, drop_cache: bool, workers: int | None,
-          ledger_path: Path | str | None, network_ok: bool, as_json: bool, notify: str | None, scheduler: str | None,
-          scheduler_timeout: float, tls_ca_file: str | None, tls_cert: str | None, tls_key: str | None, quiet: bool,
-          request_restore: bool = False, **s3: Any) -> None:
+          max_bytes: str | None, max_rate: str | None, drop_cache: bool, request_restore: bool, notify: str | None,
+          scheduler: str | None, scheduler_timeout: float, tls_ca_file: str | None, tls_cert: str | None,
+          tls_key: str | None, ledger_path: Path | str | None, network_ok: bool, workers: int | None, as_json: bool,
+          quiet: bool, **s3: Any) -> None:
     """Re-verify the bags at PATH... (bags, or folders holding bags) and record every outcome in the ledger.
 
+    Least recently verified first; never modifies a bag. Exit 0 all verified, 1 problems found, 2
+    usage, 3 bad input, 6 Dask scheduler unreachable, 7 ledger error. A webhook that cannot be
+    reached is a warning: the exit code stays that of the audit. With --tier remote-metadata or
+    remote-full, each PATH is a replica (s3://bucket/prefix/BAG-NAME, a directory, or
+    TARGET-NAME/BAG-NAME) and the S3 options apply. More: docs/audit.md.
+    \f
     Bags least recently verified go first. Audits only read: a bag is never modified. Exit 0 when
     every bag audited verified, 1 when any has problems (missing, altered, unlisted or unreadable
     files, a wrong Payload-Oxum, a bag gone), 2 usage, 3 bad input, 6 Dask scheduler unreachable,
@@ -195,19 +208,23 @@ def audit(targets: tuple[str, ...], tier: str | None, full_every: int, full_afte
                           scheduler=scheduler, security=security, connect_timeout=scheduler_timeout, run=run)
         finally:
             # what was audited is reported and alerted even when the run stops early
-            _finish(run, str(led.path), as_json, notify, led, find_config(s3.get("config_path")))
+            _finish(run, str(led.path), as_json, notify, quiet, targets[0], led, find_config(s3.get("config_path")))
     check_pending(led)
     if run.failed:
         raise AuditProblems(count=len(run.failed))
 
 
-def _finish(run: AuditRun, ledger_name: str, as_json: bool, notify: str | None, led: Ledger | None = None,
-            config: Path | None = None) -> None:
+def _finish(run: AuditRun, ledger_name: str, as_json: bool, notify: str | None, quiet: bool, path: str,
+            led: Ledger | None = None, config: Path | None = None) -> None:
     """The summary (text or JSON), the run's warnings, and the webhook when problems were found."""
+    # kept with -q: each says that bags could not be found or audited, which the operator must hear
     for w in run.warnings:
         warn(w)
     if as_json:
-        click.echo(to_json(run.to_dict()))
+        problems = [{"path": r.location, "file": f.file, "kind": f.kind, "message": f.message}
+                    for r in run.failed for f in r.findings]
+        emit_json({**run.to_dict(), "ledger": ledger_name}, path=path,
+                  exit_code=AuditProblems.exit_code if run.failed else 0, warnings=run.warnings, problems=problems)
     else:
         click.echo(summarize_run(run))
     if run.failed and notify:

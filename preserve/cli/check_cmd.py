@@ -10,8 +10,18 @@ from pathlib import Path
 
 import click
 
-from preserve.cli.common import ProgressBar, for_people, progress_interval_option, to_json
-from preserve.errors import CollectionNotReady
+from preserve.cli.common import (
+    Command,
+    ProgressBar,
+    emit_json,
+    for_people,
+    json_option,
+    profile_option,
+    progress_interval_option,
+    quiet_option,
+    workers_option,
+)
+from preserve.errors import EXIT_PROBLEMS, CollectionNotReady
 from preserve.intake import CheckReport, check_collection
 from preserve.intake.check import Problem
 from preserve.intake.collection import CONFIG_NAME
@@ -41,7 +51,8 @@ def render_report(report: CheckReport, *, err: bool = False, table: bool = True)
     if table:
         _render_table(report, err)
     if report.problems:
-        click.echo(f"\n{len(report.problems)} problem(s) stop packaging:", err=err)
+        gap = "\n" if table else ""  # a blank line after the table, none without it
+        click.echo(f"{gap}{len(report.problems)} problem(s) stop packaging:", err=err)
         for p in report.problems:
             click.echo(click.style("  error: ", fg="red") + for_people(p.message, lines=True), err=err)
 
@@ -69,13 +80,13 @@ def _render_table(report: CheckReport, err: bool) -> None:
         click.echo(click.style("warning: ", fg="yellow") + for_people(w, lines=True), err=err)
 
 
-@click.command()
+@click.command(cls=Command)
 @click.argument("collection", type=click.Path(path_type=Path))
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on standard output.")
-@click.option("-w", "--workers", type=click.IntRange(1, 64), help="Files examined in parallel (default: cores).")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-@click.option("--profile", "profile", metavar="PROFILE", default=DEFAULT_PROFILE, show_default=True,
-              help="BagIt profile `preserve package` will follow: its required bag-info must be there too.")
+@json_option
+@workers_option("Files examined in parallel (default: the number of cores).")
+@quiet_option
+@profile_option("BagIt profile `preserve package` will follow: its required bag-info must be there too.",
+                default=DEFAULT_PROFILE, show_default=True)
 @click.option("--no-profile", is_flag=True, help="Check for packaging with no BagIt profile.")
 @click.option("--sheet", "sheet_file", metavar="FILE", help="The sheet or DDEX ERN message to read, relative to "
               "COLLECTION (default: metadata.csv or metadata.json, else the folder's one DDEX message).")
@@ -104,11 +115,12 @@ def check(collection: Path, as_json: bool, workers: int | None, quiet: bool, pro
         if why:
             report.problems.append(Problem("profile", f"{CONFIG_NAME}: {why}", CONFIG_NAME))
     if as_json:
-        click.echo(to_json(report.to_dict()))
+        emit_json(report.to_dict(), path=collection, exit_code=0 if report.ready else EXIT_PROBLEMS)
     else:
-        render_report(report)
+        render_report(report, table=not quiet)
     if not report.ready:
         raise CollectionNotReady(path=str(collection), count=len(report.problems), report=report)
     if not as_json:
-        click.echo(f"\nready to package: {len(report.collection.tracks)} audio file(s), "
+        gap = "" if quiet else "\n"
+        click.echo(f"{gap}ready to package: {len(report.collection.tracks)} audio file(s), "
                    f"{len(report.collection.submission_files)} submission file(s)")

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -85,8 +85,7 @@ def _interval_callback(ctx: click.Context, param: click.Parameter, value: str | 
 #: The ``--progress-interval`` option every command with a progress bar takes.
 progress_interval_option = click.option(
     "--progress-interval", "progress_interval", metavar="SECONDS", callback=_interval_callback,
-    help="Without a terminal (cron, systemd), write one progress line to standard error every SECONDS "
-         f"(default {DEFAULT_PROGRESS_INTERVAL:g}; a period such as 2m is accepted too). -q silences it.")
+    help=f"Without a terminal, a progress line every SECONDS (default {DEFAULT_PROGRESS_INTERVAL:g}).")
 
 
 def human_bytes(n: float) -> str:
@@ -263,3 +262,172 @@ _RAW_IN_JSON = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e
 def to_json(value: Any) -> str:
     """``value`` as indented JSON for standard output: exact strings, nothing a terminal obeys."""
     return _RAW_IN_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(value, indent=2, ensure_ascii=False))
+
+
+# -- one meaning per flag ------------------------------------------------------------------------
+# Every command takes its shared options from here, so a flag is spelled, abbreviated and
+# explained the same way wherever it appears (tests/cli/test_flags.py walks the whole group).
+
+__all__ += ["Command", "Group", "PhaseClock", "emit_json", "exit_meaning", "json_option", "profile_option",
+            "quiet_option", "verbose_option", "workers_option"]
+
+#: What -q means in every command: only problems and the final verdict line.
+QUIET_HELP = "Only problems and the verdict: no progress, tables, notes, warnings, next steps."
+
+#: The one -q/--quiet.
+quiet_option = click.option("-q", "--quiet", is_flag=True, help=QUIET_HELP)
+
+#: The one --verbose, on commands that have more detail to give (per-file lines, timings).
+verbose_option = click.option("-v", "--verbose", is_flag=True,
+                              help="More detail: the time each phase took (and per-file lines where there are any).")
+
+#: The one --json: exactly one JSON document on standard output, whatever the outcome.
+json_option = click.option("--json", "as_json", is_flag=True,
+                           help="Print the result as one JSON document on standard output, and nothing else.")
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def workers_option(help: str = "Files read in parallel (default: the number of cores).",
+                   **kw: Any) -> Callable[[_F], _F]:
+    """The one -w/--workers; commands differ only in what runs in parallel and the default."""
+    kw.setdefault("type", click.IntRange(1, 64))
+    kw.setdefault("metavar", "N")
+    return click.option("-w", "--workers", help=help, **kw)
+
+
+def profile_option(help: str, **kw: Any) -> Callable[[_F], _F]:
+    """The one -p/--profile: always a BagIt profile (a shipped name, a JSON file or an identifier)."""
+    kw.setdefault("metavar", "PROFILE")
+    return click.option("-p", "--profile", "profile", help=help, **kw)
+
+
+def exit_meaning(code: int) -> str:
+    """The documented meaning of an exit code, short: 'problems found in the bag, collection or replica'."""
+    from preserve.errors import EXIT_CODES
+
+    text = EXIT_CODES.get(code, "")
+    return re.split(r"[:;(]", text, maxsplit=1)[0].strip() or f"exit code {code}"
+
+
+_JSON_SENT = "preserve.json-sent"
+
+
+def emit_json(doc: dict[str, Any], *, path: str | Path | None, exit_code: int = 0,
+              warnings: list[Any] | None = None, problems: list[Any] | None = None) -> None:
+    """Print a command's one JSON document: its result with the path, warnings, problems and the exit code.
+
+    Every ``--json`` result goes through here, so each carries the same keys: ``path``,
+    ``exit`` and ``meaning`` (the exit code the run ends with, and what it means), ``warnings``
+    and ``problems`` (lists), then the command's own fields.
+    """
+    head: dict[str, Any] = {"path": None if path is None else str(path), "exit": exit_code,
+                            "meaning": exit_meaning(exit_code)}
+    body = {k: v for k, v in doc.items() if k not in head}
+    body["warnings"] = list(warnings if warnings is not None else body.get("warnings") or [])
+    body["problems"] = list(problems if problems is not None else body.get("problems") or [])
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None:
+        ctx.find_root().meta[_JSON_SENT] = True
+    click.echo(to_json({**head, **body}))
+
+
+#: --help sections, in order, and the options each holds (by parameter name); the others are the
+#: command's own and come first, under "Options".
+HELP_SECTIONS: dict[str, tuple[str, ...]] = {
+    "Profile": ("profile", "no_profile"),
+    "Ledger": ("ledger_path", "network_ok"),
+    "S3 and preserve.toml": ("config_path", "endpoint_url", "s3_region", "aws_profile", "path_style", "checksum_when",
+                             "retries"),
+    "Upload": ("storage_class", "retain_until", "lock_mode", "multipart_threshold", "part_size", "bandwidth"),
+    "Progress": ("workers", "progress_interval"),
+    "Output": ("as_json", "quiet", "verbose", "output", "help"),
+}
+_SECTION_OF = {name: title for title, names in HELP_SECTIONS.items() for name in names}
+
+
+def _first_argument(ctx: click.Context) -> str | None:
+    """The command's first argument as given (the bag, collection or archive its result is about),
+    or the ledger for the commands that take none."""
+    for param in ctx.command.params:
+        if isinstance(param, click.Argument) and param.name:
+            value = ctx.params.get(param.name)
+            if isinstance(value, tuple):
+                value = value[0] if value else None
+            return None if value is None else str(value)
+    ledger = ctx.params.get("ledger_path")
+    return None if ledger is None else str(ledger)
+
+
+class Command(click.Command):
+    """A command whose --help lists its options in sections, and whose --json always answers.
+
+    With ``--json``, a run that stops on an error it reports (a refusal, a usage error found
+    while running) still prints its one JSON document, with the path, the message as its
+    problem, and the exit code; the message also goes to standard error as always.
+    """
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows: dict[str, list[tuple[str, str]]] = {}
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx) if isinstance(param, click.Option) else None
+            if record is not None:
+                name = "help" if "--help" in param.opts else param.name or ""
+                rows.setdefault(_SECTION_OF.get(name, "Options"), []).append(record)
+        for title in ("Options", *HELP_SECTIONS):
+            if rows.get(title):
+                with formatter.section(title):
+                    formatter.write_dl(rows[title])
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from preserve.errors import PreserveError
+
+        try:
+            return super().invoke(ctx)
+        except (PreserveError, click.ClickException) as exc:
+            if ctx.params.get("as_json") and not ctx.find_root().meta.get(_JSON_SENT):
+                message = exc.format_message() if isinstance(exc, click.ClickException) else str(exc)
+                emit_json({}, path=_first_argument(ctx), exit_code=exc.exit_code, problems=[message])
+            raise
+
+
+class Group(click.Group):
+    """A command group whose subcommands are :class:`Command` s."""
+
+    command_class = Command
+
+
+class PhaseClock:
+    """How long each phase of a run took, for ``--verbose`` (standard error; never with --json)."""
+
+    def __init__(self, enabled: bool, clock: Callable[[], float] = time.monotonic) -> None:
+        self.enabled = enabled
+        self._clock = clock
+        self._started = clock()
+        self._phases: list[tuple[str, float]] = []
+        self._current: tuple[str, float] | None = None
+
+    def phase(self, name: str) -> None:
+        """``name`` starts now (a phase named again while it runs goes on)."""
+        now = self._clock()
+        if self._current is not None and self._current[0] == name:
+            return
+        self._close(now)
+        self._current = (name, now)
+
+    def _close(self, now: float) -> None:
+        if self._current is not None:
+            self._phases.append((self._current[0], now - self._current[1]))
+            self._current = None
+
+    def timings(self) -> list[tuple[str, float]]:
+        """Each phase with its seconds, the running one up to now, and the total last."""
+        now = self._clock()
+        self._close(now)
+        return [*self._phases, ("total", now - self._started)]
+
+    def report(self) -> None:
+        if self.enabled:
+            text = ", ".join(f"{name} {seconds:.2f} s" for name, seconds in self.timings())
+            click.echo(f"timings: {text}", err=True)

@@ -7,16 +7,24 @@ from pathlib import Path
 
 import click
 
-from preserve.cli.common import ProgressBar, for_people, progress_interval_option, to_json
+from preserve.cli.common import (
+    Command,
+    ProgressBar,
+    emit_json,
+    for_people,
+    json_option,
+    progress_interval_option,
+    quiet_option,
+)
 from preserve.intake.scaffold import SHEET_FORMATS, scaffold_collection
 
 
-@click.command()
+@click.command(cls=Command)
 @click.argument("collection", type=click.Path(path_type=Path))
 @click.option("--sheet-format", type=click.Choice(SHEET_FORMATS), default="csv", show_default=True,
               help="Write the sheet as metadata.csv (for spreadsheets) or metadata.json.")
-@click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON on standard output.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress, no notes, no next steps (the summary line stays).")
+@json_option
+@quiet_option
 @progress_interval_option
 def init(collection: Path, sheet_format: str, as_json: bool, quiet: bool, progress_interval: float) -> None:
     """Write a first metadata sheet and collection.toml for the audio in COLLECTION.
@@ -33,7 +41,7 @@ def init(collection: Path, sheet_format: str, as_json: bool, quiet: bool, progre
     with bar.shown():
         result = scaffold_collection(collection, sheet_format=sheet_format, progress=bar, on_total=bar.set_total)
     if as_json:
-        click.echo(to_json(result.to_dict()))
+        emit_json(result.to_dict(), path=result.root, warnings=result.notes, problems=[])
         return
     if not quiet:
         for note in result.notes:

@@ -15,7 +15,7 @@ import click
 
 from preserve.audit import ledger as ledger_lib
 from preserve.audit.ledger import Ledger, default_ledger_path
-from preserve.cli.common import for_people, warn
+from preserve.cli.common import Group, emit_json, for_people, json_option, quiet_option, warn
 from preserve.errors import InputError, LedgerError, StorageError, UsageError
 from preserve.replication.config import find_config
 
@@ -41,12 +41,10 @@ LEDGER = LedgerParam()
 def ledger_options(fn: F) -> F:
     """``--ledger PATH|URL`` and ``--ledger-on-network-fs``, shared by every command that reads the ledger."""
     fn = click.option("--ledger-on-network-fs", "network_ok", is_flag=True,
-                      help="Allow a ledger on NFS/SMB/sshfs: use a rollback journal instead of WAL "
-                           "(run one audit at a time there).")(fn)
+                      help="Allow a ledger on NFS/SMB/sshfs (rollback journal: one audit at a time).")(fn)
     fn = click.option("--ledger", "ledger_path", type=LEDGER, metavar="PATH|URL",
-                      help=f"The audit ledger: a SQLite file (default: ledger in preserve.toml, else "
-                           f"{default_ledger_path()}) or postgresql://user@host:5432/dbname (the password "
-                           "from PGPASSWORD, PGPASSFILE or a service file).")(fn)
+                      help=f"Audit ledger: a SQLite file (default: preserve.toml's ledger, else "
+                           f"{default_ledger_path()}) or postgresql://user@host/db (password from libpq).")(fn)
     return fn
 
 
@@ -72,13 +70,13 @@ def configured_ledger() -> Path | str | None:
     return found.parent / target if isinstance(target, Path) and not target.is_absolute() else target
 
 
-def open_ledger(path: Path | str | None, network_ok: bool, *, create: bool = True) -> Ledger:
+def open_ledger(path: Path | str | None, network_ok: bool, *, create: bool = True, quiet: bool = False) -> Ledger:
     """Open the ledger (--ledger, else preserve.toml's, else the default file) and print its
     warnings (rollback journal on a network file system, what a stopped creation left and this
-    one removed)."""
+    one removed) unless ``quiet``."""
     ledger = ledger_lib.open_ledger(path if path is not None else configured_ledger(), create=create,
                                     allow_network_fs=network_ok)
-    for w in ledger.warnings:
+    for w in [] if quiet else ledger.warnings:
         warn(w)
     return ledger
 
@@ -140,7 +138,7 @@ def output_file(path: Path | None, binary: bool = False) -> Any:
         raise
 
 
-@click.group()
+@click.group(cls=Group)
 def ledger() -> None:
     """Back up, export and inspect the audit ledger (decades of fixity evidence)."""
 
@@ -148,45 +146,65 @@ def ledger() -> None:
 @ledger.command()
 @click.argument("dest", type=click.Path(path_type=Path, dir_okay=False))
 @ledger_options
-def backup(dest: Path, ledger_path: Path | str | None, network_ok: bool) -> None:
+@json_option
+@quiet_option
+def backup(dest: Path, ledger_path: Path | str | None, network_ok: bool, as_json: bool, quiet: bool) -> None:
     """Copy the ledger to a new file DEST with SQLite's online backup.
 
     Safe while audits are running: the copy is one consistent snapshot, checked with
     PRAGMA integrity_check, and a single self-contained file. DEST must not exist (exit 4).
     """
-    with open_ledger(ledger_path, network_ok, create=False) as led:
+    with open_ledger(ledger_path, network_ok, create=False, quiet=quiet) as led:
         out = led.backup(dest)
         count = len(led.bag_states())
+    if as_json:
+        emit_json({"ledger": str(led.path), "bags": count}, path=out, warnings=led.warnings, problems=[])
+        return
     click.echo(f"backed up {for_people(str(led.path))} ({count} bag(s)) to {for_people(str(out))}")
 
 
 @ledger.command()
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), help="Write to FILE instead of standard output.")
 @ledger_options
-def export(output: Path | None, ledger_path: Path | str | None, network_ok: bool) -> None:
+@quiet_option
+def export(output: Path | None, ledger_path: Path | str | None, network_ok: bool, quiet: bool) -> None:
     """Export every row of the ledger as JSON lines: {"table": "bags"|"audits"|"findings"|"replicas"|"repairs"|"tag_files", ...}.
 
     A damaged ledger stops the export with exit 7 and SQLite's error.
     """
-    with open_ledger(ledger_path, network_ok, create=False) as led, output_file(output) as out:
+    with open_ledger(ledger_path, network_ok, create=False, quiet=quiet) as led, output_file(output) as out:
         rows = led.export_jsonl(out)
-    if output is not None:
+    if output is not None and not quiet:
         click.echo(f"exported {rows} row(s) to {for_people(str(output))}", err=True)
 
 
 @ledger.command()
 @ledger_options
-def info(ledger_path: Path | str | None, network_ok: bool) -> None:
+@json_option
+@quiet_option
+def info(ledger_path: Path | str | None, network_ok: bool, as_json: bool, quiet: bool) -> None:
     """Where the ledger is, its schema version and journal mode, and what it holds."""
-    with open_ledger(ledger_path, network_ok, create=False) as led:
+    with open_ledger(ledger_path, network_ok, create=False, quiet=quiet) as led:
         states = led.bag_states()
+        failing = sum(1 for s in states if s.last_outcome == "fail")
+        if as_json:
+            bags, files, empties = led.structure_counts()
+            emit_json({"schema_version": led.schema_version, "journal_mode": led.journal_mode, "bags": len(states),
+                       "audits": sum(s.audits for s in states), "failing": failing, "remembered_tag_files": files,
+                       "remembered_empty_folders": empties, "remembered_bags": bags},
+                      path=led.path, warnings=led.warnings, problems=[])
+            return
+        if quiet:
+            click.echo(f"ledger {for_people(str(led.path))}: {len(states)} bag(s), "
+                       f"{sum(s.audits for s in states)} audit(s), {failing} failing now")
+            return
         click.echo(f"ledger: {for_people(str(led.path))}")
         if led.kind == "sqlite":
             click.echo(f"schema version: {led.schema_version}; journal mode: {led.journal_mode}")
         else:
             click.echo(f"schema version: {led.schema_version}; backend: PostgreSQL")
         click.echo(f"bags: {len(states)}; audits: {sum(s.audits for s in states)}; "
-                   f"failing now: {sum(1 for s in states if s.last_outcome == 'fail')}")
+                   f"failing now: {failing}")
         bags, files, empties = led.structure_counts()
         click.echo(f"remembered from first audits: {files} tag file(s) and {empties} empty folder(s) of {bags} bag(s)")
 

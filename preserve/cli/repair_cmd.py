@@ -7,15 +7,15 @@ from typing import Any
 
 import click
 
+from preserve.cli.common import Command, emit_json, json_option, quiet_option, workers_option
 from preserve.cli.common import for_people as shown
-from preserve.cli.common import to_json
 from preserve.cli.ledger_cmd import LEDGER
 from preserve.cli.replicate_cmd import open_ledger, resolve_target, s3_options, with_config
 from preserve.errors import EXIT_PROBLEMS
 from preserve.replication.config import ReplicationConfig
 
 
-@click.command()
+@click.command(cls=Command)
 @click.argument("bag", type=click.Path(path_type=Path, file_okay=False))
 @click.option("--from", "source", required=True, metavar="TARGET",
               help="The replica to repair from: s3://bucket/prefix, a directory, or a target name "
@@ -23,14 +23,15 @@ from preserve.replication.config import ReplicationConfig
 @click.option("--name", help="The bag's name in the replica, when it differs from BAG's directory name.")
 @click.option("--ledger", "ledger_path", type=LEDGER, metavar="PATH|URL",
               help="Audit ledger to record the repairs in: a SQLite file or postgresql://... (default: the user data folder).")
-@click.option("-w", "--workers", type=click.IntRange(1, 64), help="Parallel readers for validation.")
 @click.option("--wait", type=click.FloatRange(0), default=0, show_default=True, metavar="SECONDS",
               help="How long to wait for another run working on BAG to finish (then exit 4).")
-@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
+@workers_option("Parallel readers for validation (default: the number of cores).")
+@json_option
+@quiet_option
 @s3_options
 @with_config
-def repair(bag: Path, source: str, name: str | None, ledger_path: Path | str | None, workers: int | None,
-           wait: float, as_json: bool, config: ReplicationConfig, **kw: Any) -> None:
+def repair(bag: Path, source: str, name: str | None, ledger_path: Path | str | None, wait: float, workers: int | None,
+           as_json: bool, quiet: bool, config: ReplicationConfig, **kw: Any) -> None:
     """Repair BAG's missing or altered payload and tag files from a replica.
 
     Tag files are checked against the tag manifests, then BAG is validated in full; for each file
@@ -50,18 +51,25 @@ def repair(bag: Path, source: str, name: str | None, ledger_path: Path | str | N
     finally:
         ledger.close()
     if as_json:
-        click.echo(to_json(result.to_dict()))
+        unrepaired: list[dict[str, str | None]] = [
+            {"path": f.path, "problem": f.problem, "outcome": f.outcome, "message": f.reason}
+            for f in result.files if f.outcome != "repaired"]
+        unrepaired += [{"path": u.path, "code": u.code, "message": u.message} for u in result.unrepairable]
+        emit_json({**result.to_dict(), "repaired": sum(1 for f in result.files if f.outcome == "repaired"),
+                   "damaged": len(result.files)}, path=result.bag,
+                  exit_code=0 if result.ok else EXIT_PROBLEMS, warnings=[], problems=unrepaired)
     else:
         # names, reasons and findings come from the bag and the replica: each is escaped as printed
-        for p in result.cleaned:
+        for p in [] if quiet else result.cleaned:
             click.echo(f"removed what an interrupted earlier run left: {shown(str(p))}")
         for f in result.files:
             if f.outcome == "repaired":
-                click.echo(f"repaired: {shown(f.path)} ({shown(f.problem)}) from {shown(result.source)}")
+                if not quiet:
+                    click.echo(f"repaired: {shown(f.path)} ({shown(f.problem)}) from {shown(result.source)}")
             else:
                 click.echo(click.style(f"{shown(f.outcome)}: ", fg="red")
                            + f"{shown(f.path)} ({shown(f.problem)}): {shown(f.reason, lines=True)}")
-        for d in result.directories:
+        for d in [] if quiet else result.directories:
             click.echo(f"created again: {shown(d)}/ (an empty folder listed in metadata/empty-directories.txt)")
         for u in result.unrepairable:
             click.echo(click.style("still damaged, not repairable from the replica: ", fg="red") + shown(str(u), lines=True))

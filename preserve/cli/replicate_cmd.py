@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import json
 import os
 import sys
 import threading
@@ -20,7 +19,15 @@ from typing import Any
 
 import click
 
-from preserve.cli.common import parse_size, warn
+from preserve.cli.common import (
+    Command,
+    emit_json,
+    json_option,
+    parse_size,
+    quiet_option,
+    warn,
+    workers_option,
+)
 from preserve.cli.ledger_cmd import LEDGER
 from preserve.errors import EXIT_PROBLEMS, PreserveError
 from preserve.fixity import RateLimiter
@@ -37,26 +44,31 @@ from preserve.stores.base import PutOptions
 DEFAULT_WORKERS = 16
 
 
+def _refuse_profile(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        raise click.UsageError("--profile names a BagIt profile; for the AWS profile use --aws-profile NAME", ctx=ctx)
+
+
 def s3_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """The S3 options (and --config) shared by every command that accepts an s3:// target."""
+    """The S3 options (and --config) shared by every command that accepts an s3:// target.
+
+    Their help is one line each (--help fits a screen); docs/replication.md says more.
+    """
     options = [
         click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False),
-                     help="preserve.toml with named targets and their locations (default: ./preserve.toml, "
-                          "$PRESERVE_CONFIG, or the user configuration folder)."),
-        click.option("--endpoint-url", metavar="URL",
-                     help="S3-compatible endpoint (MinIO, Ceph RGW, Wasabi, B2...); default: AWS."),
+                     help="preserve.toml with the targets (default: ./preserve.toml)."),
+        click.option("--endpoint-url", metavar="URL", help="S3-compatible endpoint (MinIO, Ceph RGW...); default: AWS."),
         click.option("--region", "s3_region", metavar="NAME", help="S3 region (e.g. eu-central-1)."),
-        click.option("--profile", metavar="NAME",
-                     help="AWS shared-config profile. Credentials come only from the standard AWS chain "
-                          "(environment, profile, instance role) and are never accepted as options."),
+        click.option("--aws-profile", "aws_profile", metavar="NAME",
+                     help="AWS config profile; credentials only ever come from the AWS chain."),
+        # --profile always names a BagIt profile; here it was once the AWS one: say which to use
+        click.option("--profile", "old_aws_profile", hidden=True, expose_value=False, callback=_refuse_profile),
         click.option("--path-style", is_flag=True, default=None,
-                     help="Path-style addressing (http://host/bucket/key), which most non-AWS stores need."),
-        click.option("--checksum-when", type=click.Choice(["supported", "required"]), default=None,
-                     help="botocore's request_checksum_calculation / response_checksum_validation. "
-                          "'required' stops boto3's default CRC32 that several S3-compatible stores reject; "
-                          "preserve always sends its own SHA-256 either way."),
-        click.option("--retries", type=click.IntRange(1, 20), default=5, show_default=True,
-                     help="Attempts per request before giving up (network errors, throttling)."),
+                     help="Path-style addressing, which most non-AWS stores need."),
+        click.option("--checksum-when", type=click.Choice(["supported", "required"]), default=None, metavar="WHEN",
+                     help="supported, or required for stores that reject boto3's default CRC32."),
+        click.option("--retries", type=click.IntRange(1, 20), default=5, show_default=True, metavar="N",
+                     help="Attempts per request."),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -67,18 +79,16 @@ def upload_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Options for commands that write to a store."""
     options = [
         click.option("--storage-class", metavar="CLASS",
-                     help="S3 storage class for payload objects (e.g. STANDARD_IA, GLACIER, DEEP_ARCHIVE). "
-                          "Tag files stay in the default class so metadata audits need no restore."),
+                     help="S3 storage class of payload objects, e.g. GLACIER (not of tag files)."),
         click.option("--retain-until", metavar="DATE", help="Object lock: retain every object until DATE (ISO 8601)."),
-        click.option("--lock-mode", type=click.Choice(["compliance", "governance"]),
-                     help="Object lock mode (needs --retain-until and a bucket with object lock enabled)."),
+        click.option("--lock-mode", type=click.Choice(["compliance", "governance"]), metavar="MODE",
+                     help="Object lock mode: compliance or governance (with --retain-until)."),
         click.option("--multipart-threshold", default="64MiB", show_default=True, metavar="SIZE",
-                     help="Files larger than this are sent in parts, each with its own SHA-256."),
+                     help="Files larger than this are sent in parts."),
         click.option("--part-size", default="16MiB", show_default=True, metavar="SIZE",
-                     help="Multipart part size (S3's minimum, 5 MiB, is enforced)."),
+                     help="Multipart part size (5 MiB at least)."),
         click.option("--bandwidth", metavar="RATE", help="Cap the transfer rate, e.g. 20M (bytes per second)."),
-        click.option("-w", "--workers", type=click.IntRange(1, 64), default=DEFAULT_WORKERS, show_default=True,
-                     help="Objects transferred in parallel (and parts of one large file)."),
+        workers_option("Objects (and parts) sent in parallel.", default=DEFAULT_WORKERS, show_default=True),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -95,7 +105,7 @@ def resolve_target(text: str, config: ReplicationConfig, kw: dict[str, Any]) -> 
         settings = S3Settings(
             endpoint_url=kw.get("endpoint_url") or spec.endpoint_url,
             region=kw.get("s3_region") or spec.s3_region,
-            profile=kw.get("profile") or spec.profile,
+            profile=kw.get("aws_profile") or spec.profile,
             path_style=bool(path_style if path_style is not None else spec.path_style),
             checksum_when=kw.get("checksum_when") or spec.checksum_when or "supported",
             max_attempts=kw.get("retries") or 5,
@@ -184,18 +194,19 @@ def open_ledger(path: Path | str | None) -> Any:
     return open_audit_ledger(path, False)
 
 
-def _warn_same_device(bag: Path, store: Store) -> None:
-    """A copy on the bag's own file system shares every failure of that disk: say so."""
+def _same_device(bag: Path, store: Store) -> str | None:
+    """A copy on the bag's own file system shares every failure of that disk: the warning that says so."""
     root = getattr(store, "root", None)
     if root is None:
-        return
+        return None
     try:
         same = os.stat(root).st_dev == os.stat(bag).st_dev
     except OSError:
-        return
-    if same:
-        warn(f"{store.url} is on the same file system as {bag}; that copy does not protect against the disk failing "
-             "(use a second disk or an S3-compatible store)")
+        return None
+    if not same:
+        return None
+    return (f"{store.url} is on the same file system as {bag}; that copy does not protect against the disk failing "
+            "(use a second disk or an S3-compatible store)")
 
 
 def with_config(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -207,20 +218,19 @@ def with_config(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-@click.command()
+@click.command(cls=Command)
 @click.argument("bag", type=click.Path(path_type=Path, file_okay=False))
 @click.argument("targets", nargs=-1, required=True, metavar="TARGET...")
 @click.option("--serialize", type=click.Choice(["tar"]),
-              help="Send the bag as one tar object (BAG-NAME.tar) instead of one object per file.")
+              help="Send the bag as one tar object (BAG-NAME.tar), not one object per file.")
 @click.option("--ledger", "ledger_path", type=LEDGER, metavar="PATH|URL",
               help="Audit ledger to record the replica in: a SQLite file or postgresql://... (default: the user data folder).")
-@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@json_option
+@quiet_option
 @click.option("--abort-incomplete", is_flag=True,
-              help="Abort every unfinished multipart upload under the bag's name before sending, rather than "
-                   "resuming it (by default a failed run's uploads are kept and the next run resumes them).")
+              help="Abort the bag's unfinished multipart uploads instead of resuming them.")
 @click.option("--incomplete-max-age", type=click.IntRange(0), default=7, show_default=True, metavar="DAYS",
-              help="An unfinished multipart upload older than this is aborted rather than resumed.")
+              help="Older unfinished uploads are aborted, not resumed.")
 @upload_options
 @s3_options
 @with_config
@@ -229,6 +239,9 @@ def replicate(bag: Path, targets: tuple[str, ...], serialize: str | None, ledger
               **kw: Any) -> None:
     """Copy BAG to each TARGET and verify every object there.
 
+    TARGET is s3://bucket/prefix, a directory, or a target name from preserve.toml. A rerun skips
+    what is there and verified, and resumes interrupted uploads. More: docs/replication.md.
+    \f
     TARGET is s3://bucket/prefix, a directory path, or a target name from preserve.toml. Objects
     go to PREFIX/BAG-NAME/<path in the bag> (or PREFIX/BAG-NAME.tar with --serialize tar), each
     with the manifest's SHA-256 as its S3 checksum and in its metadata; large files go in parts,
@@ -253,6 +266,7 @@ def replicate(bag: Path, targets: tuple[str, ...], serialize: str | None, ledger
     ledger = open_ledger(ledger_path)
     failures: list[PreserveError] = []
     summaries = []
+    warnings: list[str] = []
     try:
         for text in targets:
             store, spec = resolve_target(text, config, kw)
@@ -271,7 +285,11 @@ def replicate(bag: Path, targets: tuple[str, ...], serialize: str | None, ledger
                 failures.append(exc)
                 continue
             summaries.append(result.to_dict())
-            _warn_same_device(bag, store)
+            same = _same_device(bag, store)
+            if same:
+                warnings.append(same)
+                if not quiet and not as_json:
+                    warn(same)
             if not as_json:
                 click.echo(f"{result.location}: complete, {result.objects} objects ({human(result.bytes)}) verified; "
                            f"{result.uploaded} sent ({human(result.sent)}), {result.skipped} already there"
@@ -279,11 +297,14 @@ def replicate(bag: Path, targets: tuple[str, ...], serialize: str | None, ledger
                            + (f", {result.aborted_uploads} stale upload(s) aborted" if result.aborted_uploads else ""))
     finally:
         ledger.close()
+    codes = {f.exit_code for f in failures}
+    code = 0 if not failures else failures[0].exit_code if len(codes) == 1 else EXIT_PROBLEMS
     if as_json:
-        click.echo(json.dumps({"replicas": summaries, "errors": [str(f) for f in failures]}, indent=2))
-    if failures:
-        codes = {f.exit_code for f in failures}
-        raise click.exceptions.Exit(failures[0].exit_code if len(codes) == 1 else EXIT_PROBLEMS)
+        emit_json({"targets": len(targets), "replicated": len(summaries), "replicas": summaries,
+                   "errors": [str(f) for f in failures]},
+                  path=bag, exit_code=code, warnings=warnings, problems=[str(f) for f in failures])
+    if code:
+        raise click.exceptions.Exit(code)
 
 
 def audit_replicas(targets: tuple[str, ...], tier: str | None, *, ledger: Any, as_json: bool, quiet: bool,
@@ -320,12 +341,15 @@ def audit_replicas(targets: tuple[str, ...], tier: str | None, *, ledger: Any, a
             click.echo(line)
         for rel in result.pending[:20]:
             click.echo(click.style("pending ", fg="yellow") + f"{result.location}/{rel}: in an archive storage class, not yet restored")
-        for note in result.notes:
+        for note in result.notes:  # kept with -q: each says what the verdict below could not vouch for
             click.echo(f"note: {note}", err=True)
         status = "ok" if result.ok else "FAIL"
         pending = f", {len(result.pending)} pending restore" if result.pending else ""
         click.echo(f"{status} {result.location} ({tier}, {result.files} object(s), {human(result.bytes)}, "
                    f"{len(result.findings)} problem(s){pending})")
     if as_json:
-        click.echo(json.dumps({"replicas": dicts}, indent=2, ensure_ascii=False))
+        failed = [d for d in dicts if not d.get("ok", True)]
+        problems = [{**f, "path": f"{d.get('location')}/{f.get('path')}"} for d in dicts for f in d.get("findings", [])]
+        emit_json({"tier": tier, "replicas": dicts}, path=targets[0], exit_code=EXIT_PROBLEMS if failed else 0,
+                  warnings=[n for d in dicts for n in d.get("notes", [])], problems=problems)
     return records

@@ -7,20 +7,19 @@ from typing import Any
 
 import click
 
+from preserve.cli.common import Command, emit_json, json_option, quiet_option, workers_option
 from preserve.cli.common import for_people as shown
-from preserve.cli.common import to_json
 from preserve.cli.replicate_cmd import ThroughputBar, human, resolve_target, s3_options, with_config
 from preserve.replication.config import ReplicationConfig
 from preserve.replication.remote_audit import split_location
 
 
-@click.command()
+@click.command(cls=Command)
 @click.argument("source", metavar="SOURCE")
 @click.argument("dest", type=click.Path(path_type=Path))
-@click.option("-w", "--workers", type=click.IntRange(1, 64), default=4, show_default=True,
-              help="Objects downloaded in parallel.")
-@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@workers_option("Objects downloaded in parallel.", default=4, show_default=True)
+@json_option
+@quiet_option
 @s3_options
 @with_config
 def restore(source: str, dest: Path, workers: int, as_json: bool, quiet: bool, config: ReplicationConfig,
@@ -44,12 +43,13 @@ def restore(source: str, dest: Path, workers: int, as_json: bool, quiet: bool, c
     with bar.shown():
         result = restore_bag(store, name, dest, workers=workers, progress=bar)
     if as_json:
-        click.echo(to_json({"source": result.source, "dest": str(result.dest), "files": result.files,
-                               "bytes": result.bytes, "valid": result.report.ok,
-                               "empty_directories": result.directories,
-                               "cleaned": [str(p) for p in result.cleaned]}))
-    else:
-        for p in result.cleaned:
-            click.echo(f"removed what an interrupted earlier restore left: {shown(str(p))}")
-        click.echo(f"{shown(str(result.dest))}: restored from {shown(result.source)} and valid ({result.report.files} payload files, "
-                   f"{human(result.bytes)}, {', '.join(result.report.algorithms)})")
+        emit_json({"source": result.source, "dest": str(result.dest), "files": result.files,
+                   "payload_files": result.report.files, "bytes": result.bytes,
+                   "algorithms": list(result.report.algorithms), "valid": result.report.ok,
+                   "empty_directories": result.directories, "cleaned": [str(p) for p in result.cleaned]},
+                  path=result.dest, warnings=[str(f) for f in result.report.warnings], problems=[])
+        return
+    for p in [] if quiet else result.cleaned:
+        click.echo(f"removed what an interrupted earlier restore left: {shown(str(p))}")
+    click.echo(f"{shown(str(result.dest))}: restored from {shown(result.source)} and valid ({result.report.files} payload files, "
+               f"{human(result.bytes)}, {', '.join(result.report.algorithms)})")

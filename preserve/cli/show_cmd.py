@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
+from preserve.cli.common import Command, emit_json, json_option, quiet_option
 from preserve.cli.common import for_people as shown
-from preserve.cli.common import to_json
 from preserve.sidecars.show import BagSummary, TrackSummary, summarize
 
 
@@ -37,11 +37,16 @@ def _details(t: TrackSummary) -> None:
         click.echo(f"{pad}embedded XML: " + ", ".join(shown(d) for d in t.documents))
 
 
-def render(s: BagSummary, brief: bool = False) -> None:
+def render(s: BagSummary, *, brief: bool = False, quiet: bool = False) -> None:
+    """The summary for people; ``brief``: one line per track; ``quiet``: one line, the title and the counts."""
     # every string here comes from the bag's METS: each is escaped as it is printed
+    n_tracks = sum(len(r.tracks) for r in s.releases)
+    if quiet:
+        click.echo(f"{shown(s.title)}  [{shown(s.identifier)}]: {len(s.releases)} release(s), {n_tracks} track(s), "
+                   f"{s.other_files} other file(s)")
+        return
     click.echo(f"{shown(s.title)}  [{shown(s.identifier)}]")
     click.echo(f"  packaged {shown(s.created)} by " + ", ".join(shown(a) for a in s.agents))
-    n_tracks = sum(len(r.tracks) for r in s.releases)
     click.echo(f"  {len(s.releases)} release(s), {n_tracks} track(s), {s.other_files} other file(s)")
     for rel in s.releases:
         differ = "  the tracks' rights differ (each track names its own)" if rel.rights_differ else ""
@@ -63,11 +68,12 @@ def render(s: BagSummary, brief: bool = False) -> None:
         click.echo(f"  {shown(kind)}: " + ", ".join(f"{shown(o)} {n}" for o, n in sorted(outcomes.items())))
 
 
-@click.command()
+@click.command(cls=Command)
 @click.argument("bag", type=click.Path(path_type=Path, exists=True, file_okay=False))
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@json_option
+@quiet_option
 @click.option("--brief", is_flag=True, help="One line per track, without its technical metadata, dates, names and BWF fields.")
-def show(bag: Path, as_json: bool, brief: bool) -> None:
+def show(bag: Path, as_json: bool, quiet: bool, brief: bool) -> None:
     """Summarize BAG from its METS: releases, tracks, durations, rights, formats and events.
 
     Each track names its rights statement (R1, R2... in the Rights list) and any embargo on
@@ -78,6 +84,7 @@ def show(bag: Path, as_json: bool, brief: bool) -> None:
     """
     summary = summarize(bag)
     if as_json:
-        click.echo(to_json(summary.to_dict()))
+        emit_json({**summary.to_dict(), "tracks": sum(len(r.tracks) for r in summary.releases)}, path=bag,
+                  warnings=[], problems=[])
     else:
-        render(summary, brief)
+        render(summary, brief=brief, quiet=quiet)

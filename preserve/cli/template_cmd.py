@@ -6,11 +6,13 @@ from importlib import resources
 
 import click
 
+from preserve.cli.common import Command
+
 #: The template shipped with the package (preserve/templates/).
 TEMPLATE = "metadata-template.csv"
 
 
-@click.command()
+@click.command(cls=Command)
 def template() -> None:
     """Print the metadata sheet template: every column and one example row, as CSV.
 

@@ -2,23 +2,35 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 
 import click
 
-from preserve.cli.common import ProgressBar, for_people, next_steps
+from preserve.bag.validate import ValidationReport
+from preserve.cli.common import (
+    Command,
+    ProgressBar,
+    emit_json,
+    for_people,
+    json_option,
+    next_steps,
+    quiet_option,
+    workers_option,
+)
 from preserve.cli.validate_cmd import render
 from preserve.errors import BagInvalid
 from preserve.serialize import content_size
 from preserve.serialize import unpack as unpack_archive
 
 
-@click.command()
+@click.command(cls=Command)
 @click.argument("archive", type=click.Path(path_type=Path, dir_okay=False))
 @click.argument("dest", type=click.Path(path_type=Path))
-@click.option("-w", "--workers", type=click.IntRange(1, 64), help="Parallel readers for the validation.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-def unpack(archive: Path, dest: Path, workers: int | None, quiet: bool) -> None:
+@workers_option("Parallel readers for the validation (default: the number of cores).")
+@json_option
+@quiet_option
+def unpack(archive: Path, dest: Path, workers: int | None, as_json: bool, quiet: bool) -> None:
     """Extract the serialized bag ARCHIVE (.tar, .tar.gz, .zip) into the new folder DEST.
 
     Every member is checked first: absolute names, '..', links, devices, duplicate names and
@@ -28,6 +40,7 @@ def unpack(archive: Path, dest: Path, workers: int | None, quiet: bool) -> None:
     PREMIS/METS sidecars, as `preserve validate` checks them), and renamed to DEST only when valid; an invalid bag is reported (exit 1) and nothing is left behind.
     Staging left by a run that was killed is removed by the next run on DEST, which says so.
     """
+    quiet = quiet or as_json  # one JSON document, nothing around it but problems on standard error
     bar = ProgressBar(content_size(archive) if archive.is_file() else 0, "unpacking", enabled=not quiet)
     try:
         with bar.shown():
@@ -35,12 +48,26 @@ def unpack(archive: Path, dest: Path, workers: int | None, quiet: bool) -> None:
                                     on_removed=None if quiet else _removed)
     except BagInvalid as exc:
         if exc.report is not None:
-            render(exc.report)
+            if as_json:
+                _json(archive, exc.report, exc.exit_code)
+            else:
+                render(exc.report, quiet=quiet)
         raise
-    render(report)
+    if as_json:
+        _json(archive, report, 0)
+        return
+    if not quiet:  # the line below is the verdict: the bag lands at DEST only when valid
+        render(report)
     click.echo(f"unpacked {for_people(str(archive))} into {for_people(str(report.path))}")
     if not quiet:
         next_steps(Path(report.path), show=(Path(report.path) / "metadata" / "mets.xml").is_file())
+
+
+def _json(archive: Path, report: ValidationReport, code: int) -> None:
+    findings = [{k: v for k, v in asdict(f).items() if v is not None} for f in report.findings]
+    emit_json({**report.to_dict(), "archive": str(archive)}, path=report.path, exit_code=code,
+              warnings=[f for f in findings if f["severity"] != "error"],
+              problems=[f for f in findings if f["severity"] == "error"])
 
 
 def _removed(path: Path) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,18 @@ import click
 
 from preserve.bag.reader import open_bag
 from preserve.bag.validate import ValidationReport, validate_bag
-from preserve.cli.common import ProgressBar, for_people, progress_interval_option, to_json, warn
+from preserve.cli.common import (
+    Command,
+    ProgressBar,
+    emit_json,
+    for_people,
+    json_option,
+    profile_option,
+    progress_interval_option,
+    quiet_option,
+    warn,
+    workers_option,
+)
 from preserve.errors import EXIT_PROBLEMS, BadArchive, InputError, PreserveError, UsageError
 from preserve.profiles import Profile, fatal_profile_findings, load_profile, validate_profile
 from preserve.profiles.model import declared_profiles, user_dir
@@ -47,15 +58,20 @@ class ProfilePlan:
                 "not_checked": self.not_checked}
 
 
-def render(report: ValidationReport, plan: ProfilePlan | None = None) -> None:
-    """The findings and the one-line verdict, for people: every value from the bag is escaped."""
+def render(report: ValidationReport, plan: ProfilePlan | None = None, *, quiet: bool = False) -> None:
+    """The findings and the one-line verdict, for people: every value from the bag is escaped.
+
+    ``quiet`` leaves out warnings and notes: errors and the verdict are always printed.
+    """
     for f in report.findings:
+        if quiet and f.severity != "error":
+            continue
         style = "red" if f.severity == "error" else "yellow"
         line = click.style(f"{f.severity}: ", fg=style) + (f"{for_people(f.path)}: " if f.path else "") + for_people(f.message)
         if f.expected is not None or f.found is not None:
             line += f" (expected {for_people(str(f.expected))}, found {for_people(str(f.found))})"
         click.echo(line, err=f.severity == "warning")
-    if plan is not None:
+    if plan is not None and not quiet:
         if plan.declared:
             for p in plan.profiles:
                 click.echo(f"checked against profile {for_people(p.name)} ({for_people(p.identifier)}), "
@@ -73,22 +89,21 @@ def render(report: ValidationReport, plan: ProfilePlan | None = None) -> None:
                f"{len(report.warnings)} warning(s), {report.mode} check)")
 
 
-@click.command()
+@click.command(cls=Command)
 @click.argument("bag", type=click.Path(path_type=Path))
 @click.option("--fast", is_flag=True, help="Only completeness and Payload-Oxum; no hashing.")
 @click.option("--fetch", is_flag=True, help="Download fetch.txt items to check them (nothing is written to the bag).")
-@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable report.")
-@click.option("-w", "--workers", type=click.IntRange(1, 64), help="Parallel readers.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-@click.option("-p", "--profile", "profile_ref", metavar="PROFILE",
-              help="Check conformance to this BagIt profile instead of the one the bag declares: a JSON file, "
-                   "a shipped profile's name (preserve-audio-aip) or a profile identifier URI (matched locally, "
-                   "never fetched).")
+@profile_option("Check conformance to this BagIt profile instead of the one the bag declares: a JSON file, "
+                "a shipped profile's name (preserve-audio-aip) or a profile identifier URI (matched locally, "
+                "never fetched).")
 @click.option("--no-profile", is_flag=True,
               help="Do not check the profile the bag declares in BagIt-Profile-Identifier; only BagIt rules apply.")
+@workers_option("Parallel readers (default: the number of cores).")
+@json_option
+@quiet_option
 @progress_interval_option
-def validate(bag: Path, fast: bool, fetch: bool, as_json: bool, workers: int | None, quiet: bool,
-             profile_ref: str | None, no_profile: bool, progress_interval: float) -> None:
+def validate(bag: Path, fast: bool, fetch: bool, profile: str | None, no_profile: bool, workers: int | None,
+             as_json: bool, quiet: bool, progress_interval: float) -> None:
     """Validate BAG (BagIt 0.93 to 1.0): every manifest, tag manifest and Payload-Oxum.
 
     BAG is a bag folder or a serialized bag (.tar, .tar.gz, .zip), which is validated as a
@@ -105,24 +120,33 @@ def validate(bag: Path, fast: bool, fetch: bool, as_json: bool, workers: int | N
     they are reported and nothing is hashed. Warnings and notes leave the exit code at 0; any
     error, including a profile violation, exits 1.
     """
-    if no_profile and profile_ref:
+    if no_profile and profile:
         raise UsageError("--profile and --no-profile exclude each other: give one or neither")
     try:
-        plan = _plan(bag, profile_ref, no_profile)
-        for profile in plan.profiles:
-            for w in profile.warnings:
-                warn(f"profile {profile.name}: {w}")
+        plan = _plan(bag, profile, no_profile)
+        for loaded in plan.profiles:
+            for w in [] if quiet or as_json else loaded.warnings:
+                warn(f"profile {loaded.name}: {w}")
         report = _run(bag, fast, fetch, as_json, workers, quiet, plan.profiles, progress_interval)
     except InputError as exc:
         if as_json:  # a script reading stdout gets an answer, and the exit code stays 3
-            click.echo(to_json({"path": str(bag), "valid": False, "error": str(exc)}))
+            emit_json({"valid": False, "error": str(exc)}, path=bag, exit_code=exc.exit_code, problems=[str(exc)])
         raise
+    code = 0 if report.ok else EXIT_PROBLEMS
     if as_json:
-        click.echo(to_json({**report.to_dict(), "profiles": plan.to_dict()}))
+        emit_json({**report.to_dict(), "profiles": plan.to_dict(), "notes": plan.notes}, path=report.path,
+                  exit_code=code, warnings=[_finding(f) for f in report.warnings]
+                  + [f"profile {p.name}: {w}" for p in plan.profiles for w in p.warnings],
+                  problems=[_finding(f) for f in report.errors])
     else:
-        render(report, plan)
-    if not report.ok:
-        raise click.exceptions.Exit(EXIT_PROBLEMS)
+        render(report, plan, quiet=quiet)
+    if code:
+        raise click.exceptions.Exit(code)
+
+
+def _finding(f: Any) -> dict[str, Any]:
+    """A finding as JSON, with the fields it has."""
+    return {k: v for k, v in asdict(f).items() if v is not None}
 
 
 def _plan(bag: Path, profile_ref: str | None, no_profile: bool) -> ProfilePlan:

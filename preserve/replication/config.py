@@ -12,7 +12,7 @@
     url = "s3://archive-bucket/bags"
     endpoint-url = "https://s3.eu-central-1.wasabisys.com"
     s3-region = "eu-central-1"
-    profile = "archive"          # a profile name, never a key: credentials stay in the AWS chain
+    aws-profile = "archive"      # an AWS profile name, never a key: credentials stay in the AWS chain
     path-style = false
     storage-class = "DEEP_ARCHIVE"
     checksum-when = "required"
@@ -22,6 +22,8 @@
     threats = ["north-sea-flood"]
 
 Credentials are refused in this file: a key such as ``aws_secret_access_key`` is an error.
+``profile`` is read as the AWS profile too (its name before ``aws-profile``: in preserve
+"profile" alone names a BagIt profile).
 """
 
 from __future__ import annotations
@@ -154,7 +156,8 @@ def load_config(path: str | os.PathLike[str] | None = None) -> ReplicationConfig
         url = t["url"] if "://" in t["url"] and not t["url"].startswith("file://") else os.path.abspath(os.path.expanduser(t["url"].removeprefix("file://")))
         targets[name] = TargetSpec(
             url=url.rstrip("/"), name=name, location=_location(found, f"targets.{name}", t),
-            endpoint_url=t.get("endpoint-url"), s3_region=t.get("s3-region"), profile=t.get("profile"),
+            endpoint_url=t.get("endpoint-url"), s3_region=t.get("s3-region"),
+            profile=t.get("aws-profile") or t.get("profile"),
             path_style=t.get("path-style"), storage_class=t.get("storage-class"),
             checksum_when=t.get("checksum-when"))
     return ReplicationConfig(path=found, origin=origin, targets=targets)

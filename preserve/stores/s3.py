@@ -111,7 +111,7 @@ def remote_error(exc: BaseException, where: str, settings: S3Settings, action: s
     put secrets into its messages, and neither do we)."""
     if isinstance(exc, bex.NoCredentialsError | bex.PartialCredentialsError):
         return RemoteError(f"{where}: no usable AWS credentials; provide them through the environment "
-                           "(AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY), a profile (--profile) or an instance role")
+                           "(AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY), a profile (--aws-profile) or an instance role")
     if isinstance(exc, bex.ClientError):
         err = exc.response.get("Error", {})
         code = str(err.get("Code") or "?")

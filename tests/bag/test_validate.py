@@ -278,7 +278,9 @@ def test_not_a_bag_with_json_still_answers_on_stdout(tmp_path: Path, run_preserv
     r = run_preserve("validate", "--json", tmp_path)
     assert r.returncode == 3
     doc = json.loads(r.stdout)
-    assert doc == {"path": str(tmp_path), "valid": False, "error": f"{tmp_path}: not a bag: bagit.txt is missing"}
+    message = f"{tmp_path}: not a bag: bagit.txt is missing"
+    assert doc == {"path": str(tmp_path), "exit": 3, "meaning": "an input is missing, unreadable or malformed",
+                   "valid": False, "error": message, "warnings": [], "problems": [message]}
     r = run_preserve("validate", "--json", tmp_path / "nope")
     assert r.returncode == 3 and "no such file or directory" in json.loads(r.stdout)["error"]
 

@@ -121,7 +121,7 @@ def test_init_output_passes_check_once_organization_and_rights_are_filled(tmp_pa
     assert before.code == 1
     assert "Source-Organization" in before.stdout and "not cleared" in before.stdout
     fill(root)
-    after = run("check", "-q", root)
+    after = run("check", root)  # -q would leave out the notes looked for below
     assert after.code == 0, after.stdout + after.stderr
     # the ignore list keeps the files named as they are, also one with glob characters
     assert "tapes/scan [1].jpg: matches an ignore pattern" in after.stdout

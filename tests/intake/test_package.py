@@ -217,7 +217,7 @@ def test_default_profile_needs_an_organization(collection: Collection, tmp_path:
     toml = (collection.root / "collection.toml").read_text(encoding="utf-8")
     (collection.root / "collection.toml").write_text(toml.replace('organization = "Test Archive"\n', ""), encoding="utf-8")
     out = invoke(package, collection.root, tmp_path / "bag")
-    assert out.code == EXIT_USAGE
+    assert out.code == EXIT_PROBLEMS  # a value the collection lacks: exit 1, as `preserve check` says
     assert "required bag-info values are missing: Source-Organization" in str(out.exception)
     assert not (tmp_path / "bag").exists()
     out = invoke(package, collection.root, tmp_path / "bag", "--info", "Source-Organization=Given Archive",
@@ -238,7 +238,7 @@ def test_missing_required_bag_info_is_found_before_the_check_and_by_check(collec
     # packaging refuses on the profile before reading any audio: a broken file is not even reached
     (collection.root / "one.wav").write_bytes(b"")
     out = invoke(package, collection.root, tmp_path / "bag")
-    assert out.code == EXIT_USAGE
+    assert out.code == EXIT_PROBLEMS  # the same exit code as the check's
     assert "required bag-info values are missing: Source-Organization" in str(out.exception)
     assert not (tmp_path / "bag").exists()
     checked = run_preserve("check", "--json", collection.root)

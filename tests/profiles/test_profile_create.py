@@ -75,7 +75,8 @@ def test_bag_with_a_foo_style_profile_conforms(tmp_path: Path, capsys: pytest.Ca
     (src / "reel-1.flac").write_bytes(b"fLaC" + bytes(range(256)) * 40)
     profile = tmp_path / "reel.json"
     profile.write_text(json.dumps(REEL), encoding="utf-8")
-    code, out, err = run(capsys, "bag", src, tmp_path / "reel-bag", "--profile", profile, "-q",
+    # without -q, which leaves out all but the summary line
+    code, out, err = run(capsys, "bag", src, tmp_path / "reel-bag", "--profile", profile,
                          "-i", "Source-Organization=Example Sound Archive", "-i", "Contact-Phone=+1 555 0100")
     assert code == 0, err
     archive = tmp_path / "reel-bag.zip"  # Serialization required: the first accepted format, zip
@@ -119,7 +120,7 @@ def test_shipped_transfer_profile_bag_validates_here_and_under_bagit_python(tmp_
     (src / "side-a.wav").write_bytes(b"RIFF" + bytes(3000))
     (src / "side-b" / "take 1.wav").write_bytes(b"RIFF" + bytes(range(200)))
     extra = ["--serialize", serialize] if serialize else []
-    made = run_preserve("bag", src, tmp_path / "tapes-bag", "--profile", "preserve-transfer", "-q",
+    made = run_preserve("bag", src, tmp_path / "tapes-bag", "--profile", "preserve-transfer",
                         "-i", "Source-Organization=Northern Radio Archive", *extra)
     assert made.returncode == 0, made.stderr
     bag = tmp_path / ("tapes-bag.tar.gz" if serialize else "tapes-bag")

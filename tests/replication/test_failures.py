@@ -125,7 +125,7 @@ def test_no_credential_value_in_any_output_log_or_ledger(run_preserve, s3_server
         ("repair", bag, "--from", url, *s3_server.options(), "--ledger", ledger),
         # failures: unreachable endpoint, unknown profile, a bucket that does not exist
         ("replicate", bag, url, "--endpoint-url", "http://127.0.0.1:9", "--retries", "1", "--ledger", ledger),
-        ("replicate", bag, url, *s3_server.options(), "--profile", "nobody", "--ledger", ledger),
+        ("replicate", bag, url, *s3_server.options(), "--aws-profile", "nobody", "--ledger", ledger),
         ("audit", "s3://no-such-bucket-x/p/bag-one", "--tier", "remote-metadata", *s3_server.options(), "--ledger", ledger),
     ):
         r = _preserve_with_botocore_debug_log(*args)

@@ -19,7 +19,7 @@ def test_replicate_to_a_directory_verifies_and_second_run_copies_nothing(pcli, t
     disk = tmp_path / "disk2" / "bags"
     ledger = tmp_path / "ledger.sqlite"
     n = sum(1 for p in bag.rglob("*") if p.is_file())
-    r = pcli("replicate", bag, disk, "--ledger", ledger, "-q")
+    r = pcli("replicate", bag, disk, "--ledger", ledger)  # -q would leave the warning out
     assert r.exit_code == 0, r.output
     assert f"{disk}/bag-one: complete, {n} objects" in r.output
     # tmp_path is one file system: the copy shares the bag's disk, and the tool says so

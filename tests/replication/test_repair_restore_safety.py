@@ -383,7 +383,7 @@ def test_a_killed_restore_leaves_staging_that_the_next_restore_removes(pcli, tmp
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
     assert staging.is_dir() and not dest.exists()
-    r = pcli("restore", disk / "bag-one", dest, "-q")
+    r = pcli("restore", disk / "bag-one", dest)  # -q leaves the line out
     assert r.exit_code == 0, r.output
     assert f"removed what an interrupted earlier restore left: {staging}" in r.output
     assert not staging.exists() and not (tmp_path / ".restored.preserve-lock").exists()

@@ -1,0 +1,239 @@
+"""--json on every command with a result, and -q meaning the same everywhere, on real inputs.
+
+One module fixture builds what the commands work on, as a user would have it: the example
+donated collection, its package, that bag as a zip, a directory replica, a damaged copy, and a
+ledger with an audit. Each command then runs as the installed program with --json: its standard
+output must be exactly one JSON document carrying the path, the exit code and its meaning,
+warnings and problems. The -q runs go through the click group in-process (the same code, faster).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from preserve.cli.common import exit_meaning
+from preserve.cli.main import cli
+from preserve.package import package_collection
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "examples" / "donated-collection"
+SCHEMAS = (ROOT.parent / "shared" / "schemas").resolve()
+
+#: Commands whose output is not a result but the thing asked for, and why they take no --json.
+NO_JSON = {
+    "template": "prints the sheet template itself (CSV), not a result",
+    "events": "its output is the PREMIS document itself (XML)",
+    "ledger export": "its output is the export itself, already JSON lines",
+}
+
+
+@dataclass
+class World:
+    tmp: Path
+    coll: Path
+    bag: Path
+    zip: Path
+    replica: Path
+    damaged: Path
+    ledger: Path
+    plain: Path
+    fresh: Path
+
+
+def _invoke(*args: object) -> str:
+    result = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> World:
+    tmp = tmp_path_factory.mktemp("json")
+    coll = tmp / "donated"
+    shutil.copytree(EXAMPLE, coll)
+    bag = package_collection(coll, tmp / "donated-bag").bag.path
+    archive = tmp / "donated-bag.zip"
+    with zipfile.ZipFile(archive, "w") as z:  # a serialized bag: one top-level folder
+        for path in sorted(bag.rglob("*")):
+            z.write(path, path.relative_to(tmp).as_posix())
+    ledger = tmp / "ledger.sqlite"
+    replicas = tmp / "replicas"
+    replicas.mkdir()
+    _invoke("replicate", bag, replicas, "--ledger", ledger, "-q")
+    _invoke("audit", bag, "--ledger", ledger, "-q")
+    damaged = tmp / "damaged" / bag.name
+    shutil.copytree(bag, damaged)
+    (damaged / "data" / "objects" / "recordings" / "rehearsal-1981.flac").unlink()
+    plain = tmp / "plain"
+    plain.mkdir()
+    (plain / "notes.txt").write_text("liner notes\n", encoding="utf-8")
+    fresh = tmp / "fresh"
+    fresh.mkdir()
+    shutil.copy(coll / "recordings" / "interview-1978-side-a.wav", fresh / "interview.wav")
+    return World(tmp, coll, bag, archive, replicas, damaged, ledger, plain, fresh)
+
+
+#: Every command with a result: its arguments (without --json) and the path its result is about.
+Case = Callable[[World], tuple[list[object], Path]]
+RESULTS: dict[str, Case] = {
+    "check": lambda w: (["check", w.coll], w.coll),
+    "package": lambda w: (["package", w.coll, w.tmp / "pkg-json"], w.tmp / "pkg-json"),
+    "bag": lambda w: (["bag", w.plain, w.tmp / "plain-bag"], w.tmp / "plain-bag"),
+    "validate": lambda w: (["validate", w.bag], w.bag),
+    "unpack": lambda w: (["unpack", w.zip, w.tmp / "unzipped"], w.tmp / "unzipped"),
+    "show": lambda w: (["show", w.bag], w.bag),
+    "init": lambda w: (["init", w.fresh], w.fresh),
+    "audit": lambda w: (["audit", w.bag, "--ledger", w.ledger], w.bag),
+    "report": lambda w: (["report", "--ledger", w.ledger], w.ledger),
+    "replicate": lambda w: (["replicate", w.bag, w.tmp / "second-copy", "--ledger", w.ledger], w.bag),
+    "restore": lambda w: (["restore", w.replica / w.bag.name, w.tmp / "restored"], w.tmp / "restored"),
+    "repair": lambda w: (["repair", w.damaged, "--from", w.replica, "--ledger", w.tmp / "repairs.sqlite"], w.damaged),
+    "ledger backup": lambda w: (["ledger", "backup", w.tmp / "backup.sqlite", "--ledger", w.ledger],
+                                w.tmp / "backup.sqlite"),
+    "ledger info": lambda w: (["ledger", "info", "--ledger", w.ledger], w.ledger),
+    "schemas install": lambda w: (["schemas", "install", "--from", SCHEMAS, "--dest", w.tmp / "schemas"],
+                                  w.tmp / "schemas"),
+}
+#: Commands whose result is a bag: its counts and digest algorithms are in the document.
+MAKE_OR_READ_BAGS = {"package", "bag", "validate", "unpack", "restore"}
+
+
+def _leaf_commands(group: click.Group, prefix: tuple[str, ...] = ()) -> dict[str, click.Command]:
+    out: dict[str, click.Command] = {}
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):
+        cmd = group.get_command(ctx, name)
+        assert cmd is not None
+        if isinstance(cmd, click.Group):
+            out.update(_leaf_commands(cmd, (*prefix, name)))
+        else:
+            out[" ".join((*prefix, name))] = cmd
+    return out
+
+
+def test_every_command_is_run_with_json_or_exempt_with_a_reason() -> None:
+    commands = _leaf_commands(cli)
+    assert set(RESULTS) | set(NO_JSON) == set(commands)
+    assert not set(RESULTS) & set(NO_JSON)
+    for name in RESULTS:
+        assert any("--json" in p.opts for p in commands[name].params if isinstance(p, click.Option)), name
+    for name, reason in NO_JSON.items():
+        assert reason and not any("--json" in getattr(p, "opts", ()) for p in commands[name].params), name
+
+
+def _one_document(stdout: str) -> dict[str, object]:
+    doc = json.loads(stdout)  # the whole of standard output: one document, nothing before or after it
+    assert isinstance(doc, dict)
+    return doc
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(RESULTS))
+def test_json_is_one_document_with_the_path_and_exit_code(name: str, world: World, run_preserve) -> None:
+    args, path = RESULTS[name](world)
+    r = run_preserve(*args, "--json")
+    doc = _one_document(r.stdout)
+    assert Path(str(doc["path"])).resolve() == path.resolve(), doc["path"]
+    assert doc["exit"] == r.returncode and doc["meaning"] == exit_meaning(r.returncode), (r.returncode, r.stderr)
+    assert isinstance(doc["warnings"], list) and isinstance(doc["problems"], list)
+    assert "Traceback" not in r.stderr
+    if r.returncode == 0:
+        assert doc["problems"] == [], doc["problems"]
+    if name in MAKE_OR_READ_BAGS:
+        assert doc["algorithms"] == ["sha256", "sha512"] and isinstance(doc["files"], int) and doc["files"] > 0
+    # the command did its work: what it made is there
+    assert path.exists()
+
+
+@pytest.mark.slow
+def test_json_answers_when_the_command_is_refused(world: World, run_preserve, tmp_path: Path) -> None:
+    exists = run_preserve("package", world.coll, world.bag, "--json")
+    doc = _one_document(exists.stdout)
+    assert (exists.returncode, doc["exit"], doc["meaning"]) == (4, 4, "the destination already exists")
+    assert doc["path"] == str(world.coll) and doc["problems"] == [exists.stderr.strip().removeprefix("preserve: error: ")]
+    # a usage error found while running (not by click's parser) answers too
+    lock = run_preserve("replicate", world.bag, world.tmp / "third", "--lock-mode", "compliance",
+                        "--retain-until", "2040-01-01", "--json")
+    doc = _one_document(lock.stdout)
+    assert (lock.returncode, doc["exit"]) == (2, 2) and "apply to S3 targets only" in str(doc["problems"])
+    # problems found: the findings are the problems, each naming its file
+    broken = tmp_path / world.bag.name
+    shutil.copytree(world.bag, broken)
+    (broken / "data" / "objects" / "recordings" / "rehearsal-1981.flac").unlink()
+    damaged = run_preserve("validate", broken, "--json")
+    doc = _one_document(damaged.stdout)
+    assert damaged.returncode == doc["exit"] == 1 and doc["valid"] is False
+    problems = doc["problems"]
+    assert isinstance(problems, list) and problems and all(p["severity"] == "error" for p in problems)
+    assert "data/objects/recordings/rehearsal-1981.flac" in {p.get("path") for p in problems}
+
+
+#: -q: only problems and the verdict line. On success: one line on standard output, nothing on
+#: standard error. events writes the document asked for, whose length is its own.
+QUIET: dict[str, Case] = {
+    **RESULTS,
+    "package": lambda w: (["package", w.coll, w.tmp / "pkg-quiet"], w.tmp / "pkg-quiet"),
+    "bag": lambda w: (["bag", w.plain, w.tmp / "plain-bag-quiet"], w.tmp / "plain-bag-quiet"),
+    "unpack": lambda w: (["unpack", w.zip, w.tmp / "unzipped-quiet"], w.tmp / "unzipped-quiet"),
+    "init": lambda w: (["init", w.tmp / "fresh-quiet"], w.tmp / "fresh-quiet"),
+    "replicate": lambda w: (["replicate", w.bag, w.tmp / "second-quiet", "--ledger", w.ledger], w.bag),
+    "restore": lambda w: (["restore", w.replica / w.bag.name, w.tmp / "restored-quiet"], w.tmp / "restored-quiet"),
+    "repair": lambda w: (["repair", _damaged_again(w), "--from", w.replica, "--name", w.bag.name,
+                          "--ledger", w.tmp / "repairs.sqlite"], w.damaged),
+    "ledger backup": lambda w: (["ledger", "backup", w.tmp / "backup-quiet.sqlite", "--ledger", w.ledger], w.ledger),
+    "schemas install": lambda w: (["schemas", "install", "--from", SCHEMAS, "--dest", w.tmp / "schemas-quiet"],
+                                  w.tmp / "schemas-quiet"),
+}
+
+
+def _damaged_again(w: World) -> Path:
+    copy = w.tmp / "damaged-quiet"
+    shutil.copytree(w.bag, copy)
+    (copy / "data" / "objects" / "recordings" / "rehearsal-1981.flac").write_bytes(b"not the recording")
+    return copy
+
+
+@pytest.mark.parametrize("name", sorted(QUIET))
+def test_quiet_is_the_verdict_line_alone(name: str, world: World) -> None:
+    if name == "init":
+        (world.tmp / "fresh-quiet").mkdir(exist_ok=True)
+        shutil.copy(world.fresh / "interview.wav", world.tmp / "fresh-quiet" / "interview.wav")
+    args, _path = QUIET[name](world)
+    result = CliRunner().invoke(cli, [str(a) for a in args] + ["-q"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert result.stderr == "", result.stderr
+    assert len(result.stdout.splitlines()) == 1, result.stdout
+
+
+def test_quiet_events_writes_only_the_document(world: World, tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["events", str(world.bag), "--ledger", str(tmp_path / "none.sqlite"), "-q"])
+    assert result.exit_code == 0 and result.stderr == ""
+    assert result.stdout.startswith("<?xml")
+    loud = CliRunner().invoke(cli, ["events", str(world.bag), "--ledger", str(tmp_path / "none.sqlite")])
+    assert "no ledger here" in loud.stderr  # what -q left out
+
+
+@pytest.mark.slow
+def test_verbose_package_times_every_phase(world: World) -> None:
+    result = CliRunner().invoke(cli, ["package", str(world.coll), str(world.tmp / "pkg-verbose"), "-q", "-v"])
+    assert result.exit_code == 0, result.output
+    [line] = [line for line in result.stderr.splitlines() if line.startswith("timings: ")]
+    assert [part.rsplit(" ", 2)[0] for part in line.removeprefix("timings: ").split(", ")] == [
+        "check", "copy+hash", "verify", "sidecars", "archive", "total"]
+    assert len(result.stdout.splitlines()) == 1
+
+
+def test_json_without_a_ledger_names_the_ledger_it_looked_for(tmp_path: Path) -> None:
+    missing = tmp_path / "none.sqlite"
+    result = CliRunner().invoke(cli, ["ledger", "info", "--ledger", str(missing), "--json"])
+    doc = json.loads(result.stdout)
+    assert doc["path"] == str(missing) and doc["exit"] == 7 and doc["problems"]
