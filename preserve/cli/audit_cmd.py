@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import sys
-import threading
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +20,15 @@ from preserve.audit.runner import (
     plan_audit,
     run_audit,
 )
-from preserve.cli.common import for_people, parse_period, parse_size, to_json, warn
+from preserve.cli.common import (
+    ProgressBar,
+    for_people,
+    parse_period,
+    parse_size,
+    progress_interval_option,
+    to_json,
+    warn,
+)
 from preserve.cli.ledger_cmd import ledger_options, open_ledger
 from preserve.cli.replicate_cmd import audit_replicas, s3_options
 from preserve.errors import AuditProblems, PreserveError, UsageError
@@ -47,40 +50,6 @@ def resolve_targets(targets: tuple[str, ...], tier: str | None) -> list[Path]:
         raise UsageError(f"--tier {tier} audits replicas in S3-compatible stores (s3://bucket/prefix); "
                          f"{local[0]} is a local path: use --tier fast or --tier full")
     return [Path(t) for t in local]
-
-
-class AuditProgress:
-    """Progress on standard error: bytes done, throughput and ETA (only on a terminal)."""
-
-    def __init__(self, total: int, enabled: bool) -> None:
-        self.enabled = enabled and sys.stderr.isatty()
-        self.total = max(total, 1)
-        self.done = 0
-        self._t0 = time.monotonic()
-        self._lock = threading.Lock()
-        self._bar: Any = None
-
-    def __call__(self, nbytes: int, nfiles: int) -> None:
-        if self._bar is None or not nbytes:
-            return
-        with self._lock:
-            self.done += nbytes
-            elapsed = time.monotonic() - self._t0
-            rate = self.done / elapsed if elapsed > 0 else 0.0
-            self._bar.update(nbytes, f"{human_bytes(self.done)} at {human_bytes(rate)}/s")
-
-    @contextlib.contextmanager
-    def shown(self) -> Iterator[AuditProgress]:
-        if not self.enabled:
-            yield self
-            return
-        with click.progressbar(length=self.total, label="auditing", file=sys.stderr, show_eta=True,
-                               show_percent=True, item_show_func=lambda s: s) as bar:
-            self._bar = bar
-            try:
-                yield self
-            finally:
-                self._bar = None
 
 
 def _bag_line(record: AuditRecord) -> str:
@@ -114,7 +83,8 @@ def _bag_line(record: AuditRecord) -> str:
 @click.option("--tls-ca-file", type=click.Path(exists=True, dir_okay=False), help="CA certificate for a tls:// scheduler.")
 @click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False), help="Client certificate for a tls:// scheduler.")
 @click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), help="Client key for a tls:// scheduler.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar and no line per bag.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar or lines and no line per bag.")
+@progress_interval_option
 @click.option("--request-restore", is_flag=True,
               help="Remote tiers: request a restore of objects in an archive storage class (GLACIER, DEEP_ARCHIVE); "
                    "they are reported as pending, not as failures.")
@@ -123,7 +93,7 @@ def audit(targets: tuple[str, ...], tier: str | None, full_every: int, full_afte
           max_bytes: str | None, max_rate: str | None, drop_cache: bool, workers: int | None,
           ledger_path: Path | None, network_ok: bool, as_json: bool, notify: str | None, scheduler: str | None,
           scheduler_timeout: float, tls_ca_file: str | None, tls_cert: str | None, tls_key: str | None, quiet: bool,
-          request_restore: bool = False, **s3: Any) -> None:
+          progress_interval: float, request_restore: bool = False, **s3: Any) -> None:
     """Re-verify the bags at PATH... (bags, or folders holding bags) and record every outcome in the ledger.
 
     Bags least recently verified go first. Audits only read: a bag is never modified. Exit 0 when
@@ -144,7 +114,8 @@ def audit(targets: tuple[str, ...], tier: str | None, full_every: int, full_afte
         remote_run = AuditRun(started=now_iso())
         with open_ledger(ledger_path, network_ok) as led:
             remote_run.records = audit_replicas(targets, tier, ledger=led, as_json=as_json, quiet=quiet,
-                                                workers=workers, request_restore=request_restore, kw=s3)
+                                                workers=workers, request_restore=request_restore, kw=s3,
+                                                progress_interval=progress_interval)
             ledger_name = str(led.path)
         remote_run.ended = now_iso()
         if remote_run.failed and notify:
@@ -174,7 +145,8 @@ def audit(targets: tuple[str, ...], tier: str | None, full_every: int, full_afte
     run = AuditRun(started=now_iso())
     with open_ledger(ledger_path, network_ok) as led:
         plan = plan_audit(led, paths, policy, limits)
-        bar = AuditProgress(plan.total_bytes, enabled=not quiet and not as_json)
+        bar = ProgressBar(0, "auditing", enabled=not quiet and not as_json, interval=progress_interval)
+        bar.phase("verify", plan.total_bytes)
 
         def each(record: AuditRecord) -> None:
             if not quiet and not as_json:

@@ -10,17 +10,20 @@ import datetime as dt
 import functools
 import json
 import os
-import sys
-import threading
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
-from preserve.cli.common import parse_size, warn
+from preserve.cli.common import (
+    DEFAULT_PROGRESS_INTERVAL,
+    ProgressBar,
+    for_people,
+    parse_size,
+    progress_interval_option,
+    warn,
+)
 from preserve.errors import EXIT_PROBLEMS, PreserveError
 from preserve.fixity import RateLimiter
 from preserve.replication.config import ReplicationConfig, TargetSpec, load_config
@@ -138,44 +141,6 @@ def human(n: float) -> str:
     return f"{n:.1f} TB"
 
 
-class ThroughputBar:
-    """A progress bar on standard error showing bytes done and throughput (thread-safe)."""
-
-    def __init__(self, label: str, enabled: bool) -> None:
-        self.label = label
-        self.enabled = enabled and sys.stderr.isatty()
-        self.total = 0
-        self.done = 0
-        self._bar: Any = None
-        self._lock = threading.Lock()
-        self._start = time.monotonic()
-
-    def set_total(self, nbytes: int, nfiles: int = 0) -> None:
-        self.total = nbytes
-        if self._bar is not None:
-            self._bar.length = max(nbytes, 1)
-
-    def __call__(self, nbytes: int) -> None:
-        with self._lock:
-            self.done += nbytes
-            if self._bar is not None:
-                rate = self.done / max(time.monotonic() - self._start, 1e-6)
-                self._bar.update(nbytes, f"{human(self.done)} at {human(rate)}/s")
-
-    @contextmanager
-    def shown(self) -> Iterator[ThroughputBar]:
-        if not self.enabled:
-            yield self
-            return
-        with click.progressbar(length=max(self.total, 1), label=self.label, file=sys.stderr, show_eta=True,
-                               item_show_func=lambda s: s) as bar:
-            self._bar = bar
-            try:
-                yield self
-            finally:
-                self._bar = None
-
-
 def open_ledger(path: Path | None) -> Any:
     """The audit ledger (default location unless --ledger)."""
     from preserve.audit.ledger import Ledger
@@ -214,7 +179,8 @@ def with_config(fn: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--ledger", "ledger_path", type=click.Path(path_type=Path, dir_okay=False),
               help="Audit ledger to record the replica in (default: the user data folder).")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar or lines.")
+@progress_interval_option
 @click.option("--abort-incomplete", is_flag=True,
               help="Abort every unfinished multipart upload under the bag's name before sending, rather than "
                    "resuming it (by default a failed run's uploads are kept and the next run resumes them).")
@@ -224,8 +190,8 @@ def with_config(fn: Callable[..., Any]) -> Callable[..., Any]:
 @s3_options
 @with_config
 def replicate(bag: Path, targets: tuple[str, ...], serialize: str | None, ledger_path: Path | None,
-              as_json: bool, quiet: bool, abort_incomplete: bool, incomplete_max_age: int, config: ReplicationConfig,
-              **kw: Any) -> None:
+              as_json: bool, quiet: bool, progress_interval: float, abort_incomplete: bool, incomplete_max_age: int,
+              config: ReplicationConfig, **kw: Any) -> None:
     """Copy BAG to each TARGET and verify every object there.
 
     TARGET is s3://bucket/prefix, a directory path, or a target name from preserve.toml. Objects
@@ -257,7 +223,10 @@ def replicate(bag: Path, targets: tuple[str, ...], serialize: str | None, ledger
             store, spec = resolve_target(text, config, kw)
             put = put_options(kw, spec)
             put.upload_max_age = dt.timedelta(days=incomplete_max_age)
-            bar = ThroughputBar(f"{bag.name} -> {store.url}", enabled=not quiet and not as_json)
+            bar = ProgressBar(0, for_people(f"replicating {bag.name} to {store.url}"), enabled=not quiet and not as_json,
+                              interval=progress_interval)
+            # the bag's size is known once replicate_bag has checked it is complete
+            bar.phase("copy")
             put.progress = bar
             opts = ReplicateOptions(layout=serialize or "files", put=put, workers=kw.get("workers") or DEFAULT_WORKERS,
                                     target_name=spec.name, place=spec.location, origin=config.origin,
@@ -286,7 +255,8 @@ def replicate(bag: Path, targets: tuple[str, ...], serialize: str | None, ledger
 
 
 def audit_replicas(targets: tuple[str, ...], tier: str | None, *, ledger: Any, as_json: bool, quiet: bool,
-                   workers: int | None, request_restore: bool, kw: dict[str, Any]) -> list[Any]:
+                   workers: int | None, request_restore: bool, kw: dict[str, Any],
+                   progress_interval: float = DEFAULT_PROGRESS_INTERVAL) -> list[Any]:
     """``preserve audit STORE/BAG-NAME --tier remote-metadata|remote-full``: audit replicas where they
     are, record each audit in the ledger, print them; returns the ledger's audit records."""
     from preserve.errors import UsageError
@@ -302,7 +272,9 @@ def audit_replicas(targets: tuple[str, ...], tier: str | None, *, ledger: Any, a
     for text in targets:
         parent, name = split_location(text)
         store, _spec = resolve_target(parent, config, kw)
-        bar = ThroughputBar(f"auditing {name}", enabled=not quiet and not as_json and tier == "remote-full")
+        bar = ProgressBar(0, for_people(f"auditing {name}"), enabled=not quiet and not as_json and tier == "remote-full",
+                          interval=progress_interval)
+        bar.phase("read+hash")
         with bar.shown():
             result = audit_remote(store, name, tier, request_restore=request_restore, workers=workers or 4,
                                   progress=bar)

@@ -7,9 +7,9 @@ from typing import Any
 
 import click
 
+from preserve.cli.common import ProgressBar, progress_interval_option, to_json
 from preserve.cli.common import for_people as shown
-from preserve.cli.common import to_json
-from preserve.cli.replicate_cmd import ThroughputBar, human, resolve_target, s3_options, with_config
+from preserve.cli.replicate_cmd import human, resolve_target, s3_options, with_config
 from preserve.replication.config import ReplicationConfig
 from preserve.replication.remote_audit import split_location
 
@@ -20,11 +20,12 @@ from preserve.replication.remote_audit import split_location
 @click.option("-w", "--workers", type=click.IntRange(1, 64), default=4, show_default=True,
               help="Objects downloaded in parallel.")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar or lines.")
+@progress_interval_option
 @s3_options
 @with_config
-def restore(source: str, dest: Path, workers: int, as_json: bool, quiet: bool, config: ReplicationConfig,
-            **kw: Any) -> None:
+def restore(source: str, dest: Path, workers: int, as_json: bool, quiet: bool, progress_interval: float,
+            config: ReplicationConfig, **kw: Any) -> None:
     """Restore the bag copy at SOURCE into a new directory DEST.
 
     SOURCE is STORE/BAG-NAME: s3://bucket/prefix/BAG-NAME, a directory path, or TARGET-NAME/BAG-NAME
@@ -40,9 +41,10 @@ def restore(source: str, dest: Path, workers: int, as_json: bool, quiet: bool, c
     parent, name = split_location(source)
     kw["workers"] = workers
     store, _spec = resolve_target(parent, config, kw)
-    bar = ThroughputBar(f"restoring {name}", enabled=not quiet and not as_json)
+    bar = ProgressBar(0, shown(f"restoring {name}"), enabled=not quiet and not as_json, interval=progress_interval)
     with bar.shown():
-        result = restore_bag(store, name, dest, workers=workers, progress=bar)
+        result = restore_bag(store, name, dest, workers=workers, progress=bar,
+                             on_phase=lambda phase, total, counted: bar.phase(phase, total, counted=counted))
     if as_json:
         click.echo(to_json({"source": result.source, "dest": str(result.dest), "files": result.files,
                                "bytes": result.bytes, "valid": result.report.ok,

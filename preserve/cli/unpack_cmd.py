@@ -6,10 +6,9 @@ from pathlib import Path
 
 import click
 
-from preserve.cli.common import ProgressBar, for_people, next_steps
+from preserve.cli.common import ProgressBar, for_people, next_steps, progress_interval_option
 from preserve.cli.validate_cmd import render
 from preserve.errors import BagInvalid
-from preserve.serialize import content_size
 from preserve.serialize import unpack as unpack_archive
 
 
@@ -17,8 +16,9 @@ from preserve.serialize import unpack as unpack_archive
 @click.argument("archive", type=click.Path(path_type=Path, dir_okay=False))
 @click.argument("dest", type=click.Path(path_type=Path))
 @click.option("-w", "--workers", type=click.IntRange(1, 64), help="Parallel readers for the validation.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-def unpack(archive: Path, dest: Path, workers: int | None, quiet: bool) -> None:
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar or lines, no next steps.")
+@progress_interval_option
+def unpack(archive: Path, dest: Path, workers: int | None, quiet: bool, progress_interval: float) -> None:
     """Extract the serialized bag ARCHIVE (.tar, .tar.gz, .zip) into the new folder DEST.
 
     Every member is checked first: absolute names, '..', links, devices, duplicate names and
@@ -28,11 +28,11 @@ def unpack(archive: Path, dest: Path, workers: int | None, quiet: bool) -> None:
     PREMIS/METS sidecars, as `preserve validate` checks them), and renamed to DEST only when valid; an invalid bag is reported (exit 1) and nothing is left behind.
     Staging left by a run that was killed is removed by the next run on DEST, which says so.
     """
-    bar = ProgressBar(content_size(archive) if archive.is_file() else 0, "unpacking", enabled=not quiet)
+    bar = ProgressBar(0, "unpacking", enabled=not quiet, interval=progress_interval)
     try:
         with bar.shown():
-            report = unpack_archive(archive, dest, progress=bar, workers=workers,
-                                    on_removed=None if quiet else _removed)
+            report = unpack_archive(archive, dest, progress=bar, workers=workers, on_removed=None if quiet else _removed,
+                                    on_phase=lambda phase, total, counted: bar.phase(phase, total, counted=counted))
     except BagInvalid as exc:
         if exc.report is not None:
             render(exc.report)
