@@ -141,6 +141,10 @@ def human(n: float) -> str:
     return f"{n:.1f} TB"
 
 
+def _copy_phase(bar: ProgressBar, total_bytes: int, files: int) -> None:
+    bar.phase("copy", total_bytes)
+
+
 def open_ledger(path: Path | None) -> Any:
     """The audit ledger (default location unless --ledger)."""
     from preserve.audit.ledger import Ledger
@@ -226,14 +230,15 @@ def replicate(bag: Path, targets: tuple[str, ...], serialize: str | None, ledger
             bar = ProgressBar(0, for_people(f"replicating {bag.name} to {store.url}"), enabled=not quiet and not as_json,
                               interval=progress_interval)
             # the bag's size is known once replicate_bag has checked it is complete
-            bar.phase("copy")
+            bar.phase("check", counted=False)
             put.progress = bar
             opts = ReplicateOptions(layout=serialize or "files", put=put, workers=kw.get("workers") or DEFAULT_WORKERS,
                                     target_name=spec.name, place=spec.location, origin=config.origin,
                                     abort_incomplete=abort_incomplete)
             try:
                 with bar.shown():
-                    result = replicate_bag(bag, store, opts, ledger=ledger, on_total=bar.set_total)
+                    result = replicate_bag(bag, store, opts, ledger=ledger,
+                                           on_total=functools.partial(_copy_phase, bar))
             except PreserveError as exc:
                 click.echo(f"preserve: error: {exc}", err=True)
                 failures.append(exc)

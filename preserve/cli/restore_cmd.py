@@ -42,6 +42,7 @@ def restore(source: str, dest: Path, workers: int, as_json: bool, quiet: bool, p
     kw["workers"] = workers
     store, _spec = resolve_target(parent, config, kw)
     bar = ProgressBar(0, shown(f"restoring {name}"), enabled=not quiet and not as_json, interval=progress_interval)
+    bar.phase("list", counted=False)  # the replica record and the objects, before their bytes are known
     with bar.shown():
         result = restore_bag(store, name, dest, workers=workers, progress=bar,
                              on_phase=lambda phase, total, counted: bar.phase(phase, total, counted=counted))

@@ -29,6 +29,7 @@ def unpack(archive: Path, dest: Path, workers: int | None, quiet: bool, progress
     Staging left by a run that was killed is removed by the next run on DEST, which says so.
     """
     bar = ProgressBar(0, "unpacking", enabled=not quiet, interval=progress_interval)
+    bar.phase("extract", counted=False)  # counted once the archive's content size is known
     try:
         with bar.shown():
             report = unpack_archive(archive, dest, progress=bar, workers=workers, on_removed=None if quiet else _removed,

@@ -66,8 +66,8 @@ def restore_bag(store: Store, name: str, dest: str | os.PathLike[str], *, worker
     """Restore the copy of bag ``name`` in ``store`` to a new directory ``dest``.
 
     ``progress`` is told of the bytes downloaded, then of the bytes the validation reads;
-    ``on_phase(name, total_bytes, counted)`` as each starts ("download", then "validate", told
-    again with its total once the validation has listed the payload).
+    ``on_phase(name, total_bytes, counted)`` as each starts ("download", then "validate", not
+    counted until the validation has listed the payload, then counted with its total).
 
     Raises :class:`DestinationExists` (DEST exists, or another run holds its lock longer than
     ``wait`` seconds), :class:`BagInvalid` (the copy does not validate; nothing is left at DEST),
@@ -103,7 +103,7 @@ def restore_bag(store: Store, name: str, dest: str | os.PathLike[str], *, worker
                 raise BagInvalid(f"{source}: no bagit.txt in the replica; nothing was restored to {target}")
             directories = _recreate_empty_directories(staging)
             if on_phase is not None:
-                on_phase("validate", 0, True)
+                on_phase("validate", 0, False)  # counted once the payload is listed
             report = validate_bag(staging, workers=workers,
                                   progress=None if progress is None else lambda nbytes, _files: progress(nbytes),
                                   on_total=None if on_phase is None else lambda total, _files: on_phase("validate", total, True))

@@ -49,8 +49,8 @@ def unpack(
     run on ``dest``, each path passed to ``on_removed``.
 
     ``progress`` is told of the bytes extracted, then of the bytes the validation reads;
-    ``on_phase(name, total_bytes, counted)`` as each starts ("extract", then "validate", told
-    again with its total once the validation has listed the payload).
+    ``on_phase(name, total_bytes, counted)`` as each starts ("extract", then "validate", not
+    counted until the validation has listed the payload, then counted with its total).
     """
     src = Path(archive)
     if not src.is_file():
@@ -104,7 +104,7 @@ def _unpack(src: Path, dest: Path, staging: Path, progress: Progress | None, wor
                 for n in filenames:
                     fsync_path(os.path.join(dirpath, n))
         if on_phase is not None:
-            on_phase("validate", 0, True)
+            on_phase("validate", 0, False)  # counted once the payload is listed
         try:
             report = validate_bag(staging, workers=workers, progress=progress,
                                   on_total=None if on_phase is None else lambda total, _files: on_phase("validate", total, True))
