@@ -39,11 +39,9 @@ from typing import Any, Protocol, TypeVar
 
 import xxhash
 
+from preserve.algorithms import ALGORITHMS as ALGORITHMS
 from preserve.errors import WorkerDied
 from preserve.safefs import LinkRefused, open_beneath, open_regular_beneath
-
-#: Algorithms preserve can compute, by the names BagIt manifests use (``manifest-<name>.txt``).
-ALGORITHMS: tuple[str, ...] = ("md5", "sha1", "sha224", "sha256", "sha384", "sha512", "blake2b", "xxh3-128")
 
 # the direct constructors: hashlib.new() looks the name up on every call, once per small file
 _CONSTRUCTORS: dict[str, Callable[[], Any]] = {
