@@ -9,6 +9,7 @@ import click
 from preserve.cli.common import ProgressBar, for_people, next_steps, progress_interval_option
 from preserve.cli.validate_cmd import render
 from preserve.errors import BagInvalid
+from preserve.serialize import content_size
 from preserve.serialize import unpack as unpack_archive
 
 
@@ -29,7 +30,8 @@ def unpack(archive: Path, dest: Path, workers: int | None, quiet: bool, progress
     Staging left by a run that was killed is removed by the next run on DEST, which says so.
     """
     bar = ProgressBar(0, "unpacking", enabled=not quiet, interval=progress_interval)
-    bar.phase("extract", counted=False)  # counted once the archive's content size is known
+    # tar.gz: 0, as its content size is known only once decompressed (bytes done are shown)
+    bar.phase("extract", content_size(archive) if archive.is_file() else 0)
     try:
         with bar.shown():
             report = unpack_archive(archive, dest, progress=bar, workers=workers, on_removed=None if quiet else _removed,
