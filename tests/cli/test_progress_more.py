@@ -175,7 +175,10 @@ def _half_written(bag: Path, target: Path) -> list[str]:
                 if not original.is_file() or original.read_bytes() != path.read_bytes():
                     wrong.append(f"{rel}: not a whole copy of the bag's file")
             elif rel.name == f"{bag.name}.preserve-replica.json":
-                json.loads(path.read_text(encoding="utf-8"))  # a record is written whole or not at all
+                try:  # a record is written whole or not at all
+                    json.loads(path.read_text(encoding="utf-8"))
+                except ValueError as exc:
+                    wrong.append(f"{rel}: not whole ({exc})")
             elif rel.parts[0] != ".preserve-uploads" or not rel.name.endswith(".journal"):
                 wrong.append(f"{rel}: left by the interrupted run")
     return wrong
@@ -258,4 +261,4 @@ def test_ctrl_c_at_random_moments_of_audit_and_replicate(many_files: Path, tmp_p
         if command == "replicate":
             failures += [f"{what}: {w}" for w in _half_written(bag, tmp_path / f"target{run}")]
     assert not failures, "\n\n".join(failures)
-    assert interrupted >= 4, f"only {interrupted} run(s) were interrupted (seed {seed})"
+    assert interrupted >= 3, f"only {interrupted} run(s) were interrupted (seed {seed})"
