@@ -39,11 +39,9 @@ from typing import Any, Protocol, TypeVar
 
 import xxhash
 
+from preserve.algorithms import ALGORITHMS as ALGORITHMS
 from preserve.errors import WorkerDied
 from preserve.safefs import LinkRefused, open_beneath, open_regular_beneath
-
-#: Algorithms preserve can compute, by the names BagIt manifests use (``manifest-<name>.txt``).
-ALGORITHMS: tuple[str, ...] = ("md5", "sha1", "sha224", "sha256", "sha384", "sha512", "blake2b", "xxh3-128")
 
 # the direct constructors: hashlib.new() looks the name up on every call, once per small file
 _CONSTRUCTORS: dict[str, Callable[[], Any]] = {
@@ -713,14 +711,14 @@ def fsync_path(path: str | os.PathLike[str]) -> None:
 
 
 def read_verify(path: str | os.PathLike[str] | Path, expected_xxh3: str, *,
-                root: str | os.PathLike[str] | None = None) -> str | None:
+                root: str | os.PathLike[str] | None = None, progress: Progress | None = None) -> str | None:
     """Re-read a written file from the device (page cache dropped) and compare its xxh3-128.
 
     Returns the digest found when it differs, None when it matches. The file must already be
     durable: dirty pages cannot be dropped. With ``root``, ``path`` is relative to it and no link
-    is followed below it (as :func:`hash_file`).
+    is followed below it (as :func:`hash_file`). ``progress`` is told of the bytes as they are read.
     """
-    found = hash_file(path, ("xxh3-128",), drop_cached=True, root=root)["xxh3-128"]
+    found = hash_file(path, ("xxh3-128",), drop_cached=True, root=root, progress=progress)["xxh3-128"]
     return None if found == expected_xxh3 else found
 
 

@@ -34,7 +34,7 @@ from preserve.staging import journaled, lock_path_for
 
 Progress = Callable[[int, int], None]
 #: ``on_phase(name, total_bytes, counted)``: a phase of packaging starts; ``counted`` says whether
-#: ``progress`` will report its bytes (the check's and the copy's are; verification is not).
+#: ``progress`` will report its bytes (the check's, the copy's and verification's are).
 PhaseCallback = Callable[[str, int, bool], None]
 #: The phases of :func:`package_collection`, in order (verify only with ``verify``, archive only
 #: when an archive is written).
@@ -162,7 +162,7 @@ def package_collection(
     for none): it sets BagIt-Profile-Identifier and may require algorithms, fields or a
     serialization. ``serialization`` ("tar", "tar.gz", "zip") writes an archive at ``dest``.
     ``check_progress``/``on_total`` follow the check (see :func:`check_collection`), ``progress``
-    the copy; ``on_checked`` sees the report before copying starts; ``on_warning`` gets the
+    the copy and then verification's re-read (``on_phase`` says when one ends and the other starts); ``on_checked`` sees the report before copying starts; ``on_warning`` gets the
     profile's warnings; ``on_removed`` each path a killed earlier run on ``dest`` had left and its
     journal listed (removed before anything else, also when ``dest`` exists). ``on_phase`` is
     told as each phase of :data:`PHASES` starts, with the bytes it will read. ``sheet_file`` names
@@ -273,12 +273,12 @@ def package_collection(
         on_phase("copy+hash", copy_bytes, True)
         if verify:
             def on_staged(staging: Path) -> None:
-                on_phase("verify", copy_bytes, False)
+                on_phase("verify", copy_bytes, True)
         if finalize is not None:
             finalize = _announced(finalize, on_phase)
     result = create_bag(dest_path, payload, algorithms=plan.algorithms, info=plan.info,
                         verify=verify, workers=workers, progress=progress, extra_tags=extra_tags,
-                        finalize=finalize, on_removed=on_removed, on_staged=on_staged)
+                        finalize=finalize, on_removed=on_removed, on_staged=on_staged, verify_progress=progress)
     return PackageResult(report, result, plan.profile)
 
 

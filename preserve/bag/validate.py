@@ -20,8 +20,9 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
+from preserve.algorithms import ALGORITHMS
 from preserve.bag.index import PathIndex, real_path
 from preserve.bag.index import printable as index_printable
 from preserve.bag.paths import (
@@ -41,20 +42,12 @@ from preserve.bag.reader import (
 )
 from preserve.bag.tagfiles import EMPTY_DIRECTORIES
 from preserve.errors import BadTagFile, UnsafePath
-from preserve.fixity import (
-    ALGORITHMS,
-    FilesBelow,
-    Progress,
-    RateLimiter,
-    WorkerPool,
-    default_workers,
-    hash_batch,
-    hash_file,
-    hash_stream,
-    ordered_map,
-    processes_for,
-)
 from preserve.safefs import LinkRefused, lstat_beneath
+
+if TYPE_CHECKING:
+    # the hashing engine is imported where a digest is computed: a fast validation, which
+    # hashes nothing, starts without it (preserve validate --fast of a small bag is mostly start-up)
+    from preserve.fixity import FilesBelow, Progress, RateLimiter
 
 Severity = Literal["error", "warning"]
 
@@ -559,6 +552,8 @@ def _fetch_and_check(url: str, length: int | None, rel: str, digests: dict[str, 
                     urllib.request.HTTPSHandler(), urllib.request.HTTPDefaultErrorHandler(), Redirects(),
                     urllib.request.HTTPErrorProcessor()):
         opener.add_handler(handler)
+    from preserve.fixity import hash_stream
+
     cap = length if length is not None else rest
     algs = [a for a in digests if a in ALGORITHMS]
 
@@ -598,6 +593,8 @@ def _verify_payload(
 ) -> None:
     if not algs:
         return
+    from preserve.fixity import FilesBelow, default_workers, hash_file, ordered_map, processes_for
+
     placeholders = ",".join("?" * len(algs))
     jobs: Iterator[tuple[object, ...]] = index.query(
         f"SELECT d.path, group_concat(m.alg || ' ' || m.digest, '\n'), d.real, d.size FROM d JOIN m ON m.path = d.path "
@@ -672,6 +669,8 @@ def check_batch(jobs: list[tuple[str, str, bool, int]], root: str | None = None)
     """For a worker process: hash each (path, expected "alg digest" lines, drop_cached, size) job
     and compare there, so that only the files that fail send anything back. With ``root`` the
     paths are relative to it and nothing is opened through a link below it."""
+    from preserve.fixity import hash_batch
+
     wanted = [_expected(pairs) for _path, pairs, _drop, _size in jobs]
     found = hash_batch([(path, tuple(sorted(want)), drop, size)
                         for (path, _pairs, drop, size), want in zip(jobs, wanted, strict=True)], root=root)
@@ -694,6 +693,8 @@ def _verify_in_processes(root: Path, jobs: Iterator[tuple[object, ...]], report:
     manifest digests go to the worker as the index stored them, and a file that matches costs
     no answer beyond ``None``.
     """
+    from preserve.fixity import WorkerPool
+
     held: deque[tuple[str, int]] = deque()
 
     def work() -> Iterator[tuple[str, str, bool, int]]:
@@ -798,6 +799,8 @@ def _verify_tag_manifests(bag: Bag, report: ValidationReport, fast: bool) -> Non
             continue
         if fast:
             continue
+        from preserve.fixity import hash_file
+
         algs = [a for a in digests if a in ALGORITHMS]
         try:
             found = hash_file(rel, algs, root=bag.path)

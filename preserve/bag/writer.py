@@ -349,11 +349,15 @@ def create_bag(
     follow_links: bool = False,
     processes: int = 0,
     on_removed: Callable[[Path], None] | None = None,
+    verify_progress: Progress | None = None,
 ) -> BagResult:
     """Build a BagIt 1.0 bag at ``dest`` from ``payload`` (see the module docstring for the steps).
 
     ``processes`` > 0 copies batches of small files in that many worker processes (their per-file
     Python work holds the GIL); :func:`preserve.fixity.processes_for` suggests a number.
+
+    ``progress`` is told of the bytes copied, ``verify_progress`` of the bytes verification
+    re-reads (after ``on_staged``); both are called from several threads.
 
     ``extra_tags`` writes more tag files (sidecars) into the staged bag before the tag manifests.
     ``on_staged`` is a test hook called with the staging path once the payload is durable, before
@@ -393,7 +397,7 @@ def create_bag(
             # the pool is closed (its workers stopped) before the journal removes the staging
             with WorkerPool(processes) as pool:
                 result = _build(staging, dest, payload, algs, list(info), verify, workers, progress,
-                                extra_tags, on_staged, finalize, follow_links, started, pool)
+                                extra_tags, on_staged, finalize, follow_links, started, pool, verify_progress)
         except KeyboardInterrupt:
             raise Interrupted(path=str(dest)) from None
     result.removed = removed
@@ -405,6 +409,7 @@ def _build(
     info: list[tuple[str, str]], verify: bool, workers: int | None, progress: Progress | None,
     extra_tags: Callable[[StagedBag], None] | None, on_staged: Callable[[Path], None] | None,
     finalize: Callable[[Path, Path], None] | None, follow_links: bool, started: str, pool: WorkerPool,
+    verify_progress: Progress | None = None,
 ) -> BagResult:
     try:
         (staging / "data").mkdir(parents=True)
@@ -481,7 +486,7 @@ def _build(
 
     staged = StagedBag(staging, dest.name, algs, files, total, Verification(performed=False), work / "records.jsonl", started, info)
     if verify:
-        staged.verification = _verify(staged, workers, pool)
+        staged.verification = _verify(staged, workers, pool, verify_progress)
 
     if extra_tags is not None:
         extra_tags(staged)
@@ -595,11 +600,11 @@ def _entry_size(entry: PayloadEntry) -> int:
         return 0
 
 
-def _verify(staged: StagedBag, workers: int | None, pool: WorkerPool) -> Verification:
+def _verify(staged: StagedBag, workers: int | None, pool: WorkerPool, progress: Progress | None = None) -> Verification:
     v = Verification(performed=True, method="re-read from storage after fsync, page cache dropped (posix_fadvise DONTNEED), xxh3-128 compared with the digest taken while copying from the source", started=_now())
 
     def check(rec: PayloadRecord) -> tuple[PayloadRecord, str | None]:
-        return rec, read_verify(staged.path / rec.target, rec.digests["xxh3-128"])
+        return rec, read_verify(staged.path / rec.target, rec.digests["xxh3-128"], progress=progress)
 
     results: Iterator[tuple[PayloadRecord, str | None]]
     if pool.processes:
@@ -613,7 +618,16 @@ def _verify(staged: StagedBag, workers: int | None, pool: WorkerPool) -> Verific
                 yield job
 
         found_iter = pool.map_batched(_verify_batch, jobs(), size=lambda j: 0)
-        results = ((held.popleft(), found) for found in found_iter)
+
+        def counted() -> Iterator[tuple[PayloadRecord, str | None]]:
+            # worker processes cannot call back: each file counts here once it has been re-read
+            for found in found_iter:
+                rec = held.popleft()
+                if progress is not None:
+                    progress(rec.size, 1)
+                yield rec, found
+
+        results = counted()
     else:
         # re-reads wait on the device: more readers than cores keep it busy
         results = ordered_map(check, staged.iter_payload(), workers=workers or min(8, 2 * (os.cpu_count() or 1)))

@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import sys
-import threading
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +23,13 @@ from preserve.audit.runner import (
 )
 from preserve.cli.common import (
     Command,
+    ProgressBar,
     emit_json,
     for_people,
     json_option,
     parse_period,
     parse_size,
+    progress_interval_option,
     quiet_option,
     warn,
     workers_option,
@@ -59,40 +56,6 @@ def resolve_targets(targets: tuple[str, ...], tier: str | None) -> list[Path]:
         raise UsageError(f"--tier {tier} audits replicas in S3-compatible stores (s3://bucket/prefix); "
                          f"{local[0]} is a local path: use --tier fast or --tier full")
     return [Path(t) for t in local]
-
-
-class AuditProgress:
-    """Progress on standard error: bytes done, throughput and ETA (only on a terminal)."""
-
-    def __init__(self, total: int, enabled: bool) -> None:
-        self.enabled = enabled and sys.stderr.isatty()
-        self.total = max(total, 1)
-        self.done = 0
-        self._t0 = time.monotonic()
-        self._lock = threading.Lock()
-        self._bar: Any = None
-
-    def __call__(self, nbytes: int, nfiles: int) -> None:
-        if self._bar is None or not nbytes:
-            return
-        with self._lock:
-            self.done += nbytes
-            elapsed = time.monotonic() - self._t0
-            rate = self.done / elapsed if elapsed > 0 else 0.0
-            self._bar.update(nbytes, f"{human_bytes(self.done)} at {human_bytes(rate)}/s")
-
-    @contextlib.contextmanager
-    def shown(self) -> Iterator[AuditProgress]:
-        if not self.enabled:
-            yield self
-            return
-        with click.progressbar(length=self.total, label="auditing", file=sys.stderr, show_eta=True,
-                               show_percent=True, item_show_func=lambda s: s) as bar:
-            self._bar = bar
-            try:
-                yield self
-            finally:
-                self._bar = None
 
 
 def _bag_line(record: AuditRecord) -> str:
@@ -132,12 +95,13 @@ def _bag_line(record: AuditRecord) -> str:
 @workers_option("Files read in parallel within a bag (default: by the cores).")
 @json_option
 @quiet_option
+@progress_interval_option
 @s3_options
 def audit(targets: tuple[str, ...], tier: str | None, full_every: int, full_after: str, budget: str | None,
           max_bytes: str | None, max_rate: str | None, drop_cache: bool, request_restore: bool, notify: str | None,
           scheduler: str | None, scheduler_timeout: float, tls_ca_file: str | None, tls_cert: str | None,
           tls_key: str | None, ledger_path: Path | str | None, network_ok: bool, workers: int | None, as_json: bool,
-          quiet: bool, **s3: Any) -> None:
+          quiet: bool, progress_interval: float, **s3: Any) -> None:
     """Re-verify the bags at PATH... (bags, or folders holding bags) and record every outcome in the ledger.
 
     Least recently verified first; never modifies a bag. Exit 0 all verified, 1 problems found, 2
@@ -164,7 +128,8 @@ def audit(targets: tuple[str, ...], tier: str | None, full_every: int, full_afte
         remote_run = AuditRun(started=now_iso())
         with open_ledger(ledger_path, network_ok) as led:
             remote_run.records = audit_replicas(targets, tier, ledger=led, as_json=as_json, quiet=quiet,
-                                                workers=workers, request_restore=request_restore, kw=s3)
+                                                workers=workers, request_restore=request_restore, kw=s3,
+                                                progress_interval=progress_interval)
             ledger_name = str(led.path)
         check_pending(led)
         remote_run.ended = now_iso()
@@ -195,7 +160,8 @@ def audit(targets: tuple[str, ...], tier: str | None, full_every: int, full_afte
     run = AuditRun(started=now_iso())
     with open_ledger(ledger_path, network_ok) as led:
         plan = plan_audit(led, paths, policy, limits)
-        bar = AuditProgress(plan.total_bytes, enabled=not quiet and not as_json)
+        bar = ProgressBar(0, "auditing", enabled=not quiet and not as_json, interval=progress_interval)
+        bar.phase("verify", plan.total_bytes)
 
         def each(record: AuditRecord) -> None:
             if not quiet and not as_json:

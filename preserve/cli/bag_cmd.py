@@ -129,15 +129,15 @@ def bag(source: Path, dest: Path, algorithms: tuple[str, ...], info: tuple[str, 
         finalize = _announced(finalize, bar, clock)
 
     def staged(staging: Path) -> None:
-        if not no_verify:  # the writer re-reads the payload now, without reporting bytes
-            bar.phase("verify", summary.bytes, counted=False)
+        if not no_verify:  # the writer re-reads the payload now
+            bar.phase("verify", summary.bytes)
             clock.phase("verify")
 
     try:
         with bar.shown():
             result = create_bag(dest, payload, algorithms=chosen, info=info_items, verify=not no_verify,
                                 workers=workers, processes=processes_for(summary.files, summary.bytes),
-                                progress=bar, follow_links=follow_links, finalize=finalize, on_staged=staged,
+                                progress=bar, verify_progress=bar, follow_links=follow_links, finalize=finalize, on_staged=staged,
                                 on_removed=None if quiet else _removed)
     except ProfileViolation as exc:
         _list_failures(exc)

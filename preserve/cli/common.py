@@ -111,7 +111,8 @@ class ProgressBar:
     with the phase, percent, bytes done and total, rate and ETA, which journald and log files keep
     as they are. ``enabled=False`` (``-q``) shows nothing either way.
 
-    Called as ``bar(nbytes, nfiles)`` by the library; :meth:`phase` starts the next phase. A
+    Called as ``bar(nbytes, nfiles)`` by the library (or ``bar(nbytes)``, as the stores report
+    bytes sent and received); :meth:`phase` starts the next phase. A
     phase begun with ``counted=False`` is one the library does not report bytes for: it is named,
     with its size and the time it has run, never with a percent it cannot know.
     """
@@ -134,7 +135,7 @@ class ProgressBar:
         self.counted = True
         self._started = clock()
 
-    def __call__(self, nbytes: int, nfiles: int) -> None:
+    def __call__(self, nbytes: int, nfiles: int = 0) -> None:
         if nbytes:
             with self._lock:
                 self.done += nbytes

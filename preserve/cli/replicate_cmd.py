@@ -9,21 +9,21 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import os
-import sys
-import threading
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
 from preserve.cli.common import (
+    DEFAULT_PROGRESS_INTERVAL,
     Command,
+    ProgressBar,
     emit_json,
+    for_people,
     json_option,
     parse_size,
+    progress_interval_option,
     quiet_option,
     warn,
     workers_option,
@@ -149,42 +149,8 @@ def human(n: float) -> str:
     return f"{n:.1f} TB"
 
 
-class ThroughputBar:
-    """A progress bar on standard error showing bytes done and throughput (thread-safe)."""
-
-    def __init__(self, label: str, enabled: bool) -> None:
-        self.label = label
-        self.enabled = enabled and sys.stderr.isatty()
-        self.total = 0
-        self.done = 0
-        self._bar: Any = None
-        self._lock = threading.Lock()
-        self._start = time.monotonic()
-
-    def set_total(self, nbytes: int, nfiles: int = 0) -> None:
-        self.total = nbytes
-        if self._bar is not None:
-            self._bar.length = max(nbytes, 1)
-
-    def __call__(self, nbytes: int) -> None:
-        with self._lock:
-            self.done += nbytes
-            if self._bar is not None:
-                rate = self.done / max(time.monotonic() - self._start, 1e-6)
-                self._bar.update(nbytes, f"{human(self.done)} at {human(rate)}/s")
-
-    @contextmanager
-    def shown(self) -> Iterator[ThroughputBar]:
-        if not self.enabled:
-            yield self
-            return
-        with click.progressbar(length=max(self.total, 1), label=self.label, file=sys.stderr, show_eta=True,
-                               item_show_func=lambda s: s) as bar:
-            self._bar = bar
-            try:
-                yield self
-            finally:
-                self._bar = None
+def _copy_phase(bar: ProgressBar, total_bytes: int, files: int) -> None:
+    bar.phase("copy", total_bytes)
 
 
 def open_ledger(path: Path | str | None) -> Any:
@@ -227,6 +193,7 @@ def with_config(fn: Callable[..., Any]) -> Callable[..., Any]:
               help="Audit ledger to record the replica in: a SQLite file or postgresql://... (default: the user data folder).")
 @json_option
 @quiet_option
+@progress_interval_option
 @click.option("--abort-incomplete", is_flag=True,
               help="Abort the bag's unfinished multipart uploads instead of resuming them.")
 @click.option("--incomplete-max-age", type=click.IntRange(0), default=7, show_default=True, metavar="DAYS",
@@ -235,8 +202,8 @@ def with_config(fn: Callable[..., Any]) -> Callable[..., Any]:
 @s3_options
 @with_config
 def replicate(bag: Path, targets: tuple[str, ...], serialize: str | None, ledger_path: Path | str | None,
-              as_json: bool, quiet: bool, abort_incomplete: bool, incomplete_max_age: int, config: ReplicationConfig,
-              **kw: Any) -> None:
+              as_json: bool, quiet: bool, progress_interval: float, abort_incomplete: bool, incomplete_max_age: int,
+              config: ReplicationConfig, **kw: Any) -> None:
     """Copy BAG to each TARGET and verify every object there.
 
     TARGET is s3://bucket/prefix, a directory, or a target name from preserve.toml. A rerun skips
@@ -272,14 +239,18 @@ def replicate(bag: Path, targets: tuple[str, ...], serialize: str | None, ledger
             store, spec = resolve_target(text, config, kw)
             put = put_options(kw, spec)
             put.upload_max_age = dt.timedelta(days=incomplete_max_age)
-            bar = ThroughputBar(f"{bag.name} -> {store.url}", enabled=not quiet and not as_json)
+            bar = ProgressBar(0, for_people(f"replicating {bag.name} to {store.url}"), enabled=not quiet and not as_json,
+                              interval=progress_interval)
+            # the bag's size is known once replicate_bag has checked it is complete
+            bar.phase("check", counted=False)
             put.progress = bar
             opts = ReplicateOptions(layout=serialize or "files", put=put, workers=kw.get("workers") or DEFAULT_WORKERS,
                                     target_name=spec.name, place=spec.location, origin=config.origin,
                                     abort_incomplete=abort_incomplete)
             try:
                 with bar.shown():
-                    result = replicate_bag(bag, store, opts, ledger=ledger, on_total=bar.set_total)
+                    result = replicate_bag(bag, store, opts, ledger=ledger,
+                                           on_total=functools.partial(_copy_phase, bar))
             except PreserveError as exc:
                 click.echo(f"preserve: error: {exc}", err=True)
                 failures.append(exc)
@@ -308,7 +279,8 @@ def replicate(bag: Path, targets: tuple[str, ...], serialize: str | None, ledger
 
 
 def audit_replicas(targets: tuple[str, ...], tier: str | None, *, ledger: Any, as_json: bool, quiet: bool,
-                   workers: int | None, request_restore: bool, kw: dict[str, Any]) -> list[Any]:
+                   workers: int | None, request_restore: bool, kw: dict[str, Any],
+                   progress_interval: float = DEFAULT_PROGRESS_INTERVAL) -> list[Any]:
     """``preserve audit STORE/BAG-NAME --tier remote-metadata|remote-full``: audit replicas where they
     are, record each audit in the ledger, print them; returns the ledger's audit records."""
     from preserve.errors import UsageError
@@ -324,7 +296,9 @@ def audit_replicas(targets: tuple[str, ...], tier: str | None, *, ledger: Any, a
     for text in targets:
         parent, name = split_location(text)
         store, _spec = resolve_target(parent, config, kw)
-        bar = ThroughputBar(f"auditing {name}", enabled=not quiet and not as_json and tier == "remote-full")
+        bar = ProgressBar(0, for_people(f"auditing {name}"), enabled=not quiet and not as_json and tier == "remote-full",
+                          interval=progress_interval)
+        bar.phase("read+hash")
         with bar.shown():
             result = audit_remote(store, name, tier, request_restore=request_restore, workers=workers or 4,
                                   progress=bar)

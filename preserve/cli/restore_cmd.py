@@ -7,9 +7,17 @@ from typing import Any
 
 import click
 
-from preserve.cli.common import Command, emit_json, json_option, quiet_option, workers_option
+from preserve.cli.common import (
+    Command,
+    ProgressBar,
+    emit_json,
+    json_option,
+    progress_interval_option,
+    quiet_option,
+    workers_option,
+)
 from preserve.cli.common import for_people as shown
-from preserve.cli.replicate_cmd import ThroughputBar, human, resolve_target, s3_options, with_config
+from preserve.cli.replicate_cmd import human, resolve_target, s3_options, with_config
 from preserve.replication.config import ReplicationConfig
 from preserve.replication.remote_audit import split_location
 
@@ -20,10 +28,11 @@ from preserve.replication.remote_audit import split_location
 @workers_option("Objects downloaded in parallel.", default=4, show_default=True)
 @json_option
 @quiet_option
+@progress_interval_option
 @s3_options
 @with_config
-def restore(source: str, dest: Path, workers: int, as_json: bool, quiet: bool, config: ReplicationConfig,
-            **kw: Any) -> None:
+def restore(source: str, dest: Path, workers: int, as_json: bool, quiet: bool, progress_interval: float,
+            config: ReplicationConfig, **kw: Any) -> None:
     """Restore the bag copy at SOURCE into a new directory DEST.
 
     SOURCE is STORE/BAG-NAME: s3://bucket/prefix/BAG-NAME, a directory path, or TARGET-NAME/BAG-NAME
@@ -39,9 +48,11 @@ def restore(source: str, dest: Path, workers: int, as_json: bool, quiet: bool, c
     parent, name = split_location(source)
     kw["workers"] = workers
     store, _spec = resolve_target(parent, config, kw)
-    bar = ThroughputBar(f"restoring {name}", enabled=not quiet and not as_json)
+    bar = ProgressBar(0, shown(f"restoring {name}"), enabled=not quiet and not as_json, interval=progress_interval)
+    bar.phase("list", counted=False)  # the replica record and the objects, before their bytes are known
     with bar.shown():
-        result = restore_bag(store, name, dest, workers=workers, progress=bar)
+        result = restore_bag(store, name, dest, workers=workers, progress=bar,
+                             on_phase=lambda phase, total, counted: bar.phase(phase, total, counted=counted))
     if as_json:
         emit_json({"source": result.source, "dest": str(result.dest), "files": result.files,
                    "payload_files": result.report.files, "bytes": result.bytes,

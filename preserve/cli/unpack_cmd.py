@@ -15,6 +15,7 @@ from preserve.cli.common import (
     for_people,
     json_option,
     next_steps,
+    progress_interval_option,
     quiet_option,
     workers_option,
 )
@@ -30,7 +31,8 @@ from preserve.serialize import unpack as unpack_archive
 @workers_option("Parallel readers for the validation (default: the number of cores).")
 @json_option
 @quiet_option
-def unpack(archive: Path, dest: Path, workers: int | None, as_json: bool, quiet: bool) -> None:
+@progress_interval_option
+def unpack(archive: Path, dest: Path, workers: int | None, as_json: bool, quiet: bool, progress_interval: float) -> None:
     """Extract the serialized bag ARCHIVE (.tar, .tar.gz, .zip) into the new folder DEST.
 
     Every member is checked first: absolute names, '..', links, devices, duplicate names and
@@ -41,11 +43,13 @@ def unpack(archive: Path, dest: Path, workers: int | None, as_json: bool, quiet:
     Staging left by a run that was killed is removed by the next run on DEST, which says so.
     """
     quiet = quiet or as_json  # one JSON document, nothing around it but problems on standard error
-    bar = ProgressBar(content_size(archive) if archive.is_file() else 0, "unpacking", enabled=not quiet)
+    bar = ProgressBar(0, "unpacking", enabled=not quiet, interval=progress_interval)
+    # tar.gz: 0, as its content size is known only once decompressed (bytes done are shown)
+    bar.phase("extract", content_size(archive) if archive.is_file() else 0)
     try:
         with bar.shown():
-            report = unpack_archive(archive, dest, progress=bar, workers=workers,
-                                    on_removed=None if quiet else _removed)
+            report = unpack_archive(archive, dest, progress=bar, workers=workers, on_removed=None if quiet else _removed,
+                                    on_phase=lambda phase, total, counted: bar.phase(phase, total, counted=counted))
     except BagInvalid as exc:
         if exc.report is not None:
             if as_json:

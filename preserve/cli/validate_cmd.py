@@ -7,11 +7,10 @@ profile folder. A declared profile it does not know is named in a note as not ch
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -30,8 +29,11 @@ from preserve.cli.common import (
     workers_option,
 )
 from preserve.errors import EXIT_PROBLEMS, BadArchive, InputError, PreserveError, UsageError
-from preserve.profiles import Profile, fatal_profile_findings, load_profile, validate_profile
-from preserve.profiles.model import declared_profiles, user_dir
+
+if TYPE_CHECKING:
+    # the profile modules load only for a bag that declares a profile or a run given one:
+    # a plain bag's validation starts faster without them
+    from preserve.profiles import Profile
 
 #: The profile identifier's label in bag-info.txt.
 PROFILE_LABEL = "BagIt-Profile-Identifier"
@@ -153,6 +155,8 @@ def _plan(bag: Path, profile_ref: str | None, no_profile: bool) -> ProfilePlan:
     """The profiles to check: --profile's, none with --no-profile, else those the bag declares."""
     declared = declared_identifiers(bag)
     if profile_ref:
+        from preserve.profiles import load_profile
+
         profile = load_profile(profile_ref)
         plan = ProfilePlan([profile])
         for ident in declared:
@@ -164,6 +168,10 @@ def _plan(bag: Path, profile_ref: str | None, no_profile: bool) -> ProfilePlan:
         for ident in declared:
             plan.skip(ident, "--no-profile was given")
         return plan
+    if not declared:
+        return plan
+    from preserve.profiles.model import declared_profiles, user_dir
+
     found = declared_profiles(declared)
     plan.profiles.extend(found.known)
     for ident in found.unknown:
@@ -189,6 +197,8 @@ def _archive_identifiers(archive: Path) -> list[str]:
     """Read bagit.txt and bag-info.txt out of an archive (preserve writes them first, so this
     stops after a few members; another tool's archive may be read to its end, unhashed)."""
     # archives only: a folder's validation never loads the archive modules
+    import tempfile
+
     from preserve.serialize import iter_members
 
     info_names = {"bag-info.txt", "package-info.txt"}  # package-info.txt: BagIt 0.93 to 0.95
@@ -216,6 +226,8 @@ def _run(bag: Path, fast: bool, fetch: bool, as_json: bool, workers: int | None,
          profiles: Sequence[Profile], interval: float) -> ValidationReport:
     bar = ProgressBar(0, "validating", enabled=not quiet and not as_json, interval=interval)
     first = profiles[0] if profiles else None
+    if profiles:
+        from preserve.profiles import fatal_profile_findings, validate_profile
     with bar.shown():
         if bag.is_file():
             from preserve.serialize import validate_archive

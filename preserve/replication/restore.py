@@ -40,6 +40,8 @@ from preserve.staging import journaled
 from preserve.stores.base import Store
 
 _CHUNK = 1024 * 1024
+#: ``on_phase(name, total_bytes, counted)``: a phase of the restore starts (or learns its total).
+PhaseCallback = Callable[[str, int, bool], None]
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
 
@@ -59,8 +61,13 @@ class RestoreResult:
 
 
 def restore_bag(store: Store, name: str, dest: str | os.PathLike[str], *, workers: int = 4,
-                progress: Callable[[int], None] | None = None, wait: float = 0.0) -> RestoreResult:
+                progress: Callable[[int], None] | None = None, wait: float = 0.0,
+                on_phase: PhaseCallback | None = None) -> RestoreResult:
     """Restore the copy of bag ``name`` in ``store`` to a new directory ``dest``.
+
+    ``progress`` is told of the bytes downloaded, then of the bytes the validation reads;
+    ``on_phase(name, total_bytes, counted)`` as each starts ("download", then "validate", not
+    counted until the validation has listed the payload, then counted with its total).
 
     Raises :class:`DestinationExists` (DEST exists, or another run holds its lock longer than
     ``wait`` seconds), :class:`BagInvalid` (the copy does not validate; nothing is left at DEST),
@@ -85,14 +92,21 @@ def restore_bag(store: Store, name: str, dest: str | os.PathLike[str], *, worker
         staging = journal.new_folder(target.parent, "staging")
         try:
             if layout == "tar":
+                if on_phase is not None:
+                    info = store.head(tar_key(name))
+                    on_phase("download", info.size if info is not None else 0, True)
                 with store.get(tar_key(name)) as chunks:
                     files = extract_tar(_counting(chunks, progress), name, staging, source)
             else:
-                files = _download_files(store, name, staging, source, workers, progress)
+                files = _download_files(store, name, staging, source, workers, progress, on_phase)
             if not (staging / "bagit.txt").is_file():
                 raise BagInvalid(f"{source}: no bagit.txt in the replica; nothing was restored to {target}")
             directories = _recreate_empty_directories(staging)
-            report = validate_bag(staging, workers=workers)
+            if on_phase is not None:
+                on_phase("validate", 0, False)  # counted once the payload is listed
+            report = validate_bag(staging, workers=workers,
+                                  progress=None if progress is None else lambda nbytes, _files: progress(nbytes),
+                                  on_total=None if on_phase is None else lambda total, _files: on_phase("validate", total, True))
             if not report.ok:
                 first = "; ".join(str(f) for f in report.errors[:3])
                 raise BagInvalid(f"{source}: the restored copy is not valid ({len(report.errors)} problem(s): {first}); "
@@ -172,8 +186,11 @@ def _write_new(staging: Path, rel: str, chunks: Iterator[bytes], progress: Calla
 
 
 def _download_files(store: Store, name: str, staging: Path, source: str, workers: int,
-                    progress: Callable[[int], None] | None) -> int:
-    keys = [o.key for o in store.list(f"{name}/")]
+                    progress: Callable[[int], None] | None, on_phase: PhaseCallback | None = None) -> int:
+    objects = list(store.list(f"{name}/"))
+    keys = [o.key for o in objects]
+    if on_phase is not None:
+        on_phase("download", sum(o.size for o in objects), True)
     for key in keys:
         rel = key[len(name) + 1:]
         reason = unsafe_reason(rel)

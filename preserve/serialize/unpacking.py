@@ -24,13 +24,14 @@ from preserve.errors import (
     plain_reason,
 )
 from preserve.fixity import Progress, fsync_path, syncfs
-from preserve.serialize.archive import SPOOLED, Member, archive_format, iter_members
+from preserve.serialize.archive import SPOOLED, Member, archive_format, content_size, iter_members
 from preserve.staging import journaled, lock_path_for
 
 
 def unpack(
     archive: str | os.PathLike[str], dest: str | os.PathLike[str], *, progress: Progress | None = None,
     workers: int | None = None, on_removed: Callable[[Path], None] | None = None,
+    on_phase: Callable[[str, int, bool], None] | None = None,
 ) -> ValidationReport:
     """Extract a serialized bag into ``dest`` (which becomes the bag folder), then validate it.
 
@@ -47,6 +48,10 @@ def unpack(
     The run holds the lock and journal of ``dest`` (:func:`preserve.staging.journaled`), where
     its staging is listed before it is created: a killed run's staging is removed by the next
     run on ``dest``, each path passed to ``on_removed``.
+
+    ``progress`` is told of the bytes extracted, then of the bytes the validation reads;
+    ``on_phase(name, total_bytes, counted)`` as each starts ("extract", then "validate", not
+    counted until the validation has listed the payload, then counted with its total).
     """
     src = Path(archive)
     if not src.is_file():
@@ -68,7 +73,7 @@ def unpack(
             if os.path.lexists(dest):
                 raise DestinationExists(path=str(dest))
             staging = journal.record(dest.parent / f".{dest.name}.preserve-unpack-{secrets.token_hex(4)}")
-            return _unpack(src, dest, staging, progress, workers)
+            return _unpack(src, dest, staging, progress, workers, on_phase)
     except BaseException:
         for folder in made:  # deepest first; a folder something else has since used stays
             try:
@@ -88,16 +93,22 @@ def _missing_parents(dest: Path) -> list[Path]:
     return out
 
 
-def _unpack(src: Path, dest: Path, staging: Path, progress: Progress | None, workers: int | None) -> ValidationReport:
+def _unpack(src: Path, dest: Path, staging: Path, progress: Progress | None, workers: int | None,
+            on_phase: Callable[[str, int, bool], None] | None = None) -> ValidationReport:
     try:
         staging.mkdir()
+        if on_phase is not None:
+            on_phase("extract", content_size(src), True)
         _extract(src, dest, staging, progress)
         if not syncfs(staging):
             for dirpath, _dirs, filenames in os.walk(staging):
                 for n in filenames:
                     fsync_path(os.path.join(dirpath, n))
+        if on_phase is not None:
+            on_phase("validate", 0, False)  # counted once the payload is listed
         try:
-            report = validate_bag(staging, workers=workers)
+            report = validate_bag(staging, workers=workers, progress=progress,
+                                  on_total=None if on_phase is None else lambda total, _files: on_phase("validate", total, True))
         except BadTagFile as exc:
             raise BadArchive(path=str(src), reason=f"does not hold a bag ({exc.fields.get('reason', exc)})") from exc
         if (staging / "metadata" / "mets.xml").is_file():

@@ -59,9 +59,9 @@ def test_package_reports_every_phase_in_order_with_its_bytes(tmp_path: Path) -> 
     assert [p[0] for p in phases] == ["check", "copy+hash", "verify", "sidecars"]
     assert phases[0] == ("check", audio, True)
     assert phases[1] == ("copy+hash", audio + submission, True)
-    assert phases[2] == ("verify", audio + submission, False)
+    assert phases[2] == ("verify", audio + submission, True)
     # the bytes each counted phase announced are the bytes it reported: the bar reaches 100% in each
-    assert counted == {"check": audio, "copy+hash": audio + submission}
+    assert counted == {"check": audio, "copy+hash": audio + submission, "verify": audio + submission}
 
 
 def test_package_archive_announces_the_archive_phase(tmp_path: Path) -> None:
