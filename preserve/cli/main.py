@@ -72,7 +72,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("preserve.cli.validate_cmd:validate",
                 "Validate BAG (BagIt 0.93 to 1.0): every manifest, tag manifest and Payload-Oxum."),
     "check": ("preserve.cli.check_cmd:check",
-             "Check COLLECTION (a folder with audio and metadata.csv) without writing anything."),
+             "Check COLLECTION (a folder with audio and metadata.csv, or a DDEX ERN message) without writing anything."),
     "package": ("preserve.cli.package_cmd:package",
                "Check COLLECTION, then package it as a BagIt bag at DEST with PREMIS/METS sidecars."),
     "show": ("preserve.cli.show_cmd:show",

@@ -13,11 +13,25 @@ from preserve.profiles import AUDIO_AIP_PROFILE_ID, load_profile, validate_profi
 from preserve.serialize import validate_archive
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-NAMES = sorted(p.name for p in EXAMPLES.iterdir() if (p / "collection.toml").is_file())
+
+
+def _collections() -> list[str]:
+    """Each example collection; a batch (a collection.toml over release folders, each with its DDEX
+    message) gives each of its releases, packaged on its own."""
+    names = []
+    for p in sorted(EXAMPLES.iterdir()):
+        if not (p / "collection.toml").is_file():
+            continue
+        releases = [q for q in sorted(p.iterdir()) if q.is_dir() and any(q.glob("*.xml"))]
+        names += [f"{p.name}/{q.name}" for q in releases] if releases else [p.name]
+    return names
+
+
+NAMES = _collections()
 
 
 def test_there_are_examples() -> None:
-    assert NAMES == ["donated-collection", "label-masters"]
+    assert NAMES == ["donated-collection", "label-ddex/5012345678900", "label-ddex/5012345678917", "label-masters"]
 
 
 @pytest.mark.parametrize("name", NAMES)
