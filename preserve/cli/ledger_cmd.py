@@ -223,6 +223,10 @@ def migrate(src: Path | str, dest: Path | str, as_json: bool, quiet: bool) -> No
     """
     from preserve.audit.ledger_migrate import migrate_ledger
 
+    if isinstance(src, Path) and not os.path.lexists(src):
+        # said here: the ledger's own message points at --ledger, which migrate does not take
+        raise LedgerError(path=str(src), reason="no ledger here; give as SRC the path of an existing ledger file "
+                                                "or a postgresql:// URL")
     with open_ledger(src, False, create=False, quiet=quiet or as_json) as source, \
             open_ledger(dest, False, quiet=quiet or as_json) as target:
         result = migrate_ledger(source, target)

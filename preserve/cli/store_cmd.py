@@ -140,7 +140,9 @@ def validate(path: Path, ids: tuple[str, ...], fast: bool, as_json: bool, quiet:
                 click.echo(click.style(f"{f.severity}: ", fg=style) + f"{for_people(r.path)}: {for_people(str(f))}",
                            err=f.severity == "warning")
             if not quiet:
-                what = "storage root" if r.mode == "root" else f"object {for_people(r.object_id or '?')} (head {r.head})"
+                # a folder without an inventory has neither id nor head to name
+                what = ("storage root" if r.mode == "root" else f"object {for_people(r.object_id or '(no id)')}"
+                        + (f" (head {for_people(r.head)})" if r.head else ""))
                 click.echo(f"{for_people(r.path)}: {what} {'valid' if r.ok else 'INVALID'} ({r.files} files, "
                            f"{len(r.errors)} error(s), {len(r.warnings)} warning(s), {r.mode} check)")
         if quiet:  # the verdict of the whole run in one line

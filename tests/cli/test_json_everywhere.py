@@ -381,3 +381,18 @@ def test_ledger_flush_of_a_sqlite_ledger_says_nothing_waits(world: World) -> Non
     assert result.stdout == f"{world.ledger}: a SQLite ledger is written directly; no audit outcomes wait on local disk\n"
     doc = _json("ledger", "flush", "--ledger", world.ledger)
     assert (doc["backend"], doc["written"], doc["path"]) == ("sqlite", 0, str(world.ledger))
+
+
+def test_messages_name_what_the_command_takes(world: World, run_preserve, tmp_path: Path) -> None:
+    # a folder that is not an OCFL object has no id and no head: the verdict says so in words
+    checked = run_preserve("store", "validate", world.plain)
+    assert checked.returncode == 1
+    assert checked.stdout.splitlines()[-1] == (f"{world.plain}: object (no id) INVALID (0 files, 2 error(s), "
+                                               "0 warning(s), full check)")
+    assert "None" not in checked.stdout
+    # migrate takes its ledgers as arguments: a missing SRC is not sent to a --ledger it lacks
+    missing = run_preserve("ledger", "migrate", tmp_path / "none.sqlite", tmp_path / "copy.sqlite")
+    assert missing.returncode == 7
+    assert missing.stderr == (f"preserve: error: {tmp_path / 'none.sqlite'}: no ledger here; give as SRC the path of "
+                              "an existing ledger file or a postgresql:// URL\n")
+    assert not (tmp_path / "copy.sqlite").exists()
