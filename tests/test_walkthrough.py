@@ -94,7 +94,7 @@ def run(step: Step, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProce
 def test_the_page_has_the_whole_walk() -> None:
     found = steps(PAGE.read_text(encoding="utf-8"))
     commands = [line.split()[1] for s in found for line in s.commands.splitlines() if line.startswith("preserve ")]
-    assert commands == ["init", "check", "package", "validate", "replicate", "audit", "report"]
+    assert commands == ["init", "check", "package", "validate", "replicate", "audit", "report", "check", "package"]
 
 
 def test_shape_keeps_the_words_and_generalizes_the_rest() -> None:
@@ -108,7 +108,8 @@ def test_shape_keeps_the_words_and_generalizes_the_rest() -> None:
 @pytest.mark.slow
 def test_the_walkthrough_runs_as_the_page_shows(tmp_path: Path) -> None:
     where = tmp_path / "preserve"
-    shutil.copytree(ROOT / "examples" / "label-masters", where / "examples" / "label-masters")
+    for sample in ("label-masters", "label-ddex"):
+        shutil.copytree(ROOT / "examples" / sample, where / "examples" / sample)
     (tmp_path / "home").mkdir()
     env = user_env(tmp_path / "home")
     for step in steps(PAGE.read_text(encoding="utf-8")):

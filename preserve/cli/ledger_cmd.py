@@ -212,7 +212,9 @@ def info(ledger_path: Path | str | None, network_ok: bool, as_json: bool, quiet:
 @ledger.command()
 @click.argument("src", type=LEDGER, metavar="SRC")
 @click.argument("dest", type=LEDGER, metavar="DEST")
-def migrate(src: Path | str, dest: Path | str) -> None:
+@json_option
+@quiet_option
+def migrate(src: Path | str, dest: Path | str, as_json: bool, quiet: bool) -> None:
     """Copy the whole ledger SRC into DEST (SQLite file <-> postgresql://...), verified.
 
     Every row keeps its id; then each table's row count and SHA-256 digest must match on both
@@ -221,9 +223,21 @@ def migrate(src: Path | str, dest: Path | str) -> None:
     """
     from preserve.audit.ledger_migrate import migrate_ledger
 
-    with open_ledger(src, False, create=False) as source, open_ledger(dest, False) as target:
+    if isinstance(src, Path) and not os.path.lexists(src):
+        # said here: the ledger's own message points at --ledger, which migrate does not take
+        raise LedgerError(path=str(src), reason="no ledger here; give as SRC the path of an existing ledger file "
+                                                "or a postgresql:// URL")
+    with open_ledger(src, False, create=False, quiet=quiet or as_json) as source, \
+            open_ledger(dest, False, quiet=quiet or as_json) as target:
         result = migrate_ledger(source, target)
-    for t in result.tables:
+        warnings = [*source.warnings, *target.warnings]
+    if as_json:
+        emit_json({"source": result.source, "dest": result.dest, "copied": result.copied,
+                   "tables": [{"table": t.table, "rows": t.rows, "copied": t.copied, "sha256": t.digest}
+                              for t in result.tables]},
+                  path=result.dest, warnings=warnings, problems=[])
+        return
+    for t in [] if quiet else result.tables:  # the table -q leaves out
         click.echo(f"{t.table}: {t.rows} row(s), {t.copied} copied, sha256 {t.digest[:16]}")
     click.echo(f"migrated {for_people(result.source)} to {for_people(result.dest)}: {result.copied} row(s) copied; "
                "row counts and digests of every table match")
@@ -231,12 +245,25 @@ def migrate(src: Path | str, dest: Path | str) -> None:
 
 @ledger.command()
 @ledger_options
-def flush(ledger_path: Path | str | None, network_ok: bool) -> None:
+@json_option
+@quiet_option
+def flush(ledger_path: Path | str | None, network_ok: bool, as_json: bool, quiet: bool) -> None:
     """Write the audit outcomes kept on local disk while a PostgreSQL ledger's server was away.
 
     Any command that opens the ledger writes them first; this does only that. Exit 7 when the
     server still cannot be reached (the outcomes stay queued).
     """
-    with open_ledger(ledger_path, network_ok, create=False) as led:
+    with open_ledger(ledger_path, network_ok, create=False, quiet=True) as led:
         written = led.flushed + led.flush_queue()
+        # opening the ledger already wrote the queue and noted it as a warning: the line below says it once
+        warnings = led.warnings[:-1] if led.flushed else list(led.warnings)
+    if as_json:
+        emit_json({"ledger": led.name, "backend": led.kind, "written": written}, path=led.path, warnings=warnings,
+                  problems=[])
+        return
+    for w in [] if quiet else warnings:
+        warn(w)
+    if led.queue is None:
+        click.echo(f"{for_people(led.name)}: a SQLite ledger is written directly; no audit outcomes wait on local disk")
+        return
     click.echo(f"{for_people(led.name)}: wrote {written} queued audit outcome(s); none wait on local disk now")

@@ -72,7 +72,8 @@ def _visible(cmd: click.Command) -> list[click.Option]:
 
 def test_the_group_lists_every_command_module() -> None:
     # the walk below must see the subcommands too, or the tables would check nothing
-    assert {"bag", "check", "package", "validate", "replicate", "repair", "show", "ledger info", "schemas install"} <= set(NAMES)
+    assert {"bag", "check", "package", "validate", "replicate", "repair", "show", "ledger info", "ledger migrate",
+            "schemas install", "store ingest", "store validate"} <= set(NAMES)
 
 
 @pytest.mark.parametrize("name,cmd", COMMANDS, ids=NAMES)
@@ -187,7 +188,7 @@ def test_help_fits_one_screen_with_grouped_options_each_listed_once(name: str, c
         assert any(line.startswith("  -q, --quiet") for line in output)
 
 
-@pytest.mark.parametrize("group", [[], ["ledger"], ["schemas"]], ids=["preserve", "ledger", "schemas"])
+@pytest.mark.parametrize("group", [[], ["ledger"], ["schemas"], ["store"]], ids=["preserve", "ledger", "schemas", "store"])
 def test_the_groups_help_fits_one_screen_too(group: list[str]) -> None:
     result = CliRunner().invoke(cli, [*group, "--help"], terminal_width=100)
     assert result.exit_code == 0

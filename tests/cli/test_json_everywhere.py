@@ -1,8 +1,9 @@
 """--json on every command with a result, and -q meaning the same everywhere, on real inputs.
 
 One module fixture builds what the commands work on, as a user would have it: the example
-donated collection, its package, that bag as a zip, a directory replica, a damaged copy, and a
-ledger with an audit. Each command then runs as the installed program with --json: its standard
+donated collection, its package, that bag as a zip, a directory replica, a damaged copy, a
+ledger with an audit, and an OCFL store made with ``store init`` holding small bags ingested with
+``store ingest`` (one object per command that changes an object, so each run has its own). Each command then runs as the installed program with --json: its standard
 output must be exactly one JSON document carrying the path, the exit code and its meaning,
 warnings and problems. The -q runs go through the click group in-process (the same code, faster).
 """
@@ -15,6 +16,7 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import click
 import pytest
@@ -47,6 +49,9 @@ class World:
     ledger: Path
     plain: Path
     fresh: Path
+    store: Path
+    small: Path
+    small2: Path
 
 
 def _invoke(*args: object) -> str:
@@ -79,7 +84,45 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     fresh = tmp / "fresh"
     fresh.mkdir()
     shutil.copy(coll / "recordings" / "interview-1978-side-a.wav", fresh / "interview.wav")
-    return World(tmp, coll, bag, archive, replicas, damaged, ledger, plain, fresh)
+    small, small2 = _small_bag(tmp, "small", "liner notes\n"), _small_bag(tmp, "small2", "liner notes, corrected\n")
+    store = tmp / "store"
+    _invoke("store", "init", store, "-q")
+    for object_id in STORE_OBJECTS:
+        _invoke("store", "ingest", store, small, "--id", object_id, "--operator", "Test Curator", "-q")
+    _invoke("store", "update", store, "urn:example:small", "--from", small2, "--reason", "notes corrected",
+            "--operator", "Test Curator", "-q")
+    return World(tmp, coll, bag, archive, replicas, damaged, ledger, plain, fresh, store, small, small2)
+
+
+#: The objects of the test store: one read by log, diff, export and validate, and one per run
+#: (--json, then -q) of each command that makes a version or deletes content.
+STORE_OBJECTS = ["urn:example:small", *(f"urn:example:{verb}-{how}" for verb in ("update", "withdraw", "purge")
+                                        for how in ("json", "quiet"))]
+
+
+def _small_bag(tmp: Path, name: str, notes: str) -> Path:
+    """A bag of two small text files, made by ``preserve bag``."""
+    folder = tmp / f"{name}-files"
+    folder.mkdir()
+    (folder / "notes.txt").write_text(notes, encoding="utf-8")
+    (folder / "credits.txt").write_text("recorded by the donor\n", encoding="utf-8")
+    _invoke("bag", folder, tmp / name, "-q")
+    return tmp / name
+
+
+def _store_case(verb: str, how: str) -> Case:
+    """``store update``, ``deaccession`` or ``purge`` of the object kept for this run."""
+    who = ["--operator", "Test Curator"]
+    extra = {"update": ["--from", "{small2}", "--reason", "notes corrected", *who],
+             "withdraw": ["--reason", "agreement withdrawn", "--authority", "Collections Committee", *who],
+             "purge": ["--reason", "court order", "--authority", "County Court", *who, "--confirm"]}[verb]
+    command = {"withdraw": "deaccession"}.get(verb, verb)
+
+    def case(w: World) -> tuple[list[object], Path]:
+        args = [w.small2 if a == "{small2}" else a for a in extra]
+        return ["store", command, w.store, f"urn:example:{verb}-{how}", *args], w.store
+
+    return case
 
 
 #: Every command with a result: its arguments (without --json) and the path its result is about.
@@ -102,6 +145,19 @@ RESULTS: dict[str, Case] = {
     "ledger info": lambda w: (["ledger", "info", "--ledger", w.ledger], w.ledger),
     "schemas install": lambda w: (["schemas", "install", "--from", SCHEMAS, "--dest", w.tmp / "schemas"],
                                   w.tmp / "schemas"),
+    "ledger migrate": lambda w: (["ledger", "migrate", w.ledger, w.tmp / "migrated.sqlite"], w.tmp / "migrated.sqlite"),
+    "ledger flush": lambda w: (["ledger", "flush", "--ledger", w.ledger], w.ledger),
+    "store init": lambda w: (["store", "init", w.tmp / "store-json"], w.tmp / "store-json"),
+    "store ingest": lambda w: (["store", "ingest", w.store, w.small, "--id", "urn:example:ingest-json"], w.store),
+    "store validate": lambda w: (["store", "validate", w.store], w.store),
+    "store export": lambda w: (["store", "export", w.store, "urn:example:small", w.tmp / "exported"],
+                               w.tmp / "exported"),
+    "store log": lambda w: (["store", "log", w.store, "urn:example:small"], w.store),
+    "store diff": lambda w: (["store", "diff", w.store, "urn:example:small", "v1", "v2"], w.store),
+    "store update": _store_case("update", "json"),
+    "store deaccession": _store_case("withdraw", "json"),
+    "store purge": _store_case("purge", "json"),
+    "store replicate": lambda w: (["store", "replicate", w.store, w.tmp / "store-replica"], w.store),
 }
 #: Commands whose result is a bag: its counts and digest algorithms are in the document.
 MAKE_OR_READ_BAGS = {"package", "bag", "validate", "unpack", "restore"}
@@ -192,6 +248,16 @@ QUIET: dict[str, Case] = {
     "ledger backup": lambda w: (["ledger", "backup", w.tmp / "backup-quiet.sqlite", "--ledger", w.ledger], w.ledger),
     "schemas install": lambda w: (["schemas", "install", "--from", SCHEMAS, "--dest", w.tmp / "schemas-quiet"],
                                   w.tmp / "schemas-quiet"),
+    "ledger migrate": lambda w: (["ledger", "migrate", w.ledger, w.tmp / "migrated-quiet.sqlite"],
+                                 w.tmp / "migrated-quiet.sqlite"),
+    "store init": lambda w: (["store", "init", w.tmp / "store-quiet"], w.tmp / "store-quiet"),
+    "store ingest": lambda w: (["store", "ingest", w.store, w.small, "--id", "urn:example:ingest-quiet"], w.store),
+    "store export": lambda w: (["store", "export", w.store, "urn:example:small", w.tmp / "exported-quiet"],
+                               w.tmp / "exported-quiet"),
+    "store update": _store_case("update", "quiet"),
+    "store deaccession": _store_case("withdraw", "quiet"),
+    "store purge": _store_case("purge", "quiet"),
+    "store replicate": lambda w: (["store", "replicate", w.store, w.tmp / "store-replica-quiet"], w.store),
 }
 
 
@@ -237,3 +303,96 @@ def test_json_without_a_ledger_names_the_ledger_it_looked_for(tmp_path: Path) ->
     result = CliRunner().invoke(cli, ["ledger", "info", "--ledger", str(missing), "--json"])
     doc = json.loads(result.stdout)
     assert doc["path"] == str(missing) and doc["exit"] == 7 and doc["problems"]
+
+
+# -- the store and the ledger's migrate/flush: what their documents and -q lines say -------------------
+
+
+def _json(*args: object) -> dict[str, Any]:
+    """The command's --json document, run in-process, with its exit code as ``_exit``."""
+    result = CliRunner().invoke(cli, [str(a) for a in args] + ["--json"])
+    return {**_one_document(result.stdout), "_exit": result.exit_code}
+
+
+def test_store_documents_say_what_was_done(world: World) -> None:
+    log = _json("store", "log", world.store, "urn:example:small")
+    assert log["object"] == "urn:example:small" and log["_exit"] == 0
+    versions = log["versions"]
+    assert isinstance(versions, list) and [v["version"] for v in versions] == ["v1", "v2"]
+    assert versions[1]["user"] == "Test Curator"
+    changes = _json("store", "diff", world.store, "urn:example:small", "v1", "v2")
+    assert changes["changed"] and "data/notes.txt" in changes["changed"] and changes["added"] == []
+    checked = _json("store", "validate", world.store, "--fast")
+    assert checked["valid"] is True and checked["mode"] == "fast" and checked["problems"] == []
+    assert {o["id"] for o in checked["objects"]} >= set(STORE_OBJECTS)
+
+
+def test_store_validate_quiet_keeps_the_errors_and_one_verdict(world: World, tmp_path: Path) -> None:
+    from preserve.ocfl.layout import open_root
+    from preserve.ocfl.read import object_folder
+
+    obj = tmp_path / "object"
+    shutil.copytree(object_folder(open_root(world.store), "urn:example:small"), obj)
+    [content] = [p for p in (obj / "v2" / "content" / "data").rglob("notes.txt")]
+    content.write_text("not the notes any more\n", encoding="utf-8")
+    quiet = CliRunner().invoke(cli, ["store", "validate", str(obj), "-q"])
+    assert quiet.exit_code == 1 and quiet.stderr == ""
+    errors = [line for line in quiet.stdout.splitlines() if line.startswith("error: ")]
+    assert errors and all("[E092]" in line for line in errors), quiet.stdout
+    assert quiet.stdout.splitlines()[-1] == f"{obj}: 1 object(s) checked, 1 INVALID (full check)"
+    assert len(quiet.stdout.splitlines()) == len(errors) + 1
+    doc = _json("store", "validate", obj)
+    assert (doc["_exit"], doc["exit"], doc["valid"]) == (1, 1, False)
+    problems = doc["problems"]
+    assert isinstance(problems, list) and {p["code"] for p in problems} == {"E092"}
+    assert all(p["id"] == "urn:example:small" and p["severity"] == "error" for p in problems)
+
+
+def test_store_refusals_answer_in_json(world: World, run_preserve) -> None:
+    refused = run_preserve("store", "purge", world.store, "urn:example:small", "--reason", "r", "--authority", "a",
+                           "--operator", "o", "--json")
+    doc = _one_document(refused.stdout)
+    assert (refused.returncode, doc["exit"], doc["path"]) == (2, 2, str(world.store))
+    assert doc["problems"] == [refused.stderr.strip().removeprefix("preserve: error: ")]
+    assert "run it again with --confirm" in refused.stderr
+    missing = run_preserve("store", "log", world.store, "urn:example:nobody", "--json")
+    doc = _one_document(missing.stdout)
+    assert doc["exit"] == missing.returncode != 0 and "urn:example:nobody" in str(doc["problems"])
+
+
+def test_ledger_migrate_json_lists_every_table_and_the_copy_reads_the_same(world: World) -> None:
+    dest = world.tmp / "migrated-check.sqlite"
+    doc = _json("ledger", "migrate", world.ledger, dest)
+    assert doc["_exit"] == 0 and doc["path"] == str(dest) and doc["copied"]
+    tables = doc["tables"]
+    assert isinstance(tables, list) and {"bags", "audits"} <= {t["table"] for t in tables}
+    assert all(len(t["sha256"]) == 64 and t["rows"] >= t["copied"] for t in tables)
+    before, after = (_json("ledger", "info", "--ledger", path) for path in (world.ledger, dest))
+    assert (after["bags"], after["audits"]) == (before["bags"], before["audits"]) and after["audits"]
+    again = CliRunner().invoke(cli, ["ledger", "migrate", str(world.ledger), str(dest), "-q"])
+    assert again.exit_code == 0 and again.stderr == ""
+    assert again.stdout == (f"migrated {world.ledger} to {dest}: 0 row(s) copied; "
+                            "row counts and digests of every table match\n")
+
+
+def test_ledger_flush_of_a_sqlite_ledger_says_nothing_waits(world: World) -> None:
+    result = CliRunner().invoke(cli, ["ledger", "flush", "--ledger", str(world.ledger)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == f"{world.ledger}: a SQLite ledger is written directly; no audit outcomes wait on local disk\n"
+    doc = _json("ledger", "flush", "--ledger", world.ledger)
+    assert (doc["backend"], doc["written"], doc["path"]) == ("sqlite", 0, str(world.ledger))
+
+
+def test_messages_name_what_the_command_takes(world: World, run_preserve, tmp_path: Path) -> None:
+    # a folder that is not an OCFL object has no id and no head: the verdict says so in words
+    checked = run_preserve("store", "validate", world.plain)
+    assert checked.returncode == 1
+    assert checked.stdout.splitlines()[-1] == (f"{world.plain}: object (no id) INVALID (0 files, 2 error(s), "
+                                               "0 warning(s), full check)")
+    assert "None" not in checked.stdout
+    # migrate takes its ledgers as arguments: a missing SRC is not sent to a --ledger it lacks
+    missing = run_preserve("ledger", "migrate", tmp_path / "none.sqlite", tmp_path / "copy.sqlite")
+    assert missing.returncode == 7
+    assert missing.stderr == (f"preserve: error: {tmp_path / 'none.sqlite'}: no ledger here; give as SRC the path of "
+                              "an existing ledger file or a postgresql:// URL\n")
+    assert not (tmp_path / "copy.sqlite").exists()

@@ -83,7 +83,7 @@ def test_log_and_diff(make_bag: MakeBag, store_root: Path, run_preserve: Run) ->
     assert [(e.version, e.user, e.message) for e in entries] == [
         ("v1", "Bo", "first"), ("v2", "Ann", "not ours (update by Ann)")]
     done = run_preserve("store", "log", store_root, ID, "--json")
-    assert [e["version"] for e in json.loads(done.stdout)] == ["v1", "v2"]
+    assert [e["version"] for e in json.loads(done.stdout)["versions"]] == ["v1", "v2"]
     changes = diff(store_root, ID, "v1", "v2")
     assert changes.removed == ["data/notes.txt"] and not changes.added
     assert "bag-info.txt" in changes.changed and "manifest-sha512.txt" in changes.changed
