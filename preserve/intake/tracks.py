@@ -192,12 +192,22 @@ def _tag_notices(track: Track, tags: Mapping[str, list[str]], where: str) -> lis
         if getattr(track, attr) or not values:
             continue
         notice = parse_notice(values[0], kind)
-        if notice is None:
+        other, other_attr = ("c", "c_line") if kind == "p" else ("p", "p_line")
+        if notice is not None:
+            setattr(track, attr, notice)
+        elif parse_notice(values[0], other) is not None:
+            # a phonogram notice in a copyright field (RIFF ICOP and ID3 TCOP hold either): it is the
+            # other line, taken as such unless the sheet gives that line
+            label = "P-line" if other == "p" else "copyright notice (C-line)"
+            if getattr(track, other_attr):
+                out.append((f"{where}: the file's embedded {'P-line' if kind == 'p' else 'copyright notice'} field "
+                            f"holds {values[0]!r}, a {label}; the sheet's {other_attr} is kept", "warning", False))
+            else:
+                setattr(track, other_attr, parse_notice(values[0], other))
+        else:
             out.append((f"{where}: the file's embedded {'P-line' if kind == 'p' else 'copyright notice'} {values[0]!r} "
                         "gives no year and holder; it is left out (give it in the sheet's "
                         f"{attr} column)", "warning", False))
-        else:
-            setattr(track, attr, notice)
     return out
 
 

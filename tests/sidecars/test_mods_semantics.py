@@ -184,3 +184,12 @@ def test_the_relator_list_ships_codes_and_labels() -> None:
     assert all(len(code) == 3 and code.isalpha() and code.islower() for code in table)
     assert (relator_label("ive"), relator_label("ivr"), relator_label("brd"), relator_label("dnr")) == \
         ("Interviewee", "Interviewer", "Broadcaster", "Donor")
+
+
+def test_a_phonogram_notice_in_the_copyright_field_is_taken_as_the_p_line() -> None:
+    # the label-masters files' RIFF ICOP (a copyright field) holds "(P) 2024 Example Records Ltd"
+    examples = Path(__file__).resolve().parents[2] / "examples" / "label-masters"
+    report = check_collection(examples)
+    assert report.ready
+    assert {(t.p_line, t.c_line) for t in report.collection.tracks} == {("\u2117 2024 Example Records Ltd", None)}
+    assert not [w for w in report.warnings if "copyright notice" in w]
