@@ -25,7 +25,7 @@ from click.testing import CliRunner
 
 from preserve.bag.writer import create_bag, payload_from_directory
 
-from ..fixity.test_signal_stress import _group_alive, _handlers_installed, _start
+from ..fixity.test_signal_stress import _group_alive, _handlers_installed, _run_time, _start
 
 #: One progress line: the command's label, a phase, then percent, bytes done of the total, rate, ETA;
 #: or, for a phase whose bytes are not counted (replicate's check of the bag), how long it has run.
@@ -190,16 +190,6 @@ def _ledger_intact(ledger: Path) -> list[str]:
     with contextlib.closing(sqlite3.connect(ledger)) as db:
         found = db.execute("PRAGMA integrity_check").fetchone()[0]
     return [] if found == "ok" else [f"ledger {ledger.name}: {found}"]
-
-
-def _run_time(args: list[str]) -> float:
-    proc = _start(args)
-    while not _handlers_installed(proc.pid) and proc.poll() is None:
-        time.sleep(0.002)
-    ready = time.monotonic()
-    _out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 0, err
-    return time.monotonic() - ready
 
 
 @pytest.mark.slow
