@@ -163,16 +163,31 @@ _OPERATOR_REQUIRED = click.option("--operator", help="Who makes this version (re
                    "content the object already holds are not stored again.")
 @click.option("--remove", "remove", multiple=True, metavar="PATH",
               help="Remove the payload file PATH (data/... or relative to data/); repeatable.")
+@click.option("--sheet", type=click.Path(path_type=Path), metavar="FILE",
+              help="A metadata-only correction from this sheet: sidecars written again from the stored technical "
+                   "metadata, no audio read or copied (rights gate included).")
+@click.option("--config", type=click.Path(path_type=Path), metavar="collection.toml",
+              help="A metadata-only correction from this collection.toml (collection fields, rights defaults, "
+                   "bag-info); with or without --sheet.")
 @_REASON
 @_OPERATOR_REQUIRED
 @_ADDRESS
-def update(root: Path, object_id: str, source: Path | None, remove: tuple[str, ...], reason: str | None,
-           operator: str | None, address: str | None) -> None:
-    """Make a new version of object ID: a new bag or collection, or files removed."""
+def update(root: Path, object_id: str, source: Path | None, remove: tuple[str, ...], sheet: Path | None,
+           config: Path | None, reason: str | None, operator: str | None, address: str | None) -> None:
+    """Make a new version of object ID: a new bag or collection, files removed, or corrected metadata."""
     from preserve.ocfl.update import update as run
 
-    result = run(root, object_id, source=source, remove=remove, reason=reason, operator=operator, address=address,
-                 on_warning=warn)
+    if sheet is not None or config is not None:
+        if source is not None or remove:
+            raise UsageError("--sheet/--config make a metadata-only version; give --from or --remove in a "
+                             "separate update")
+        from preserve.ocfl.correct import correct
+
+        result = correct(root, object_id, sheet=sheet, config=config, reason=reason, operator=operator,
+                         address=address, on_warning=warn)
+    else:
+        result = run(root, object_id, source=source, remove=remove, reason=reason, operator=operator, address=address,
+                     on_warning=warn)
     click.echo(f"{for_people(object_id)}: {result.version} made ({len(result.added)} added, {len(result.changed)} "
                f"changed, {len(result.removed)} removed; {result.stored} file(s), {result.stored_bytes} payload "
                "bytes stored)")
