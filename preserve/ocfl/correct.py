@@ -265,7 +265,7 @@ def _bag_info(work: Path) -> list[tuple[str, str]]:
 
 
 def _rewrite_bag_info(work: Path, cfg: CollectionConfig) -> None:
-    """The collection's bag-info fields from the configuration; every other field is kept."""
+    """The collection's bag-info fields from the configuration, each in its place; every other field is kept."""
     given = [(label, value) for label, value in (("Source-Organization", cfg.organization),
                                                  ("External-Identifier", cfg.identifier),
                                                  ("External-Description", cfg.description or cfg.title),
@@ -283,9 +283,7 @@ def _rewrite_bag_info(work: Path, cfg: CollectionConfig) -> None:
         elif values[k.lower()]:  # a label given replaces the stored one in its place
             info.extend((k, new) for new in values[k.lower()])
             values[k.lower()] = []
-    tail = [kv for kv in info if kv[0].lower() in ("payload-oxum", "bag-size")]
-    info = [kv for kv in info if kv not in tail]
-    info += [(k, " ".join(v.split())) for k, v in given if values.get(k.lower())] + tail
+    info += [(k, " ".join(v.split())) for k, v in given if values.get(k.lower())]  # labels new to the bag
     (work / "bag-info.txt").write_text("".join(f"{k}: {v}\n" for k, v in info), encoding="utf-8")
 
 
