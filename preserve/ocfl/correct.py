@@ -82,29 +82,30 @@ def correct(root_path: str | os.PathLike[str], object_id: str, *, sheet: str | o
         build = start_version(txn, object_id)
         old = state_of(build.inventory)
         build.data = {p: d for p, d in old.items() if p.startswith("data/")}
-        copy_tag_files(build, old)
-        if not (build.work / PREMIS_FILE).is_file():
+        # the head's sidecars are read where they are stored and written anew: never copied into the work bag
+        head_mets, head_premis = _stored_path(build, METS_FILE), _stored_path(build, PREMIS_FILE)
+        copy_tag_files(build, {p: d for p, d in old.items() if p not in (METS_FILE, PREMIS_FILE)})
+        if head_premis is None:
             raise UsageError(f"{object_id}: the head version has no {PREMIS_FILE} to take the technical metadata from "
                              "(a deaccessioned object, or a bag made without sidecars); use --from to make a version")
         earlier = events_in_version(txn, build.inventory)
-        stored = read_stored(build.work / PREMIS_FILE)
+        stored = read_stored(head_premis)
         sizes = {p: _size(build, d) for p, d in build.data.items()}
         cfg = _config(build, config)
-        collection, warnings = _collection(build, cfg, Path(sheet) if sheet is not None else None, stored, sizes)
+        collection, warnings = _collection(build, cfg, Path(sheet) if sheet is not None else None, stored, sizes,
+                                           head_mets, head_premis)
         for w in warnings:
             if on_warning is not None:
                 on_warning(w)
         if config is not None:
             _rewrite_bag_info(build.work, cfg)
-        made = _made(build.work, object_id)
+        made = _made(head_mets, head_premis, object_id)
         if collection.title is None:
             collection.title = made.title
         context = PackagingContext(started=made.started, ended=made.created, operator=made.operator,
                                    organization=collection.organization, software="preserve",
                                    software_version=_version())
         staged = _staged(build, stored, sizes, made)
-        for name in (METS_FILE, PREMIS_FILE):
-            (build.work / name).unlink(missing_ok=True)
         write_sidecars(staged, collection, context)
         kept = []
         for given in (sheet, config):
@@ -122,6 +123,12 @@ def correct(root_path: str | os.PathLike[str], object_id: str, *, sheet: str | o
         rewrite_tag_manifests(build.work)
         finish_version(build, f"{reason} (metadata correction by {operator})", operator, address)
     return build.result
+
+
+def _stored_path(build: VersionBuild, rel: str) -> Path | None:
+    """Where the head version's file ``rel`` is stored in the object, or None."""
+    digest = state_of(build.inventory).get(rel)
+    return build.txn.object_path / str(build.inventory["manifest"][digest][0]) if digest is not None else None
 
 
 def _size(build: VersionBuild, digest: str) -> int:
@@ -147,10 +154,10 @@ def _config(build: VersionBuild, config: str | os.PathLike[str] | None) -> Colle
 
 
 def _collection(build: VersionBuild, cfg: CollectionConfig, sheet_path: Path | None, stored: dict[str, StoredFile],
-                sizes: dict[str, int]) -> tuple[Collection, list[str]]:
+                sizes: dict[str, int], head_mets: Path | None, head_premis: Path) -> tuple[Collection, list[str]]:
     """The collection the new sidecars describe: stored facts, the sheet's columns, the rights gate."""
     info = dict((k.lower(), v) for k, v in _bag_info(build.work))
-    coll = Collection(root=_folder(build.work) or build.result.object_id,
+    coll = Collection(root=_folder(head_premis) or build.result.object_id,
                       identifier=cfg.identifier or info.get("external-identifier"), title=cfg.title,
                       organization=cfg.organization or info.get("source-organization"),
                       description=cfg.description or info.get("external-description"),
@@ -188,7 +195,7 @@ def _collection(build: VersionBuild, cfg: CollectionConfig, sheet_path: Path | N
     problems.extend(f"{sheet.name}{f' row {row}' if row else ''}: {msg}" if not msg.startswith(sheet.name) else msg
                     for row, msg in sheet.problems)
     tracks: dict[str, Track] = {}
-    mimes = _mimes(build.work)
+    mimes = _mimes(head_mets)
     for row in sheet.rows:
         if not row.get("file"):
             continue
@@ -329,11 +336,10 @@ class _Made:
     title: str | None
 
 
-def _made(work: Path, object_id: str) -> _Made:
+def _made(mets: Path | None, premis_path: Path, object_id: str) -> _Made:
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     made = _Made(object_id, now, now, None, None)
-    mets = work / METS_FILE
-    if mets.is_file():
+    if mets is not None:
         root = parse_untrusted_file(str(mets))
         label, objid = root.get("LABEL"), root.get("OBJID")
         made.title = label if label and label != objid else None
@@ -342,7 +348,7 @@ def _made(work: Path, object_id: str) -> _Made:
             made.created = made.started = hdr.get("CREATEDATE") or now
             people = [a.findtext(f"{_M}name") for a in hdr.iterfind(f"{_M}agent") if a.get("TYPE") == "INDIVIDUAL"]
             made.operator = people[0] if people else None
-    premis = parse_untrusted_file(str(work / PREMIS_FILE))
+    premis = parse_untrusted_file(str(premis_path))
     for ident in premis.iter(f"{_P}objectIdentifier"):
         if ident.findtext(f"{_P}objectIdentifierType") == "bag name":
             made.name = ident.findtext(f"{_P}objectIdentifierValue") or made.name
@@ -355,10 +361,9 @@ def _made(work: Path, object_id: str) -> _Made:
     return made
 
 
-def _folder(work: Path) -> str | None:
+def _folder(premis: Path) -> str | None:
     """The collection folder's name as the stored ingestion event recorded it."""
-    premis = work / PREMIS_FILE
-    m = _FOLDER.search(premis.read_text(encoding="utf-8")) if premis.is_file() else None
+    m = _FOLDER.search(premis.read_text(encoding="utf-8"))
     return m.group(1) if m else None
 
 
@@ -371,10 +376,9 @@ def _not_regenerated(earlier: list[etree._Element], work: Path) -> list[etree._E
     return [ev for ev in earlier if key(ev) not in have]
 
 
-def _mimes(work: Path) -> dict[str, str]:
+def _mimes(mets: Path | None) -> dict[str, str]:
     """Each file's media type as the stored METS gives it (the identification tool's, kept as it was)."""
-    mets = work / METS_FILE
-    if not mets.is_file():
+    if mets is None:
         return {}
     out = {}
     for f in parse_untrusted_file(str(mets)).iter(f"{_M}file"):
