@@ -82,7 +82,7 @@ def _file_objects(premis: Path) -> dict[str, bytes]:
 
 def _version_file(obj: Path, version: str, rel: str) -> Path:
     inventory = read_inventory(obj)
-    return obj / inventory["manifest"][state_of(inventory, version)[rel]][0]
+    return obj / str(inventory["manifest"][state_of(inventory, version)[rel]][0])
 
 
 @pytest.mark.slow
@@ -185,3 +185,42 @@ def test_a_corrected_config_rewrites_bag_info_and_the_collection(tmp_path: Path,
     done = run_preserve("store", "update", store, ID, "--config", config, "--operator", "Ann")
     assert done.returncode == 2 and "--reason" in done.stderr
     assert os.path.isdir(obj / "v2") and not (obj / "v3").exists()
+
+
+@pytest.mark.slow
+def test_a_correction_killed_at_random_points(tmp_path: Path, stored: tuple[Collection, Path, Path],
+                                              run_preserve: Run) -> None:
+    import random
+    import shutil
+    import signal
+    import time
+
+    from preserve.ocfl.read import export
+
+    coll, store, _obj = stored
+    sheet = _sheet(tmp_path, coll, ["one.wav,One (corrected),Ann", *coll.rows[1:]])
+    exe = Path(sys.executable).parent / "preserve"
+    v1 = tmp_path / "v1-before"
+    export(store, ID, v1, version="v1")
+    rnd = random.Random(17)
+    killed = 0
+    for attempt in range(4):
+        root = tmp_path / f"store{attempt}"
+        shutil.copytree(store, root)
+        args = ["store", "update", str(root), ID, "--sheet", str(sheet), "--reason", "r", "--operator", "o"]
+        proc = subprocess.Popen([str(exe), *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rnd.uniform(0.3, 1.5))
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+        killed += proc.wait() == -signal.SIGKILL
+        out = tmp_path / f"v1-{attempt}"
+        export(root, ID, out, version="v1")  # the previous version is intact and readable
+        assert sorted(p.relative_to(out) for p in out.rglob("*")) == sorted(p.relative_to(v1) for p in v1.rglob("*"))
+        done = run_preserve(*args)  # the next run cleans up, finishing a version the killed run had written
+        assert done.returncode == 0, done.stderr
+        assert list((root / "extensions" / "preserve-store" / "staging").iterdir()) == []
+        obj = open_root(root).object_path(ID)
+        report = validate_object(obj)
+        assert report.ok, (attempt, [str(f) for f in report.errors])
+        assert read_inventory(obj)["head"] in ("v2", "v3")
+    assert killed >= 1, "no kill landed while the correction ran"
