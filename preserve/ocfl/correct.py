@@ -228,6 +228,7 @@ def _collection(build: VersionBuild, cfg: CollectionConfig, sheet_path: Path | N
         track.format = dataclasses.replace(facts.format, mime=mimes.get(href(bag_path)) or facts.format.mime)
         track.technical, track.essence = facts.technical, facts.essence
         track.producer_checksums = list(facts.producer_checksums)
+        track.source_identifiers = facts.source_identifiers or track.source_identifiers
         track.rights = _bagged(track.rights) or Rights()
         tracks[bag_path] = track
     problems.extend(f"{sheet.name}: no row for {p.removeprefix(OBJECTS)}, which the object holds; every audio file "

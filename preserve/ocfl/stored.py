@@ -43,6 +43,8 @@ class StoredFile:
     technical: AudioTechnical = field(default_factory=AudioTechnical)
     essence: EssenceCheck = field(default_factory=lambda: EssenceCheck("not applicable"))
     producer_checksums: list[ProducerChecksum] = field(default_factory=list)
+    #: (type, value) identifiers a delivery gave the file (DDEX resource references)
+    source_identifiers: tuple[tuple[str, str], ...] = ()
 
 
 def _text(el: etree._Element | None, path: str) -> str | None:
@@ -118,14 +120,17 @@ def read_stored(premis: Path) -> dict[str, StoredFile]:
         found = StoredFile(path, _text(obj, f"{_P}originalName") or "", _format(chars), _technical(chars))
         files[path] = found
         for ident in obj.iterfind(f"{_P}objectIdentifier"):
-            if _text(ident, f"{_P}objectIdentifierType") == "UUID":
-                by_uuid[_text(ident, f"{_P}objectIdentifierValue") or ""] = found
+            kind, value = _text(ident, f"{_P}objectIdentifierType") or "", _text(ident, f"{_P}objectIdentifierValue") or ""
+            if kind == "UUID":
+                by_uuid[value] = found
+            elif kind.startswith(("DDEX Resource", "DDEX Technical")):
+                found.source_identifiers += ((kind, value),)
     for ev in root.iterfind(f"{_P}event"):
         source = _text(ev, f"{_P}linkingObjectIdentifier/{_P}linkingObjectIdentifierValue") or ""
         target = by_uuid.get(source)
         if target is None:
             continue
-        kind, detail = _text(ev, f"{_P}eventType"), _text(ev, f"{_P}eventDetailInformation/{_P}eventDetail") or ""
+        kind, detail = _text(ev, f"{_P}eventType") or "", _text(ev, f"{_P}eventDetailInformation/{_P}eventDetail") or ""
         outcome = _text(ev, f"{_P}eventOutcomeInformation/{_P}eventOutcome") or ""
         notes = [n.text or "" for n in ev.iter(f"{_P}eventOutcomeDetailNote")]
         if kind == "format identification" and target.format.tool:
