@@ -62,6 +62,7 @@ from preserve.xmlsafe import parse_untrusted_file
 OBJECTS, SUBMISSION = "data/objects/", "data/submission/"
 _P, _M = "{http://www.loc.gov/premis/v3}", "{http://www.loc.gov/METS/}"
 XLINK = "http://www.w3.org/1999/xlink"
+_CORRECTION = re.compile(r"metadata/correction-v(\d+)-.+")
 _FOLDER = re.compile(r"\(folder '([^']+)'\)")
 
 
@@ -137,15 +138,16 @@ def _size(build: VersionBuild, digest: str) -> int:
 
 
 def _config(build: VersionBuild, config: str | os.PathLike[str] | None) -> CollectionConfig:
-    """collection.toml: the one given, else the one the object holds in data/submission/, else none."""
+    """collection.toml: the one given, else the latest correction's, else the one the object holds in
+    data/submission/, else none."""
     folder = build.txn.staging("config")
     if config is not None:
         shutil.copyfile(config, folder / CONFIG_NAME)
     else:
-        digest = state_of(build.inventory).get(SUBMISSION + CONFIG_NAME)
-        if digest is None:
+        held = _latest_correction(build, (".toml",)) or _stored_path(build, SUBMISSION + CONFIG_NAME)
+        if held is None:
             return CollectionConfig()
-        shutil.copyfile(build.txn.object_path / build.inventory["manifest"][digest][0], folder / CONFIG_NAME)
+        shutil.copyfile(held, folder / CONFIG_NAME)
     cfg = load_config(folder)
     if cfg.problems:
         raise ProblemsFound(f"{config or SUBMISSION + CONFIG_NAME}: " + "; ".join(cfg.problems)
@@ -259,12 +261,26 @@ def _bagged(r: Rights | None) -> Rights | None:
 
 
 def _stored_sheet(build: VersionBuild, cfg: CollectionConfig) -> Path:
-    """With --config alone, the sheet the object holds is read again (it is a small submission file)."""
+    """With --config alone: the latest correction's sheet, else the delivered one (small files, read again)."""
+    latest = _latest_correction(build, (".csv", ".json"))
+    if latest is not None:
+        return latest
     for name in ([cfg.sheet] if cfg.sheet else list(SHEET_NAMES)):
         digest = state_of(build.inventory).get(SUBMISSION + name)
         if digest is not None:
             return build.txn.object_path / str(build.inventory["manifest"][digest][0])
     raise UsageError(f"{build.result.object_id}: the object holds no sheet under {SUBMISSION}; give one with --sheet")
+
+
+def _latest_correction(build: VersionBuild, suffixes: tuple[str, ...]) -> Path | None:
+    """The newest ``metadata/correction-vN-NAME`` of the head version with one of ``suffixes``: what
+    an earlier correction was made from, so a later one starts from it, not from the delivery."""
+    found = []
+    for rel in state_of(build.inventory):
+        m = _CORRECTION.fullmatch(rel)
+        if m and rel.lower().endswith(suffixes):
+            found.append((int(m.group(1)), rel))
+    return _stored_path(build, max(found)[1]) if found else None
 
 
 def _bag_info(work: Path) -> list[tuple[str, str]]:

@@ -199,16 +199,26 @@ def test_a_corrected_config_rewrites_bag_info_and_the_collection(tmp_path: Path,
         'organization = "Test Archive"', 'organization = "Renamed Sound Archive"')
     config = tmp_path / "collection.toml"
     config.write_text(toml, encoding="utf-8")
+    sheet = _sheet(tmp_path, coll, ["one.wav,One (corrected),Ann", *coll.rows[1:]])
+    assert run_preserve("store", "update", store, ID, "--sheet", sheet, "--reason", "title", "--operator",
+                        "Ann").returncode == 0
     done = run_preserve("store", "update", store, ID, "--config", config, "--reason", "archive renamed",
                         "--operator", "Ann")
     assert done.returncode == 0, done.stderr
-    info = _version_file(obj, "v2", "bag-info.txt").read_text(encoding="utf-8")
+    info = _version_file(obj, "v3", "bag-info.txt").read_text(encoding="utf-8")
     assert "Source-Organization: Renamed Sound Archive\n" in info and "Test Archive" not in info
     old_info = _version_file(obj, "v1", "bag-info.txt").read_text(encoding="utf-8").splitlines()
     assert [ln.split(":")[0] for ln in info.splitlines()] == [ln.split(":")[0] for ln in old_info]  # order kept
-    mets = _version_file(obj, "v2", "metadata/mets.xml").read_text(encoding="utf-8")
-    assert "Renamed Sound Archive" in mets
-    out = tmp_path / "v2"
+    # each correction starts from the one before: the config alone keeps v2's corrected sheet, and a
+    # later sheet alone keeps v3's config
+    mets = _version_file(obj, "v3", "metadata/mets.xml").read_text(encoding="utf-8")
+    assert "Renamed Sound Archive" in mets and "One (corrected)" in mets
+    sheet.write_text(sheet.read_text(encoding="utf-8").replace("One (corrected)", "One (again)"), encoding="utf-8")
+    assert run_preserve("store", "update", store, ID, "--sheet", sheet, "--reason", "title", "--operator",
+                        "Ann").returncode == 0
+    mets = _version_file(obj, "v4", "metadata/mets.xml").read_text(encoding="utf-8")
+    assert "Renamed Sound Archive" in mets and "One (again)" in mets and "Test Archive" not in mets
+    out = tmp_path / "v4"
     assert run_preserve("store", "export", store, ID, out).returncode == 0
     checked = run_preserve("validate", out)
     assert checked.returncode == 0, checked.stdout + checked.stderr
@@ -218,7 +228,7 @@ def test_a_corrected_config_rewrites_bag_info_and_the_collection(tmp_path: Path,
     assert done.returncode == 2
     done = run_preserve("store", "update", store, ID, "--config", config, "--operator", "Ann")
     assert done.returncode == 2 and "--reason" in done.stderr
-    assert os.path.isdir(obj / "v2") and not (obj / "v3").exists()
+    assert read_inventory(obj)["head"] == "v4"
 
 
 @pytest.mark.slow
