@@ -50,6 +50,13 @@ def _big_bag(make_bag: MakeBag, name: str, seed: int) -> Path:
     return make_bag(name, {f"disc{i % 3}/track{i:02d}.wav": rnd.randbytes(400_000) for i in range(24)})
 
 
+def _duration(args: list[str]) -> float:
+    """Seconds one uninterrupted run takes here and now: kills are timed within it, whatever the machine's speed."""
+    started = time.perf_counter()
+    subprocess.run([EXE, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    return time.perf_counter() - started
+
+
 def _kill_after(args: list[str], delay: float) -> bool:
     """Run preserve and SIGKILL it after ``delay`` seconds; True if it was killed (not finished)."""
     proc = subprocess.Popen([EXE, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -64,10 +71,12 @@ def test_ingest_killed_at_random_points(make_bag: MakeBag, tmp_path: Path, run_p
     bag = _big_bag(make_bag, "bag", 1)
     rnd = random.Random(15)
     killed = 0
+    assert run_preserve("store", "init", tmp_path / "timing").returncode == 0
+    took = _duration(["store", "ingest", str(tmp_path / "timing"), str(bag), "--id", ID])
     for attempt in range(5):
         root = tmp_path / f"store{attempt}"
         assert run_preserve("store", "init", root).returncode == 0
-        killed += _kill_after(["store", "ingest", str(root), str(bag), "--id", ID], rnd.uniform(0.2, 1.8))
+        killed += _kill_after(["store", "ingest", str(root), str(bag), "--id", ID], rnd.uniform(0.1, 0.9) * took)
         objects = find_objects(open_root(root))
         for obj in objects:  # an object appears whole or not at all
             assert validate_object(obj).ok, attempt
@@ -84,12 +93,16 @@ def test_update_killed_at_random_points(make_bag: MakeBag, tmp_path: Path, run_p
     first, second = _big_bag(make_bag, "one", 1), _big_bag(make_bag, "two", 2)
     rnd = random.Random(16)
     killed = 0
+    assert run_preserve("store", "init", tmp_path / "timing").returncode == 0
+    ingest(tmp_path / "timing", first, object_id=ID, user="t")
+    took = _duration(["store", "update", str(tmp_path / "timing"), ID, "--from", str(second), "--reason", "r",
+                      "--operator", "o"])
     for attempt in range(5):
         root = tmp_path / f"store{attempt}"
         assert run_preserve("store", "init", root).returncode == 0
         result = ingest(root, first, object_id=ID, user="t")
         killed += _kill_after(["store", "update", str(root), ID, "--from", str(second), "--reason", "r",
-                               "--operator", "o"], rnd.uniform(0.2, 1.8))
+                               "--operator", "o"], rnd.uniform(0.1, 0.9) * took)
         # the previous version is intact and readable, whatever the moment of the kill
         out = tmp_path / f"v1-{attempt}"
         export(root, ID, out, version="v1")
