@@ -236,19 +236,35 @@ def diff(root: Path, object_id: str, old: str, new: str, as_json: bool, quiet: b
                    "content the object already holds are not stored again.")
 @click.option("--remove", "remove", multiple=True, metavar="PATH",
               help="Remove the payload file PATH (data/... or relative to data/); repeatable.")
+@click.option("--sheet", type=click.Path(path_type=Path), metavar="FILE",
+              help="A metadata-only correction from this sheet: sidecars written again from the stored technical "
+                   "metadata, no audio read or copied (rights gate included).")
+@click.option("--config", type=click.Path(path_type=Path), metavar="collection.toml",
+              help="A metadata-only correction from this collection.toml (collection fields, rights defaults, "
+                   "bag-info); with or without --sheet.")
 @_REASON
 @_OPERATOR
 @_ADDRESS
 @json_option
 @quiet_option
-def update(root: Path, object_id: str, source: Path | None, remove: tuple[str, ...], reason: str | None,
-           operator: str | None, address: str | None, as_json: bool, quiet: bool) -> None:
-    """Make a new version of object ID: a new bag or collection, or files removed."""
+def update(root: Path, object_id: str, source: Path | None, remove: tuple[str, ...], sheet: Path | None,
+           config: Path | None, reason: str | None, operator: str | None, address: str | None, as_json: bool,
+           quiet: bool) -> None:
+    """Make a new version of object ID: a new bag or collection, files removed, or corrected metadata."""
     from preserve.ocfl.update import update as run
 
     warnings, on_warning = _warnings(quiet, as_json)
-    result = run(root, object_id, source=source, remove=remove, reason=reason, operator=operator, address=address,
-                 on_warning=on_warning)
+    if sheet is not None or config is not None:
+        if source is not None or remove:
+            raise UsageError("--sheet/--config make a metadata-only version; give --from or --remove in a "
+                             "separate update")
+        from preserve.ocfl.correct import correct
+
+        result = correct(root, object_id, sheet=sheet, config=config, reason=reason, operator=operator,
+                         address=address, on_warning=on_warning)
+    else:
+        result = run(root, object_id, source=source, remove=remove, reason=reason, operator=operator, address=address,
+                     on_warning=on_warning)
     if as_json:
         emit_json({"object": object_id, "version": result.version, "added": result.added, "changed": result.changed,
                    "removed": result.removed, "stored": result.stored, "stored_bytes": result.stored_bytes},

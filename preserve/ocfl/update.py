@@ -112,7 +112,10 @@ def finish_version(build: VersionBuild, message: str, user: str, address: str | 
                 continue
             target = build.content / rel
             target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(path, target)
+            try:
+                os.link(path, target)  # work and content share staging's file system: no second write
+            except OSError:
+                shutil.copyfile(path, target)
             new_content[f"{build.name}/content/{rel}"] = digest
     for dirpath, _dirs, files in os.walk(build.content):
         for fname in files:

@@ -52,13 +52,15 @@ def test_ingest_correct_add_deaccession_export(tmp_path: Path, run_preserve: Run
     assert object_id.startswith("urn:uuid:")  # built from the External-Identifier test-0001, not a URI
     obj = open_root(store).object_path(object_id)
 
-    # v2: a corrected title in the sheet; no audio is stored again
+    # v2: a corrected title in the sheet, a metadata-only correction; no audio is read or stored again
     coll.rows[0] = "one.wav,One (corrected title),Ann"
     coll.write_sheet()
-    done = run_preserve("store", "update", store, object_id, "--from", coll.root, "--reason", "title corrected",
-                        "--operator", "Ben Cataloguer", "--address", "mailto:ben@example.org")
+    done = run_preserve("store", "update", store, object_id, "--sheet", coll.root / "metadata.csv", "--reason",
+                        "title corrected", "--operator", "Ben Cataloguer", "--address", "mailto:ben@example.org")
     assert done.returncode == 0, done.stderr
     assert _audio_in(obj, "v2") == []
+    assert not any(p.startswith("data/") for p in state_of(read_inventory(obj), "v2")
+                   if p not in state_of(read_inventory(obj), "v1"))
 
     # v3: a track added; only its audio is stored
     write_wav(coll.root / "four.wav", Tone(22050, 16, 1, 0.25, 660.0))
@@ -92,10 +94,11 @@ def test_ingest_correct_add_deaccession_export(tmp_path: Path, run_preserve: Run
         types = _event_types(v3, document)
         assert types.count("ingestion") >= 3, (document, types)  # v1's packaging, v3's packaging, v3's new track
         assert "replacement" in types, (document, types)
+        assert types.count("metadata modification") == 1, (document, types)  # v2's correction
     notes = _notes(v3)
     four = hashlib.sha512((coll.root / "four.wav").read_bytes()).hexdigest()
     assert f"added data/objects/four.wav sha512 {four}" in notes
-    assert "data/submission/metadata.csv" in notes  # replaced in v2 and again in v3, old and new digests
+    assert "data/submission/metadata.csv" in notes  # replaced in v3 (v2 kept the sheet as a tag file)
     assert "one.wav" in (v3 / "metadata" / "mets.xml").read_text() and "corrected title" in (
         v3 / "metadata" / "mets.xml").read_text()
     # the export of the deaccessioned head is a bag without payload that says why

@@ -279,3 +279,23 @@ def test_the_cli_reports_the_code_and_exit_1(template: Path, tmp_path: Path, run
     assert [f["code"] for f in report["objects"][0]["findings"] if f["severity"] == "error"] == ["E092"]
     fast = run_preserve("store", "validate", obj, "--fast")
     assert fast.returncode == 0  # no digest is computed in the fast check
+
+
+def test_a_metadata_correction_passes_ocfl_py(tmp_path: Path, ocfl_validate: Path) -> None:
+    """A version made by ``store update --sheet`` (new sidecars, the payload referenced, not copied)."""
+    from preserve.ocfl.correct import correct
+    from preserve.package import package_collection
+    from tests.intake.conftest import Collection
+
+    coll = Collection(tmp_path / "coll")
+    package_collection(coll.root, tmp_path / "bag", operator="Ann")
+    init_root(tmp_path / "store")
+    obj = ingest(tmp_path / "store", tmp_path / "bag", object_id="urn:example:corrected", user="Ann",
+                 address="mailto:a@example.org").object_path
+    sheet = tmp_path / "corrected.csv"
+    sheet.write_text("\n".join([coll.header, "one.wav,One (corrected),Ann", *coll.rows[1:]]) + "\n", encoding="utf-8")
+    correct(tmp_path / "store", "urn:example:corrected", sheet=sheet, reason="title corrected", operator="Ben",
+            address="mailto:b@example.org")
+    theirs = ocflpy(ocfl_validate, [obj])[obj]
+    assert theirs == (True, set(), set()), theirs
+    assert ours(obj) == theirs
