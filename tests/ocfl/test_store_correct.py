@@ -163,7 +163,7 @@ def test_a_corrected_sheet_makes_a_metadata_only_version(tmp_path: Path, stored:
     checked = run_preserve("validate", out, env={**os.environ, "PRESERVE_SCHEMAS": str(schemas_dir)})
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "0 warning(s)" in checked.stdout, checked.stdout + checked.stderr
-    log = json.loads(run_preserve("store", "log", store, ID, "--json").stdout)
+    log = json.loads(run_preserve("store", "log", store, ID, "--json").stdout)["versions"]
     assert "title corrected" in log[1]["message"]
     assert [e["type"] for e in log[1]["events"]].count("metadata modification") == 1
 
