@@ -230,17 +230,38 @@ class Ledger(LedgerReads):
             "RETURNING id", (identifier, location, payload_bytes, payload_files, stamp, stamp)).fetchone()
         return int(row[0])
 
+    def _ensure_bags_at_once(self, db: Connection, records: list[AuditRecord]) -> dict[str, int]:
+        """The bag id of every record's location: one multi-row upsert per chunk of bags (one round
+        trip to a server per chunk, not per bag); a record without an identifier goes one by one."""
+        last = {r.location: r for r in records}  # the latest record of a bag says what it is now
+        ids = {loc: self._ensure_bag(db, loc, None, r.payload_bytes, r.payload_files)
+               for loc, r in last.items() if r.identifier is None}
+        named = [r for loc, r in last.items() if loc not in ids]
+        stamp = now_iso()
+        for start in range(0, len(named), _ROWS_PER_INSERT):
+            chunk = named[start:start + _ROWS_PER_INSERT]
+            cur = db.execute(
+                "INSERT INTO bags (identifier, location, payload_bytes, payload_files, first_seen, last_seen) VALUES "
+                + ",".join(["(?,?,?,?,?,?)"] * len(chunk)) + " ON CONFLICT(location) DO UPDATE SET "
+                "identifier=excluded.identifier, payload_bytes=coalesce(excluded.payload_bytes, bags.payload_bytes), "
+                "payload_files=coalesce(excluded.payload_files, bags.payload_files), last_seen=excluded.last_seen "
+                "RETURNING id, location",
+                [v for r in chunk for v in (r.identifier, r.location, r.payload_bytes, r.payload_files, stamp, stamp)])
+            ids.update({str(row[1]): int(row[0]) for row in cur.fetchall()})
+        return ids
+
     def find_bags(self, ref: str) -> list[BagState]:
         """Bags whose location is ``ref`` (a path is made absolute) or whose identifier is ``ref``."""
         location = str(Path(ref).resolve()) if "://" not in ref else ref
         return self.bag_states(where=("b.location IN (?, ?) OR b.identifier = ?", (location, ref, ref)))
 
-    def bag_states(self, *, where: tuple[str, tuple[Any, ...]] | None = None) -> list[BagState]:
+    def bag_states(self, *, where: tuple[str, tuple[Any, ...]] | None = None, limit: int | None = None) -> list[BagState]:
         """Every bag with its audit summary, least recently audited first (never audited first).
 
         Set-based: one pass over the audits index groups them by bag, then each bag's latest audit
         is joined by id, so the cost grows with the rows read, not with one query per bag.
         ``where``: an SQL condition on ``b`` (bags) and its parameters, to read only some bags.
+        ``limit``: only the first that many (the bags an audit within a budget reaches first).
         """
         cond, params = where if where is not None else ("1 = 1", ())
         rows = self._query(f"""
@@ -256,7 +277,7 @@ class Ledger(LedgerReads):
                    la.tier AS last_tier, la.id AS last_audit_id, g.last_full, coalesce(s.n, 0) AS audits_since_full
             FROM bags b JOIN chosen c ON c.id = b.id LEFT JOIN agg g ON g.bag_id = b.id
             LEFT JOIN audits la ON la.id = g.last_id LEFT JOIN since s ON s.bag_id = b.id
-            ORDER BY la.ended IS NOT NULL, la.ended, b.location""", params)
+            ORDER BY la.ended IS NOT NULL, la.ended, b.location""" + ("" if limit is None else f" LIMIT {int(limit)}"), params)
         return [BagState(*(r[i] for i in range(13))) for r in rows]
 
     # -- audits ---------------------------------------------------------------------------------
@@ -314,10 +335,7 @@ class Ledger(LedgerReads):
 
     def _record_many(self, records: list[AuditRecord]) -> list[int]:
         with self._write() as db:
-            bag_ids: dict[str, int] = {}
-            for r in records:
-                if r.location not in bag_ids:
-                    bag_ids[r.location] = self._ensure_bag(db, r.location, r.identifier, r.payload_bytes, r.payload_files)
+            bag_ids = self._ensure_bags_at_once(db, records)
             fresh: dict[str, int] = {}
             for start in range(0, len(records), _ROWS_PER_INSERT):
                 chunk = records[start:start + _ROWS_PER_INSERT]
