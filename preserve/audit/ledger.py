@@ -46,6 +46,7 @@ from preserve.audit.ledger_base import (
     parse_iso,
     url_scheme,
 )
+from preserve.audit.ledger_compact import LedgerCompact
 from preserve.audit.ledger_pg import PgBackend
 from preserve.audit.ledger_queue import drain, enqueue, queue_path
 from preserve.audit.ledger_reads import LedgerReads
@@ -129,7 +130,7 @@ def open_ledger(path: LedgerTarget | None = None, *, create: bool = True,
     return Ledger(path, create=create, allow_network_fs=allow_network_fs)
 
 
-class Ledger(LedgerReads):
+class Ledger(LedgerReads, LedgerCompact):
     """An open ledger. Use as a context manager, or call :meth:`close`.
 
     ``path``: a SQLite file, or a ``postgresql://`` URL (see :func:`ledger_target`).

@@ -73,7 +73,7 @@ def test_bag_states_and_open_failures_match_the_per_bag_definition(target: Path 
             led.record_audits(records[start:start + 37])
         led.ensure_bag("/vault/never", "never")
         states = led.bag_states()
-        assert [s.location for s in states][0] == "/vault/never"  # never audited comes first
+        assert states[0].location == "/vault/never"  # never audited comes first
         assert [s.last_audit for s in states[1:]] == sorted(s.last_audit or "" for s in states[1:])
         failing = []
         for s in states:
