@@ -100,6 +100,14 @@ def build_postgresql(url: str, bags: int, audits: int) -> None:
         conn.execute("VACUUM ANALYZE")
 
 
+class Results(list[tuple[str, float, float, str]]):
+    """The figures, each also shown on standard error as it is measured (a long run shows progress)."""
+
+    def append(self, item: tuple[str, float, float, str]) -> None:
+        print(f"  measured {item[0]}: {item[1]:,.2f} {item[3]}", file=sys.stderr, flush=True)
+        super().append(item)
+
+
 def measure(target: str | Path, label: str, results: list[tuple[str, float, float, str]]) -> None:
     from preserve.audit.html import render_html
     from preserve.audit.ledger import Ledger
@@ -158,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tmp", help="where the SQLite ledger is built (default: the system's temporary folder)")
     ap.add_argument("--skip-sqlite", action="store_true", help="measure PostgreSQL only")
     args = ap.parse_args(argv)
-    results: list[tuple[str, float, float, str]] = []
+    results = Results()
     if not args.skip_sqlite:
         with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
             path = Path(tmp) / "bench.sqlite"
