@@ -11,6 +11,8 @@ Tables (the same on both backends; schema version :data:`SCHEMA_VERSION`):
               ``unlisted`` | ``unreadable`` | ``oxum`` | ``invalid``), expected, found, message.
 ``replicas``  one row per replication of a bag to a target (written by the replication engine).
 ``repairs``   one row per file restored from a replica (written by the replication engine).
+``compactions`` per bag, what ``ledger compact`` removed (when, what was kept, how many audits,
+              the span): :mod:`preserve.audit.ledger_compact`.
 ``tag_files`` what a bag held outside its payload when it was first audited: every tag file
               (``kind`` ``file``: bagit.txt, manifests, metadata/...) and every empty folder listed in
               metadata/empty-directories.txt (``empty-dir``). Audits report any that disappear.

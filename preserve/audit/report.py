@@ -8,6 +8,8 @@ them, so a new section (copies per bag, NDSA levels) is one ``collect`` function
 
 from __future__ import annotations
 
+import datetime as dt
+import math
 import os
 import time
 from collections import Counter
@@ -16,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from preserve.audit.ledger import AuditRecord, BagState, Ledger, parse_iso
+from preserve.audit.ledger import AuditRecord, BagState, Ledger
 from preserve.audit.runner import AuditRun, discover_bags
 from preserve.replication.ndsa import copies_rows
 from preserve.textsafe import for_people
@@ -43,7 +45,14 @@ class ReportContext:
     max_rows: int | None = None
 
     def age_days(self, stamp: str) -> float:
-        return (self.now - parse_iso(stamp).timestamp()) / 86400
+        # fromisoformat reads the ledger's fixed form ~20x faster than strptime: a report over
+        # a million bags spent most of its time here
+        return (self.now - dt.datetime.fromisoformat(stamp).timestamp()) / 86400
+
+    def before(self, seconds: float) -> str:
+        """The ledger timestamp ``seconds`` before now, rounded up: its fixed ISO form sorts as text,
+        and a whole-second stamp is below it exactly when it is earlier than ``now - seconds``."""
+        return dt.datetime.fromtimestamp(math.ceil(self.now - seconds), dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True)
@@ -111,9 +120,10 @@ def _never(ctx: ReportContext) -> list[dict[str, Any]]:
 
 
 def _overdue(ctx: ReportContext) -> list[dict[str, Any]]:
+    cutoff = ctx.before(ctx.every)
     return [{"identifier": s.identifier, "location": s.location, "last_audit": s.last_audit,
              "age_days": round(ctx.age_days(s.last_audit), 1)}
-            for s in ctx.states if s.last_audit and ctx.age_days(s.last_audit) * 86400 > ctx.every]
+            for s in ctx.states if s.last_audit and s.last_audit < cutoff]
 
 
 def _open_failures(ctx: ReportContext) -> list[dict[str, Any]]:

@@ -118,3 +118,17 @@ def test_a_report_lists_the_first_rows_and_counts_the_rest(target: Path | str) -
     assert len(data["outcomes_by_bag"]) == 10 and [r["failed"] for r in data["outcomes_by_bag"][:4]] == [1, 1, 1, 1]
     assert json.loads(json.dumps(full.to_dict()))["section_totals"]["never_audited"] == 30
     assert len(full.section("never_audited").rows) == 30
+
+
+def test_overdue_is_decided_to_the_second_without_parsing_every_stamp(target: Path | str) -> None:
+    import datetime as dt
+
+    with Ledger(target) as led:
+        led.record_audits([_audit(1, 5)])  # ended 2026-01-01T01:00:05Z
+        ended = dt.datetime(2026, 1, 1, 1, 0, 5, tzinfo=dt.UTC).timestamp()
+        every = 30 * 86400.0
+        for offset, overdue in ((0.5, True), (0.0, False), (-0.5, False), (1.0, True)):
+            report = build_report(led, every=every, now=ended + every + offset)
+            assert report.section("overdue").total == (1 if overdue else 0), offset
+        row = build_report(led, every=every, now=ended + 2 * every).section("overdue").rows[0]
+        assert row["age_days"] == 60.0
