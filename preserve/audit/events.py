@@ -188,6 +188,12 @@ def bag_events(bag: str | os.PathLike[str], ledger: Ledger | None) -> EventsDocu
     for ev in copied_events:
         root.append(copy.deepcopy(ev))
 
+    # a compacted ledger says so, in the document and to the user: the gaps are deliberate
+    for note in ledger.compactions_for([s.id for s in states]) if ledger is not None else []:
+        said = (f"the ledger was compacted on {note.time} (kept {note.kept}): {note.removed} "
+                f"audit(s) ended {note.first_removed} to {note.last_removed} are not in this history")
+        root.append(etree.Comment(f" {said} "))
+        warnings.append(f"{identifier}: {said}")
     history: list[tuple[str, int, object]] = [(a.ended, 0, a) for a in audits]
     history += [(r.ended, 1, r) for r in replicas] + [(r.time, 2, r) for r in repairs]
     versions = {a.tool_version for a in audits} | ({__version__} if replicas or repairs else set())

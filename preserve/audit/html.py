@@ -142,7 +142,7 @@ def render_html(report: Report) -> str:
     failing = int(s.get("failing_now", 0))
     cards = [("bags", s["bags"], ""), ("audits", s["audits"], ""), ("verified", human_bytes(s["bytes_verified"]), ""),
              ("failing now", failing, "bad" if failing else "good")]
-    cards += [(r.section.title.lower(), len(r.rows), "bad" if r.rows else "good")
+    cards += [(r.section.title.lower(), r.total, "bad" if r.rows else "good")
               for r in report.sections if r.section.problem and r.section.key != "open_failures"]
     parts = [
         "<!DOCTYPE html>",
@@ -162,10 +162,12 @@ def render_html(report: Report) -> str:
     ]
     for result in report.sections:
         sec = result.section
-        parts.append(f'<h2 id="{escape(sec.key)}">{escape(sec.title)} ({len(result.rows)})</h2>')
+        parts.append(f'<h2 id="{escape(sec.key)}">{escape(sec.title)} ({result.total})</h2>')
         if not result.rows:
             parts.append(f'<p class="empty">{escape(sec.empty)}</p>')
         else:
             parts.append(_table([(c.key, c.heading, c.kind) for c in sec.columns], result.rows))
+            if result.left_out:
+                parts.append(f'<p class="meta">… and {result.left_out} more; the first {len(result.rows)} are listed.</p>')
     parts.append("</body></html>\n")
     return "\n".join(parts)

@@ -11,6 +11,8 @@ Tables (the same on both backends; schema version :data:`SCHEMA_VERSION`):
               ``unlisted`` | ``unreadable`` | ``oxum`` | ``invalid``), expected, found, message.
 ``replicas``  one row per replication of a bag to a target (written by the replication engine).
 ``repairs``   one row per file restored from a replica (written by the replication engine).
+``compactions`` per bag, what ``ledger compact`` removed (when, what was kept, how many audits,
+              the span): :mod:`preserve.audit.ledger_compact`.
 ``tag_files`` what a bag held outside its payload when it was first audited: every tag file
               (``kind`` ``file``: bagit.txt, manifests, metadata/...) and every empty folder listed in
               metadata/empty-directories.txt (``empty-dir``). Audits report any that disappear.
@@ -46,8 +48,10 @@ from preserve.audit.ledger_base import (
     parse_iso,
     url_scheme,
 )
+from preserve.audit.ledger_compact import LedgerCompact
 from preserve.audit.ledger_pg import PgBackend
 from preserve.audit.ledger_queue import drain, enqueue, queue_path
+from preserve.audit.ledger_reads import LedgerReads
 from preserve.audit.ledger_records import (
     AuditRecord,
     BagState,
@@ -77,6 +81,9 @@ LedgerTarget = str | os.PathLike[str]
 
 # JSON leaves NEL and the Unicode line/paragraph separators raw; tools that split lines on them
 # (Python's str.splitlines among them) would cut a row in two, so the export escapes them too
+#: Audits per multi-row INSERT: 11 values each stays under SQLite's oldest limit of 999 parameters.
+_ROWS_PER_INSERT = 90
+
 _LINE_BREAKS = {0x85: "\\u0085", 0x2028: "\\u2028", 0x2029: "\\u2029"}
 
 
@@ -125,7 +132,7 @@ def open_ledger(path: LedgerTarget | None = None, *, create: bool = True,
     return Ledger(path, create=create, allow_network_fs=allow_network_fs)
 
 
-class Ledger:
+class Ledger(LedgerReads, LedgerCompact):
     """An open ledger. Use as a context manager, or call :meth:`close`.
 
     ``path``: a SQLite file, or a ``postgresql://`` URL (see :func:`ledger_target`).
@@ -226,28 +233,55 @@ class Ledger:
             "RETURNING id", (identifier, location, payload_bytes, payload_files, stamp, stamp)).fetchone()
         return int(row[0])
 
+    def _ensure_bags_at_once(self, db: Connection, records: list[AuditRecord]) -> dict[str, int]:
+        """The bag id of every record's location: one multi-row upsert per chunk of bags (one round
+        trip to a server per chunk, not per bag); a record without an identifier goes one by one."""
+        last = {r.location: r for r in records}  # the latest record of a bag says what it is now
+        ids = {loc: self._ensure_bag(db, loc, None, r.payload_bytes, r.payload_files)
+               for loc, r in last.items() if r.identifier is None}
+        named = [r for loc, r in last.items() if loc not in ids]
+        stamp = now_iso()
+        for start in range(0, len(named), _ROWS_PER_INSERT):
+            chunk = named[start:start + _ROWS_PER_INSERT]
+            cur = db.execute(
+                "INSERT INTO bags (identifier, location, payload_bytes, payload_files, first_seen, last_seen) VALUES "
+                + ",".join(["(?,?,?,?,?,?)"] * len(chunk)) + " ON CONFLICT(location) DO UPDATE SET "
+                "identifier=excluded.identifier, payload_bytes=coalesce(excluded.payload_bytes, bags.payload_bytes), "
+                "payload_files=coalesce(excluded.payload_files, bags.payload_files), last_seen=excluded.last_seen "
+                "RETURNING id, location",
+                [v for r in chunk for v in (r.identifier, r.location, r.payload_bytes, r.payload_files, stamp, stamp)])
+            ids.update({str(row[1]): int(row[0]) for row in cur.fetchall()})
+        return ids
+
     def find_bags(self, ref: str) -> list[BagState]:
         """Bags whose location is ``ref`` (a path is made absolute) or whose identifier is ``ref``."""
         location = str(Path(ref).resolve()) if "://" not in ref else ref
-        return [s for s in self.bag_states() if s.location in (location, ref) or s.identifier == ref]
+        return self.bag_states(where=("b.location IN (?, ?) OR b.identifier = ?", (location, ref, ref)))
 
-    def bag_states(self) -> list[BagState]:
-        """Every bag with its audit summary, least recently audited first (never audited first)."""
-        rows = self._query("""
-            SELECT b.*, (SELECT count(*) FROM audits a WHERE a.bag_id = b.id) AS audits,
-                   la.ended AS last_audit, la.outcome AS last_outcome, la.tier AS last_tier, la.id AS last_audit_id,
-                   (SELECT max(f.ended) FROM audits f WHERE f.bag_id = b.id AND f.tier = 'full') AS last_full,
-                   (SELECT count(*) FROM audits s WHERE s.bag_id = b.id AND s.id >
-                        coalesce((SELECT max(f.id) FROM audits f WHERE f.bag_id = b.id AND f.tier = 'full'), 0)
-                   ) AS audits_since_full
-            FROM bags b LEFT JOIN audits la ON la.id = (SELECT max(id) FROM audits WHERE bag_id = b.id)
-            ORDER BY la.ended IS NOT NULL, la.ended, b.location""")
-        return [BagState(id=r["id"], identifier=r["identifier"], location=r["location"],
-                         payload_bytes=r["payload_bytes"], payload_files=r["payload_files"],
-                         first_seen=r["first_seen"], audits=r["audits"], last_audit=r["last_audit"],
-                         last_outcome=r["last_outcome"], last_tier=r["last_tier"],
-                         last_audit_id=r["last_audit_id"], last_full=r["last_full"],
-                         audits_since_full=r["audits_since_full"]) for r in rows]
+    def bag_states(self, *, where: tuple[str, tuple[Any, ...]] | None = None, limit: int | None = None) -> list[BagState]:
+        """Every bag with its audit summary, least recently audited first (never audited first).
+
+        Set-based: one pass over the audits index groups them by bag, then each bag's latest audit
+        is joined by id, so the cost grows with the rows read, not with one query per bag.
+        ``where``: an SQL condition on ``b`` (bags) and its parameters, to read only some bags.
+        ``limit``: only the first that many (the bags an audit within a budget reaches first).
+        """
+        cond, params = where if where is not None else ("1 = 1", ())
+        rows = self._query(f"""
+            WITH chosen AS (SELECT b.id FROM bags b WHERE {cond}),
+            agg AS (SELECT a.bag_id, count(*) AS audits, max(a.id) AS last_id,
+                           max(CASE WHEN a.tier = 'full' THEN a.id END) AS full_id,
+                           max(CASE WHEN a.tier = 'full' THEN a.ended END) AS last_full
+                    FROM audits a JOIN chosen c ON c.id = a.bag_id GROUP BY a.bag_id),
+            since AS (SELECT a.bag_id, count(*) AS n FROM audits a JOIN agg g ON g.bag_id = a.bag_id
+                      WHERE a.id > coalesce(g.full_id, 0) GROUP BY a.bag_id)
+            SELECT b.id, b.identifier, b.location, b.payload_bytes, b.payload_files, b.first_seen,
+                   coalesce(g.audits, 0) AS audits, la.ended AS last_audit, la.outcome AS last_outcome,
+                   la.tier AS last_tier, la.id AS last_audit_id, g.last_full, coalesce(s.n, 0) AS audits_since_full
+            FROM bags b JOIN chosen c ON c.id = b.id LEFT JOIN agg g ON g.bag_id = b.id
+            LEFT JOIN audits la ON la.id = g.last_id LEFT JOIN since s ON s.bag_id = b.id
+            ORDER BY la.ended IS NOT NULL, la.ended, b.location""" + ("" if limit is None else f" LIMIT {int(limit)}"), params)
+        return [BagState(*(r[i] for i in range(13))) for r in rows]
 
     # -- audits ---------------------------------------------------------------------------------
 
@@ -274,6 +308,65 @@ class Ledger:
                 raise
             self._retry_at = time.monotonic() + 5.0
             return self._queue_record(record)
+
+    def record_audits(self, records: list[AuditRecord]) -> list[int]:
+        """Store many audits and their findings in one transaction; returns their ids, in order.
+
+        The set-based form of :meth:`record_audit` for writers with many outcomes at once: each
+        bag is registered once, the audits go in as multi-row inserts keyed by UUID (an audit
+        recorded before is kept once, as with :meth:`record_audit`), findings in one batch. When
+        a PostgreSQL server has gone away the whole batch is queued on local disk (ids 0).
+        """
+        for record in records:
+            if record.outcome not in OUTCOMES:
+                raise ValueError(f"outcome must be one of {', '.join(OUTCOMES)}, not {record.outcome!r}")
+        backend = self._backend
+        if not records:
+            return []
+        if not isinstance(backend, PgBackend) or self.queue is None:
+            return self._record_many(records)
+        if backend.gone() and (time.monotonic() < self._retry_at or not backend.reconnect()):
+            self._retry_at = time.monotonic() + 5.0
+            return [self._queue_record(r) for r in records]
+        try:
+            return self._record_many(records)
+        except LedgerError:
+            if not backend.gone():
+                raise
+            self._retry_at = time.monotonic() + 5.0
+            return [self._queue_record(r) for r in records]
+
+    def _record_many(self, records: list[AuditRecord]) -> list[int]:
+        with self._write() as db:
+            bag_ids = self._ensure_bags_at_once(db, records)
+            fresh: dict[str, int] = {}
+            for start in range(0, len(records), _ROWS_PER_INSERT):
+                chunk = records[start:start + _ROWS_PER_INSERT]
+                cur = db.execute(
+                    "INSERT INTO audits (uuid, bag_id, tier, started, ended, bytes, files, outcome, algorithm, tool_version, host) "
+                    "VALUES " + ",".join(["(?,?,?,?,?,?,?,?,?,?,?)"] * len(chunk)) + " ON CONFLICT (uuid) DO NOTHING RETURNING id, uuid",
+                    [v for r in chunk for v in (r.uuid, bag_ids[r.location], r.tier, r.started, r.ended, r.bytes, r.files,
+                                                r.outcome, r.algorithm, r.tool_version, r.host)])
+                fresh.update({str(row[1]): int(row[0]) for row in cur.fetchall()})
+            known = [r.uuid for r in records if r.uuid not in fresh]
+            # audits recorded before (a retry, a queued batch written again) keep their id and findings
+            old: dict[str, int] = {}
+            for start in range(0, len(known), _ROWS_PER_INSERT):
+                uuids = known[start:start + _ROWS_PER_INSERT]
+                old.update({str(row[1]): int(row[0]) for row in db.execute(
+                    f"SELECT id, uuid FROM audits WHERE uuid IN ({','.join('?' * len(uuids))})", uuids).fetchall()})
+            # one audit sent twice in the same batch is stored once, with the findings of the first
+            firsts = list({r.uuid: r for r in reversed(records) if r.uuid in fresh}.values())
+            db.executemany(
+                "INSERT INTO findings (audit_id, file, kind, code, expected, found, message) VALUES (?,?,?,?,?,?,?)",
+                [(fresh[r.uuid], printable(f.file), f.kind, f.code, f.expected, f.found, printable(f.message))
+                 for r in reversed(firsts) for f in r.findings])
+            for r in reversed(firsts):
+                self._remember_structure(db, bag_ids[r.location], r)
+        ids = [fresh.get(r.uuid) or old[r.uuid] for r in records]
+        for r, audit_id in zip(records, ids, strict=True):
+            r.id = audit_id
+        return ids
 
     def _queue_record(self, record: AuditRecord) -> int:
         assert self.queue is not None
@@ -379,14 +472,6 @@ class Ledger:
         rows = self._query("SELECT a.tier, a.started, a.ended FROM audits a JOIN "
                            "(SELECT tier, max(id) AS id FROM audits GROUP BY tier) l ON l.id = a.id ORDER BY a.tier")
         return [(str(r[0]), str(r[1]), str(r[2])) for r in rows]
-
-    def outcomes_by_bag(self) -> list[dict[str, Any]]:
-        """Per bag: identifier, location, passed, failed and pending audit counts."""
-        rows = self._query("SELECT b.identifier, b.location, sum(CASE WHEN a.outcome = 'pass' THEN 1 ELSE 0 END) AS passed, "
-                           "sum(CASE WHEN a.outcome = 'fail' THEN 1 ELSE 0 END) AS failed, "
-                           "sum(CASE WHEN a.outcome = 'pending' THEN 1 ELSE 0 END) AS pending FROM bags b JOIN audits a ON a.bag_id = b.id "
-                           "GROUP BY b.id ORDER BY b.identifier, b.location")
-        return [dict(r) for r in rows]
 
     # -- replicas and repairs (written by the replication engine) --------------------------------
 

@@ -28,13 +28,16 @@ OUTCOMES = ("pass", "fail", "pending")
 STRUCTURE_KINDS = ("file", "empty-dir")
 
 #: Every table, in the order ``ledger export`` and ``ledger migrate`` copy them (parents first).
-TABLES = ("bags", "audits", "findings", "replicas", "repairs", "tag_files")
+TABLES = ("bags", "audits", "findings", "replicas", "repairs", "tag_files", "compactions")
 
 #: The schema version both backends migrate to (each keeps one migration per version).
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 #: How long a writer waits for another's lock before giving up.
 BUSY_TIMEOUT_S = 60.0
+
+#: What ``ledger compact --keep`` may keep of each bag's audits.
+COMPACT_KEEP = ("first", "last", "failures")
 
 #: URL schemes that name a PostgreSQL ledger (libpq accepts both).
 POSTGRES_SCHEMES = ("postgresql", "postgres")

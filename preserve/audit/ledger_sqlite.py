@@ -141,9 +141,23 @@ CREATE TABLE tag_files (
 );
 """
 
+# what ``ledger compact`` removed, per bag and run: the PREMIS history says so afterwards
+_V4 = """
+CREATE TABLE compactions (
+    id             INTEGER PRIMARY KEY,
+    uuid           TEXT NOT NULL UNIQUE,
+    bag_id         INTEGER NOT NULL REFERENCES bags(id),
+    time           TEXT NOT NULL,
+    kept           TEXT NOT NULL,
+    removed        INTEGER NOT NULL,
+    first_removed  TEXT NOT NULL,
+    last_removed   TEXT NOT NULL
+);
+CREATE INDEX compactions_bag ON compactions(bag_id, id);
+"""
 
 #: ``MIGRATIONS[n]`` takes a ledger from schema version n to n + 1. Append, never edit.
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4)
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 

@@ -8,6 +8,8 @@ them, so a new section (copies per bag, NDSA levels) is one ``collect`` function
 
 from __future__ import annotations
 
+import datetime as dt
+import math
 import os
 import time
 from collections import Counter
@@ -16,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from preserve.audit.ledger import AuditRecord, BagState, Ledger, parse_iso
+from preserve.audit.ledger import AuditRecord, BagState, Ledger
 from preserve.audit.runner import AuditRun, discover_bags
 from preserve.replication.ndsa import copies_rows
 from preserve.textsafe import for_people
@@ -39,9 +41,18 @@ class ReportContext:
     now: float
     history: int
     unknown: list[str] = field(default_factory=list)  # bags found on disk the ledger has never seen
+    #: rows a section lists at most (None: all); its count in the summary stays complete
+    max_rows: int | None = None
 
     def age_days(self, stamp: str) -> float:
-        return (self.now - parse_iso(stamp).timestamp()) / 86400
+        # fromisoformat reads the ledger's fixed form ~20x faster than strptime: a report over
+        # a million bags spent most of its time here
+        return (self.now - dt.datetime.fromisoformat(stamp).timestamp()) / 86400
+
+    def before(self, seconds: float) -> str:
+        """The ledger timestamp ``seconds`` before now, rounded up: its fixed ISO form sorts as text,
+        and a whole-second stamp is below it exactly when it is earlier than ``now - seconds``."""
+        return dt.datetime.fromtimestamp(math.ceil(self.now - seconds), dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True)
@@ -60,9 +71,20 @@ class Section:
 class SectionResult:
     section: Section
     rows: list[dict[str, Any]]
+    #: how many rows the section has in all (``rows`` may list only the first of them)
+    total: int = -1
+
+    def __post_init__(self) -> None:
+        if self.total < 0:
+            self.total = len(self.rows)
+
+    @property
+    def left_out(self) -> int:
+        """Rows counted but not listed (a report over a million bags lists the first of each section)."""
+        return self.total - len(self.rows)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"key": self.section.key, "title": self.section.title, "rows": self.rows}
+        return {"key": self.section.key, "title": self.section.title, "rows": self.rows, "total": self.total}
 
 
 @dataclass
@@ -86,6 +108,7 @@ class Report:
         """JSON-ready: summary, every section's rows, the monthly series behind the charts."""
         return {"generated": self.generated, "ledger": self.ledger, "every_days": self.every_days,
                 "summary": self.summary, "sections": {s.section.key: s.rows for s in self.sections},
+                "section_totals": {s.section.key: s.total for s in self.sections},
                 "monthly": self.monthly, "outcomes_by_bag": self.outcomes}
 
 
@@ -97,40 +120,45 @@ def _never(ctx: ReportContext) -> list[dict[str, Any]]:
 
 
 def _overdue(ctx: ReportContext) -> list[dict[str, Any]]:
+    cutoff = ctx.before(ctx.every)
     return [{"identifier": s.identifier, "location": s.location, "last_audit": s.last_audit,
              "age_days": round(ctx.age_days(s.last_audit), 1)}
-            for s in ctx.states if s.last_audit and ctx.age_days(s.last_audit) * 86400 > ctx.every]
+            for s in ctx.states if s.last_audit and s.last_audit < cutoff]
 
 
 def _open_failures(ctx: ReportContext) -> list[dict[str, Any]]:
+    failing = [s for s in ctx.states if s.last_outcome == "fail" and s.last_audit_id is not None]
+    since = ctx.ledger.failing_since([s.id for s in failing])
+    findings = ctx.ledger.findings_of([s.last_audit_id for s in failing if s.last_audit_id is not None])
     rows = []
-    for s in ctx.states:
-        if s.last_outcome != "fail" or s.last_audit_id is None:
-            continue
-        audit = ctx.ledger.audit(s.last_audit_id)
-        kinds = Counter(f.kind for f in audit.findings)
-        first_failed = s.last_audit
-        for earlier in reversed(ctx.ledger.audits_for(s.id)):
-            if earlier.outcome != "fail":
-                break
-            first_failed = earlier.ended
-        rows.append({"identifier": s.identifier, "location": s.location, "since": first_failed,
-                     "last_audit": s.last_audit, "tier": audit.tier,
+    for s in failing:
+        found = findings.get(s.last_audit_id or 0, [])
+        kinds = Counter(f.kind for f in found)
+        rows.append({"identifier": s.identifier, "location": s.location, "since": since.get(s.id, s.last_audit),
+                     "last_audit": s.last_audit, "tier": s.last_tier,
                      "problems": ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())),
                      "details": [{"file": f.file, "kind": f.kind, "message": f.message, "expected": f.expected,
-                                "found": f.found} for f in audit.findings]})
+                                "found": f.found} for f in found]})
     return rows
 
 
 def _history(ctx: ReportContext) -> list[dict[str, Any]]:
+    audited = [s for s in ctx.states if s.audits]
+    if ctx.max_rows is not None:  # only the bags whose rows can be listed are read
+        shown, rows_so_far = [], 0
+        for s in audited:
+            if rows_so_far >= ctx.max_rows:
+                break
+            shown.append(s)
+            rows_so_far += min(s.audits, ctx.history)
+        audited = shown
+    latest = ctx.ledger.latest_audits([s.id for s in audited], ctx.history)
     rows = []
-    for s in ctx.states:
-        if not s.audits:
-            continue
-        for a in ctx.ledger.audits_for(s.id)[-ctx.history:]:
-            rows.append({"identifier": s.identifier, "location": s.location, "ended": a.ended, "tier": a.tier,
-                         "outcome": a.outcome, "files": a.files, "bytes": a.bytes, "findings": len(a.findings),
-                         "algorithm": a.algorithm})
+    for s in audited:
+        for a in latest.get(s.id, []):
+            rows.append({"identifier": s.identifier, "location": s.location, "ended": a["ended"], "tier": a["tier"],
+                         "outcome": a["outcome"], "files": a["files"], "bytes": a["bytes"], "findings": a["findings"],
+                         "algorithm": a["algorithm"]})
     return rows
 
 
@@ -160,23 +188,33 @@ SECTIONS: list[Section] = [
 
 
 def build_report(ledger: Ledger, *, every: float = 30 * 86400.0, paths: Sequence[str | os.PathLike[str]] = (),
-                 history: int = 12, now: float | None = None, sections: Sequence[Section] | None = None) -> Report:
-    """Read the ledger (and, for ``paths``, the bags on disk it has not seen) into a :class:`Report`."""
+                 history: int = 12, now: float | None = None, sections: Sequence[Section] | None = None,
+                 max_rows: int | None = 1000) -> Report:
+    """Read the ledger (and, for ``paths``, the bags on disk it has not seen) into a :class:`Report`.
+
+    ``max_rows``: each section lists at most this many rows (None: all) and counts the rest, so
+    the report of a million bags stays readable: its summary and counts are complete, its lists
+    start with the bags that need attention first (never audited, least recently audited).
+    """
     from preserve.audit.ledger import now_iso
 
     states = ledger.bag_states()
     known = {s.location for s in states}
     unknown = [str(p) for p in discover_bags(paths) if str(p) not in known] if paths else []
     ctx = ReportContext(ledger=ledger, states=states, every=every, now=now if now is not None else time.time(),
-                        history=history, unknown=unknown)
-    results = [SectionResult(s, s.collect(ctx)) for s in (sections if sections is not None else SECTIONS)]
+                        history=history, unknown=unknown, max_rows=max_rows)
+    results = []
+    for sec in sections if sections is not None else SECTIONS:
+        rows = sec.collect(ctx)
+        total = sum(min(s.audits, history) for s in states) if sec.key == "history" else len(rows)
+        results.append(SectionResult(sec, rows if max_rows is None else rows[:max_rows], total))
     monthly = ledger.monthly()
     summary = {"bags": len(states) + len(unknown), "audits": sum(s.audits for s in states),
                "bytes_verified": sum(int(m["bytes"] or 0) for m in monthly),
                "failing_now": sum(1 for s in states if s.last_outcome == "fail")}
-    summary.update({r.section.key: len(r.rows) for r in results if r.section.key != "history"})
+    summary.update({r.section.key: r.total for r in results if r.section.key != "history"})
     return Report(generated=now_iso(), ledger=str(ledger.path), every_days=every / 86400, summary=summary,
-                  sections=results, monthly=monthly, outcomes=ledger.outcomes_by_bag())
+                  sections=results, monthly=monthly, outcomes=ledger.outcomes_by_bag(limit=max_rows))
 
 
 def human_bytes(n: float | None) -> str:
@@ -212,7 +250,7 @@ def render_text(report: Report, *, problems_only: bool = False) -> str:
         if problems_only and not (sec.problem and result.rows):
             continue
         lines.append("")
-        lines.append(f"{sec.title} ({len(result.rows)})")
+        lines.append(f"{sec.title} ({result.total})")
         if not result.rows:
             lines.append(f"  {sec.empty}")
             continue
@@ -221,6 +259,8 @@ def render_text(report: Report, *, problems_only: bool = False) -> str:
                                           for c in sec.columns))
             lines.extend(f"      {finding_line(f['kind'], f['file'], f['message'], f.get('expected'), f.get('found'))}"
                          for f in row.get("details", []))
+        if result.left_out:
+            lines.append(f"  ... and {result.left_out} more (the first {len(result.rows)} are listed; --json has the counts)")
     return "\n".join(lines)
 
 

@@ -1,4 +1,4 @@
-"""``preserve ledger backup DEST`` / ``export`` / ``info``: keep the audit evidence safe."""
+"""``preserve ledger backup DEST`` / ``compact`` / ``export`` / ``info``: keep the audit evidence safe."""
 
 from __future__ import annotations
 
@@ -161,6 +161,40 @@ def backup(dest: Path, ledger_path: Path | str | None, network_ok: bool, as_json
         emit_json({"ledger": str(led.path), "bags": count}, path=out, warnings=led.warnings, problems=[])
         return
     click.echo(f"backed up {for_people(str(led.path))} ({count} bag(s)) to {for_people(str(out))}")
+
+
+def _keep_words(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...]:
+    from preserve.audit.ledger_compact import parse_keep
+
+    try:
+        return parse_keep(value)
+    except UsageError as exc:
+        raise click.BadParameter(str(exc).partition(": ")[2], ctx, param) from exc
+
+
+@ledger.command()
+@click.option("--keep", default="first,last,failures", show_default=True, metavar="WHAT", callback=_keep_words,
+              help="What to keep of each bag's audits: first, last (successful audits), failures; comma-separated.")
+@ledger_options
+@json_option
+@quiet_option
+def compact(keep: tuple[str, ...], ledger_path: Path | str | None, network_ok: bool, as_json: bool, quiet: bool) -> None:
+    """Thin each bag's audit history: keep its first and last successful audit and every failure.
+
+    The other audits are removed in one transaction; each bag that lost some records when and how
+    many, and `preserve events` says so in its PREMIS history. Never automatic: take a backup
+    first (`preserve ledger backup` or pg_dump). Running it again removes nothing more.
+    """
+    with open_ledger(ledger_path, network_ok, create=False, quiet=quiet) as led:
+        done = led.compact(keep)
+    if as_json:
+        emit_json({"ledger": str(led.path), "keep": list(done.keep), "bags": done.bags, "removed": done.removed,
+                   "kept": done.kept, "findings_removed": done.findings_removed, "time": done.time},
+                  path=str(led.path), warnings=led.warnings, problems=[])
+        return
+    if not quiet:
+        click.echo(f"compacted {for_people(str(led.path))} (kept {','.join(done.keep)}): removed {done.removed} "
+                   f"audit(s) of {done.bags} bag(s), {done.kept} audit(s) kept")
 
 
 @ledger.command()
