@@ -192,9 +192,9 @@ def compact(keep: tuple[str, ...], ledger_path: Path | str | None, network_ok: b
                    "kept": done.kept, "findings_removed": done.findings_removed, "time": done.time},
                   path=str(led.path), warnings=led.warnings, problems=[])
         return
-    if not quiet:
-        click.echo(f"compacted {for_people(str(led.path))} (kept {','.join(done.keep)}): removed {done.removed} "
-                   f"audit(s) of {done.bags} bag(s), {done.kept} audit(s) kept")
+    # the verdict line: kept with -q, as every command's is
+    click.echo(f"compacted {for_people(str(led.path))} (kept {','.join(done.keep)}): removed {done.removed} "
+               f"audit(s) of {done.bags} bag(s), {done.kept} audit(s) kept")
 
 
 @ledger.command()

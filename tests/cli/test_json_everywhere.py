@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sqlite3
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -110,6 +111,14 @@ def _small_bag(tmp: Path, name: str, notes: str) -> Path:
     return tmp / name
 
 
+def _ledger_copy(w: Any, name: str) -> Path:
+    """A copy of the shared ledger (SQLite's backup API) for a command that changes what it holds."""
+    dest = w.tmp / name
+    with sqlite3.connect(w.ledger) as src, sqlite3.connect(dest) as out:
+        src.backup(out)
+    return dest
+
+
 def _store_case(verb: str, how: str) -> Case:
     """``store update``, ``deaccession`` or ``purge`` of the object kept for this run."""
     who = ["--operator", "Test Curator"]
@@ -147,6 +156,8 @@ RESULTS: dict[str, Case] = {
                                   w.tmp / "schemas"),
     "ledger migrate": lambda w: (["ledger", "migrate", w.ledger, w.tmp / "migrated.sqlite"], w.tmp / "migrated.sqlite"),
     "ledger flush": lambda w: (["ledger", "flush", "--ledger", w.ledger], w.ledger),
+    "ledger compact": lambda w: (["ledger", "compact", "--ledger", _ledger_copy(w, "compact.sqlite")],
+                                 w.tmp / "compact.sqlite"),
     "store init": lambda w: (["store", "init", w.tmp / "store-json"], w.tmp / "store-json"),
     "store ingest": lambda w: (["store", "ingest", w.store, w.small, "--id", "urn:example:ingest-json"], w.store),
     "store validate": lambda w: (["store", "validate", w.store], w.store),
@@ -250,6 +261,8 @@ QUIET: dict[str, Case] = {
                                   w.tmp / "schemas-quiet"),
     "ledger migrate": lambda w: (["ledger", "migrate", w.ledger, w.tmp / "migrated-quiet.sqlite"],
                                  w.tmp / "migrated-quiet.sqlite"),
+    "ledger compact": lambda w: (["ledger", "compact", "--ledger", _ledger_copy(w, "compact-quiet.sqlite")],
+                                 w.tmp / "compact-quiet.sqlite"),
     "store init": lambda w: (["store", "init", w.tmp / "store-quiet"], w.tmp / "store-quiet"),
     "store ingest": lambda w: (["store", "ingest", w.store, w.small, "--id", "urn:example:ingest-quiet"], w.store),
     "store export": lambda w: (["store", "export", w.store, "urn:example:small", w.tmp / "exported-quiet"],
