@@ -13,6 +13,7 @@ from preserve.audit.ledger import Ledger
 from preserve.ocfl import ingest
 from preserve.ocfl.inventory import read_inventory
 from preserve.ocfl.layout import open_root
+from preserve.ocfl.retire import deaccession, purge
 from tests.ocfl.conftest import MakeBag
 
 Run = Callable[..., subprocess.CompletedProcess[str]]
@@ -92,3 +93,28 @@ def test_link_in_an_object_is_refused_and_not_followed(make_bag: MakeBag, store_
     findings = audits["urn:example:obj1"]["findings"]
     assert [(f["file"], f["kind"], f["code"]) for f in findings] == [(rel, "invalid", "link")]
     assert "symbolic link" in findings[0]["message"]
+
+
+def test_report_counts_objects_versions_deaccessioned_and_purged(make_bag: MakeBag, store_root: Path, tmp_path: Path,
+                                                                 run_preserve: Run) -> None:
+    obj1, obj2 = _store_of_two(make_bag, store_root)
+    deaccession(store_root, "urn:example:obj1", reason="donor withdrew", authority="Board", operator="Ann")
+    purge(store_root, "urn:example:obj2", "data/a.wav", reason="court order", authority="High Court", operator="Ann",
+          confirm=True)
+    ledger = tmp_path / "ledger.sqlite"
+    code, _ = _audit(run_preserve, obj1, "fast", ledger)
+    assert code == 0
+    done = run_preserve("report", store_root, "--ledger", ledger, "--json")
+    # obj2 is on disk and was never audited: the report needs attention, as for a bag
+    assert done.returncode == 1, done.stderr
+    out = json.loads(done.stdout)
+    assert [u["location"] for u in out["sections"]["never_audited"]] == [str(obj2.resolve())]
+    [store] = out["stores"]
+    assert (store["objects"], store["versions"]) == (2, 3)
+    assert [(d["id"], d["version"]) for d in store["deaccessioned"]] == [("urn:example:obj1", "v2")]
+    assert "donor withdrew" in store["deaccessioned"][0]["message"]
+    assert [(p["id"], p["reason"], p["authority"], p["items"]) for p in store["purged"]] == [
+        ("urn:example:obj2", "court order", "High Court", 1)]
+    text = run_preserve("report", store_root, "--ledger", ledger).stdout
+    assert f"OCFL store {store_root.resolve()}: 2 object(s), 3 version(s)" in text
+    assert "deaccessioned: 1" in text and "purges: 1" in text and "urn:example:obj2" in text
