@@ -103,7 +103,7 @@ def audit(targets: tuple[str, ...], tier: str | None, full_every: int, full_afte
           scheduler: str | None, scheduler_timeout: float, tls_ca_file: str | None, tls_cert: str | None,
           tls_key: str | None, ledger_path: Path | str | None, network_ok: bool, workers: int | None, as_json: bool,
           quiet: bool, progress_interval: float, **s3: Any) -> None:
-    """Re-verify the bags at PATH... (bags, or folders of bags) and record each outcome in the ledger.
+    """Re-verify the bags at PATH... (bags, folders of bags, OCFL stores) and record each outcome in the ledger.
 
     Least recently verified first; never modifies a bag. Exit 0 all verified, 1 problems found, 2
     usage, 3 bad input, 6 Dask scheduler unreachable, 7 ledger error. A webhook that cannot be

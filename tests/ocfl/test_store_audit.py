@@ -11,7 +11,7 @@ from typing import Any
 
 from preserve.audit.ledger import Ledger
 from preserve.ocfl import ingest
-from preserve.ocfl.inventory import read_inventory
+from preserve.ocfl.inventory import read_inventory, serialize, write_inventory
 from preserve.ocfl.layout import open_root
 from preserve.ocfl.retire import deaccession, purge
 from tests.ocfl.conftest import MakeBag
@@ -118,3 +118,24 @@ def test_report_counts_objects_versions_deaccessioned_and_purged(make_bag: MakeB
     text = run_preserve("report", store_root, "--ledger", ledger).stdout
     assert f"OCFL store {store_root.resolve()}: 2 object(s), 3 version(s)" in text
     assert "deaccessioned: 1" in text and "purges: 1" in text and "urn:example:obj2" in text
+
+
+def test_full_tier_checks_the_fixity_block(make_bag: MakeBag, store_root: Path, tmp_path: Path,
+                                           run_preserve: Run) -> None:
+    obj1, _ = _store_of_two(make_bag, store_root)
+    inventory = read_inventory(obj1)
+    rel = sorted(p for paths in inventory["manifest"].values() for p in paths if p.endswith("notes.txt"))[0]
+    # an md5 the file does not have, written by another tool into the inventory's fixity block
+    inventory["fixity"] = {"md5": {"0" * 32: [rel]}}
+    for folder in (obj1, obj1 / inventory["head"]):
+        for name in ("inventory.json", "inventory.json.sha512"):
+            (folder / name).unlink()
+        write_inventory(folder, serialize(inventory))
+    ledger = tmp_path / "ledger.sqlite"
+    code, out = _audit(run_preserve, obj1, "fast", ledger)
+    assert code == 0, out
+    code, out = _audit(run_preserve, obj1, "full", ledger)
+    assert code == 1
+    [finding] = out["audits"][0]["findings"]
+    assert (finding["file"], finding["kind"], finding["expected"]) == (rel, "altered", "0" * 32)
+    assert "fixity block (md5)" in finding["message"]
