@@ -20,6 +20,8 @@ from typing import Any
 
 from preserve.audit.ledger import AuditRecord, BagState, Ledger
 from preserve.audit.runner import AuditRun, discover_bags
+from preserve.ocfl.audit import store_objects
+from preserve.ocfl.summary import StoreSummary, summarize_store, summary_lines
 from preserve.replication.ndsa import copies_rows
 from preserve.textsafe import for_people
 
@@ -96,6 +98,8 @@ class Report:
     sections: list[SectionResult]
     monthly: list[dict[str, Any]]
     outcomes: list[dict[str, Any]]
+    #: the OCFL stores among the report's paths: objects, versions, deaccessioned and purged
+    stores: list[StoreSummary] = field(default_factory=list)
 
     @property
     def has_problems(self) -> bool:
@@ -109,7 +113,8 @@ class Report:
         return {"generated": self.generated, "ledger": self.ledger, "every_days": self.every_days,
                 "summary": self.summary, "sections": {s.section.key: s.rows for s in self.sections},
                 "section_totals": {s.section.key: s.total for s in self.sections},
-                "monthly": self.monthly, "outcomes_by_bag": self.outcomes}
+                "monthly": self.monthly, "outcomes_by_bag": self.outcomes,
+                "stores": [st.to_dict() for st in self.stores]}
 
 
 def _never(ctx: ReportContext) -> list[dict[str, Any]]:
@@ -200,7 +205,12 @@ def build_report(ledger: Ledger, *, every: float = 30 * 86400.0, paths: Sequence
 
     states = ledger.bag_states()
     known = {s.location for s in states}
-    unknown = [str(p) for p in discover_bags(paths) if str(p) not in known] if paths else []
+    # OCFL storage roots and objects are read as stores; their objects count as bags on disk
+    store_paths = [p for p in paths if store_objects(p) is not None]
+    on_disk = [obj for p in store_paths for obj in store_objects(p) or []]
+    bag_paths = [p for p in paths if p not in store_paths]
+    on_disk += discover_bags(bag_paths) if bag_paths else []
+    unknown = [str(p) for p in on_disk if str(p) not in known]
     ctx = ReportContext(ledger=ledger, states=states, every=every, now=now if now is not None else time.time(),
                         history=history, unknown=unknown, max_rows=max_rows)
     results = []
@@ -214,7 +224,8 @@ def build_report(ledger: Ledger, *, every: float = 30 * 86400.0, paths: Sequence
                "failing_now": sum(1 for s in states if s.last_outcome == "fail")}
     summary.update({r.section.key: r.total for r in results if r.section.key != "history"})
     return Report(generated=now_iso(), ledger=str(ledger.path), every_days=every / 86400, summary=summary,
-                  sections=results, monthly=monthly, outcomes=ledger.outcomes_by_bag(limit=max_rows))
+                  sections=results, monthly=monthly, outcomes=ledger.outcomes_by_bag(limit=max_rows),
+                  stores=[summarize_store(p) for p in store_paths])
 
 
 def human_bytes(n: float | None) -> str:
@@ -261,6 +272,9 @@ def render_text(report: Report, *, problems_only: bool = False) -> str:
                          for f in row.get("details", []))
         if result.left_out:
             lines.append(f"  ... and {result.left_out} more (the first {len(result.rows)} are listed; --json has the counts)")
+    for store in report.stores:
+        lines.append("")
+        lines.extend(for_people(line) for line in summary_lines(store))
     return "\n".join(lines)
 
 

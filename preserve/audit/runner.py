@@ -215,7 +215,8 @@ def _discover_one(given: str | os.PathLike[str], warnings: list[str]) -> list[Pa
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         if any(f.startswith("0=ocfl_object_") for f in files):
             # its version folders hold parts of bags (only what each version changed): never bags to audit
-            warnings.append(f"{dirpath}: an OCFL store object, not audited here; check it with `preserve store validate`")
+            warnings.append(f"{dirpath}: an OCFL store object, not audited as a bag; audit its storage root "
+                            "or the object itself with `preserve audit STORE_ROOT`")
             dirnames[:] = []
             continue
         if os.path.isfile(os.path.join(dirpath, "bagit.txt")):

@@ -37,6 +37,7 @@ from preserve.cli.common import (
 from preserve.cli.ledger_cmd import check_pending, ledger_options, open_ledger
 from preserve.cli.replicate_cmd import audit_replicas, s3_options
 from preserve.errors import AuditProblems, PreserveError, UsageError
+from preserve.ocfl.audit import audit_object, store_objects
 from preserve.replication.config import find_config
 
 
@@ -102,7 +103,7 @@ def audit(targets: tuple[str, ...], tier: str | None, full_every: int, full_afte
           scheduler: str | None, scheduler_timeout: float, tls_ca_file: str | None, tls_cert: str | None,
           tls_key: str | None, ledger_path: Path | str | None, network_ok: bool, workers: int | None, as_json: bool,
           quiet: bool, progress_interval: float, **s3: Any) -> None:
-    """Re-verify the bags at PATH... (bags, or folders of bags) and record each outcome in the ledger.
+    """Re-verify the bags at PATH... (bags, folders of bags, OCFL stores) and record each outcome in the ledger.
 
     Least recently verified first; never modifies a bag. Exit 0 all verified, 1 problems found, 2
     usage, 3 bad input, 6 Dask scheduler unreachable, 7 ledger error. A webhook that cannot be
@@ -158,7 +159,16 @@ def audit(targets: tuple[str, ...], tier: str | None, full_every: int, full_afte
     elif tls_ca_file or tls_cert or tls_key:
         raise UsageError("--tls-ca-file/--tls-cert/--tls-key go with --scheduler tls://...")
     run = AuditRun(started=now_iso())
+    # OCFL storage roots and objects are audited against their inventories; the rest are bags
+    stores = [obj for p in paths for obj in (store_objects(p) or [])]
+    paths = [p for p in paths if store_objects(p) is None]
     with open_ledger(ledger_path, network_ok) as led:
+        for obj in stores:
+            record = audit_object(obj, policy.choose(next(iter(led.find_bags(str(obj))), None))[0])
+            led.record_audit(record)
+            run.records.append(record)
+            if not quiet and not as_json:
+                click.echo(_bag_line(record), err=True)
         plan = plan_audit(led, paths, policy, limits)
         bar = ProgressBar(0, "auditing", enabled=not quiet and not as_json, interval=progress_interval)
         bar.phase("verify", plan.total_bytes)

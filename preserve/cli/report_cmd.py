@@ -44,7 +44,8 @@ def report(paths: tuple[Path, ...], ledger_path: Path | str | None, network_ok: 
     """Report from the ledger: bags never audited, overdue, failures still open, audit history.
 
     PATH... (optional) are bags or folders of bags on disk: those the ledger has never seen count
-    as never audited. Exit 0 when nothing needs attention, 1 when a bag is never audited, overdue
+    as never audited. An OCFL storage root among them adds its objects, versions, deaccessioned and
+    purged objects. Exit 0 when nothing needs attention, 1 when a bag is never audited, overdue
     or failing.
     """
     with open_ledger(ledger_path, network_ok, create=False) as led:
