@@ -85,7 +85,7 @@ def test_audit_finds_bags_beside_a_store_but_never_inside_its_objects(make_bag: 
     warnings: list[str] = []
     found = discover_bags([tmp_path], warnings)
     assert sorted(found) == sorted([source.resolve(), plain.resolve()])  # nothing from inside the store
-    assert any("an OCFL store object" in w and "preserve store validate" in w for w in warnings)
+    assert any("an OCFL store object" in w and "preserve audit STORE_ROOT" in w for w in warnings)
 
 
 def test_replicate_sends_only_new_versions_and_the_inventory_last(make_bag: MakeBag, store_root: Path, tmp_path: Path,
