@@ -106,9 +106,9 @@ def audit(targets: tuple[str, ...], tier: str | None, full_every: int, full_afte
     """Re-verify the bags at PATH... (bags, folders of bags, OCFL stores); record each outcome.
 
     Least recently verified first; never modifies a bag. Exit 0 all verified, 1 problems found, 2
-    usage, 3 bad input, 6 Dask scheduler unreachable, 7 ledger error (a webhook that fails is a
-    warning). With a remote --tier, each PATH is a replica (s3://bucket/prefix/BAG, a folder, or
-    TARGET/BAG). More: docs/audit.md.
+    usage, 3 bad input, 6 Dask scheduler unreachable, 7 ledger error. A webhook that cannot be
+    reached is a warning: the exit code stays that of the audit. Remote tiers: each PATH is a
+    replica. More: docs/audit.md.
     \f
     Bags least recently verified go first. Audits only read: a bag is never modified. Exit 0 when
     every bag audited verified, 1 when any has problems (missing, altered, unlisted or unreadable
