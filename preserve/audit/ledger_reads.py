@@ -59,13 +59,14 @@ class LedgerReads:
         for chunk in _chunks(bag_ids):
             rows = self._query(f"""
                 SELECT r.bag_id, r.ended, r.tier, r.outcome, r.files, r.bytes, r.algorithm,
-                       (SELECT count(*) FROM findings f WHERE f.audit_id = r.id) AS findings
+                       (SELECT count(*) FROM findings f WHERE f.audit_id = r.id) AS findings, r.uuid
                 FROM (SELECT a.*, row_number() OVER (PARTITION BY a.bag_id ORDER BY a.id DESC) AS n
                       FROM audits a WHERE a.bag_id IN ({','.join('?' * len(chunk))})) r
                 WHERE r.n <= ? ORDER BY r.bag_id, r.id""", (*chunk, per_bag))
             for r in rows:
                 out.setdefault(int(r[0]), []).append({"ended": r[1], "tier": r[2], "outcome": r[3], "files": r[4],
-                                                      "bytes": r[5], "algorithm": r[6], "findings": int(r[7])})
+                                                      "bytes": r[5], "algorithm": r[6], "findings": int(r[7]),
+                                                      "audit": r[8]})
         return out
 
     def outcomes_by_bag(self, limit: int | None = None) -> list[dict[str, Any]]:

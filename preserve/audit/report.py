@@ -163,7 +163,7 @@ def _history(ctx: ReportContext) -> list[dict[str, Any]]:
         for a in latest.get(s.id, []):
             rows.append({"identifier": s.identifier, "location": s.location, "ended": a["ended"], "tier": a["tier"],
                          "outcome": a["outcome"], "files": a["files"], "bytes": a["bytes"], "findings": a["findings"],
-                         "algorithm": a["algorithm"]})
+                         "algorithm": a["algorithm"], "audit": a["audit"]})
     return rows
 
 
@@ -180,10 +180,12 @@ SECTIONS: list[Section] = [
     Section("open_failures", "Failures still open", (_BAG, _WHERE, Column("since", "failing since", "time"),
                                                      Column("tier", "tier"), Column("problems", "problems")),
             _open_failures, "no open failures: the latest audit of every bag passed", problem=True),
-    # the location too: the same bag audited at its origin and at a replica would read as one line twice
+    # the location too: the same bag audited at its origin and at a replica would read as one line twice;
+    # and the audit's UUID: two audits ended in the same second would too (it is the PREMIS event's)
     Section("history", "Audit history per bag", (_BAG, _WHERE, Column("ended", "ended", "time"), Column("tier", "tier"),
                                                  Column("outcome", "outcome"), Column("files", "files", "count"),
-                                                 Column("bytes", "bytes", "bytes"), Column("findings", "findings", "count")),
+                                                 Column("bytes", "bytes", "bytes"), Column("findings", "findings", "count"),
+                                                 Column("audit", "audit")),
             _history, "no audits recorded yet"),
     Section("copies", "Copies per bag and NDSA 2.0 storage level",
             (_BAG, _WHERE, Column("copies", "copies", "count"), Column("level", "NDSA level", "count"),
