@@ -44,6 +44,7 @@ from preserve.intake.ddex import (
     open_delivery,
     technical_problems,
 )
+from preserve.intake.ddex.detect import candidates
 from preserve.intake.identify import AUDIO_EXTENSIONS, FormatIdentifier, sniff_family
 from preserve.intake.inherited import batch_parent, config_for
 from preserve.intake.rights import build_rights, embargo_warning, gate, rights_cells
@@ -200,6 +201,12 @@ def check_collection(root: str | os.PathLike[str], *, sheet_file: str | None = N
         problems.extend(Problem(code, msg, rel) for code, msg, rel in delivery.problems)
     elif ddex is not None and ddex.messages:
         pass    # the message found is refused above, naming why
+    elif sheet_name is None and (releases := _ddex_releases(root, found)):
+        shown = ", ".join(releases[:3]) + (", ..." if len(releases) > 3 else "")
+        problems.append(Problem("no-sheet", f"{root}: a DDEX batch (a release with its message in each of {shown}), "
+                                            f"not one collection; check a release folder (preserve check "
+                                            f"{root / releases[0]}) or package them all with preserve package "
+                                            "--batch BATCH DEST_DIR"))
     elif sheet_name is None:
         problems.append(Problem("no-sheet", f"{root}: no metadata.csv or metadata.json; every audio file needs a row "
                                             "(start from the template: preserve/templates/metadata-template.csv)"))
@@ -482,6 +489,16 @@ def _ddex_files(delivery: Delivery, report: CheckReport, roles: dict[str, str], 
         # an absent file is already a problem of its row or resource: its checksum adds nothing
         if rel in found and outside_reason(root, rel) is None:
             delivered.expected.append(dataclasses.replace(e, target=rel))
+
+
+def _ddex_releases(root: Path, found: dict[str, FoundFile]) -> list[str]:
+    """The sub-folders of ``root`` that each hold a DDEX message at their top: a batch's releases."""
+    tops: dict[str, list[str]] = {}
+    for rel in found:
+        folder, _, name = rel.partition("/")
+        if name and "/" not in name:
+            tops.setdefault(folder, []).append(name)
+    return [folder for folder, names in sorted(tops.items()) if candidates(root / folder, names)]
 
 
 #: roles whose readers name their own OS error (the sheet, collection.toml, checksum files)

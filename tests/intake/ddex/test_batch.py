@@ -97,3 +97,12 @@ def test_a_release_folder_checked_alone_finds_its_batch(tmp_path: Path) -> None:
     assert {"data/submission/batch/collection.toml", "data/submission/batch/agreements/deposit-agreement.txt"} <= bagged
     assert report.collection.default_rights is not None
     assert report.collection.default_rights.agreement_source == "batch/agreements/deposit-agreement.txt"
+
+
+def test_a_batch_checked_as_one_collection_says_it_is_a_batch() -> None:
+    from preserve.intake import check_collection
+
+    report = check_collection(EXAMPLE)
+    [first, *_] = report.problems
+    assert first.code == "no-sheet" and "a DDEX batch" in first.message
+    assert "5012345678900, 5012345678917" in first.message and "--batch" in first.message
