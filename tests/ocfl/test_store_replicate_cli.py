@@ -48,6 +48,7 @@ def _json(output: str) -> Any:
     return json.loads(output[output.index("{"):])
 
 
+@pytest.mark.slow
 def test_store_replicated_once_restored_and_audited_on_s3(pcli: Any, make_bag: MakeBag, store_root: Path,
                                                           tmp_path: Path, s3_server: S3Server) -> None:
     prefix = _object(make_bag, store_root)
