@@ -137,10 +137,12 @@ def locate(location: str, open_at: Callable[[str], Store]) -> tuple[Store, str] 
     if open_at(parent).head(f"{name}/{OBJECT_DECLARATION}") is None:
         return None
     parts = text.split("/")
-    for up in range(1, min(_MAX_DEPTH, len(parts) - 1) + 1):
+    # the default hashed layout's depth first, then the flat one's, then the rest: each guess opens a store
+    for up in sorted(range(1, min(_MAX_DEPTH, len(parts) - 1) + 1), key=lambda n: (n != 4, n != 1, n)):
         candidate = "/".join(parts[:-up])
-        if not candidate or candidate.endswith(":") or candidate.endswith(":/"):
-            break
+        scheme_lost = "://" in text and ("://" not in candidate or candidate.endswith("://"))
+        if not candidate or scheme_lost:
+            continue  # above the bucket (s3://) is no place
         store = open_at(candidate)
         if store.head(ROOT_DECLARATION) is not None:
             return store, "/".join(parts[-up:])
