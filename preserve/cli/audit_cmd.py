@@ -118,7 +118,8 @@ def audit(targets: tuple[str, ...], tier: str | None, full_every: int, full_afte
 
     With --tier remote-metadata or --tier remote-full, each PATH is a replica copy instead:
     s3://bucket/prefix/BAG-NAME, a directory on another disk, or TARGET-NAME/BAG-NAME from
-    preserve.toml (see docs/replication.md); the S3 options below apply.
+    preserve.toml (see docs/replication.md); the S3 options below apply. A replicated OCFL object
+    (TARGET/<object path>) is audited against its inventory (docs/store.md).
     """
     if tier in REMOTE_TIERS:
         # replicas (STORE/BAG-NAME: s3://bucket/prefix/bag or a path on another disk) are audited

@@ -19,6 +19,7 @@ from preserve.cli.common import (
     DEFAULT_PROGRESS_INTERVAL,
     Command,
     ProgressBar,
+    echo_err,
     emit_json,
     for_people,
     json_option,
@@ -116,6 +117,23 @@ def resolve_target(text: str, config: ReplicationConfig, kw: dict[str, Any]) -> 
     return open_store(spec.url), spec
 
 
+def store_opener(config: ReplicationConfig, kw: dict[str, Any]) -> Callable[[str], Store]:
+    """Open (once each) the stores at a replica's location and the folders above it, with the
+    command's S3 options: a store object's replica is found by its storage root above it."""
+    opened: dict[str, Store] = {}
+
+    def open_at(text: str) -> Store:
+        name, sep, rest = text.partition("/")
+        if sep and "://" not in text and name in config.targets:
+            # TARGET-NAME/<path>: the folder below the configured target, with its settings
+            text = f"{config.targets[name].url.rstrip('/')}/{rest}"
+        if text not in opened:
+            opened[text] = resolve_target(text, config, kw)[0]
+        return opened[text]
+
+    return open_at
+
+
 def put_options(kw: dict[str, Any], spec: TargetSpec) -> PutOptions:
     """Upload settings from the command line (and the target's configured storage class)."""
     if kw.get("lock_mode") and not kw.get("retain_until"):
@@ -204,7 +222,7 @@ def with_config(fn: Callable[..., Any]) -> Callable[..., Any]:
 def replicate(bag: Path, targets: tuple[str, ...], serialize: str | None, ledger_path: Path | str | None,
               as_json: bool, quiet: bool, progress_interval: float, abort_incomplete: bool, incomplete_max_age: int,
               config: ReplicationConfig, **kw: Any) -> None:
-    """Copy BAG to each TARGET and verify every object there.
+    """Copy BAG (or an OCFL store or object) to each TARGET and verify every object there.
 
     TARGET is s3://bucket/prefix, a directory, or a target name from preserve.toml. A rerun skips
     what is there and verified, and resumes interrupted uploads. More: docs/replication.md.
@@ -220,7 +238,12 @@ def replicate(bag: Path, targets: tuple[str, ...], serialize: str | None, ledger
     neither can vouch. The replica is recorded in the ledger whatever the outcome,
     and counts as complete only when every object verified. A symbolic link anywhere in BAG is
     refused before anything is sent; in a directory TARGET a link is damage, never followed.
+
+    An OCFL storage root, or one object's folder in it, is replicated by the store's own engine:
+    each object's versions the replica lacks, verified the same way, then its replica record and
+    its inventory last; one ledger record per object (docs/store.md).
     """
+    from preserve.ocfl.replicate import is_store
     from preserve.replication.replicate import ReplicateOptions, replicate_bag
 
     for text in targets:  # before anything is sent anywhere
@@ -230,6 +253,14 @@ def replicate(bag: Path, targets: tuple[str, ...], serialize: str | None, ledger
         if asked and not is_s3_url(spec.url):
             raise click.UsageError(f"{text}: {', '.join(asked)} apply to S3 targets only; a directory has no object "
                                    "lock or storage classes, so its copy could not be kept as asked")
+    if is_store(bag):
+        if serialize:
+            raise click.UsageError(f"{bag}: a store is replicated file by file (each version is sent once); "
+                                   "--serialize applies to bags")
+        _replicate_store(bag, targets, ledger_path=ledger_path, as_json=as_json, quiet=quiet,
+                         progress_interval=progress_interval, abort_incomplete=abort_incomplete,
+                         incomplete_max_age=incomplete_max_age, config=config, kw=kw)
+        return
     ledger = open_ledger(ledger_path)
     failures: list[PreserveError] = []
     summaries = []
@@ -278,12 +309,64 @@ def replicate(bag: Path, targets: tuple[str, ...], serialize: str | None, ledger
         raise click.exceptions.Exit(code)
 
 
+def _replicate_store(source: Path, targets: tuple[str, ...], *, ledger_path: Path | str | None, as_json: bool,
+                     quiet: bool, progress_interval: float, abort_incomplete: bool, incomplete_max_age: int,
+                     config: ReplicationConfig, kw: dict[str, Any]) -> None:
+    """``preserve replicate ROOT|ROOT/OBJECT TARGET...``: the store's own replication (docs/store.md)."""
+    from preserve.ocfl.replicate import replicate_store
+    from preserve.replication.replicate import ReplicateOptions
+
+    ledger = open_ledger(ledger_path)
+    summaries: list[dict[str, Any]] = []
+    problems: list[str] = []
+    codes: set[int] = set()
+    try:
+        for text in targets:
+            store, spec = resolve_target(text, config, kw)
+            put = put_options(kw, spec)
+            put.upload_max_age = dt.timedelta(days=incomplete_max_age)
+            bar = ProgressBar(0, for_people(f"replicating {source.name} to {store.url}"),
+                              enabled=not quiet and not as_json, interval=progress_interval)
+            bar.phase("send", counted=False)  # what each object lacks is known only as it is reached
+            put.progress = bar
+            opts = ReplicateOptions(put=put, workers=kw.get("workers") or DEFAULT_WORKERS, target_name=spec.name,
+                                    place=spec.location, origin=config.origin, abort_incomplete=abort_incomplete)
+            try:
+                with bar.shown():
+                    result = replicate_store(source, store, opts, ledger=ledger)
+            except PreserveError as exc:
+                echo_err(f"preserve: error: {exc}")
+                problems.append(str(exc))
+                codes.add(exc.exit_code)
+                continue
+            summaries.append(result.to_dict())
+            for failed in result.errors:
+                echo_err(f"preserve: error: {failed}")
+                problems.append(str(failed))
+                codes.add(failed.exit_code)
+            if not as_json:
+                verdict = "complete" if result.complete else f"INCOMPLETE ({len(result.errors)} object(s) failed)"
+                click.echo(f"{for_people(result.target)}: {verdict}, {result.objects} object(s): "
+                           f"{len(result.versions_sent)} version(s) sent ({result.files_sent} files, "
+                           f"{human(result.bytes_sent)}), {result.up_to_date} already up to date")
+    finally:
+        ledger.close()
+    code = 0 if not codes else codes.pop() if len(codes) == 1 else EXIT_PROBLEMS
+    if as_json:
+        emit_json({"targets": len(targets), "store": True, "replicated": len(summaries), "replicas": summaries,
+                   "errors": problems}, path=source, exit_code=code, problems=problems)
+    if code:
+        raise click.exceptions.Exit(code)
+
+
 def audit_replicas(targets: tuple[str, ...], tier: str | None, *, ledger: Any, as_json: bool, quiet: bool,
                    workers: int | None, request_restore: bool, kw: dict[str, Any],
                    progress_interval: float = DEFAULT_PROGRESS_INTERVAL) -> list[Any]:
     """``preserve audit STORE/BAG-NAME --tier remote-metadata|remote-full``: audit replicas where they
     are, record each audit in the ledger, print them; returns the ledger's audit records."""
     from preserve.errors import UsageError
+    from preserve.ocfl.remote_audit import audit_record, audit_replica_object
+    from preserve.ocfl.replica import locate
     from preserve.replication.remote_audit import REMOTE_TIERS, audit_remote, split_location
 
     if tier not in REMOTE_TIERS:
@@ -293,16 +376,22 @@ def audit_replicas(targets: tuple[str, ...], tier: str | None, *, ledger: Any, a
     kw["workers"] = workers or 4
     records = []
     dicts = []
+    opened = store_opener(config, kw)
     for text in targets:
         parent, name = split_location(text)
-        store, _spec = resolve_target(parent, config, kw)
+        store = opened(parent)
         bar = ProgressBar(0, for_people(f"auditing {name}"), enabled=not quiet and not as_json and tier == "remote-full",
                           interval=progress_interval)
         bar.phase("read+hash")
+        located = locate(text, opened)  # a replicated store object, audited against its inventory
         with bar.shown():
-            result = audit_remote(store, name, tier, request_restore=request_restore, workers=workers or 4,
-                                  progress=bar)
-        record = result.to_audit_record()
+            if located is not None:
+                result = audit_replica_object(*located, tier, request_restore=request_restore, workers=workers or 4,
+                                              progress=bar)
+            else:
+                result = audit_remote(store, name, tier, request_restore=request_restore, workers=workers or 4,
+                                      progress=bar)
+        record = audit_record(result) if located is not None else result.to_audit_record()
         ledger.record_audit(record)
         records.append(record)
         dicts.append(result.to_dict())

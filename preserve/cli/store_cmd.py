@@ -332,9 +332,16 @@ def replicate(root: Path, target: str, as_json: bool, quiet: bool) -> None:
     from preserve.ocfl.replicate import replicate_store
 
     result = replicate_store(root, target)
+    problems = [str(e) for e in result.errors]
+    code = 0 if result.complete else result.errors[0].exit_code
     if as_json:
         emit_json({"target": result.target, "objects": result.objects, "versions_sent": result.versions_sent,
-                   "files_sent": result.files_sent, "bytes_sent": result.bytes_sent}, path=root)
-        return
-    click.echo(f"{for_people(result.target)}: {result.objects} object(s) checked, {len(result.versions_sent)} "
-               f"version(s) sent ({result.files_sent} files, {result.bytes_sent} bytes)")
+                   "files_sent": result.files_sent, "bytes_sent": result.bytes_sent}, path=root, exit_code=code,
+                  problems=problems)
+    else:
+        for text in problems:
+            echo_err(f"preserve: error: {text}")
+        click.echo(f"{for_people(result.target)}: {result.objects} object(s) checked, {len(result.versions_sent)} "
+                   f"version(s) sent ({result.files_sent} files, {result.bytes_sent} bytes)")
+    if code:
+        raise click.exceptions.Exit(code)

@@ -509,6 +509,22 @@ def _send_one(store: Store, name: str, job: _Job, opts: ReplicateOptions, remote
             result.part_sha256[job.rel] = job.sha256
 
 
+def send_verified(store: Store, prefix: str, rel: str, path: Path, sha256: str, size: int, *, archive: bool,
+                  opts: ReplicateOptions, remote: RemoteRecord | None, result: ReplicaResult,
+                  lock: threading.Lock, present: set[str] | None) -> None:
+    """Send one local file to ``prefix/rel`` unless it is there and verified, exactly as a bag's
+    files are (resumed parts, storage class, object lock, what verified it in ``result``).
+
+    The OCFL store's replication sends its objects' files through this, so that a store object
+    and a bag are verified the same way on every kind of server."""
+    _send_one(store, prefix, _Job(rel, path, sha256, size, archive), opts, remote, result, lock, present)
+
+
+def listed_keys(store: Store, prefix: str) -> set[str] | None:
+    """The keys already under ``prefix`` (None where each object is to be HEADed instead)."""
+    return _listed(store, prefix)
+
+
 def _check_kept(store: Store, key: str, info: Any, opts: ReplicateOptions, archive: bool) -> None:
     """After an upload: the object is in the storage class asked for, and locked as asked (a
     store that ignored the lock settings of the upload gets the retention set explicitly)."""
