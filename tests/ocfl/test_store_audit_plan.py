@@ -84,7 +84,7 @@ def _flip(path: Path) -> None:
 
 def _content(obj: Path, suffix: str) -> Path:
     inventory = read_inventory(obj)
-    return obj / sorted(p for ps in inventory["manifest"].values() for p in ps if p.endswith(suffix))[0]
+    return obj / str(sorted(p for ps in inventory["manifest"].values() for p in ps if p.endswith(suffix))[0])
 
 
 def test_max_bytes_defers_objects_and_the_next_run_takes_them_first(make_bag: MakeBag, store_root: Path,
