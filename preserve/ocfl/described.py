@@ -73,9 +73,9 @@ def read_description(state: dict[str, str], locate: Callable[[str], Path], sheet
     if delivered is not None:
         out.message, delivery = delivered
         out.layers.append(delivery.sheet)
+        rows = {r.number: r for r in delivery.sheet.rows}
         for number, facts in delivery.facts.items():
-            row = next(r for r in delivery.sheet.rows if r.number == number)
-            out.facts[on_disk(OBJECTS + row.get("file"))] = facts
+            out.facts[on_disk(OBJECTS + rows[number].get("file"))] = facts
     else:
         for name in ([sheet_name] if sheet_name else list(SHEET_NAMES)):
             if SUBMISSION + name in state:
