@@ -1,7 +1,7 @@
 """The same audit on a Dask distributed cluster (optional extra ``preserve[dask]``).
 
-Each bag becomes one task. Workers read the bag from storage they share with the client (same
-mount paths), audit it exactly as the local run does (:func:`preserve.audit.runner.audit_bag`),
+Each bag (or OCFL store object) becomes one task. Workers read it from storage they share with the
+client (same mount paths), audit it exactly as the local run does (:func:`preserve.audit.runner.audit_item`),
 and send the :class:`~preserve.audit.ledger.AuditRecord` back; the client alone writes the
 ledger, so workers need no access to it.
 
@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from preserve.audit.ledger import AuditRecord
-from preserve.audit.runner import AuditOptions, BudgetSpent, PlannedBag, audit_bag, error_record
+from preserve.audit.runner import AuditOptions, BudgetSpent, PlannedBag, audit_item, error_record
 from preserve.errors import RemoteError, UsageError
 from preserve.fixity import Progress
 
@@ -58,13 +58,13 @@ def make_security(scheduler: str, *, ca_file: str | None = None, cert: str | Non
     return security
 
 
-def _task(path: str, tier: str, opts: AuditOptions, wall_deadline: float | None,
-          identifier: str | None = None, remembered: tuple[tuple[str, str], ...] = ()) -> AuditRecord:
+def _task(item: PlannedBag, opts: AuditOptions, wall_deadline: float | None) -> AuditRecord:
     # monotonic clocks differ between machines: the deadline travels as wall-clock time
     deadline = time.monotonic() + (wall_deadline - time.time()) if wall_deadline is not None else None
-    # the same audit_bag as a local run: files opened below the bag with no link followed, and
-    # the remembered tag files and empty folders compared on the worker, where the bag is read
-    return audit_bag(path, tier, opts, None, deadline, identifier=identifier, remembered=remembered)
+    # the same audit as a local run (a bag, or a store object against its inventory): files opened
+    # with no link followed, and a bag's remembered tag files and empty folders compared on the
+    # worker, where the bag is read
+    return audit_item(item, opts, None, deadline)
 
 
 def per_task_options(opts: AuditOptions, threads: int) -> AuditOptions:
@@ -107,8 +107,7 @@ def run_on_cluster(scheduler: str | Any, bags: list[PlannedBag], opts: AuditOpti
                     queue.clear()
                     return
                 item = queue.pop(0)
-                fut = client.submit(_task, str(item.path), item.tier, task_opts, None if first[0] else wall_deadline,
-                                    item.identifier, item.remembered, pure=False,
+                fut = client.submit(_task, item, task_opts, None if first[0] else wall_deadline, pure=False,
                                     key=f"preserve-audit-{item.tier}-{item.identifier}-{time.time_ns()}")
                 first[0] = False
                 in_flight[fut] = item

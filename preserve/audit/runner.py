@@ -11,6 +11,9 @@ has disappeared is a failure, even when nothing lists it any more. Every file is
 the bag's folder with no link followed at any level (:mod:`preserve.safefs`): a link is a
 finding naming it, and nothing is read or recorded about what it points to.
 
+OCFL store objects (a storage root or an object given as a PATH) are planned, scheduled,
+budgeted and recorded as bags are; each is audited against its inventory (:mod:`preserve.ocfl.audit`).
+
 Audits only read. The ledger is written by the caller's process alone (one record per bag, as
 soon as the bag is done), which is what lets a Dask cluster do the reading.
 """
@@ -44,6 +47,8 @@ from preserve.bag.validate import ValidationReport, tag_manifest_entries, valida
 from preserve.bag.writer import EMPTY_DIRS_FILE, XXH3_FILE
 from preserve.errors import BadTagFile, InputError, PreserveError, SourceNotFound, plain_reason
 from preserve.fixity import ALGORITHMS, COST, Progress, RateLimiter, Tally, hash_file, ordered_map
+from preserve.ocfl.audit import audit_object, describe_object, store_objects
+from preserve.ocfl.layout import OBJECT_DECLARATION
 from preserve.safefs import (
     LINK_REASON,
     LinkRefused,
@@ -52,6 +57,8 @@ from preserve.safefs import (
 )
 
 TIERS = ("fast", "full")
+#: what a planned item is: a bag, or an object of an OCFL store (audited against its inventory)
+BAG, OCFL_OBJECT = "bag", "ocfl-object"
 #: Tiers for replicas in S3-compatible stores (``s3://`` targets), run by the replication engine.
 REMOTE_TIERS = ("remote-metadata", "remote-full")
 
@@ -109,6 +116,8 @@ class PlannedBag:
     #: ``(path, kind)`` the ledger remembers from the bag's first audit (kind ``file`` or
     #: ``empty-dir``); the audit reports any that are gone
     remembered: tuple[tuple[str, str], ...] = ()
+    #: :data:`BAG` or :data:`OCFL_OBJECT`
+    kind: str = BAG
 
 
 @dataclass
@@ -254,6 +263,14 @@ def _under(location: str, root: Path) -> bool:
     return location == base or location.startswith(base.rstrip("/") + "/")
 
 
+def _is_object(folder: Path) -> bool:
+    """Whether ``folder`` holds an OCFL object declaration (False when it cannot be looked into)."""
+    try:
+        return (folder / OBJECT_DECLARATION).is_file()
+    except OSError:
+        return False
+
+
 def plan_audit(ledger: Ledger, paths: Sequence[str | os.PathLike[str]], policy: Policy,
                budget: Budget | None = None) -> AuditPlan:
     """Every bag under ``paths``, least recently verified first, with its tier; bags past
@@ -261,46 +278,69 @@ def plan_audit(ledger: Ledger, paths: Sequence[str | os.PathLike[str]], policy: 
 
     Bags the ledger knows at or under a PATH that are no longer found there (removed, or their
     bagit.txt gone) are planned first: auditing them records the loss as a failure.
+
+    A PATH that is an OCFL storage root or object stands for its objects, planned with the bags
+    (:data:`OCFL_OBJECT`): the fast tier reads no content (its estimate is 0 bytes), the full tier
+    every content file of every version (an object new to the ledger is sized from the file
+    system, a known one by its last audit).
     """
     budget = budget or Budget()
     warnings: list[str] = []
     known = ledger.bag_states()
     replicas = {r.location for r in ledger.all_replicas()}
     bags: list[Path] = []
-    lost: dict[Path, BagState] = {}
+    objects: list[Path] = []
+    lost: dict[Path, tuple[BagState, str]] = {}
     for given in paths:
         root = Path(given).resolve()
         known_here = [s for s in known if _under(s.location, root) and s.location not in replicas]
-        try:
-            bags.extend(_discover_one(given, warnings))
-        except InputError:
-            if not known_here:
-                raise
+        in_store = store_objects(given)
+        if in_store is not None:
+            objects.extend(in_store)
+        else:
+            try:
+                bags.extend(_discover_one(given, warnings))
+            except InputError:
+                if not known_here:
+                    raise
         for s in known_here:
-            lost[Path(s.location)] = s
-    bags = list(dict.fromkeys(bags))
-    # a known bag still there, or inside a bag found (bags within bags are not audited apart)
-    lost = {p: s for p, s in lost.items() if not any(_under(str(p), b) for b in bags)}
+            lost[Path(s.location)] = (s, BAG if in_store is None else OCFL_OBJECT)
+    objects = list(dict.fromkeys(objects))
+    in_stores = set(objects)
+    bags = [b for b in dict.fromkeys(bags) if b not in in_stores]
+    # a known bag still there, or inside a bag found (bags within bags are not audited apart); an
+    # object on disk met under a folder of bags is not lost either (discovery warns that it was left)
+    lost = {p: s for p, s in lost.items() if p not in in_stores and not any(_under(str(p), b) for b in bags)
+            and not (s[1] == BAG and _is_object(p))}
     described = {p: _describe(p) for p in bags}
+    sized = {s.location for s in known if s.audits and s.payload_bytes is not None}
+    # the identifier and size a known object's last audit recorded stand (None keeps them): no
+    # inventory read nor file sizes taken for it at planning
+    described.update({p: (None, None, None) if str(p) in sized else describe_object(p) for p in objects})
+    kinds = dict.fromkeys(objects, OCFL_OBJECT)
     # one transaction for all: a commit per bag would fsync thousands of times
     ledger.ensure_bags([(str(p), ident, nbytes, nfiles) for p, (ident, nbytes, nfiles) in described.items()])
     states = {s.location: s for s in ledger.bag_states()}
     structure = ledger.remembered_structure()
-    ordered = sorted(bags, key=lambda p: (states[str(p)].last_audit is not None, states[str(p)].last_audit or "", str(p)))
+    ordered = sorted([*bags, *objects],
+                     key=lambda p: (states[str(p)].last_audit is not None, states[str(p)].last_audit or "", str(p)))
     plan = AuditPlan(bags=[], warnings=warnings)
     now = time.time()
-    for p, s in sorted(lost.items()):
+    for p, (s, kind) in sorted(lost.items()):
         # nothing to read: they cost no budget, and a loss is reported at once
         tier, reason = policy.choose(s if s.audits else None, now)
-        plan.bags.append(PlannedBag(p, s.identifier, tier, reason, 0, s.last_audit, tuple(structure.get(str(p), ()))))
+        plan.bags.append(PlannedBag(p, s.identifier, tier, reason, 0, s.last_audit, tuple(structure.get(str(p), ())),
+                                    kind))
     spent = 0
     first = True
     for p in ordered:
         state = states[str(p)]
         tier, reason = policy.choose(state if state.audits else None, now)
+        kind = kinds.get(p, BAG)
+        size = described[p][1] or state.payload_bytes or 0
         item = PlannedBag(p, described[p][0] or state.identifier, tier, reason,
-                          described[p][1] or state.payload_bytes or 0, state.last_audit,
-                          tuple(structure.get(str(p), ())))
+                          0 if kind == OCFL_OBJECT and tier == "fast" else size, state.last_audit,
+                          tuple(structure.get(str(p), ())), kind)
         if plan.deferred or (budget.max_bytes is not None and not first and spent + item.estimated_bytes > budget.max_bytes):
             plan.deferred.append(item)
             continue
@@ -687,6 +727,29 @@ def audit_bag(path: str | os.PathLike[str], tier: str, opts: AuditOptions | None
                        payload_files=payload_files, findings=findings, tag_files=tag_files, empty_dirs=empty_dirs)
 
 
+def audit_item(item: PlannedBag, opts: AuditOptions | None = None, progress: Progress | None = None,
+               deadline: float | None = None, limiter: RateLimiter | None = None) -> AuditRecord:
+    """Audit one planned bag or store object (:attr:`PlannedBag.kind`); the local run and the Dask
+    workers both come here. ``deadline`` and ``limiter`` as for :func:`audit_bag`."""
+    opts = opts or AuditOptions()
+    if item.kind != OCFL_OBJECT:
+        return audit_bag(item.path, item.tier, opts, progress, deadline, limiter, identifier=item.identifier,
+                         remembered=item.remembered)
+    if item.tier not in TIERS:
+        raise InputError(f"{item.path}: tier {item.tier!r} is for remote replicas; store objects take fast or full")
+    if limiter is None and opts.max_rate:
+        limiter = RateLimiter(opts.max_rate)
+
+    def counting(nbytes: int, nfiles: int) -> None:
+        if progress is not None:
+            progress(nbytes, nfiles)
+        if deadline is not None and time.monotonic() > deadline:
+            raise BudgetSpent(str(item.path))
+
+    return audit_object(item.path, item.tier, progress=counting, workers=opts.workers, drop_cache=opts.drop_cache,
+                        limiter=limiter, identifier=item.identifier)
+
+
 # -- a whole run ----------------------------------------------------------------------------------
 
 def run_audit(ledger: Ledger, plan: AuditPlan, *, opts: AuditOptions | None = None, budget: Budget | None = None,
@@ -754,8 +817,7 @@ def _run_local(bags: list[PlannedBag], opts: AuditOptions, keep: Callable[[Audit
             if now >= deadline or now + needed > deadline:
                 return bags[i:]
         try:
-            record = audit_bag(item.path, item.tier, opts, progress, deadline if i > 0 else None, limiter,
-                               identifier=item.identifier, remembered=item.remembered)
+            record = audit_item(item, opts, progress, deadline if i > 0 else None, limiter)
         except BudgetSpent:
             return bags[i:]
         except Exception as exc:  # one bag's error must not end the run for the others

@@ -37,7 +37,6 @@ from preserve.cli.common import (
 from preserve.cli.ledger_cmd import check_pending, ledger_options, open_ledger
 from preserve.cli.replicate_cmd import audit_replicas, s3_options
 from preserve.errors import AuditProblems, PreserveError, UsageError
-from preserve.ocfl.audit import audit_object, store_objects
 from preserve.replication.config import find_config
 
 
@@ -159,16 +158,9 @@ def audit(targets: tuple[str, ...], tier: str | None, full_every: int, full_afte
     elif tls_ca_file or tls_cert or tls_key:
         raise UsageError("--tls-ca-file/--tls-cert/--tls-key go with --scheduler tls://...")
     run = AuditRun(started=now_iso())
-    # OCFL storage roots and objects are audited against their inventories; the rest are bags
-    stores = [obj for p in paths for obj in (store_objects(p) or [])]
-    paths = [p for p in paths if store_objects(p) is None]
     with open_ledger(ledger_path, network_ok) as led:
-        for obj in stores:
-            record = audit_object(obj, policy.choose(next(iter(led.find_bags(str(obj))), None))[0])
-            led.record_audit(record)
-            run.records.append(record)
-            if not quiet and not as_json:
-                click.echo(_bag_line(record), err=True)
+        # bags, folders of bags and OCFL stores (their objects checked against their inventories)
+        # are planned together: one order, one budget, one scheduler, one progress bar
         plan = plan_audit(led, paths, policy, limits)
         bar = ProgressBar(0, "auditing", enabled=not quiet and not as_json, interval=progress_interval)
         bar.phase("verify", plan.total_bytes)

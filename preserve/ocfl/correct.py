@@ -7,9 +7,12 @@ content already stored). Its sidecars are written again by the one sidecar write
 - what intake learned by reading the audio (format, technical metadata, embedded-checksum
   checks, producer checksums), read back from the head version's ``metadata/premis.xml``
   (:mod:`preserve.ocfl.stored`), with sizes and digests from the inventory and the manifests;
-- the descriptive and rights columns of the new sheet (and ``collection.toml``: the one given,
-  else the one delivered in ``data/submission/``), read and gated by intake's own code, so a row
-  that would be refused at intake refuses the correction, naming the row.
+- the descriptive and rights columns of the new sheet laid over the stored description (the
+  delivered sheet or DDEX message, then each earlier correction: :mod:`preserve.ocfl.described`),
+  cell by cell, so a fact the sheet does not restate is kept (a DDEX message's contributors,
+  P-line, references...); with ``collection.toml`` (the one given, else the one delivered in
+  ``data/submission/``), read and gated by intake's own code, so a row that would be refused at
+  intake refuses the correction, naming the row.
 
 The sheet and configuration given are kept in the new version as tag files
 (``metadata/correction-vN-<name>``), so the version holds what it was made from. bag-info takes
@@ -36,10 +39,12 @@ from preserve.bag.writer import StagedBag, Verification
 from preserve.errors import ProblemsFound, UsageError
 from preserve.intake.checksums import is_checksum_file
 from preserve.intake.collection import CONFIG_NAME, CollectionConfig, load_config
+from preserve.intake.inherited import BATCH_FOLDER
 from preserve.intake.rights import build_rights, embargo_warning, gate, rights_cells
-from preserve.intake.sheet import RIGHTS, SHEET_NAMES, read_sheet
+from preserve.intake.sheet import RIGHTS, SHEET_NAMES, SheetRow, read_sheet
 from preserve.intake.tracks import lossy_warnings, track_from_row
 from preserve.model import Collection, PackagingContext, Rights, SubmissionFile, Track
+from preserve.ocfl.described import read_description
 from preserve.ocfl.history import append_events, events_in, rewrite_tag_manifests, store_event
 from preserve.ocfl.inventory import state_of
 from preserve.ocfl.layout import open_root
@@ -103,6 +108,7 @@ def correct(root_path: str | os.PathLike[str], object_id: str, *, sheet: str | o
         made = _made(head_mets, head_premis, object_id)
         if collection.title is None:
             collection.title = made.title
+        collection.source_identifiers = made.identifiers
         context = PackagingContext(started=made.started, ended=made.created, operator=made.operator,
                                    organization=collection.organization, software="preserve",
                                    software_version=_version())
@@ -139,12 +145,16 @@ def _size(build: VersionBuild, digest: str) -> int:
 
 def _config(build: VersionBuild, config: str | os.PathLike[str] | None) -> CollectionConfig:
     """collection.toml: the one given, else the latest correction's, else the one the object holds in
-    data/submission/, else none."""
+    data/submission/, else the batch's it was packaged with (data/submission/batch/), else none."""
     folder = build.txn.staging("config")
+    batch = None
     if config is not None:
         shutil.copyfile(config, folder / CONFIG_NAME)
     else:
         held = _latest_correction(build, (".toml",)) or _stored_path(build, SUBMISSION + CONFIG_NAME)
+        if held is None:
+            batch = _stored_path(build, SUBMISSION + BATCH_FOLDER + CONFIG_NAME)
+            held = batch
         if held is None:
             return CollectionConfig()
         shutil.copyfile(held, folder / CONFIG_NAME)
@@ -152,6 +162,14 @@ def _config(build: VersionBuild, config: str | os.PathLike[str] | None) -> Colle
     if cfg.problems:
         raise ProblemsFound(f"{config or SUBMISSION + CONFIG_NAME}: " + "; ".join(cfg.problems)
                             + "; no version was made")
+    if batch is not None:
+        # as at packaging: the batch's identifier groups its releases, each release keeps the name and
+        # title its message gave it, and the batch's agreement is a path in the batch folder
+        # (packaged under data/submission/batch/)
+        cfg.group_identifier = cfg.group_identifier or cfg.identifier
+        cfg.identifier = cfg.title = None
+        if cfg.defaults.get("agreement", "").strip():
+            cfg.defaults["agreement"] = BATCH_FOLDER + cfg.defaults["agreement"].strip().replace("\\", "/").removeprefix("./")
     return cfg
 
 
@@ -190,9 +208,16 @@ def _collection(build: VersionBuild, cfg: CollectionConfig, sheet_path: Path | N
             if why:
                 problems.append(f"{CONFIG_NAME} [defaults]: agreement {coll.default_rights.agreement!r} {why}")
     audio = sorted(p for p in build.data if p.startswith(OBJECTS))
-    if sheet_path is None:
-        sheet_path = _stored_sheet(build, cfg)
-    sheet = read_sheet(sheet_path, sheet_path.name)
+    described = read_description(state_of(build.inventory), lambda rel: _stored_path(build, rel) or Path(rel),
+                                 cfg.sheet, on_disk)
+    if sheet_path is not None:
+        sheet = read_sheet(sheet_path, sheet_path.name)
+    elif described.layers:
+        sheet = described.layers.pop()  # --config alone: the latest correction's sheet, else the delivered one
+    else:
+        raise UsageError(f"{build.result.object_id}: the object holds no sheet under {SUBMISSION}; give one with --sheet")
+    below = described.cells(on_disk)
+    message = (described.message or "").removeprefix(SUBMISSION)
     warnings.extend(sheet.warnings)
     problems.extend(f"{sheet.name}{f' row {row}' if row else ''}: {msg}" if not msg.startswith(sheet.name) else msg
                     for row, msg in sheet.problems)
@@ -211,6 +236,8 @@ def _collection(build: VersionBuild, cfg: CollectionConfig, sheet_path: Path | N
         if bag_path in tracks:
             problems.append(f"{where}: is already described in row {tracks[bag_path].row}; keep one row per file")
             continue
+        # the sheet wins where a cell gives a value; elsewhere the stored description stands
+        row = SheetRow(row.number, {**below.get(bag_path, {}), **{k: v for k, v in row.cells.items() if v.strip()}})
         cells, origin = rights_cells(row.cells, cfg.defaults)
         rights = build_rights(cells)
         if rights.agreement:
@@ -222,6 +249,7 @@ def _collection(build: VersionBuild, cfg: CollectionConfig, sheet_path: Path | N
             if ended:
                 warnings.append(ended)
         track, msgs, row_problems = track_from_row(row, rel, rights, cfg.defaults, where)
+        described.apply(track, bag_path, row.cells)
         problems.extend(msg for _code, msg in row_problems)
         warnings.extend(msgs)
         facts = stored.get(bag_path) or StoredFile(bag_path)
@@ -230,7 +258,8 @@ def _collection(build: VersionBuild, cfg: CollectionConfig, sheet_path: Path | N
         track.format = dataclasses.replace(facts.format, mime=mimes.get(href(bag_path)) or facts.format.mime)
         track.technical, track.essence = facts.technical, facts.essence
         track.producer_checksums = list(facts.producer_checksums)
-        track.source_identifiers = facts.source_identifiers or track.source_identifiers
+        if bag_path not in described.facts:  # a DDEX file's references are the message's, set above
+            track.source_identifiers = facts.source_identifiers or track.source_identifiers
         track.rights = _bagged(track.rights) or Rights()
         tracks[bag_path] = track
     problems.extend(f"{sheet.name}: no row for {p.removeprefix(OBJECTS)}, which the object holds; every audio file "
@@ -243,7 +272,7 @@ def _collection(build: VersionBuild, cfg: CollectionConfig, sheet_path: Path | N
     coll.tracks = [tracks[p] for p in audio]
     for rel in sorted(held):
         role = roles.get(rel) or ("collection-config" if rel == CONFIG_NAME else
-                                  "sheet" if rel in (*SHEET_NAMES, cfg.sheet) else
+                                  "sheet" if rel in (*SHEET_NAMES, cfg.sheet, message) else
                                   "checksum-file" if is_checksum_file(rel) else "other")
         facts = stored.get(SUBMISSION + rel) or StoredFile(SUBMISSION + rel)
         coll.submission_files.append(SubmissionFile(facts.original_name or rel, SUBMISSION + rel, role,  # type: ignore[arg-type]
@@ -258,18 +287,6 @@ def _bagged(r: Rights | None) -> Rights | None:
     if r is None or not r.agreement_source:
         return r
     return dataclasses.replace(r, agreement=SUBMISSION + r.agreement_source)
-
-
-def _stored_sheet(build: VersionBuild, cfg: CollectionConfig) -> Path:
-    """With --config alone: the latest correction's sheet, else the delivered one (small files, read again)."""
-    latest = _latest_correction(build, (".csv", ".json"))
-    if latest is not None:
-        return latest
-    for name in ([cfg.sheet] if cfg.sheet else list(SHEET_NAMES)):
-        digest = state_of(build.inventory).get(SUBMISSION + name)
-        if digest is not None:
-            return build.txn.object_path / str(build.inventory["manifest"][digest][0])
-    raise UsageError(f"{build.result.object_id}: the object holds no sheet under {SUBMISSION}; give one with --sheet")
 
 
 def _latest_correction(build: VersionBuild, suffixes: tuple[str, ...]) -> Path | None:
@@ -351,6 +368,12 @@ class _Made:
     created: str
     operator: str | None
     title: str | None
+    #: the collection's identifiers from its delivery (a DDEX message id, its sender...), as stored
+    identifiers: tuple[tuple[str, str], ...] = ()
+
+
+#: the collection object's identifiers the sidecar writer makes itself; the others are the delivery's
+_OWN_IDENTIFIERS = frozenset({"UUID", "local", "Bag-Group-Identifier", "bag name"})
 
 
 def _made(mets: Path | None, premis_path: Path, object_id: str) -> _Made:
@@ -369,6 +392,10 @@ def _made(mets: Path | None, premis_path: Path, object_id: str) -> _Made:
     for ident in premis.iter(f"{_P}objectIdentifier"):
         if ident.findtext(f"{_P}objectIdentifierType") == "bag name":
             made.name = ident.findtext(f"{_P}objectIdentifierValue") or made.name
+            owner = ident.getparent()
+            pairs = [(i.findtext(f"{_P}objectIdentifierType") or "", i.findtext(f"{_P}objectIdentifierValue") or "")
+                     for i in (owner.iterfind(f"{_P}objectIdentifier") if owner is not None else [])]
+            made.identifiers = tuple((t, v) for t, v in pairs if t and v and t not in _OWN_IDENTIFIERS)
             break
     for ev in premis.iterfind(f"{_P}event"):
         if ev.findtext(f"{_P}eventType") == "ingestion" and "collection read" in (

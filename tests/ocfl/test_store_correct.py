@@ -272,3 +272,20 @@ def test_a_correction_killed_at_random_points(tmp_path: Path, stored: tuple[Coll
         assert report.ok, (attempt, [str(f) for f in report.errors])
         assert read_inventory(obj)["head"] in ("v2", "v3")
     assert killed >= 2, "kills must land while the correction runs, or this tests nothing"
+
+
+@pytest.mark.slow
+def test_a_sheet_that_restates_little_keeps_the_rest(tmp_path: Path, stored: tuple[Collection, Path, Path],
+                                                     run_preserve: Run) -> None:
+    coll, store, obj = stored
+    # two columns only, and empty title cells: the delivered sheet's titles and artists stand
+    sheet = _sheet(tmp_path, coll, ["one.wav,One (retitled)", "side b/two.wav,", "three.flac,", "four.mp3,"],
+                   header="file,title")
+    done = run_preserve("store", "update", store, ID, "--sheet", sheet, "--reason", "title", "--operator", "Ann")
+    assert done.returncode == 0, done.stderr
+    M = "{http://www.loc.gov/mods/v3}"
+    mods = etree.parse(str(_version_file(obj, "v2", "metadata/mets.xml"))).getroot()
+    titles = [t.text for t in mods.iter(f"{M}title")]
+    names = {n.text for n in mods.iter(f"{M}namePart")}
+    assert {"One (retitled)", "Two", "Three", "Four"} <= set(titles) and "One" not in titles
+    assert {"Ann", "Ben", "Cy", "Dee"} <= names
