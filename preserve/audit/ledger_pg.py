@@ -23,7 +23,14 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from preserve.audit.ledger_base import POSTGRES_SCHEMES, SCHEMA_VERSION, Connection, Cursor
+from preserve.audit.ledger_base import (
+    MONTHS_REFRESH,
+    POSTGRES_SCHEMES,
+    SCHEMA_VERSION,
+    Connection,
+    Cursor,
+    summary_refresh,
+)
 from preserve.errors import LedgerError, PreserveError, UsageError
 
 #: The advisory lock key migrations hold (any constant shared by every preserve; "preserve" in ASCII).
@@ -129,8 +136,28 @@ CREATE TABLE compactions (
 CREATE INDEX compactions_bag ON compactions(bag_id, id)
 """
 
+# as the SQLite migration: the audit summary on each bag, audits per month, the object version;
+# ``NULLS FIRST`` so that the index reads never-audited bags first, as SQLite's does
+_PG_V5 = f"""
+ALTER TABLE audits ADD COLUMN object_version {_TEXT};
+ALTER TABLE bags ADD COLUMN audits_count BIGINT NOT NULL DEFAULT 0, ADD COLUMN last_audit_id BIGINT,
+    ADD COLUMN last_audit {_TEXT}, ADD COLUMN last_outcome {_TEXT}, ADD COLUMN last_tier {_TEXT},
+    ADD COLUMN last_full_id BIGINT, ADD COLUMN last_full {_TEXT}, ADD COLUMN audits_since_full BIGINT NOT NULL DEFAULT 0;
+CREATE TABLE audit_months (
+    month    {_TEXT} PRIMARY KEY,
+    audits   BIGINT NOT NULL,
+    failed   BIGINT NOT NULL,
+    pending  BIGINT NOT NULL,
+    bytes    BIGINT NOT NULL
+);
+""" + ";\n".join((*summary_refresh(reset=False), *MONTHS_REFRESH)) + """;
+CREATE INDEX bags_last_audit ON bags(last_audit NULLS FIRST, location);
+CREATE INDEX bags_failing ON bags(last_audit NULLS FIRST, location) WHERE last_outcome = 'fail';
+CREATE INDEX audits_unpassed ON audits(bag_id) WHERE outcome <> 'pass'
+"""
+
 #: ``PG_MIGRATIONS[n]`` takes a ledger from schema version n to n + 1, as the SQLite list does.
-PG_MIGRATIONS: tuple[str, ...] = (_PG_V1, _PG_V2, _PG_V3, _PG_V4)
+PG_MIGRATIONS: tuple[str, ...] = (_PG_V1, _PG_V2, _PG_V3, _PG_V4, _PG_V5)
 assert len(PG_MIGRATIONS) == SCHEMA_VERSION
 
 

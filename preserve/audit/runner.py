@@ -246,6 +246,14 @@ def _describe(path: Path) -> tuple[str | None, int | None, int | None]:
     return ident, None, None
 
 
+def _known_under(ledger: Ledger, root: Path) -> list[BagState]:
+    """The bags the ledger knows at or below ``root``: a range of the location index ('0' follows '/')."""
+    base = str(root)
+    prefix = base.rstrip("/") + "/"
+    return ledger.bag_states(where=("b.location = ? OR (b.location >= ? AND b.location < ?)",
+                                    (base, prefix, prefix[:-1] + "0")))
+
+
 def _under(location: str, root: Path) -> bool:
     """True when the local ``location`` is ``root`` or lies below it."""
     if "://" in location:
@@ -264,13 +272,12 @@ def plan_audit(ledger: Ledger, paths: Sequence[str | os.PathLike[str]], policy: 
     """
     budget = budget or Budget()
     warnings: list[str] = []
-    known = ledger.bag_states()
     replicas = {r.location for r in ledger.all_replicas()}
     bags: list[Path] = []
     lost: dict[Path, BagState] = {}
     for given in paths:
         root = Path(given).resolve()
-        known_here = [s for s in known if _under(s.location, root) and s.location not in replicas]
+        known_here = [s for s in _known_under(ledger, root) if _under(s.location, root) and s.location not in replicas]
         try:
             bags.extend(_discover_one(given, warnings))
         except InputError:
@@ -284,8 +291,9 @@ def plan_audit(ledger: Ledger, paths: Sequence[str | os.PathLike[str]], policy: 
     described = {p: _describe(p) for p in bags}
     # one transaction for all: a commit per bag would fsync thousands of times
     ledger.ensure_bags([(str(p), ident, nbytes, nfiles) for p, (ident, nbytes, nfiles) in described.items()])
-    states = {s.location: s for s in ledger.bag_states()}
-    structure = ledger.remembered_structure()
+    # only the bags found and the ones lost are read from the ledger, not every bag it knows
+    states = {s.location: s for s in ledger.states_at(locations=[str(p) for p in bags])}
+    structure = ledger.remembered_structure([str(p) for p in (*lost, *bags)])
     ordered = sorted(bags, key=lambda p: (states[str(p)].last_audit is not None, states[str(p)].last_audit or "", str(p)))
     plan = AuditPlan(bags=[], warnings=warnings)
     now = time.time()
