@@ -30,7 +30,7 @@ import os
 import threading
 import time
 import uuid
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -83,8 +83,10 @@ LedgerTarget = str | os.PathLike[str]
 
 # JSON leaves NEL and the Unicode line/paragraph separators raw; tools that split lines on them
 # (Python's str.splitlines among them) would cut a row in two, so the export escapes them too
-#: Audits per multi-row INSERT: 12 values each stays under SQLite's oldest limit of 999 parameters.
-_ROWS_PER_INSERT = 80
+#: Audits (and bags) per multi-row INSERT: one statement, one round trip to a server, for a whole
+#: batch of the usual size. 12 values each stays well under the parameters a statement may carry
+#: (32,766 in SQLite since 3.32, and the ledger needs 3.35 for RETURNING; 65,535 in PostgreSQL).
+_ROWS_PER_INSERT = 1000
 
 _AUDIT_COLUMNS = "uuid, bag_id, tier, started, ended, bytes, files, outcome, algorithm, tool_version, host, object_version"
 _AUDIT_MARKS = ",".join("?" * 12)
@@ -241,28 +243,33 @@ class Ledger(LedgerReads, LedgerCompact):
             "RETURNING id", (identifier, location, payload_bytes, payload_files, stamp, stamp)).fetchone()
         return int(row[0])
 
-    def _ensure_bags_at_once(self, db: Connection, records: list[AuditRecord]) -> dict[str, int]:
-        """The bag id of every record's location: one multi-row upsert per chunk of bags (one round
-        trip to a server per chunk, not per bag); a record without an identifier goes one by one."""
-        last = {r.location: r for r in records}  # the latest record of a bag says what it is now
-        # bag rows are locked in location order: two writers of overlapping batches then never
-        # wait for each other in a circle (a deadlock the server would end by failing one)
-        last = dict(sorted(last.items()))
-        ids = {loc: self._ensure_bag(db, loc, None, r.payload_bytes, r.payload_files)
-               for loc, r in last.items() if r.identifier is None}
-        named = [r for loc, r in last.items() if loc not in ids]
+    def _lock_bags(self, db: Connection, records: list[AuditRecord]) -> dict[str, AuditRecord]:
+        """Register the bags of ``records`` that are new and lock every one's row until the
+        transaction ends; returns each location's latest record (what the bag is now), its
+        ``id`` set to the bag's id.
+
+        The rows are locked, not updated (PostgreSQL: ``FOR UPDATE``; SQLite's write transaction
+        holds the whole file): :func:`keep_summaries` then writes each bag's identifier, payload,
+        last seen and audit summary in one update, one new row version per bag and batch. They are
+        locked in location order, so two writers of overlapping batches never wait for each other
+        in a circle (a deadlock the server would end by failing one)."""
+        last = dict(sorted({r.location: r for r in records}.items()))
         stamp = now_iso()
-        for start in range(0, len(named), _ROWS_PER_INSERT):
-            chunk = named[start:start + _ROWS_PER_INSERT]
-            cur = db.execute(
-                "INSERT INTO bags (identifier, location, payload_bytes, payload_files, first_seen, last_seen) VALUES "
-                + ",".join(["(?,?,?,?,?,?)"] * len(chunk)) + " ON CONFLICT(location) DO UPDATE SET "
-                "identifier=excluded.identifier, payload_bytes=coalesce(excluded.payload_bytes, bags.payload_bytes), "
-                "payload_files=coalesce(excluded.payload_files, bags.payload_files), last_seen=excluded.last_seen "
-                "RETURNING id, location",
-                [v for r in chunk for v in (r.identifier, r.location, r.payload_bytes, r.payload_files, stamp, stamp)])
-            ids.update({str(row[1]): int(row[0]) for row in cur.fetchall()})
-        return ids
+        new = [(r.identifier if r.identifier is not None else Path(loc.rstrip("/")).name, loc, r.payload_bytes,
+                r.payload_files, stamp, stamp) for loc, r in last.items()]
+        for start in range(0, len(new), _ROWS_PER_INSERT):
+            chunk = new[start:start + _ROWS_PER_INSERT]
+            db.execute("INSERT INTO bags (identifier, location, payload_bytes, payload_files, first_seen, last_seen) VALUES "
+                       + ",".join(["(?,?,?,?,?,?)"] * len(chunk)) + " ON CONFLICT (location) DO NOTHING",
+                       [v for row in chunk for v in row])
+        locations = list(last)
+        out: dict[str, AuditRecord] = {}
+        for start in range(0, len(locations), _ROWS_PER_INSERT):
+            wanted = locations[start:start + _ROWS_PER_INSERT]
+            for row in db.execute(f"SELECT id, location FROM bags WHERE location IN ({','.join('?' * len(wanted))}) "
+                                  f"ORDER BY location{self._backend.row_lock}", wanted).fetchall():
+                out[str(row[1])] = replace(last[str(row[1])], id=int(row[0]))
+        return out
 
     def find_bags(self, ref: str) -> list[BagState]:
         """Bags whose location is ``ref`` (a path is made absolute) or whose identifier is ``ref``."""
@@ -337,8 +344,10 @@ class Ledger(LedgerReads, LedgerCompact):
             return [self._queue_record(r) for r in records]
 
     def _record_many(self, records: list[AuditRecord]) -> list[int]:
+        stamp = now_iso()
         with self._write() as db:
-            bag_ids = self._ensure_bags_at_once(db, records)
+            bags = self._lock_bags(db, records)
+            bag_ids = {loc: int(r.id or 0) for loc, r in bags.items()}
             fresh: dict[str, int] = {}
             for start in range(0, len(records), _ROWS_PER_INSERT):
                 chunk = records[start:start + _ROWS_PER_INSERT]
@@ -362,7 +371,7 @@ class Ledger(LedgerReads, LedgerCompact):
                  for r in reversed(firsts) for f in r.findings])
             for r in reversed(firsts):
                 self._remember_structure(db, bag_ids[r.location], r)
-            keep_summaries(db, [(bag_ids[r.location], fresh[r.uuid], r) for r in firsts])
+            keep_summaries(db, list(bags.values()), [(bag_ids[r.location], fresh[r.uuid], r) for r in firsts], stamp)
         ids = [fresh.get(r.uuid) or old[r.uuid] for r in records]
         for r, audit_id in zip(records, ids, strict=True):
             r.id = audit_id
@@ -375,8 +384,10 @@ class Ledger(LedgerReads, LedgerCompact):
         return 0
 
     def _record(self, record: AuditRecord) -> int:
+        stamp = now_iso()
         with self._write() as db:
-            bag_id = self._ensure_bag(db, record.location, record.identifier, record.payload_bytes, record.payload_files)
+            [bag] = self._lock_bags(db, [record]).values()
+            bag_id = int(bag.id or 0)
             row = db.execute(
                 f"INSERT INTO audits ({_AUDIT_COLUMNS}) VALUES ({_AUDIT_MARKS}) ON CONFLICT (uuid) DO NOTHING RETURNING id",
                 _audit_values(record, bag_id)).fetchone()
@@ -384,13 +395,14 @@ class Ledger(LedgerReads, LedgerCompact):
                 # this audit (its UUID) is already recorded: a retry, a queued outcome written
                 # again, two workers sending one result; it is kept once, findings included
                 record.id = int(db.execute("SELECT id FROM audits WHERE uuid = ?", (record.uuid,)).fetchone()[0])
+                keep_summaries(db, [bag], [], stamp)
                 return record.id
             audit_id = int(row[0])
             db.executemany(
                 "INSERT INTO findings (audit_id, file, kind, code, expected, found, message) VALUES (?,?,?,?,?,?,?)",
                 [(audit_id, printable(f.file), f.kind, f.code, f.expected, f.found, printable(f.message)) for f in record.findings])
             self._remember_structure(db, bag_id, record)
-            keep_summaries(db, [(bag_id, audit_id, record)])
+            keep_summaries(db, [bag], [(bag_id, audit_id, record)], stamp)
         record.id = audit_id
         return audit_id
 

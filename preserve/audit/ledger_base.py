@@ -146,6 +146,9 @@ class Backend(Protocol):
     warnings: list[str]
     #: the driver's exception classes
     errors: tuple[type[Exception], ...]
+    #: what a ``SELECT`` ends with to lock the rows it reads until the transaction ends ("" where
+    #: a write transaction already excludes every other writer)
+    row_lock: str
 
     def write(self) -> AbstractContextManager[Connection]:
         """One write transaction, committed at the end of the block, rolled back on an error."""

@@ -18,6 +18,7 @@ queued outcome written twice or two workers sending the same result never duplic
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
@@ -232,9 +233,15 @@ def _row_factory(cursor: Any) -> Callable[[Sequence[Any]], PgRow]:
     return lambda values: PgRow(values, index)
 
 
+@functools.lru_cache(maxsize=512)
 def _placeholders(sql: str) -> str:
-    # the ledger's SQL holds no literal '?' or '%'; psycopg wants %s and a doubled %
-    return sql.replace("%", "%%").replace("?", "%s")
+    """``?`` placeholders as PostgreSQL's own ``$1, $2, ...`` (the ledger's SQL holds no literal ``?``).
+
+    The connection's cursors are psycopg's RawCursor, which sends these as they are: psycopg's own
+    ``%s`` form is parsed on every call for a statement of more than 50 parameters, and a batch of
+    250 audits carries thousands (half the client's time recording them went there)."""
+    parts = sql.split("?")
+    return parts[0] + "".join(f"${n}{part}" for n, part in enumerate(parts[1:], 1))
 
 
 class _PgConnection:
@@ -260,6 +267,8 @@ class PgBackend:
 
     kind = "postgresql"
     journal_mode = "postgresql"
+    # locks the rows read until the transaction ends, without writing a new version of them
+    row_lock = " FOR UPDATE"
 
     def __init__(self, url: str, *, create: bool = True) -> None:
         try:
@@ -272,7 +281,8 @@ class PgBackend:
         self.warnings: list[str] = []
         self.errors: tuple[type[Exception], ...] = (psycopg.Error,)
         self._lock = threading.RLock()
-        self._options: dict[str, Any] = {"autocommit": True, "row_factory": _row_factory, "application_name": "preserve"}
+        self._options: dict[str, Any] = {"autocommit": True, "row_factory": _row_factory, "application_name": "preserve",
+                                         "cursor_factory": psycopg.RawCursor}
         if "connect_timeout" not in url:
             self._options["connect_timeout"] = CONNECT_TIMEOUT_S
         try:

@@ -370,6 +370,8 @@ class SqliteBackend:
 
     kind = "sqlite"
     errors: tuple[type[Exception], ...] = (sqlite3.Error,)
+    # a write transaction (BEGIN IMMEDIATE) holds the whole file: no row lock to ask for
+    row_lock = ""
 
     def __init__(self, path: Path, *, create: bool = True, allow_network_fs: bool = False,
                  mounts: str | None = None) -> None:
