@@ -30,7 +30,7 @@ import os
 import threading
 import time
 import uuid
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -243,16 +243,15 @@ class Ledger(LedgerReads, LedgerCompact):
             "RETURNING id", (identifier, location, payload_bytes, payload_files, stamp, stamp)).fetchone()
         return int(row[0])
 
-    def _lock_bags(self, db: Connection, records: list[AuditRecord]) -> dict[str, AuditRecord]:
+    def _lock_bags(self, db: Connection, records: list[AuditRecord]) -> dict[str, tuple[int, AuditRecord]]:
         """Register the bags of ``records`` that are new and lock every one's row until the
-        transaction ends; returns each location's latest record (what the bag is now), its
-        ``id`` set to the bag's id.
-
-        The rows are locked, not updated (PostgreSQL: ``FOR UPDATE``; SQLite's write transaction
-        holds the whole file): :func:`keep_summaries` then writes each bag's identifier, payload,
-        last seen and audit summary in one update, one new row version per bag and batch. They are
-        locked in location order, so two writers of overlapping batches never wait for each other
-        in a circle (a deadlock the server would end by failing one)."""
+        transaction ends; returns, per location, the bag's id and its latest record (what the bag
+        is now)."""
+        # The rows are locked, not updated (PostgreSQL: FOR UPDATE; SQLite's write transaction holds
+        # the whole file): keep_summaries then writes each bag's identifier, payload, last seen and
+        # audit summary in one update, one new row version per bag and batch. They are locked in
+        # location order, so two writers of overlapping batches never wait for each other in a
+        # circle (a deadlock the server would end by failing one).
         last = dict(sorted({r.location: r for r in records}.items()))
         stamp = now_iso()
         new = [(r.identifier if r.identifier is not None else Path(loc.rstrip("/")).name, loc, r.payload_bytes,
@@ -263,12 +262,12 @@ class Ledger(LedgerReads, LedgerCompact):
                        + ",".join(["(?,?,?,?,?,?)"] * len(chunk)) + " ON CONFLICT (location) DO NOTHING",
                        [v for row in chunk for v in row])
         locations = list(last)
-        out: dict[str, AuditRecord] = {}
+        out: dict[str, tuple[int, AuditRecord]] = {}
         for start in range(0, len(locations), _ROWS_PER_INSERT):
             wanted = locations[start:start + _ROWS_PER_INSERT]
             for row in db.execute(f"SELECT id, location FROM bags WHERE location IN ({','.join('?' * len(wanted))}) "
                                   f"ORDER BY location{self._backend.row_lock}", wanted).fetchall():
-                out[str(row[1])] = replace(last[str(row[1])], id=int(row[0]))
+                out[str(row[1])] = (int(row[0]), last[str(row[1])])
         return out
 
     def find_bags(self, ref: str) -> list[BagState]:
@@ -347,7 +346,7 @@ class Ledger(LedgerReads, LedgerCompact):
         stamp = now_iso()
         with self._write() as db:
             bags = self._lock_bags(db, records)
-            bag_ids = {loc: int(r.id or 0) for loc, r in bags.items()}
+            bag_ids = {loc: bag_id for loc, (bag_id, _) in bags.items()}
             fresh: dict[str, int] = {}
             for start in range(0, len(records), _ROWS_PER_INSERT):
                 chunk = records[start:start + _ROWS_PER_INSERT]
@@ -387,7 +386,7 @@ class Ledger(LedgerReads, LedgerCompact):
         stamp = now_iso()
         with self._write() as db:
             [bag] = self._lock_bags(db, [record]).values()
-            bag_id = int(bag.id or 0)
+            bag_id = bag[0]
             row = db.execute(
                 f"INSERT INTO audits ({_AUDIT_COLUMNS}) VALUES ({_AUDIT_MARKS}) ON CONFLICT (uuid) DO NOTHING RETURNING id",
                 _audit_values(record, bag_id)).fetchone()

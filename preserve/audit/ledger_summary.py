@@ -54,10 +54,10 @@ def _run(db: Connection, template: str, rows: list[tuple[object, ...]], width: i
         db.execute(template.format(rows=",".join([marks] * len(chunk))), [v for row in chunk for v in row])
 
 
-def keep_summaries(db: Connection, bags: Sequence[AuditRecord], added: Sequence[tuple[int, int, AuditRecord]],
-                   stamp: str) -> None:
+def keep_summaries(db: Connection, bags: Sequence[tuple[int, AuditRecord]],
+                   added: Sequence[tuple[int, int, AuditRecord]], stamp: str) -> None:
     """Write what a batch of records changes, in the transaction ``db`` that recorded it: each bag of
-    ``bags`` (the batch's latest record of it, ``id`` the bag's id, locked by the caller) gets its
+    ``bags`` (its id and the batch's latest record of it; its row locked by the caller) gets its
     identifier, payload, last seen (``stamp``) and audit summary with the audits just inserted,
     ``added`` as ``(bag id, audit id, record)``; ``audit_months`` counts those audits."""
     per_bag: dict[int, list[tuple[int, AuditRecord]]] = {}
@@ -70,9 +70,9 @@ def keep_summaries(db: Connection, bags: Sequence[AuditRecord], added: Sequence[
         month[2] += record.outcome == "pending"
         month[3] += record.bytes
     rows: list[tuple[object, ...]] = []
-    for bag in sorted(bags, key=lambda b: int(b.id or 0)):  # one order for every writer
-        new = per_bag.get(int(bag.id or 0), [])
-        head = (bag.id, bag.identifier, bag.payload_bytes, bag.payload_files, stamp, len(new))
+    for bag_id, bag in sorted(bags, key=lambda b: b[0]):  # one order for every writer
+        new = per_bag.get(bag_id, [])
+        head = (bag_id, bag.identifier, bag.payload_bytes, bag.payload_files, stamp, len(new))
         if not new:
             rows.append((*head, None, None, None, None, None, None, 0))
             continue
