@@ -84,7 +84,9 @@ def _event(root: etree._Element, ident: str, type_: str, when: str, detail: str,
 
 
 def _audit_event(root: etree._Element, a: AuditRecord, bag_id: str) -> None:
-    detail = (f"program=preserve; version={a.tool_version}; {a.tier} tier audit ({a.algorithm}) of {a.location} "
+    # an object in a store is audited as one of its versions: the event says which
+    read = f"{a.location} (object version {a.version})" if a.version else a.location
+    detail = (f"program=preserve; version={a.tool_version}; {a.tier} tier audit ({a.algorithm}) of {read} "
               f"on {a.host}, started {a.started}")
     notes = [f"{a.files} file(s), {a.bytes} bytes read"]
     notes += [finding_line(f.kind, f.file, f.message, f.expected, f.found) for f in a.findings]

@@ -37,6 +37,7 @@ from typing import Any, TextIO
 from preserve.audit.ledger_base import (
     BUSY_TIMEOUT_S,
     KINDS,
+    MONTHS_REFRESH,
     OUTCOMES,
     POSTGRES_SCHEMES,
     SCHEMA_VERSION,
@@ -67,6 +68,7 @@ from preserve.audit.ledger_sqlite import (
     filesystem_type,
     is_network_fs,
 )
+from preserve.audit.ledger_summary import keep_summaries
 from preserve.errors import LedgerError, UsageError
 
 __all__ = [
@@ -81,8 +83,16 @@ LedgerTarget = str | os.PathLike[str]
 
 # JSON leaves NEL and the Unicode line/paragraph separators raw; tools that split lines on them
 # (Python's str.splitlines among them) would cut a row in two, so the export escapes them too
-#: Audits per multi-row INSERT: 11 values each stays under SQLite's oldest limit of 999 parameters.
-_ROWS_PER_INSERT = 90
+#: Audits (and bags) per multi-row INSERT: one statement, one round trip to a server, for a whole
+#: batch of the usual size. 12 values each stays well under the parameters a statement may carry
+#: (32,766 in SQLite since 3.32, and the ledger needs 3.35 for RETURNING; 65,535 in PostgreSQL).
+_ROWS_PER_INSERT = 1000
+
+_AUDIT_COLUMNS = "uuid, bag_id, tier, started, ended, bytes, files, outcome, algorithm, tool_version, host, object_version"
+_AUDIT_MARKS = ",".join("?" * 12)
+#: What :meth:`Ledger.bag_states` reads of ``b`` (bags), in :class:`BagState`'s order.
+_STATE_COLUMNS = ("b.id, b.identifier, b.location, b.payload_bytes, b.payload_files, b.first_seen, b.audits_count, "
+                  "b.last_audit, b.last_outcome, b.last_tier, b.last_audit_id, b.last_full, b.audits_since_full")
 
 _LINE_BREAKS = {0x85: "\\u0085", 0x2028: "\\u2028", 0x2029: "\\u2029"}
 
@@ -233,25 +243,32 @@ class Ledger(LedgerReads, LedgerCompact):
             "RETURNING id", (identifier, location, payload_bytes, payload_files, stamp, stamp)).fetchone()
         return int(row[0])
 
-    def _ensure_bags_at_once(self, db: Connection, records: list[AuditRecord]) -> dict[str, int]:
-        """The bag id of every record's location: one multi-row upsert per chunk of bags (one round
-        trip to a server per chunk, not per bag); a record without an identifier goes one by one."""
-        last = {r.location: r for r in records}  # the latest record of a bag says what it is now
-        ids = {loc: self._ensure_bag(db, loc, None, r.payload_bytes, r.payload_files)
-               for loc, r in last.items() if r.identifier is None}
-        named = [r for loc, r in last.items() if loc not in ids]
+    def _lock_bags(self, db: Connection, records: list[AuditRecord]) -> dict[str, tuple[int, AuditRecord]]:
+        """Register the bags of ``records`` that are new and lock every one's row until the
+        transaction ends; returns, per location, the bag's id and its latest record (what the bag
+        is now)."""
+        # The rows are locked, not updated (PostgreSQL: FOR UPDATE; SQLite's write transaction holds
+        # the whole file): keep_summaries then writes each bag's identifier, payload, last seen and
+        # audit summary in one update, one new row version per bag and batch. They are locked in
+        # location order, so two writers of overlapping batches never wait for each other in a
+        # circle (a deadlock the server would end by failing one).
+        last = dict(sorted({r.location: r for r in records}.items()))
         stamp = now_iso()
-        for start in range(0, len(named), _ROWS_PER_INSERT):
-            chunk = named[start:start + _ROWS_PER_INSERT]
-            cur = db.execute(
-                "INSERT INTO bags (identifier, location, payload_bytes, payload_files, first_seen, last_seen) VALUES "
-                + ",".join(["(?,?,?,?,?,?)"] * len(chunk)) + " ON CONFLICT(location) DO UPDATE SET "
-                "identifier=excluded.identifier, payload_bytes=coalesce(excluded.payload_bytes, bags.payload_bytes), "
-                "payload_files=coalesce(excluded.payload_files, bags.payload_files), last_seen=excluded.last_seen "
-                "RETURNING id, location",
-                [v for r in chunk for v in (r.identifier, r.location, r.payload_bytes, r.payload_files, stamp, stamp)])
-            ids.update({str(row[1]): int(row[0]) for row in cur.fetchall()})
-        return ids
+        new = [(r.identifier if r.identifier is not None else Path(loc.rstrip("/")).name, loc, r.payload_bytes,
+                r.payload_files, stamp, stamp) for loc, r in last.items()]
+        for start in range(0, len(new), _ROWS_PER_INSERT):
+            chunk = new[start:start + _ROWS_PER_INSERT]
+            db.execute("INSERT INTO bags (identifier, location, payload_bytes, payload_files, first_seen, last_seen) VALUES "
+                       + ",".join(["(?,?,?,?,?,?)"] * len(chunk)) + " ON CONFLICT (location) DO NOTHING",
+                       [v for row in chunk for v in row])
+        locations = list(last)
+        out: dict[str, tuple[int, AuditRecord]] = {}
+        for start in range(0, len(locations), _ROWS_PER_INSERT):
+            wanted = locations[start:start + _ROWS_PER_INSERT]
+            for row in db.execute(f"SELECT id, location FROM bags WHERE location IN ({','.join('?' * len(wanted))}) "
+                                  f"ORDER BY location{self._backend.row_lock}", wanted).fetchall():
+                out[str(row[1])] = (int(row[0]), last[str(row[1])])
+        return out
 
     def find_bags(self, ref: str) -> list[BagState]:
         """Bags whose location is ``ref`` (a path is made absolute) or whose identifier is ``ref``."""
@@ -261,26 +278,15 @@ class Ledger(LedgerReads, LedgerCompact):
     def bag_states(self, *, where: tuple[str, tuple[Any, ...]] | None = None, limit: int | None = None) -> list[BagState]:
         """Every bag with its audit summary, least recently audited first (never audited first).
 
-        Set-based: one pass over the audits index groups them by bag, then each bag's latest audit
-        is joined by id, so the cost grows with the rows read, not with one query per bag.
+        The summary is kept on each bag row (schema version 5), so this reads ``bags`` alone, in
+        the order of its ``last_audit`` index: the first ``limit`` bags cost that many rows.
         ``where``: an SQL condition on ``b`` (bags) and its parameters, to read only some bags.
         ``limit``: only the first that many (the bags an audit within a budget reaches first).
         """
         cond, params = where if where is not None else ("1 = 1", ())
-        rows = self._query(f"""
-            WITH chosen AS (SELECT b.id FROM bags b WHERE {cond}),
-            agg AS (SELECT a.bag_id, count(*) AS audits, max(a.id) AS last_id,
-                           max(CASE WHEN a.tier = 'full' THEN a.id END) AS full_id,
-                           max(CASE WHEN a.tier = 'full' THEN a.ended END) AS last_full
-                    FROM audits a JOIN chosen c ON c.id = a.bag_id GROUP BY a.bag_id),
-            since AS (SELECT a.bag_id, count(*) AS n FROM audits a JOIN agg g ON g.bag_id = a.bag_id
-                      WHERE a.id > coalesce(g.full_id, 0) GROUP BY a.bag_id)
-            SELECT b.id, b.identifier, b.location, b.payload_bytes, b.payload_files, b.first_seen,
-                   coalesce(g.audits, 0) AS audits, la.ended AS last_audit, la.outcome AS last_outcome,
-                   la.tier AS last_tier, la.id AS last_audit_id, g.last_full, coalesce(s.n, 0) AS audits_since_full
-            FROM bags b JOIN chosen c ON c.id = b.id LEFT JOIN agg g ON g.bag_id = b.id
-            LEFT JOIN audits la ON la.id = g.last_id LEFT JOIN since s ON s.bag_id = b.id
-            ORDER BY la.ended IS NOT NULL, la.ended, b.location""" + ("" if limit is None else f" LIMIT {int(limit)}"), params)
+        rows = self._query(f"SELECT {_STATE_COLUMNS} FROM bags b WHERE {cond} "
+                           "ORDER BY b.last_audit NULLS FIRST, b.location"
+                           + ("" if limit is None else f" LIMIT {int(limit)}"), params)
         return [BagState(*(r[i] for i in range(13))) for r in rows]
 
     # -- audits ---------------------------------------------------------------------------------
@@ -337,16 +343,17 @@ class Ledger(LedgerReads, LedgerCompact):
             return [self._queue_record(r) for r in records]
 
     def _record_many(self, records: list[AuditRecord]) -> list[int]:
+        stamp = now_iso()
         with self._write() as db:
-            bag_ids = self._ensure_bags_at_once(db, records)
+            bags = self._lock_bags(db, records)
+            bag_ids = {loc: bag_id for loc, (bag_id, _) in bags.items()}
             fresh: dict[str, int] = {}
             for start in range(0, len(records), _ROWS_PER_INSERT):
                 chunk = records[start:start + _ROWS_PER_INSERT]
                 cur = db.execute(
-                    "INSERT INTO audits (uuid, bag_id, tier, started, ended, bytes, files, outcome, algorithm, tool_version, host) "
-                    "VALUES " + ",".join(["(?,?,?,?,?,?,?,?,?,?,?)"] * len(chunk)) + " ON CONFLICT (uuid) DO NOTHING RETURNING id, uuid",
-                    [v for r in chunk for v in (r.uuid, bag_ids[r.location], r.tier, r.started, r.ended, r.bytes, r.files,
-                                                r.outcome, r.algorithm, r.tool_version, r.host)])
+                    f"INSERT INTO audits ({_AUDIT_COLUMNS}) VALUES " + ",".join([f"({_AUDIT_MARKS})"] * len(chunk))
+                    + " ON CONFLICT (uuid) DO NOTHING RETURNING id, uuid",
+                    [v for r in chunk for v in _audit_values(r, bag_ids[r.location])])
                 fresh.update({str(row[1]): int(row[0]) for row in cur.fetchall()})
             known = [r.uuid for r in records if r.uuid not in fresh]
             # audits recorded before (a retry, a queued batch written again) keep their id and findings
@@ -363,6 +370,7 @@ class Ledger(LedgerReads, LedgerCompact):
                  for r in reversed(firsts) for f in r.findings])
             for r in reversed(firsts):
                 self._remember_structure(db, bag_ids[r.location], r)
+            keep_summaries(db, list(bags.values()), [(bag_ids[r.location], fresh[r.uuid], r) for r in firsts], stamp)
         ids = [fresh.get(r.uuid) or old[r.uuid] for r in records]
         for r, audit_id in zip(records, ids, strict=True):
             r.id = audit_id
@@ -375,23 +383,25 @@ class Ledger(LedgerReads, LedgerCompact):
         return 0
 
     def _record(self, record: AuditRecord) -> int:
+        stamp = now_iso()
         with self._write() as db:
-            bag_id = self._ensure_bag(db, record.location, record.identifier, record.payload_bytes, record.payload_files)
+            [bag] = self._lock_bags(db, [record]).values()
+            bag_id = bag[0]
             row = db.execute(
-                "INSERT INTO audits (uuid, bag_id, tier, started, ended, bytes, files, outcome, algorithm, tool_version, host) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (uuid) DO NOTHING RETURNING id",
-                (record.uuid, bag_id, record.tier, record.started, record.ended, record.bytes, record.files,
-                 record.outcome, record.algorithm, record.tool_version, record.host)).fetchone()
+                f"INSERT INTO audits ({_AUDIT_COLUMNS}) VALUES ({_AUDIT_MARKS}) ON CONFLICT (uuid) DO NOTHING RETURNING id",
+                _audit_values(record, bag_id)).fetchone()
             if row is None:
                 # this audit (its UUID) is already recorded: a retry, a queued outcome written
                 # again, two workers sending one result; it is kept once, findings included
                 record.id = int(db.execute("SELECT id FROM audits WHERE uuid = ?", (record.uuid,)).fetchone()[0])
+                keep_summaries(db, [bag], [], stamp)
                 return record.id
             audit_id = int(row[0])
             db.executemany(
                 "INSERT INTO findings (audit_id, file, kind, code, expected, found, message) VALUES (?,?,?,?,?,?,?)",
                 [(audit_id, printable(f.file), f.kind, f.code, f.expected, f.found, printable(f.message)) for f in record.findings])
             self._remember_structure(db, bag_id, record)
+            keep_summaries(db, [bag], [(bag_id, audit_id, record)], stamp)
         record.id = audit_id
         return audit_id
 
@@ -407,15 +417,6 @@ class Ledger(LedgerReads, LedgerCompact):
         rows += [(bag_id, printable(p), "empty-dir", record.ended) for p in record.empty_dirs or ()]
         db.executemany("INSERT INTO tag_files (bag_id, path, kind, first_seen) VALUES (?,?,?,?) "
                        "ON CONFLICT (bag_id, path, kind) DO NOTHING", rows)
-
-    def remembered_structure(self) -> dict[str, list[tuple[str, str]]]:
-        """Per bag location: the ``(path, kind)`` the ledger remembers (kind ``file`` for a tag file,
-        ``empty-dir`` for an empty payload folder), from the bag's first audit that recorded them."""
-        out: dict[str, list[tuple[str, str]]] = {}
-        for r in self._query("SELECT b.location, t.path, t.kind FROM tag_files t JOIN bags b ON b.id = t.bag_id "
-                             "ORDER BY b.location, t.kind, t.path"):
-            out.setdefault(str(r[0]), []).append((str(r[1]), str(r[2])))
-        return out
 
     def structure_counts(self) -> tuple[int, int, int]:
         """(bags with remembered structure, tag files, empty folders) for ``ledger info``."""
@@ -444,34 +445,7 @@ class Ledger(LedgerReads, LedgerCompact):
         return AuditRecord(location=r["location"], identifier=r["identifier"], tier=r["tier"], started=r["started"],
                            ended=r["ended"], bytes=r["bytes"], files=r["files"], outcome=r["outcome"],
                            algorithm=r["algorithm"], tool_version=r["tool_version"], host=r["host"],
-                           findings=findings, uuid=r["uuid"], id=r["id"])
-
-    def monthly(self, until: str | None = None) -> list[dict[str, Any]]:
-        """Audits per month: ``{"month": "2026-11", "audits", "failed", "pending", "bytes"}``, oldest
-        first, every month from the first audit to ``until`` (``YYYY-MM``, default this month)
-        included: a month without audits is a zero, not a gap the charts would hide."""
-        rows = {r["month"]: dict(r) for r in self._query(
-            "SELECT substr(ended, 1, 7) AS month, count(*) AS audits, "
-            "sum(CASE WHEN outcome = 'fail' THEN 1 ELSE 0 END) AS failed, "
-            "sum(CASE WHEN outcome = 'pending' THEN 1 ELSE 0 END) AS pending, "
-            "CAST(sum(bytes) AS BIGINT) AS bytes FROM audits GROUP BY substr(ended, 1, 7) ORDER BY month")}
-        if not rows:
-            return []
-        last = max(until or now_iso()[:7], max(rows))
-        year, month = (int(x) for x in min(rows).split("-"))
-        out = []
-        while True:
-            key = f"{year:04d}-{month:02d}"
-            out.append(rows.get(key, {"month": key, "audits": 0, "failed": 0, "pending": 0, "bytes": 0}))
-            if key >= last:
-                return out
-            year, month = (year + 1, 1) if month == 12 else (year, month + 1)
-
-    def latest_by_tier(self) -> list[tuple[str, str, str]]:
-        """(tier, started, ended) of the latest audit of each tier, by tier name."""
-        rows = self._query("SELECT a.tier, a.started, a.ended FROM audits a JOIN "
-                           "(SELECT tier, max(id) AS id FROM audits GROUP BY tier) l ON l.id = a.id ORDER BY a.tier")
-        return [(str(r[0]), str(r[1]), str(r[2])) for r in rows]
+                           findings=findings, uuid=r["uuid"], id=r["id"], version=r["object_version"])
 
     # -- replicas and repairs (written by the replication engine) --------------------------------
 
@@ -568,6 +542,13 @@ class Ledger(LedgerReads, LedgerCompact):
         sql = f"SELECT * FROM {table} WHERE id > ?" + (" AND id <= ?" if upto is not None else "") + f" ORDER BY id LIMIT {int(limit)}"
         return [dict(r) for r in self._query(sql, (after, upto) if upto is not None else (after,))]
 
+    def refresh_months(self) -> None:
+        """Set the audits per month (``audit_months``) again from every audit: after rows were
+        copied in with :meth:`insert_rows`, which keeps no running figures of its own."""
+        with self._write() as db:
+            for statement in MONTHS_REFRESH:
+                db.execute(statement)
+
     def max_id(self, table: str) -> int:
         """The largest id in ``table`` (0 when empty)."""
         if table not in TABLES:
@@ -575,7 +556,10 @@ class Ledger(LedgerReads, LedgerCompact):
         return int(self._query(f"SELECT coalesce(max(id), 0) FROM {table}")[0][0])
 
     def insert_rows(self, table: str, rows: list[dict[str, Any]]) -> None:
-        """Insert rows with their ids in one transaction; a row whose id is there already is skipped."""
+        """Insert rows with their ids in one transaction; a row whose id is there already is skipped.
+
+        The rows go in as they are: a bag keeps the audit summary it was copied with, and the
+        audits per month are set afterwards by :meth:`refresh_months`."""
         if table not in TABLES:
             raise ValueError(f"not a ledger table: {table}")
         if not rows:
@@ -593,6 +577,11 @@ class Ledger(LedgerReads, LedgerCompact):
         """Every replica of every bag, oldest first (one query, for reports over many bags)."""
         rows = self._query("SELECT * FROM replicas ORDER BY id")
         return [ReplicaRecord(**{**dict(r), "detail": json.loads(r["detail"])}) for r in rows]
+
+
+def _audit_values(r: AuditRecord, bag_id: int) -> tuple[Any, ...]:
+    return (r.uuid, bag_id, r.tier, r.started, r.ended, r.bytes, r.files, r.outcome, r.algorithm, r.tool_version,
+            r.host, r.version)
 
 
 def printable(text: str) -> str:

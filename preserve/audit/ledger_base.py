@@ -31,7 +31,7 @@ STRUCTURE_KINDS = ("file", "empty-dir")
 TABLES = ("bags", "audits", "findings", "replicas", "repairs", "tag_files", "compactions")
 
 #: The schema version both backends migrate to (each keeps one migration per version).
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 #: How long a writer waits for another's lock before giving up.
 BUSY_TIMEOUT_S = 60.0
@@ -41,6 +41,49 @@ COMPACT_KEEP = ("first", "last", "failures")
 
 #: URL schemes that name a PostgreSQL ledger (libpq accepts both).
 POSTGRES_SCHEMES = ("postgresql", "postgres")
+
+
+# Each bag row keeps its audit summary (schema version 5): how many audits, the latest (by id:
+# its id, end, outcome, tier), the latest full audit (its id; the latest end of any full audit)
+# and how many audits came after it. Planning reads the least recently audited bags by the index
+# on ``last_audit`` and a report counts over ``bags``, instead of grouping every audit on each
+# read. Recording keeps the summary in the transaction that adds the audit (the bag row is locked
+# by the upsert that registers it, so concurrent writers of one bag take turns and a new audit's
+# id is above every other of its bag); a migration and ``ledger compact`` set it from the audits
+# with the statements below, and ``audit_months`` likewise keeps the audits per month.
+
+#: The bag columns holding the audit summary, as :class:`~preserve.audit.ledger_records.BagState` reads them.
+SUMMARY_COLUMNS = ("audits_count", "last_audit", "last_outcome", "last_tier", "last_audit_id", "last_full",
+                   "audits_since_full")
+
+
+def summary_refresh(bags: str = "1 = 1", *, reset: bool = True) -> tuple[str, ...]:
+    """SQL (both backends) that sets the audit summary of the bags matching ``bags`` (a condition on
+    ``bags.id``) from their audits: set-based, two passes over the audits however many there are.
+    ``reset=False`` when the summary columns are new (a migration): nothing to clear first."""
+    audits = bags.replace("bags.id", "a.bag_id")
+    clear = (
+        "UPDATE bags SET audits_count = 0, last_audit_id = NULL, last_audit = NULL, last_outcome = NULL, "
+        f"last_tier = NULL, last_full_id = NULL, last_full = NULL, audits_since_full = 0 WHERE {bags}",)
+    return (clear if reset else ()) + (
+        # the audits after the latest full one are counted through the (bag_id, id) index
+        "UPDATE bags SET audits_count = g.n, last_audit_id = g.last_id, last_audit = la.ended, "
+        "last_outcome = la.outcome, last_tier = la.tier, last_full_id = g.full_id, last_full = g.last_full, "
+        "audits_since_full = (SELECT count(*) FROM audits s WHERE s.bag_id = g.bag_id AND s.id > coalesce(g.full_id, 0)) "
+        "FROM (SELECT a.bag_id, count(*) AS n, max(a.id) AS last_id, max(CASE WHEN a.tier = 'full' THEN a.id END) AS full_id, "
+        "max(CASE WHEN a.tier = 'full' THEN a.ended END) AS last_full "
+        f"FROM audits a WHERE {audits} GROUP BY a.bag_id) g JOIN audits la ON la.id = g.last_id WHERE bags.id = g.bag_id",
+    )
+
+
+#: SQL (both backends) that sets ``audit_months`` (audits, failed, pending and bytes read per month
+#: of their end) from every audit.
+MONTHS_REFRESH = (
+    "DELETE FROM audit_months",
+    "INSERT INTO audit_months (month, audits, failed, pending, bytes) SELECT substr(ended, 1, 7), count(*), "
+    "sum(CASE WHEN outcome = 'fail' THEN 1 ELSE 0 END), sum(CASE WHEN outcome = 'pending' THEN 1 ELSE 0 END), "
+    "sum(bytes) FROM audits GROUP BY substr(ended, 1, 7)",
+)
 
 
 def now_iso() -> str:
@@ -103,6 +146,9 @@ class Backend(Protocol):
     warnings: list[str]
     #: the driver's exception classes
     errors: tuple[type[Exception], ...]
+    #: what a ``SELECT`` ends with to lock the rows it reads until the transaction ends ("" where
+    #: a write transaction already excludes every other writer)
+    row_lock: str
 
     def write(self) -> AbstractContextManager[Connection]:
         """One write transaction, committed at the end of the block, rolled back on an error."""

@@ -1,7 +1,8 @@
 """Retention: ``ledger compact --keep first,last,failures`` thins decades of successful audits.
 
 Per bag it keeps what ``--keep`` names (the first and the last successful audit, every failed
-audit with its findings) and removes the other audits, in one transaction. Each bag that lost
+audit with its findings) and removes the other audits, in one transaction (which also sets the
+thinned bags' audit summaries and the audits per month again from what stays). Each bag that lost
 audits gets a ``compactions`` row (when, what was kept, how many audits and which span), which
 ``preserve events`` turns into a note in the PREMIS history, so the thinning is never silent.
 It only ever runs when asked: nothing in preserve compacts on its own.
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from preserve.audit.ledger_base import COMPACT_KEEP, Connection, now_iso
+from preserve.audit.ledger_summary import refresh_summaries
 from preserve.errors import UsageError
 
 
@@ -93,9 +95,15 @@ class LedgerCompact:
                            [(str(uuid.uuid4()), int(r[0]), stamp, label, int(r[1]), r[2], r[3]) for r in spans])
             findings = int(db.execute("SELECT count(*) FROM findings WHERE audit_id IN "
                                       "(SELECT id FROM compact_doomed)").fetchone()[0])
+            db.execute("CREATE TEMPORARY TABLE IF NOT EXISTS compact_bags (id BIGINT PRIMARY KEY)")
+            db.execute("DELETE FROM compact_bags")
+            db.executemany("INSERT INTO compact_bags (id) VALUES (?)", [(int(r[0]),) for r in spans])
             db.execute("DELETE FROM findings WHERE audit_id IN (SELECT id FROM compact_doomed)")
             db.execute("DELETE FROM audits WHERE id IN (SELECT id FROM compact_doomed)")
+            # the thinned bags' summaries and the months, from the audits that stay
+            refresh_summaries(db, "bags.id IN (SELECT id FROM compact_bags)")
             db.execute("DELETE FROM compact_doomed")
+            db.execute("DELETE FROM compact_bags")
             kept = int(db.execute("SELECT count(*) FROM audits").fetchone()[0])
         return Compaction(keep=words, bags=len(spans), removed=sum(int(r[1]) for r in spans), kept=kept,
                           findings_removed=findings, time=stamp)

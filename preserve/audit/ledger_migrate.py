@@ -92,6 +92,9 @@ def migrate_ledger(source: Ledger, dest: Ledger) -> MigrationResult:
                 f"after the copy, {table} differs: {src_rows} row(s) in SRC, {dest_rows} in DEST "
                 f"(digests {src_digest[:12]} and {dest_digest[:12]}); was SRC written to during the migration? run it again"))
         result.tables.append(TableCheck(table=table, rows=src_rows, copied=copied, digest=src_digest))
+    # each bag came with its audit summary (its columns are verified with the table); the audits
+    # per month are figures of the audits now in DEST
+    dest.refresh_months()
     return result
 
 

@@ -45,11 +45,17 @@ class AuditRecord:
     tag_files: list[str] | None = None
     #: the empty folders metadata/empty-directories.txt listed at this audit (None: not looked)
     empty_dirs: list[str] | None = None
+    #: the version of the object this audit read (an OCFL object's "v3"); None for a bag
+    version: str | None = None
 
 
 @dataclass(frozen=True)
 class BagState:
-    """A bag as the ledger knows it, with its audit summary (for planning and reports)."""
+    """A bag as the ledger knows it, with its audit summary (for planning and reports).
+
+    ``last_*`` describe the latest audit (by id); ``last_full`` is the latest end of a full audit
+    and ``audits_since_full`` counts the audits recorded after the latest full one (all of them
+    when there is none)."""
 
     id: int
     identifier: str

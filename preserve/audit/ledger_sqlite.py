@@ -29,7 +29,13 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from preserve.audit.ledger_base import BUSY_TIMEOUT_S, SCHEMA_VERSION, Connection
+from preserve.audit.ledger_base import (
+    BUSY_TIMEOUT_S,
+    MONTHS_REFRESH,
+    SCHEMA_VERSION,
+    Connection,
+    summary_refresh,
+)
 from preserve.errors import DestinationExists, LedgerError, PreserveError, StorageError
 from preserve.staging import journaled
 
@@ -156,8 +162,34 @@ CREATE TABLE compactions (
 CREATE INDEX compactions_bag ON compactions(bag_id, id);
 """
 
+# each bag keeps its audit summary, and the audits per month are kept (see ledger_base); audits
+# name the version of an object they read (an OCFL object's "v3"); the indexes come after the
+# fill, which is then not slowed by maintaining them
+_V5 = """
+ALTER TABLE audits ADD COLUMN object_version TEXT;
+ALTER TABLE bags ADD COLUMN audits_count INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE bags ADD COLUMN last_audit_id INTEGER;
+ALTER TABLE bags ADD COLUMN last_audit TEXT;
+ALTER TABLE bags ADD COLUMN last_outcome TEXT;
+ALTER TABLE bags ADD COLUMN last_tier TEXT;
+ALTER TABLE bags ADD COLUMN last_full_id INTEGER;
+ALTER TABLE bags ADD COLUMN last_full TEXT;
+ALTER TABLE bags ADD COLUMN audits_since_full INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE audit_months (
+    month    TEXT PRIMARY KEY,
+    audits   INTEGER NOT NULL,
+    failed   INTEGER NOT NULL,
+    pending  INTEGER NOT NULL,
+    bytes    INTEGER NOT NULL
+);
+""" + ";\n".join((*summary_refresh(reset=False), *MONTHS_REFRESH)) + """;
+CREATE INDEX bags_last_audit ON bags(last_audit, location);
+CREATE INDEX bags_failing ON bags(last_audit, location) WHERE last_outcome = 'fail';
+CREATE INDEX audits_unpassed ON audits(bag_id) WHERE outcome <> 'pass';
+"""
+
 #: ``MIGRATIONS[n]`` takes a ledger from schema version n to n + 1. Append, never edit.
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4)
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5)
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 
@@ -338,6 +370,8 @@ class SqliteBackend:
 
     kind = "sqlite"
     errors: tuple[type[Exception], ...] = (sqlite3.Error,)
+    # a write transaction (BEGIN IMMEDIATE) holds the whole file: no row lock to ask for
+    row_lock = ""
 
     def __init__(self, path: Path, *, create: bool = True, allow_network_fs: bool = False,
                  mounts: str | None = None) -> None:

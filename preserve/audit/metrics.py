@@ -46,27 +46,28 @@ def render_metrics(report: Report, ledger: Ledger, now: float) -> bytes:
         (gauges[name].labels(**labels) if labels else gauges[name]).set(value)
 
     summary = report.summary
-    states = ledger.bag_states()
+    totals = report.totals
     gauge("bags", "Bags known (the ledger's, and those found on disk it has not seen).", summary["bags"])
-    gauge("payload_bytes", "Payload bytes of the bags the ledger knows.", sum(s.payload_bytes or 0 for s in states))
+    gauge("payload_bytes", "Payload bytes of the bags the ledger knows.", totals.payload_bytes if totals else 0)
     gauge("audits", "Audits recorded in the ledger.", summary["audits"])
     gauge("verified_bytes", "Bytes read by every audit recorded.", summary["bytes_verified"])
-    gauge("never_audited_bags", "Bags never audited.", len(report.section("never_audited").rows))
-    gauge("overdue_bags", "Bags whose last audit is older than the report's --every.", len(report.section("overdue").rows))
-    gauge("open_failures", "Bags whose latest audit failed.", len(report.section("open_failures").rows))
+    # a section's total, not its listed rows: a report lists the first 1,000 and counts the rest
+    gauge("never_audited_bags", "Bags never audited.", report.section("never_audited").total)
+    gauge("overdue_bags", "Bags whose last audit is older than the report's --every.", report.section("overdue").total)
+    gauge("open_failures", "Bags whose latest audit failed.", report.section("open_failures").total)
     for tier, started, ended in ledger.latest_by_tier():
         gauge("last_audit_age_seconds", "Seconds since the latest audit of a tier ended.",
               max(0.0, now - parse_iso(ended).timestamp()), tier=tier)
         gauge("last_audit_duration_seconds", "How long the latest audit of a tier took.",
               max(0.0, parse_iso(ended).timestamp() - parse_iso(started).timestamp()), tier=tier)
-    audited = [parse_iso(s.last_audit).timestamp() for s in states if s.last_audit]
-    if audited:
+    if totals is not None and totals.oldest_audit:
         gauge("oldest_verification_age_seconds", "Seconds since the least recently audited bag's last audit.",
-              max(0.0, now - min(audited)))
-    copies = report.section("copies").rows
-    for n, count in sorted(Counter(int(r["copies"]) for r in copies).items()):
+              max(0.0, now - parse_iso(totals.oldest_audit).timestamp()))
+    copies = report.tallies.get("copies") or Counter(int(r["copies"]) for r in report.section("copies").rows)
+    levels = report.tallies.get("level") or Counter(int(r["level"]) for r in report.section("copies").rows)
+    for n, count in sorted(copies.items()):
         gauge("bags_by_copies", "Bags by how many copies they have.", count, copies=str(n))
-    for level, count in sorted(Counter(int(r["level"]) for r in copies).items()):
+    for level, count in sorted(levels.items()):
         gauge("bags_by_ndsa_level", "Bags by NDSA 2.0 storage level.", count, level=str(level))
     gauge("report_timestamp_seconds", "When the report was made (Unix time).", now)
     return generate_latest(registry)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from preserve.audit.ledger import AuditRecord, BagState, Ledger
+from preserve.audit.ledger_reads import BagTotals
 from preserve.audit.runner import AuditRun, discover_bags
 from preserve.ocfl.audit import store_objects
 from preserve.ocfl.summary import StoreSummary, summarize_store, summary_lines
@@ -35,16 +36,28 @@ class Column:
 
 @dataclass
 class ReportContext:
-    """Everything a section may look at."""
+    """Everything a section may look at. Sections read the bags they list from the ledger (by
+    index, at most ``max_rows``) and take their counts from ``totals``: a report over a million
+    bags never holds a million of them."""
 
     ledger: Ledger
-    states: list[BagState]
+    totals: BagTotals
     every: float
     now: float
     history: int
     unknown: list[str] = field(default_factory=list)  # bags found on disk the ledger has never seen
     #: rows a section lists at most (None: all); its count in the summary stays complete
     max_rows: int | None = None
+    #: per section key, how many rows it has in all when it lists only some (set by its collect)
+    counted: dict[str, int] = field(default_factory=dict)
+    #: figures a section counts over every bag (the copies section: bags by copies, by NDSA level)
+    tallies: dict[str, dict[int, int]] = field(default_factory=dict)
+
+    def bags(self, condition: str = "1 = 1", params: tuple[Any, ...] = (), *, extra: int = 0) -> list[BagState]:
+        """The bags matching ``condition`` (SQL on ``b``), least recently audited first, at most
+        ``max_rows`` (plus ``extra``) of them."""
+        limit = None if self.max_rows is None else self.max_rows + extra
+        return self.ledger.bag_states(where=(condition, params), limit=limit)
 
     def age_days(self, stamp: str) -> float:
         # fromisoformat reads the ledger's fixed form ~20x faster than strptime: a report over
@@ -54,7 +67,11 @@ class ReportContext:
     def before(self, seconds: float) -> str:
         """The ledger timestamp ``seconds`` before now, rounded up: its fixed ISO form sorts as text,
         and a whole-second stamp is below it exactly when it is earlier than ``now - seconds``."""
-        return dt.datetime.fromtimestamp(math.ceil(self.now - seconds), dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return _stamp(math.ceil(self.now - seconds))
+
+
+def _stamp(seconds: float) -> str:
+    return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True)
@@ -100,6 +117,10 @@ class Report:
     outcomes: list[dict[str, Any]]
     #: the OCFL stores among the report's paths: objects, versions, deaccessioned and purged
     stores: list[StoreSummary] = field(default_factory=list)
+    #: counts over every bag the ledger knows
+    totals: BagTotals | None = None
+    #: figures counted over every bag by a section (``copies``: bags by copies, ``level``: by NDSA level)
+    tallies: dict[str, dict[int, int]] = field(default_factory=dict)
 
     @property
     def has_problems(self) -> bool:
@@ -119,20 +140,22 @@ class Report:
 
 def _never(ctx: ReportContext) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = [{"identifier": s.identifier, "location": s.location, "first_seen": s.first_seen}
-            for s in ctx.states if not s.audits]
+                                  for s in ctx.bags("b.last_audit IS NULL")]
     rows += [{"identifier": Path(p).name, "location": p, "first_seen": None} for p in ctx.unknown]
+    ctx.counted["never_audited"] = ctx.totals.never_audited + len(ctx.unknown)
     return rows
 
 
 def _overdue(ctx: ReportContext) -> list[dict[str, Any]]:
-    cutoff = ctx.before(ctx.every)
+    ctx.counted["overdue"] = ctx.totals.overdue
     return [{"identifier": s.identifier, "location": s.location, "last_audit": s.last_audit,
              "age_days": round(ctx.age_days(s.last_audit), 1)}
-            for s in ctx.states if s.last_audit and s.last_audit < cutoff]
+            for s in ctx.bags("b.last_audit < ?", (ctx.before(ctx.every),)) if s.last_audit]
 
 
 def _open_failures(ctx: ReportContext) -> list[dict[str, Any]]:
-    failing = [s for s in ctx.states if s.last_outcome == "fail" and s.last_audit_id is not None]
+    failing = [s for s in ctx.bags("b.last_outcome = 'fail'") if s.last_audit_id is not None]
+    ctx.counted["open_failures"] = ctx.totals.failing
     since = ctx.ledger.failing_since([s.id for s in failing])
     findings = ctx.ledger.findings_of([s.last_audit_id for s in failing if s.last_audit_id is not None])
     rows = []
@@ -148,7 +171,8 @@ def _open_failures(ctx: ReportContext) -> list[dict[str, Any]]:
 
 
 def _history(ctx: ReportContext) -> list[dict[str, Any]]:
-    audited = [s for s in ctx.states if s.audits]
+    audited = ctx.bags("b.last_audit IS NOT NULL")  # each lists one row at least: max_rows bags suffice
+    ctx.counted["history"] = ctx.totals.history_rows
     if ctx.max_rows is not None:  # only the bags whose rows can be listed are read
         shown, rows_so_far = [], 0
         for s in audited:
@@ -205,29 +229,29 @@ def build_report(ledger: Ledger, *, every: float = 30 * 86400.0, paths: Sequence
     """
     from preserve.audit.ledger import now_iso
 
-    states = ledger.bag_states()
-    known = {s.location for s in states}
     # OCFL storage roots and objects are read as stores; their objects count as bags on disk
     store_paths = [p for p in paths if store_objects(p) is not None]
     on_disk = [obj for p in store_paths for obj in store_objects(p) or []]
     bag_paths = [p for p in paths if p not in store_paths]
     on_disk += discover_bags(bag_paths) if bag_paths else []
+    known = {s.location for s in ledger.states_at(locations=list(dict.fromkeys(str(p) for p in on_disk)))}
     unknown = [str(p) for p in on_disk if str(p) not in known]
-    ctx = ReportContext(ledger=ledger, states=states, every=every, now=now if now is not None else time.time(),
-                        history=history, unknown=unknown, max_rows=max_rows)
+    now = now if now is not None else time.time()
+    ctx = ReportContext(ledger=ledger, totals=ledger.bag_totals(_stamp(math.ceil(now - every)), history), every=every,
+                        now=now, history=history, unknown=unknown, max_rows=max_rows)
     results = []
     for sec in sections if sections is not None else SECTIONS:
         rows = sec.collect(ctx)
-        total = sum(min(s.audits, history) for s in states) if sec.key == "history" else len(rows)
+        total = ctx.counted.get(sec.key, len(rows))
         results.append(SectionResult(sec, rows if max_rows is None else rows[:max_rows], total))
     monthly = ledger.monthly()
-    summary = {"bags": len(states) + len(unknown), "audits": sum(s.audits for s in states),
+    summary = {"bags": ctx.totals.bags + len(unknown), "audits": ctx.totals.audits,
                "bytes_verified": sum(int(m["bytes"] or 0) for m in monthly),
-               "failing_now": sum(1 for s in states if s.last_outcome == "fail")}
+               "failing_now": ctx.totals.failing}
     summary.update({r.section.key: r.total for r in results if r.section.key != "history"})
     return Report(generated=now_iso(), ledger=str(ledger.path), every_days=every / 86400, summary=summary,
                   sections=results, monthly=monthly, outcomes=ledger.outcomes_by_bag(limit=max_rows),
-                  stores=[summarize_store(p) for p in store_paths])
+                  stores=[summarize_store(p) for p in store_paths], totals=ctx.totals, tallies=ctx.tallies)
 
 
 def human_bytes(n: float | None) -> str:

@@ -255,6 +255,14 @@ def _describe(path: Path) -> tuple[str | None, int | None, int | None]:
     return ident, None, None
 
 
+def _known_under(ledger: Ledger, root: Path) -> list[BagState]:
+    """The bags the ledger knows at or below ``root``: a range of the location index ('0' follows '/')."""
+    base = str(root)
+    prefix = base.rstrip("/") + "/"
+    return ledger.bag_states(where=("b.location = ? OR (b.location >= ? AND b.location < ?)",
+                                    (base, prefix, prefix[:-1] + "0")))
+
+
 def _under(location: str, root: Path) -> bool:
     """True when the local ``location`` is ``root`` or lies below it."""
     if "://" in location:
@@ -286,14 +294,13 @@ def plan_audit(ledger: Ledger, paths: Sequence[str | os.PathLike[str]], policy: 
     """
     budget = budget or Budget()
     warnings: list[str] = []
-    known = ledger.bag_states()
     replicas = {r.location for r in ledger.all_replicas()}
     bags: list[Path] = []
     objects: list[Path] = []
     lost: dict[Path, tuple[BagState, str]] = {}
     for given in paths:
         root = Path(given).resolve()
-        known_here = [s for s in known if _under(s.location, root) and s.location not in replicas]
+        known_here = [s for s in _known_under(ledger, root) if _under(s.location, root) and s.location not in replicas]
         in_store = store_objects(given)
         if in_store is not None:
             objects.extend(in_store)
@@ -313,15 +320,17 @@ def plan_audit(ledger: Ledger, paths: Sequence[str | os.PathLike[str]], policy: 
     lost = {p: s for p, s in lost.items() if p not in in_stores and not any(_under(str(p), b) for b in bags)
             and not (s[1] == BAG and _is_object(p))}
     described = {p: _describe(p) for p in bags}
-    sized = {s.location for s in known if s.audits and s.payload_bytes is not None}
+    sized = {s.location for s in ledger.states_at(locations=[str(p) for p in objects])
+             if s.audits and s.payload_bytes is not None}
     # the identifier and size a known object's last audit recorded stand (None keeps them): no
     # inventory read nor file sizes taken for it at planning
     described.update({p: (None, None, None) if str(p) in sized else describe_object(p) for p in objects})
     kinds = dict.fromkeys(objects, OCFL_OBJECT)
     # one transaction for all: a commit per bag would fsync thousands of times
     ledger.ensure_bags([(str(p), ident, nbytes, nfiles) for p, (ident, nbytes, nfiles) in described.items()])
-    states = {s.location: s for s in ledger.bag_states()}
-    structure = ledger.remembered_structure()
+    # only the bags and objects found and the ones lost are read from the ledger, not every bag it knows
+    states = {s.location: s for s in ledger.states_at(locations=[str(p) for p in (*bags, *objects)])}
+    structure = ledger.remembered_structure([str(p) for p in (*lost, *bags, *objects)])
     ordered = sorted([*bags, *objects],
                      key=lambda p: (states[str(p)].last_audit is not None, states[str(p)].last_audit or "", str(p)))
     plan = AuditPlan(bags=[], warnings=warnings)

@@ -156,7 +156,7 @@ def backup(dest: Path, ledger_path: Path | str | None, network_ok: bool, as_json
     """
     with open_ledger(ledger_path, network_ok, create=False, quiet=quiet) as led:
         out = led.backup(dest)
-        count = len(led.bag_states())
+        count = led.bag_totals().bags
     if as_json:
         emit_json({"ledger": str(led.path), "bags": count}, path=out, warnings=led.warnings, problems=[])
         return
@@ -219,25 +219,25 @@ def export(output: Path | None, ledger_path: Path | str | None, network_ok: bool
 def info(ledger_path: Path | str | None, network_ok: bool, as_json: bool, quiet: bool) -> None:
     """Where the ledger is, its schema version and journal mode, and what it holds."""
     with open_ledger(ledger_path, network_ok, create=False, quiet=quiet) as led:
-        states = led.bag_states()
-        failing = sum(1 for s in states if s.last_outcome == "fail")
+        totals = led.bag_totals()
+        failing = totals.failing
         if as_json:
             bags, files, empties = led.structure_counts()
-            emit_json({"schema_version": led.schema_version, "journal_mode": led.journal_mode, "bags": len(states),
-                       "audits": sum(s.audits for s in states), "failing": failing, "remembered_tag_files": files,
+            emit_json({"schema_version": led.schema_version, "journal_mode": led.journal_mode, "bags": totals.bags,
+                       "audits": totals.audits, "failing": failing, "remembered_tag_files": files,
                        "remembered_empty_folders": empties, "remembered_bags": bags},
                       path=led.path, warnings=led.warnings, problems=[])
             return
         if quiet:
-            click.echo(f"ledger {for_people(str(led.path))}: {len(states)} bag(s), "
-                       f"{sum(s.audits for s in states)} audit(s), {failing} failing now")
+            click.echo(f"ledger {for_people(str(led.path))}: {totals.bags} bag(s), "
+                       f"{totals.audits} audit(s), {failing} failing now")
             return
         click.echo(f"ledger: {for_people(str(led.path))}")
         if led.kind == "sqlite":
             click.echo(f"schema version: {led.schema_version}; journal mode: {led.journal_mode}")
         else:
             click.echo(f"schema version: {led.schema_version}; backend: PostgreSQL")
-        click.echo(f"bags: {len(states)}; audits: {sum(s.audits for s in states)}; "
+        click.echo(f"bags: {totals.bags}; audits: {totals.audits}; "
                    f"failing now: {failing}")
         bags, files, empties = led.structure_counts()
         click.echo(f"remembered from first audits: {files} tag file(s) and {empties} empty folder(s) of {bags} bag(s)")

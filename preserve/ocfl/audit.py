@@ -178,7 +178,8 @@ def check_object(obj: Path, tier: str, *, progress: Progress | None = None, work
     record = AuditRecord(location=str(obj), identifier=object_id, tier=tier, started=started, ended=now_iso(),
                          bytes=read, files=len(manifest), outcome="fail" if findings else "pass", algorithm="sha512",
                          tool_version=__version__, payload_bytes=sum(files.get(p, 0) for p in manifest),
-                         payload_files=len(manifest), host=socket.gethostname(), findings=findings)
+                         payload_files=len(manifest), host=socket.gethostname(), findings=findings,
+                         version=version)
     return ObjectAudit(record, version)
 
 

@@ -76,6 +76,8 @@ def audit_replica_object(store: Store, prefix: str, tier: str, *, request_restor
     else:
         inventory = remote.inventory
         result.identifier = str(inventory.get("id") or prefix)
+        head = inventory.get("head")
+        result.version = head if isinstance(head, str) and version_number(head) else None
         record = read_record(store, prefix)
         _audit(store, prefix, inventory, record, tier, result, request_restore, restore_days, workers, progress)
     result.ended = _now()

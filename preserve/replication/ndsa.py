@@ -17,6 +17,7 @@ what to declare: the judgement never assumes separation it cannot see.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,19 +99,44 @@ def _unverified(outcome: str | None) -> str:
 
 
 def copies_rows(ctx: Any) -> list[dict[str, Any]]:
-    """Report section rows: every bag (not the replicas' own rows) with its copies and level."""
+    """Report section rows: the bags (not the replicas' own rows) with their copies and level, at
+    most ``ctx.max_rows`` of them, least recently audited first; the section's count and the bags
+    by copies and by level (``ctx.tallies``) are over every bag.
+
+    Only the bags that have replicas, or are one, are read one by one; every other bag is its only
+    copy (none while its latest audit failed or waits), so those are counted from the totals."""
     replicas = ctx.ledger.all_replicas()
     by_bag: dict[int, list[Any]] = {}
     for r in replicas:
         by_bag.setdefault(r.bag_id, []).append(r)
     replica_locations = {r.location for r in replicas}
-    states = {s.location: s for s in ctx.states}
+    involved = ctx.ledger.states_at(ids=list(by_bag), locations=sorted(replica_locations))
+    states = {s.location: s for s in involved}
+
+    def judged(s: Any) -> tuple[list[Copy], list[str], int, str]:
+        states.setdefault(s.location, s)
+        copies, notes = bag_copies(s.location, by_bag.get(s.id, []), states)
+        return (copies, notes, *storage_level(copies))
+
+    by_copies: Counter[int] = Counter()
+    by_level: Counter[int] = Counter()
+    for s in involved:
+        if s.location not in replica_locations:
+            copies, _, level, _ = judged(s)
+            by_copies[len(copies)] += 1
+            by_level[level] += 1
+    others = ctx.totals.bags - len(involved)
+    unverified = ctx.totals.failing + ctx.totals.pending - sum(s.last_outcome in ("fail", "pending") for s in involved)
+    by_copies.update({1: others - unverified, 0: unverified})
+    by_level[0] += others
+    ctx.tallies["copies"] = {n: c for n, c in sorted(by_copies.items()) if c}
+    ctx.tallies["level"] = {n: c for n, c in sorted(by_level.items()) if c}
+    ctx.counted["copies"] = ctx.totals.bags - sum(s.location in replica_locations for s in involved)
     rows = []
-    for s in ctx.states:
+    for s in ctx.bags(extra=len(replica_locations)):
         if s.location in replica_locations:
             continue  # a replica's own row (its remote audits), counted under its bag
-        copies, notes = bag_copies(s.location, by_bag.get(s.id, []), states)
-        level, need = storage_level(copies)
+        copies, notes, level, need = judged(s)
         rows.append({"identifier": s.identifier, "location": s.location, "copies": len(copies), "level": level,
                      "places": _places(copies),
                      "next": need + ("" if not notes else f" ({'; '.join(notes)})"),

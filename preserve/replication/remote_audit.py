@@ -99,6 +99,8 @@ class RemoteAuditResult:
     payload_oxum: str | None = None
     #: what the remote-metadata tier could compare, where it is less than the stored checksum
     verified_as: str | None = None
+    #: a store object's head version as the replica's inventory gives it (None for a bag)
+    version: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -134,7 +136,7 @@ class RemoteAuditResult:
             started=self.started, ended=self.ended, bytes=self.bytes, files=self.files,
             outcome=self.outcome,
             algorithm=(self.verified_as or "sha256 (stored S3 checksum)") if self.tier == "remote-metadata" else "sha256",
-            tool_version=__version__, payload_bytes=octets, payload_files=count,
+            tool_version=__version__, payload_bytes=octets, payload_files=count, version=self.version,
             findings=[FindingRecord(file=f.path, kind=f.kind, message=f.message, code=f.code or f.kind,
                                     expected=f.expected, found=f.found) for f in self.findings])
 

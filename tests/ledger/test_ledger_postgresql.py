@@ -143,7 +143,8 @@ def test_commands_starting_together_on_an_empty_database_build_the_schema_once(p
         assert out.strip() == str(SCHEMA_VERSION)
     assert _rows(postgres_url, "SELECT version FROM preserve_schema") == [(SCHEMA_VERSION,)]
     tables = {r[0] for r in _rows(postgres_url, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
-    assert tables == {"preserve_schema", "bags", "audits", "findings", "replicas", "repairs", "tag_files", "compactions"}
+    assert tables == {"preserve_schema", "bags", "audits", "findings", "replicas", "repairs", "tag_files", "compactions",
+                      "audit_months"}
 
 
 _WRITER = textwrap.dedent("""
