@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import http.server
+import itertools
 import os
 import re
 import shutil
@@ -241,3 +242,32 @@ def postgres_server() -> Iterator[object]:
 def postgres_url(postgres_server: object) -> str:
     """A new, empty PostgreSQL database on the session's server: its libpq URL."""
     return postgres_server.database()  # type: ignore[attr-defined, no-any-return]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
+    """A new ledger for one test, on each backend in turn: a SQLite file in tmp_path (not made
+    yet), then a new empty database on the session's PostgreSQL server (its URL).
+
+    Every test that records in or reads a ledger takes this, so that it runs on both backends
+    with the same expectations: ``-k postgresql`` runs only the PostgreSQL runs, ``-k "not
+    postgresql"`` runs without the server. A test about the SQLite file itself (its path, mode,
+    journal, damage) keeps its own path and says why.
+    """
+    if request.param == "sqlite":
+        return tmp_path / "ledger" / "ledger.sqlite"
+    return str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture
+def new_ledger(ledger_url: Path | str, tmp_path: Path, request: pytest.FixtureRequest) -> Callable[[], Path | str]:
+    """``new_ledger()``: one more new ledger on the backend of this test's ``ledger_url``, for a
+    test that needs several (a SQLite path not made yet, or a new database's URL)."""
+    made = itertools.count(1)
+
+    def make() -> Path | str:
+        if isinstance(ledger_url, Path):
+            return ledger_url.with_name(f"ledger-{next(made)}.sqlite")
+        return str(request.getfixturevalue("postgres_server").database())  # type: ignore[attr-defined]
+
+    return make

@@ -129,10 +129,18 @@ def keys(server: S3Server, bucket: str, prefix: str = "") -> dict[str, int]:
     return out
 
 
-def ledger_rows(path: Path, table: str) -> list[dict[str, Any]]:
+def ledger_rows(ledger: Path | str, table: str) -> list[dict[str, Any]]:
+    """Every row of ``table`` in the ledger (a SQLite file or a postgresql:// URL), read beside
+    preserve, by id."""
+    if "://" in str(ledger):
+        import psycopg
+        from psycopg.rows import dict_row
+
+        with psycopg.connect(str(ledger), row_factory=dict_row) as conn:
+            return list(conn.execute(f"SELECT * FROM {table} ORDER BY id"))
     import sqlite3
 
-    db = sqlite3.connect(path)
+    db = sqlite3.connect(ledger)
     db.row_factory = sqlite3.Row
     try:
         return [dict(r) for r in db.execute(f"SELECT * FROM {table} ORDER BY id")]
