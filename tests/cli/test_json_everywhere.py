@@ -107,19 +107,19 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
 
 
 @pytest.fixture(scope="module")
-def pg_world(world: World, postgres_server: Any) -> World:
+def pg_world(world: World, postgres_ledgers: Callable[[], str]) -> World:
     """The same world with its ledgers on the suite's PostgreSQL server: the replica and the audit
     recorded in a new database, and what the ledger commands write kept in a folder of its own."""
     tmp = world.tmp / "postgresql"
     tmp.mkdir()
-    ledger = postgres_server.database()
+    ledger = postgres_ledgers()
     _invoke("replicate", world.bag, world.replica, "--ledger", ledger, "-q")
     _invoke("audit", world.bag, "--ledger", ledger, "-q")
     damaged = tmp / "damaged" / world.bag.name
     shutil.copytree(world.bag, damaged)
     (damaged / "data" / "objects" / "recordings" / "rehearsal-1981.flac").unlink()
     return dataclasses.replace(world, tmp=tmp, ledger=ledger, damaged=damaged,
-                               spare=lambda _name: postgres_server.database())
+                               spare=lambda _name: postgres_ledgers())
 
 
 def _world(request: pytest.FixtureRequest, backend: str) -> World:
