@@ -87,9 +87,10 @@ def packaged(tmp_path: Path) -> Path:
     return dest
 
 
-def test_repair_names_a_hostile_file_inertly_and_json_keeps_it(packaged: Path, tmp_path: Path) -> None:
+def test_repair_names_a_hostile_file_inertly_and_json_keeps_it(packaged: Path, tmp_path: Path,
+                                                               ledger_url: Path | str) -> None:
     disk = tmp_path / "disk2"
-    ledger = tmp_path / "ledger.sqlite"
+    ledger = ledger_url
     sent = preserve("replicate", packaged, disk, "--ledger", ledger, "-q")
     assert sent.returncode == 0, sent.stdout + sent.stderr
     target = packaged / "data" / "objects" / EVIL_NAME
@@ -110,6 +111,7 @@ def test_repair_names_a_hostile_file_inertly_and_json_keeps_it(packaged: Path, t
 
 
 def test_restore_and_ledger_name_hostile_paths_inertly(packaged: Path, tmp_path: Path) -> None:
+    # SQLite only: the hostile name is the ledger file's own path
     disk = tmp_path / "disk2"
     ledger = tmp_path / "ledger\x1b]0;pwned\x07.sqlite"
     assert preserve("replicate", packaged, disk, "--ledger", ledger, "-q").returncode == 0

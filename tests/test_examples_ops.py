@@ -3,6 +3,10 @@
 Their command lines are read from the files themselves, the host's paths replaced by folders in
 tmp_path and the installed ``preserve``: an example that drifts from what the commands accept, or
 that fails on its second run, fails here.
+
+SQLite only: these examples keep the ledger as a file on the host and copy it with
+``preserve ledger backup`` (SQLite's online backup). The fleet examples with a shared PostgreSQL
+ledger are run by tests/ledger/test_fleet_examples.py.
 """
 
 from __future__ import annotations

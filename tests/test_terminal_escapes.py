@@ -138,8 +138,9 @@ def test_validate_escapes_file_names_and_json_keeps_them(damaged: Path) -> None:
     assert f"data/objects/{EVIL_NAME}" in paths
 
 
-def test_audit_and_report_escape_findings_html_escapes_for_html(damaged: Path, tmp_path: Path) -> None:
-    ledger = tmp_path / "ledger.sqlite"
+def test_audit_and_report_escape_findings_html_escapes_for_html(damaged: Path, tmp_path: Path,
+                                                                ledger_url: Path | str) -> None:
+    ledger = ledger_url
     out = preserve("audit", damaged, "--ledger", ledger, "--tier", "full")
     assert out.returncode == 1, out.stdout + out.stderr
     assert_inert(out.stdout + out.stderr)
@@ -174,11 +175,11 @@ def test_an_error_message_naming_a_hostile_path_is_escaped(tmp_path: Path) -> No
     assert "x\\x1b]0;pwned\\x07" in out.stderr
 
 
-def test_events_names_a_hostile_bag_path_inertly(package: Path, tmp_path: Path) -> None:
+def test_events_names_a_hostile_bag_path_inertly(package: Path, tmp_path: Path, ledger_url: Path | str) -> None:
     bag = tmp_path / "bag\x1b]0;pwned\x07"
     shutil.copytree(package, bag)
     out_file = tmp_path / "events.xml"
-    out = preserve("events", bag, "--ledger", tmp_path / "none.sqlite", "-o", out_file)
+    out = preserve("events", bag, "--ledger", ledger_url, "-o", out_file)  # no ledger there yet
     assert out.returncode == 0, out.stderr
     assert_inert(out.stdout + out.stderr)
     assert "bag\\x1b]0;pwned\\x07 to " in out.stderr  # the "wrote N event(s) for BAG to FILE" line

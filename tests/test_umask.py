@@ -51,13 +51,13 @@ def test_schemas_install_follows_the_umask(tmp_path: Path, umask: int) -> None:
 
 
 @pytest.mark.parametrize("umask", list(MODES), ids=["022", "027", "002"])
-def test_reports_and_exports_follow_the_umask(tmp_path: Path, umask: int) -> None:
+def test_reports_and_exports_follow_the_umask(tmp_path: Path, umask: int, ledger_url: Path | str) -> None:
     src = tmp_path / "src"
     src.mkdir()
     (src / "take.wav").write_bytes(b"RIFF take")
     bag = tmp_path / "bag"
     create_bag(bag, payload_from_directory(src), algorithms=("sha256",), verify=False)
-    ledger = tmp_path / "ledger.sqlite"
+    ledger = ledger_url
     open_ledger(ledger).close()
     out = tmp_path / "out"
     out.mkdir()

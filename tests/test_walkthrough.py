@@ -8,6 +8,10 @@ order written; a command block with none must print nothing. Outputs are compare
 numbers, dates, identifiers and absolute paths stand for any, runs of spaces for one, and progress
 lines (written only while a long command runs) are left out. So the page fails the suite when a
 command's wording, lines or exit status drift from it.
+
+It runs twice: with the default ledger the page shows (a SQLite file in the fresh home's data
+folder), and with the user's preserve.toml naming a PostgreSQL ledger (``ledger = "postgresql://..."``),
+where the ledger's URL stands where the page shows the file.
 """
 
 from __future__ import annotations
@@ -105,17 +109,30 @@ def test_shape_keeps_the_words_and_generalizes_the_rest() -> None:
     assert shape("a\nb") != shape("a")
 
 
+#: The ledger the page shows: the default file in the user data folder.
+SHOWN_LEDGER = "/home/kim/.local/share/preserve/ledger.sqlite"
+
+
 @pytest.mark.slow
-def test_the_walkthrough_runs_as_the_page_shows(tmp_path: Path) -> None:
+def test_the_walkthrough_runs_as_the_page_shows(tmp_path: Path, ledger_url: Path | str) -> None:
     where = tmp_path / "preserve"
     for sample in ("label-masters", "label-ddex"):
         shutil.copytree(ROOT / "examples" / sample, where / "examples" / sample)
     (tmp_path / "home").mkdir()
     env = user_env(tmp_path / "home")
+    if isinstance(ledger_url, str):  # else the default ledger, as on the page
+        config = tmp_path / "home" / ".config" / "preserve" / "preserve.toml"
+        config.parent.mkdir(parents=True)
+        config.write_text(f'ledger = "{ledger_url}"\n', encoding="utf-8")
     for step in steps(PAGE.read_text(encoding="utf-8")):
         r = run(step, where, env)
         said = without_progress(r.stdout)
+        if isinstance(ledger_url, str):
+            assert "ledger.sqlite" not in said, said  # the configured ledger, not the default file
+            said = said.replace(ledger_url, SHOWN_LEDGER)
         assert r.returncode == 0, f"examples/README.md line {step.line}: exit {r.returncode}\n{step.commands}\n{said}"
         assert output_problems(said) == [], f"examples/README.md line {step.line}:\n{said}"
         assert shape(said) == shape(step.output or ""), (
             f"examples/README.md line {step.line}: the output differs from the page; it is now:\n{said}")
+    default = tmp_path / "home" / ".local" / "share" / "preserve" / "ledger.sqlite"
+    assert default.exists() == isinstance(ledger_url, Path)  # the configured ledger took every record

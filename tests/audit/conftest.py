@@ -45,13 +45,12 @@ def make_bag(tmp_path: Path) -> MakeBag:
     return make
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def ledger_path(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
-    """The ledger every audit test writes to: a new SQLite file, then a new database on the
-    suite's own PostgreSQL server (the same test, the same expectations, on both backends)."""
-    if request.param == "sqlite":
-        return tmp_path / "ledger" / "audit.sqlite"
-    return str(request.getfixturevalue("postgres_url"))
+@pytest.fixture
+def ledger_path(ledger_url: Path | str) -> Path | str:
+    """The ledger every audit test writes to: tests/conftest.py's ``ledger_url`` (a new SQLite
+    file, then a new database on the suite's own PostgreSQL server; the same test, the same
+    expectations, on both backends)."""
+    return ledger_url
 
 
 @pytest.fixture

@@ -138,7 +138,7 @@ def test_the_old_aws_profile_spelling_is_a_usage_error_naming_the_new_one(name: 
     assert not (tmp_path / "back").exists()
 
 
-def test_aws_profile_reaches_the_s3_client(run_preserve, tmp_path: Path) -> None:
+def test_aws_profile_reaches_the_s3_client(run_preserve, tmp_path: Path, ledger_url: Path | str) -> None:
     bag = tmp_path / "bag"
     (bag / "data").mkdir(parents=True)
     (bag / "bagit.txt").write_text("BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n", encoding="utf-8")
@@ -146,13 +146,14 @@ def test_aws_profile_reaches_the_s3_client(run_preserve, tmp_path: Path) -> None
     env = {"AWS_CONFIG_FILE": str(tmp_path / "none"), "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
            "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
     r = run_preserve("replicate", bag, "s3://bucket/prefix", "--aws-profile", "nobody",
-                     "--endpoint-url", "http://127.0.0.1:9", "--retries", "1", "--ledger", tmp_path / "l.sqlite", env=env)
+                     "--endpoint-url", "http://127.0.0.1:9", "--retries", "1", "--ledger", ledger_url, env=env)
     assert r.returncode == EXIT_USAGE, r.stderr
     assert "AWS profile 'nobody' is not configured" in r.stderr
 
 
 @pytest.mark.parametrize("key", ["aws-profile", "profile"])
-def test_preserve_toml_names_the_aws_profile_aws_profile(key: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_preserve_toml_names_the_aws_profile_aws_profile(key: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         ledger_url: Path | str) -> None:
     # "profile" was its name before: a configuration file written then keeps working
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
@@ -160,7 +161,7 @@ def test_preserve_toml_names_the_aws_profile_aws_profile(key: str, tmp_path: Pat
                                             f'{key} = "nobody"\n', encoding="utf-8")
     (tmp_path / "bag").mkdir()
     result = CliRunner().invoke(cli, ["replicate", str(tmp_path / "bag"), "off", "--config", str(tmp_path / "preserve.toml"),
-                                      "--ledger", str(tmp_path / "l.sqlite")])
+                                      "--ledger", str(ledger_url)])
     assert "AWS profile 'nobody' is not configured" in str(result.exception)
 
 

@@ -6,10 +6,16 @@ ledger with an audit, and an OCFL store made with ``store init`` holding small b
 ``store ingest`` (one object per command that changes an object, so each run has its own). Each command then runs as the installed program with --json: its standard
 output must be exactly one JSON document carrying the path, the exit code and its meaning,
 warnings and problems. The -q runs go through the click group in-process (the same code, faster).
+
+The commands that read or write the ledger run twice: on the world's SQLite ledger, and on a
+second world whose ledger is a database on the suite's PostgreSQL server (the same replica and
+audit recorded in it). The world is built once per module, so these tests choose the world by a
+``backend`` parameter rather than through the per-test ``ledger_url`` fixture.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import sqlite3
@@ -23,6 +29,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
+from preserve.audit.ledger import ledger_exists
 from preserve.cli.common import exit_meaning
 from preserve.cli.main import cli
 from preserve.package import package_collection
@@ -47,12 +54,15 @@ class World:
     zip: Path
     replica: Path
     damaged: Path
-    ledger: Path
+    ledger: Path | str
     plain: Path
     fresh: Path
     store: Path
     small: Path
     small2: Path
+    #: ``spare(name)``: a new ledger beside ``ledger``, on its backend, for a command that must not
+    #: change the shared one (repair's records, a copy to compact)
+    spare: Callable[[str], Path | str]
 
 
 def _invoke(*args: object) -> str:
@@ -92,7 +102,29 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
         _invoke("store", "ingest", store, small, "--id", object_id, "--operator", "Test Curator", "-q")
     _invoke("store", "update", store, "urn:example:small", "--from", small2, "--reason", "notes corrected",
             "--operator", "Test Curator", "-q")
-    return World(tmp, coll, bag, archive, replicas, damaged, ledger, plain, fresh, store, small, small2)
+    return World(tmp, coll, bag, archive, replicas, damaged, ledger, plain, fresh, store, small, small2,
+                 lambda name: tmp / f"{name}.sqlite")
+
+
+@pytest.fixture(scope="module")
+def pg_world(world: World, postgres_ledgers: Callable[[], str]) -> World:
+    """The same world with its ledgers on the suite's PostgreSQL server: the replica and the audit
+    recorded in a new database, and what the ledger commands write kept in a folder of its own."""
+    tmp = world.tmp / "postgresql"
+    tmp.mkdir()
+    ledger = postgres_ledgers()
+    _invoke("replicate", world.bag, world.replica, "--ledger", ledger, "-q")
+    _invoke("audit", world.bag, "--ledger", ledger, "-q")
+    damaged = tmp / "damaged" / world.bag.name
+    shutil.copytree(world.bag, damaged)
+    (damaged / "data" / "objects" / "recordings" / "rehearsal-1981.flac").unlink()
+    return dataclasses.replace(world, tmp=tmp, ledger=ledger, damaged=damaged,
+                               spare=lambda _name: postgres_ledgers())
+
+
+def _world(request: pytest.FixtureRequest, backend: str) -> World:
+    """The world whose ledger is on ``backend`` (the PostgreSQL one is built when first asked for)."""
+    return request.getfixturevalue("world" if backend == "sqlite" else "pg_world")  # type: ignore[no-any-return]
 
 
 #: The objects of the test store: one read by log, diff, export and validate, and one per run
@@ -111,12 +143,26 @@ def _small_bag(tmp: Path, name: str, notes: str) -> Path:
     return tmp / name
 
 
-def _ledger_copy(w: Any, name: str) -> Path:
-    """A copy of the shared ledger (SQLite's backup API) for a command that changes what it holds."""
-    dest = w.tmp / name
+def _ledger_copy(w: Any, name: str) -> Path | str:
+    """A copy of the shared ledger for a command that changes what it holds: SQLite's backup API,
+    or a new PostgreSQL database the ledger is migrated into."""
+    dest = w.spare(name)
+    if isinstance(w.ledger, str):
+        _invoke("ledger", "migrate", w.ledger, dest, "-q")
+        return dest
     with sqlite3.connect(w.ledger) as src, sqlite3.connect(dest) as out:
         src.backup(out)
     return dest
+
+
+def _compact_case(name: str) -> Case:
+    """``ledger compact`` of a copy of the shared ledger (the copy is what the result is about)."""
+
+    def case(w: World) -> tuple[list[object], Path | str]:
+        copy = _ledger_copy(w, name)
+        return ["ledger", "compact", "--ledger", copy], copy
+
+    return case
 
 
 def _store_case(verb: str, how: str) -> Case:
@@ -135,7 +181,7 @@ def _store_case(verb: str, how: str) -> Case:
 
 
 #: Every command with a result: its arguments (without --json) and the path its result is about.
-Case = Callable[[World], tuple[list[object], Path]]
+Case = Callable[[World], tuple[list[object], Path | str]]
 RESULTS: dict[str, Case] = {
     "check": lambda w: (["check", w.coll], w.coll),
     "package": lambda w: (["package", w.coll, w.tmp / "pkg-json"], w.tmp / "pkg-json"),
@@ -148,7 +194,7 @@ RESULTS: dict[str, Case] = {
     "report": lambda w: (["report", "--ledger", w.ledger], w.ledger),
     "replicate": lambda w: (["replicate", w.bag, w.tmp / "second-copy", "--ledger", w.ledger], w.bag),
     "restore": lambda w: (["restore", w.replica / w.bag.name, w.tmp / "restored"], w.tmp / "restored"),
-    "repair": lambda w: (["repair", w.damaged, "--from", w.replica, "--ledger", w.tmp / "repairs.sqlite"], w.damaged),
+    "repair": lambda w: (["repair", w.damaged, "--from", w.replica, "--ledger", w.spare("repairs")], w.damaged),
     "ledger backup": lambda w: (["ledger", "backup", w.tmp / "backup.sqlite", "--ledger", w.ledger],
                                 w.tmp / "backup.sqlite"),
     "ledger info": lambda w: (["ledger", "info", "--ledger", w.ledger], w.ledger),
@@ -156,8 +202,7 @@ RESULTS: dict[str, Case] = {
                                   w.tmp / "schemas"),
     "ledger migrate": lambda w: (["ledger", "migrate", w.ledger, w.tmp / "migrated.sqlite"], w.tmp / "migrated.sqlite"),
     "ledger flush": lambda w: (["ledger", "flush", "--ledger", w.ledger], w.ledger),
-    "ledger compact": lambda w: (["ledger", "compact", "--ledger", _ledger_copy(w, "compact.sqlite")],
-                                 w.tmp / "compact.sqlite"),
+    "ledger compact": _compact_case("compact"),
     "store init": lambda w: (["store", "init", w.tmp / "store-json"], w.tmp / "store-json"),
     "store ingest": lambda w: (["store", "ingest", w.store, w.small, "--id", "urn:example:ingest-json"], w.store),
     "store validate": lambda w: (["store", "validate", w.store], w.store),
@@ -172,6 +217,17 @@ RESULTS: dict[str, Case] = {
 }
 #: Commands whose result is a bag: its counts and digest algorithms are in the document.
 MAKE_OR_READ_BAGS = {"package", "bag", "validate", "unpack", "restore"}
+#: Commands that read or write the ledger: each runs on both backends. (``ledger backup`` copies a
+#: SQLite file; a PostgreSQL ledger is backed up with the server's tools, which tests/audit check.)
+LEDGER_COMMANDS = {"audit", "report", "replicate", "repair", "ledger info", "ledger migrate", "ledger flush",
+                   "ledger compact"}
+
+
+def _runs(names: Any) -> list[Any]:
+    """``(name, backend)`` for each command: both backends for a ledger command, else the SQLite world."""
+    return [pytest.param(name, backend, id=f"{name}-{backend}" if name in LEDGER_COMMANDS else name)
+            for name in sorted(names)
+            for backend in (("sqlite", "postgresql") if name in LEDGER_COMMANDS else ("sqlite",))]
 
 
 def _leaf_commands(group: click.Group, prefix: tuple[str, ...] = ()) -> dict[str, click.Command]:
@@ -204,12 +260,16 @@ def _one_document(stdout: str) -> dict[str, object]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(RESULTS))
-def test_json_is_one_document_with_the_path_and_exit_code(name: str, world: World, run_preserve) -> None:
-    args, path = RESULTS[name](world)
+@pytest.mark.parametrize(("name", "backend"), _runs(RESULTS))
+def test_json_is_one_document_with_the_path_and_exit_code(name: str, backend: str, request: pytest.FixtureRequest,
+                                                          run_preserve) -> None:
+    args, path = RESULTS[name](_world(request, backend))
     r = run_preserve(*args, "--json")
     doc = _one_document(r.stdout)
-    assert Path(str(doc["path"])).resolve() == path.resolve(), doc["path"]
+    if isinstance(path, Path):
+        assert Path(str(doc["path"])).resolve() == path.resolve(), doc["path"]
+    else:  # a PostgreSQL ledger's URL, as given (it carries no password to hide)
+        assert doc["path"] == path
     assert doc["exit"] == r.returncode and doc["meaning"] == exit_meaning(r.returncode), (r.returncode, r.stderr)
     assert isinstance(doc["warnings"], list) and isinstance(doc["problems"], list)
     assert "Traceback" not in r.stderr
@@ -218,7 +278,7 @@ def test_json_is_one_document_with_the_path_and_exit_code(name: str, world: Worl
     if name in MAKE_OR_READ_BAGS:
         assert doc["algorithms"] == ["sha256", "sha512"] and isinstance(doc["files"], int) and doc["files"] > 0
     # the command did its work: what it made is there
-    assert path.exists()
+    assert path.exists() if isinstance(path, Path) else ledger_exists(path)
 
 
 @pytest.mark.slow
@@ -255,14 +315,13 @@ QUIET: dict[str, Case] = {
     "replicate": lambda w: (["replicate", w.bag, w.tmp / "second-quiet", "--ledger", w.ledger], w.bag),
     "restore": lambda w: (["restore", w.replica / w.bag.name, w.tmp / "restored-quiet"], w.tmp / "restored-quiet"),
     "repair": lambda w: (["repair", _damaged_again(w), "--from", w.replica, "--name", w.bag.name,
-                          "--ledger", w.tmp / "repairs.sqlite"], w.damaged),
+                          "--ledger", w.spare("repairs")], w.damaged),
     "ledger backup": lambda w: (["ledger", "backup", w.tmp / "backup-quiet.sqlite", "--ledger", w.ledger], w.ledger),
     "schemas install": lambda w: (["schemas", "install", "--from", SCHEMAS, "--dest", w.tmp / "schemas-quiet"],
                                   w.tmp / "schemas-quiet"),
     "ledger migrate": lambda w: (["ledger", "migrate", w.ledger, w.tmp / "migrated-quiet.sqlite"],
                                  w.tmp / "migrated-quiet.sqlite"),
-    "ledger compact": lambda w: (["ledger", "compact", "--ledger", _ledger_copy(w, "compact-quiet.sqlite")],
-                                 w.tmp / "compact-quiet.sqlite"),
+    "ledger compact": _compact_case("compact-quiet"),
     "store init": lambda w: (["store", "init", w.tmp / "store-quiet"], w.tmp / "store-quiet"),
     "store ingest": lambda w: (["store", "ingest", w.store, w.small, "--id", "urn:example:ingest-quiet"], w.store),
     "store export": lambda w: (["store", "export", w.store, "urn:example:small", w.tmp / "exported-quiet"],
@@ -281,8 +340,9 @@ def _damaged_again(w: World) -> Path:
     return copy
 
 
-@pytest.mark.parametrize("name", sorted(QUIET))
-def test_quiet_is_the_verdict_line_alone(name: str, world: World) -> None:
+@pytest.mark.parametrize(("name", "backend"), _runs(QUIET))
+def test_quiet_is_the_verdict_line_alone(name: str, backend: str, request: pytest.FixtureRequest) -> None:
+    world = _world(request, backend)
     if name == "init":
         (world.tmp / "fresh-quiet").mkdir(exist_ok=True)
         shutil.copy(world.fresh / "interview.wav", world.tmp / "fresh-quiet" / "interview.wav")
@@ -293,11 +353,11 @@ def test_quiet_is_the_verdict_line_alone(name: str, world: World) -> None:
     assert len(result.stdout.splitlines()) == 1, result.stdout
 
 
-def test_quiet_events_writes_only_the_document(world: World, tmp_path: Path) -> None:
-    result = CliRunner().invoke(cli, ["events", str(world.bag), "--ledger", str(tmp_path / "none.sqlite"), "-q"])
+def test_quiet_events_writes_only_the_document(world: World, ledger_url: Path | str) -> None:
+    result = CliRunner().invoke(cli, ["events", str(world.bag), "--ledger", str(ledger_url), "-q"])
     assert result.exit_code == 0 and result.stderr == ""
     assert result.stdout.startswith("<?xml")
-    loud = CliRunner().invoke(cli, ["events", str(world.bag), "--ledger", str(tmp_path / "none.sqlite")])
+    loud = CliRunner().invoke(cli, ["events", str(world.bag), "--ledger", str(ledger_url)])
     assert "no ledger here" in loud.stderr  # what -q left out
 
 
@@ -311,8 +371,8 @@ def test_verbose_package_times_every_phase(world: World) -> None:
     assert len(result.stdout.splitlines()) == 1
 
 
-def test_json_without_a_ledger_names_the_ledger_it_looked_for(tmp_path: Path) -> None:
-    missing = tmp_path / "none.sqlite"
+def test_json_without_a_ledger_names_the_ledger_it_looked_for(ledger_url: Path | str) -> None:
+    missing = ledger_url  # no file there yet; an empty database
     result = CliRunner().invoke(cli, ["ledger", "info", "--ledger", str(missing), "--json"])
     doc = json.loads(result.stdout)
     assert doc["path"] == str(missing) and doc["exit"] == 7 and doc["problems"]
@@ -373,7 +433,10 @@ def test_store_refusals_answer_in_json(world: World, run_preserve) -> None:
     assert doc["exit"] == missing.returncode != 0 and "urn:example:nobody" in str(doc["problems"])
 
 
-def test_ledger_migrate_json_lists_every_table_and_the_copy_reads_the_same(world: World) -> None:
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_ledger_migrate_json_lists_every_table_and_the_copy_reads_the_same(backend: str,
+                                                                           request: pytest.FixtureRequest) -> None:
+    world = _world(request, backend)
     dest = world.tmp / "migrated-check.sqlite"
     doc = _json("ledger", "migrate", world.ledger, dest)
     assert doc["_exit"] == 0 and doc["path"] == str(dest) and doc["copied"]
@@ -389,6 +452,7 @@ def test_ledger_migrate_json_lists_every_table_and_the_copy_reads_the_same(world
 
 
 def test_ledger_flush_of_a_sqlite_ledger_says_nothing_waits(world: World) -> None:
+    # SQLite only: what flush says of a PostgreSQL ledger (its queue) is tests/ledger's
     result = CliRunner().invoke(cli, ["ledger", "flush", "--ledger", str(world.ledger)])
     assert result.exit_code == 0, result.output
     assert result.stdout == f"{world.ledger}: a SQLite ledger is written directly; no audit outcomes wait on local disk\n"

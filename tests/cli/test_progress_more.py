@@ -8,6 +8,7 @@ rate, ETA) and never a bar's carriage returns or escape sequences; ``-q`` silenc
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import random
@@ -17,6 +18,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,13 +79,13 @@ def _fresh(stock: Stock, name: str) -> Path:
     return stock.root / f"{name}{n}"
 
 
-def _command(stock: Stock, name: str) -> list[str | os.PathLike[str]]:
+def _command(stock: Stock, name: str, ledger: Path | str) -> list[str | os.PathLike[str]]:
     if name == "audit":
-        return ["audit", "--tier", "full", "--ledger", _fresh(stock, "ledger"), stock.bag]
+        return ["audit", "--tier", "full", "--ledger", ledger, stock.bag]
     if name == "replicate":
         target = _fresh(stock, "target")
         target.mkdir()
-        return ["replicate", "--ledger", _fresh(stock, "ledger"), stock.bag, target]
+        return ["replicate", "--ledger", ledger, stock.bag, target]
     if name == "restore":
         return ["restore", stock.replicas / "bag", _fresh(stock, "restored")]
     assert name == "unpack"
@@ -93,11 +95,17 @@ def _command(stock: Stock, name: str) -> list[str | os.PathLike[str]]:
 LABELS = {"audit": "auditing", "replicate": "replicating bag to ", "restore": "restoring bag", "unpack": "unpacking"}
 PHASES = {"audit": {"verify"}, "replicate": {"check", "copy"}, "restore": {"list", "download", "validate"},
           "unpack": {"extract", "validate"}}
+#: Each command, with each ledger backend for the two that record in a ledger (restore and unpack
+#: record nothing: one run each).
+WITH_LEDGER = pytest.mark.parametrize(("name", "ledger_url"), [
+    ("audit", "sqlite"), ("audit", "postgresql"), ("replicate", "sqlite"), ("replicate", "postgresql"),
+    ("restore", "sqlite"), ("unpack", "sqlite")], indirect=["ledger_url"])
 
 
-@pytest.mark.parametrize("name", ["audit", "replicate", "restore", "unpack"])
-def test_without_a_terminal_progress_lines_come_at_the_interval(stock: Stock, name: str) -> None:
-    argv = _command(stock, name)
+@WITH_LEDGER
+def test_without_a_terminal_progress_lines_come_at_the_interval(stock: Stock, name: str,
+                                                                ledger_url: Path | str) -> None:
+    argv = _command(stock, name, ledger_url)
     proc = _preserve(argv[0], "--progress-interval", INTERVAL, *argv[1:])
     assert proc.returncode == 0, proc.stderr
     lines = [line for line in proc.stderr.splitlines() if line.startswith(f"preserve: {LABELS[name]}")]
@@ -110,24 +118,24 @@ def test_without_a_terminal_progress_lines_come_at_the_interval(stock: Stock, na
     assert "\r" not in proc.stderr and "\x1b" not in proc.stderr
 
 
-@pytest.mark.parametrize("name", ["audit", "replicate", "restore", "unpack"])
-def test_quiet_silences_the_progress_lines(stock: Stock, name: str) -> None:
-    argv = _command(stock, name)
+@WITH_LEDGER
+def test_quiet_silences_the_progress_lines(stock: Stock, name: str, ledger_url: Path | str) -> None:
+    argv = _command(stock, name, ledger_url)
     proc = _preserve(argv[0], "-q", "--progress-interval", INTERVAL, *argv[1:])
     assert proc.returncode == 0, proc.stderr
     assert not [line for line in proc.stderr.splitlines() if line.startswith(f"preserve: {LABELS[name]}")], proc.stderr
     assert "%" not in proc.stderr
 
 
-def test_the_progress_interval_takes_a_unit_and_refuses_nonsense(stock: Stock) -> None:
+def test_the_progress_interval_takes_a_unit_and_refuses_nonsense(stock: Stock, ledger_url: Path | str) -> None:
     from preserve.cli.main import cli
 
     # a period such as 2m is accepted as in the other commands; the run is over long before it
-    ok = CliRunner().invoke(cli, ["audit", "--progress-interval", "2m", "--ledger", str(_fresh(stock, "ledger")), str(stock.bag)])
+    ok = CliRunner().invoke(cli, ["audit", "--progress-interval", "2m", "--ledger", str(ledger_url), str(stock.bag)])
     assert ok.exit_code == 0, ok.output
     assert "preserve: auditing" not in ok.output
     for name in ("audit", "replicate", "restore", "unpack"):
-        argv = [str(a) for a in _command(stock, name)]
+        argv = [str(a) for a in _command(stock, name, ledger_url)]
         bad = CliRunner().invoke(cli, [argv[0], "--progress-interval", "soon", *argv[1:]])
         assert bad.exit_code == 2, (name, bad.output)
         assert "--progress-interval" in bad.output
@@ -184,22 +192,37 @@ def _half_written(bag: Path, target: Path) -> list[str]:
     return wrong
 
 
-def _ledger_intact(ledger: Path) -> list[str]:
-    if not ledger.exists():
+def _ledger_intact(ledger: Path | str) -> list[str]:
+    """What an interrupted run left wrong in its ledger: SQLite's own check of the file, and on
+    either backend every table read back whole."""
+    from preserve.audit.ledger import Ledger, ledger_exists
+    from preserve.errors import PreserveError
+
+    if not ledger_exists(ledger):
         return []
-    with contextlib.closing(sqlite3.connect(ledger)) as db:
-        found = db.execute("PRAGMA integrity_check").fetchone()[0]
-    return [] if found == "ok" else [f"ledger {ledger.name}: {found}"]
+    if isinstance(ledger, Path):
+        with contextlib.closing(sqlite3.connect(ledger)) as db:
+            found = db.execute("PRAGMA integrity_check").fetchone()[0]
+        if found != "ok":
+            return [f"ledger {ledger.name}: {found}"]
+    try:
+        with Ledger(ledger, create=False) as led:
+            led.export_jsonl(io.StringIO())
+    except PreserveError as exc:
+        return [f"ledger {ledger}: {exc}"]
+    return []
 
 
 @pytest.mark.slow
-def test_ctrl_c_at_random_moments_of_audit_and_replicate(many_files: Path, tmp_path: Path) -> None:
+def test_ctrl_c_at_random_moments_of_audit_and_replicate(many_files: Path, tmp_path: Path,
+                                                        new_ledger: Callable[[], Path | str]) -> None:
     if (os.cpu_count() or 1) < 2:
         pytest.skip("worker processes are used only with two cores or more")
     bag = many_files
+    ledgers = {run: new_ledger() for run in range(-1, SIGNAL_RUNS)}  # one new ledger per run
 
     def args(command: str, run: int) -> list[str]:
-        ledger = str(tmp_path / f"ledger{run}.db")
+        ledger = str(ledgers[run])
         if command == "audit":  # full: every manifest, on worker processes
             return ["audit", "--tier", "full", "--ledger", ledger, str(bag)]
         target = tmp_path / f"target{run}"
@@ -247,7 +270,7 @@ def test_ctrl_c_at_random_moments_of_audit_and_replicate(many_files: Path, tmp_p
         if proc.returncode not in (0, EXIT_INTERRUPTED) and not hung:
             failures.append(f"{what}: exit status {proc.returncode}, expected {EXIT_INTERRUPTED} or 0:\n{err}")
         interrupted += proc.returncode == EXIT_INTERRUPTED
-        failures += _ledger_intact(tmp_path / f"ledger{run}.db")
+        failures += _ledger_intact(ledgers[run])
         if command == "replicate":
             failures += [f"{what}: {w}" for w in _half_written(bag, tmp_path / f"target{run}")]
     assert not failures, "\n\n".join(failures)

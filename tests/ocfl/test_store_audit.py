@@ -28,15 +28,15 @@ def _store_of_two(make_bag: MakeBag, store_root: Path) -> tuple[Path, Path]:
     return objects[0], objects[1]
 
 
-def _audit(run_preserve: Run, target: Path, tier: str, ledger: Path) -> tuple[int, dict[str, Any]]:
+def _audit(run_preserve: Run, target: Path, tier: str, ledger: Path | str) -> tuple[int, dict[str, Any]]:
     done = run_preserve("audit", target, "--tier", tier, "--ledger", ledger, "--json")
     return done.returncode, json.loads(done.stdout)
 
 
 def test_store_audited_fast_and_full_then_damage_found(make_bag: MakeBag, store_root: Path, tmp_path: Path,
-                                                       run_preserve: Run) -> None:
+                                                       run_preserve: Run, ledger_url: Path | str) -> None:
     obj1, obj2 = _store_of_two(make_bag, store_root)
-    ledger = tmp_path / "ledger.sqlite"
+    ledger = ledger_url
     for tier in ("fast", "full"):
         code, out = _audit(run_preserve, store_root, tier, ledger)
         assert code == 0, out
@@ -78,7 +78,7 @@ def test_store_audited_fast_and_full_then_damage_found(make_bag: MakeBag, store_
 
 
 def test_link_in_an_object_is_refused_and_not_followed(make_bag: MakeBag, store_root: Path, tmp_path: Path,
-                                                       run_preserve: Run) -> None:
+                                                       run_preserve: Run, ledger_url: Path | str) -> None:
     obj1, _ = _store_of_two(make_bag, store_root)
     inventory = read_inventory(obj1)
     rel = sorted(p for paths in inventory["manifest"].values() for p in paths if p.endswith("notes.txt"))[0]
@@ -86,7 +86,7 @@ def test_link_in_an_object_is_refused_and_not_followed(make_bag: MakeBag, store_
     outside.write_bytes((obj1 / rel).read_bytes())  # the very bytes: only the link itself can fail it
     (obj1 / rel).unlink()
     os.symlink(outside, obj1 / rel)
-    code, out = _audit(run_preserve, store_root, "full", tmp_path / "ledger.sqlite")
+    code, out = _audit(run_preserve, store_root, "full", ledger_url)
     assert code == 1
     audits = {a["identifier"]: a for a in out["audits"]}
     assert audits["urn:example:obj2"]["outcome"] == "pass"
@@ -96,12 +96,12 @@ def test_link_in_an_object_is_refused_and_not_followed(make_bag: MakeBag, store_
 
 
 def test_report_counts_objects_versions_deaccessioned_and_purged(make_bag: MakeBag, store_root: Path, tmp_path: Path,
-                                                                 run_preserve: Run) -> None:
+                                                                 run_preserve: Run, ledger_url: Path | str) -> None:
     obj1, obj2 = _store_of_two(make_bag, store_root)
     deaccession(store_root, "urn:example:obj1", reason="donor withdrew", authority="Board", operator="Ann")
     purge(store_root, "urn:example:obj2", "data/a.wav", reason="court order", authority="High Court", operator="Ann",
           confirm=True)
-    ledger = tmp_path / "ledger.sqlite"
+    ledger = ledger_url
     code, _ = _audit(run_preserve, obj1, "fast", ledger)
     assert code == 0
     done = run_preserve("report", store_root, "--ledger", ledger, "--json")
@@ -121,7 +121,7 @@ def test_report_counts_objects_versions_deaccessioned_and_purged(make_bag: MakeB
 
 
 def test_full_tier_checks_the_fixity_block(make_bag: MakeBag, store_root: Path, tmp_path: Path,
-                                           run_preserve: Run) -> None:
+                                           run_preserve: Run, ledger_url: Path | str) -> None:
     obj1, _ = _store_of_two(make_bag, store_root)
     inventory = read_inventory(obj1)
     rel = sorted(p for paths in inventory["manifest"].values() for p in paths if p.endswith("notes.txt"))[0]
@@ -131,7 +131,7 @@ def test_full_tier_checks_the_fixity_block(make_bag: MakeBag, store_root: Path, 
         for name in ("inventory.json", "inventory.json.sha512"):
             (folder / name).unlink()
         write_inventory(folder, serialize(inventory))
-    ledger = tmp_path / "ledger.sqlite"
+    ledger = ledger_url
     code, out = _audit(run_preserve, obj1, "fast", ledger)
     assert code == 0, out
     code, out = _audit(run_preserve, obj1, "full", ledger)

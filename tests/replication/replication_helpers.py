@@ -85,7 +85,10 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
 
 @pytest.fixture(autouse=True)
 def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """Dummy credentials through the standard chain (environment) and no user AWS config."""
+    """Dummy credentials through the standard chain (environment) and no user AWS config; the
+    user data folder in tmp_path, so that a command run without --ledger never opens the real
+    user's default ledger (one another preserve may have written)."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "user-data"))
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
@@ -129,10 +132,18 @@ def keys(server: S3Server, bucket: str, prefix: str = "") -> dict[str, int]:
     return out
 
 
-def ledger_rows(path: Path, table: str) -> list[dict[str, Any]]:
+def ledger_rows(ledger: Path | str, table: str) -> list[dict[str, Any]]:
+    """Every row of ``table`` in the ledger (a SQLite file or a postgresql:// URL), read beside
+    preserve, by id."""
+    if "://" in str(ledger):
+        import psycopg
+        from psycopg.rows import dict_row
+
+        with psycopg.connect(str(ledger), row_factory=dict_row) as conn:
+            return list(conn.execute(f"SELECT * FROM {table} ORDER BY id"))
     import sqlite3
 
-    db = sqlite3.connect(path)
+    db = sqlite3.connect(ledger)
     db.row_factory = sqlite3.Row
     try:
         return [dict(r) for r in db.execute(f"SELECT * FROM {table} ORDER BY id")]

@@ -22,6 +22,8 @@ from replication_helpers import (
     make_bag,
 )
 
+from preserve.audit.ledger import ledger_exists
+
 SMALL_PARTS = ["--multipart-threshold", "6MiB", "--part-size", "5MiB"]
 BIG = "p/bag-one/data/disc 1/03 long.wav"
 
@@ -34,10 +36,11 @@ def _parts_uploaded(server: S3Server, bucket: str) -> int:
     return len(client.list_parts(Bucket=bucket, Key=uploads[0]["Key"], UploadId=uploads[0]["UploadId"]).get("Parts", []))
 
 
-def test_upload_killed_part_way_then_rerun_completes_and_verifies(run_preserve, s3_server: S3Server, tmp_path: Path) -> None:
+def test_upload_killed_part_way_then_rerun_completes_and_verifies(run_preserve, s3_server: S3Server, tmp_path: Path,
+                                                                  ledger_url: Path | str) -> None:
     bag = make_bag(tmp_path, big=21 * MIB)
     bucket = s3_server.bucket()
-    ledger = tmp_path / "ledger.sqlite"
+    ledger = ledger_url
     url = f"s3://{bucket}/p"
     cmd = ["replicate", str(bag), url, *s3_server.options(), *SMALL_PARTS, "--ledger", str(ledger), "-q",
            "--bandwidth", "4M", "--workers", "1"]
@@ -56,7 +59,7 @@ def test_upload_killed_part_way_then_rerun_completes_and_verifies(run_preserve, 
     proc.stderr.close()  # type: ignore[union-attr]
     assert proc.returncode == -signal.SIGKILL
     assert BIG not in keys(s3_server, bucket)  # the half-sent file is not an object
-    assert (ledger_rows(ledger, "replicas") if ledger.exists() else []) == []  # killed: nothing recorded
+    assert (ledger_rows(ledger, "replicas") if ledger_exists(ledger) else []) == []  # killed: nothing recorded
     parts_before = _parts_uploaded(s3_server, bucket)
     r = run_preserve(*cmd[:-4])  # same command, full speed
     assert r.returncode == 0, r.stderr
@@ -73,10 +76,11 @@ def test_upload_killed_part_way_then_rerun_completes_and_verifies(run_preserve, 
     assert [(a["tier"], a["outcome"]) for a in ledger_rows(ledger, "audits")] == [("remote-full", "pass")]
 
 
-def test_connection_cut_mid_transfer_retries_then_names_the_object(pcli, s3_server: S3Server, tmp_path: Path) -> None:
+def test_connection_cut_mid_transfer_retries_then_names_the_object(pcli, s3_server: S3Server, tmp_path: Path,
+                                                                   ledger_url: Path | str) -> None:
     bag = make_bag(tmp_path, files={"small.txt": b"small\n", "large.wav": os.urandom(2 * MIB)})
     bucket = s3_server.bucket()
-    ledger = tmp_path / "ledger.sqlite"
+    ledger = ledger_url
     proxy = CuttingProxy(int(s3_server.endpoint.rsplit(":", 1)[1]), limit=512 * 1024)
     try:
         r = pcli("replicate", bag, f"s3://{bucket}/p", "--endpoint-url", proxy.endpoint, "--region", "us-east-1",
@@ -111,10 +115,11 @@ def _preserve_with_botocore_debug_log(*args: object) -> subprocess.CompletedProc
                           timeout=600)
 
 
-def test_no_credential_value_in_any_output_log_or_ledger(run_preserve, s3_server: S3Server, tmp_path: Path) -> None:
+def test_no_credential_value_in_any_output_log_or_ledger(run_preserve, s3_server: S3Server, tmp_path: Path,
+                                                         ledger_url: Path | str) -> None:
     bag = make_bag(tmp_path, big=7 * MIB)
     bucket = s3_server.bucket()
-    ledger = tmp_path / "ledger.sqlite"
+    ledger = ledger_url
     url = f"s3://{bucket}/p"
     outputs = []
     for args in (
@@ -138,7 +143,11 @@ def test_no_credential_value_in_any_output_log_or_ledger(run_preserve, s3_server
         assert SECRET not in text
     assert "Could not connect" in outputs[5][2] or "connection failed" in outputs[5][2]
     assert "AWS profile 'nobody' is not configured" in outputs[6][2]
-    for path in [ledger, *tmp_path.rglob("*")]:
+    # every table of the ledger, on either backend (a SQLite ledger's file is also read below)
+    export = run_preserve("ledger", "export", "--ledger", ledger)
+    assert export.returncode == 0 and '"table": "replicas"' in export.stdout, export.stderr
+    assert SECRET not in export.stdout
+    for path in tmp_path.rglob("*"):
         if path.is_file():
             assert SECRET.encode() not in path.read_bytes(), path
     assert SECRET.encode() not in s3_server.log.read_bytes()
@@ -152,12 +161,13 @@ def test_no_credential_value_in_any_output_log_or_ledger(run_preserve, s3_server
     assert SECRET not in r.stdout + r.stderr
 
 
-def test_store_rejecting_the_default_checksum_points_at_the_option(pcli, s3_server: S3Server, tmp_path: Path) -> None:
+def test_store_rejecting_the_default_checksum_points_at_the_option(pcli, s3_server: S3Server, tmp_path: Path,
+                                                                   ledger_url: Path | str) -> None:
     from replication_helpers import ChecksumRejectingProxy
 
     bag = make_bag(tmp_path)
     bucket = s3_server.bucket()
-    ledger = tmp_path / "l.sqlite"
+    ledger = ledger_url
     r = pcli("replicate", bag, f"s3://{bucket}/p", *s3_server.options(), "--storage-class", "DEEP_ARCHIVE",
              "--ledger", ledger, "-q")
     assert r.exit_code == 0, r.output
@@ -179,10 +189,11 @@ def test_store_rejecting_the_default_checksum_points_at_the_option(pcli, s3_serv
         proxy.close()
 
 
-def test_download_cut_mid_object_resumes_or_names_the_object(pcli, s3_server: S3Server, tmp_path: Path) -> None:
+def test_download_cut_mid_object_resumes_or_names_the_object(pcli, s3_server: S3Server, tmp_path: Path,
+                                                             ledger_url: Path | str) -> None:
     bag = make_bag(tmp_path, files={"small.txt": b"small\n", "large.wav": os.urandom(2 * MIB)})
     bucket = s3_server.bucket()
-    ledger = tmp_path / "ledger.sqlite"
+    ledger = ledger_url
     assert pcli("replicate", bag, f"s3://{bucket}/p", *s3_server.options(), "--ledger", ledger, "-q").exit_code == 0
     port = int(s3_server.endpoint.rsplit(":", 1)[1])
     # two cuts in the middle of the large object: the download resumes where it stopped
@@ -208,12 +219,13 @@ def test_download_cut_mid_object_resumes_or_names_the_object(pcli, s3_server: S3
 
 
 def test_object_lock_through_a_store_rejecting_crc32_with_checksum_when_required(pcli, s3_server: S3Server,
-                                                                                 tmp_path: Path) -> None:
+                                                                                 tmp_path: Path,
+                                                                                 ledger_url: Path | str) -> None:
     from replication_helpers import ChecksumRejectingProxy
 
     bag = make_bag(tmp_path, big=7 * MIB)
     bucket = s3_server.bucket(lock=True)
-    ledger = tmp_path / "l.sqlite"
+    ledger = ledger_url
     lock = ["--lock-mode", "governance", "--retain-until", "2099-01-01"]
     proxy = ChecksumRejectingProxy(s3_server.endpoint)
     try:

@@ -13,11 +13,14 @@ from pathlib import Path
 import pytest
 from replication_helpers import MIB, ledger_rows, make_bag
 
+from preserve.audit.ledger import ledger_exists
 
-def test_replicate_to_a_directory_verifies_and_second_run_copies_nothing(pcli, tmp_path: Path) -> None:
+
+def test_replicate_to_a_directory_verifies_and_second_run_copies_nothing(pcli, tmp_path: Path,
+                                                                         ledger_url: Path | str) -> None:
     bag = make_bag(tmp_path, big=3 * MIB)
     disk = tmp_path / "disk2" / "bags"
-    ledger = tmp_path / "ledger.sqlite"
+    ledger = ledger_url
     n = sum(1 for p in bag.rglob("*") if p.is_file())
     r = pcli("replicate", bag, disk, "--ledger", ledger)  # -q would leave the warning out
     assert r.exit_code == 0, r.output
@@ -37,10 +40,11 @@ def test_replicate_to_a_directory_verifies_and_second_run_copies_nothing(pcli, t
     assert json.loads(rows[1]["detail"])["uploaded"] == 0
 
 
-def test_a_replaced_copy_is_sent_again_and_a_different_bag_refused(pcli, tmp_path: Path) -> None:
+def test_a_replaced_copy_is_sent_again_and_a_different_bag_refused(pcli, tmp_path: Path,
+                                                                   ledger_url: Path | str) -> None:
     bag = make_bag(tmp_path)
     disk = tmp_path / "disk2"
-    ledger = tmp_path / "ledger.sqlite"
+    ledger = ledger_url
     assert pcli("replicate", bag, disk, "--ledger", ledger, "-q").exit_code == 0
     copy = disk / "bag-one/data/disc 1/02 song.flac"
     copy.write_bytes(b"\0" * copy.stat().st_size)
@@ -55,10 +59,10 @@ def test_a_replaced_copy_is_sent_again_and_a_different_bag_refused(pcli, tmp_pat
     assert [row["outcome"] for row in ledger_rows(ledger, "replicas")] == ["pass", "pass"]
 
 
-def test_copy_killed_part_way_then_rerun_completes(run_preserve, tmp_path: Path) -> None:
+def test_copy_killed_part_way_then_rerun_completes(run_preserve, tmp_path: Path, ledger_url: Path | str) -> None:
     bag = make_bag(tmp_path, big=12 * MIB)
     disk = tmp_path / "disk2"
-    ledger = tmp_path / "ledger.sqlite"
+    ledger = ledger_url
     exe = Path(sys.executable).parent / "preserve"
     proc = subprocess.Popen([str(exe), "replicate", str(bag), str(disk), "--ledger", str(ledger), "-q",
                              "--bandwidth", "3M", "--workers", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -81,10 +85,10 @@ def test_copy_killed_part_way_then_rerun_completes(run_preserve, tmp_path: Path)
     assert [(a["tier"], a["outcome"]) for a in ledger_rows(ledger, "audits")] == [("remote-full", "pass")]
 
 
-def test_remote_audit_of_a_directory_replica(pcli, tmp_path: Path) -> None:
+def test_remote_audit_of_a_directory_replica(pcli, tmp_path: Path, ledger_url: Path | str) -> None:
     bag = make_bag(tmp_path)
     disk = tmp_path / "disk2"
-    ledger = tmp_path / "ledger.sqlite"
+    ledger = ledger_url
     assert pcli("replicate", bag, disk, "--ledger", ledger, "-q").exit_code == 0
     copy = disk / "bag-one/data/disc 1/02 song.flac"
     copy.write_bytes(b"\0" * copy.stat().st_size)  # same size, other bytes
@@ -100,17 +104,17 @@ def test_remote_audit_of_a_directory_replica(pcli, tmp_path: Path) -> None:
     assert ("data/notes%.txt", "missing") in findings and ("data/disc 1/02 song.flac", "altered") in findings
 
 
-def test_the_bag_itself_is_not_a_replica(pcli, tmp_path: Path) -> None:
+def test_the_bag_itself_is_not_a_replica(pcli, tmp_path: Path, ledger_url: Path | str) -> None:
     bag = make_bag(tmp_path)
-    ledger = tmp_path / "ledger.sqlite"
+    ledger = ledger_url
     for target in (tmp_path, bag / "data"):
         r = pcli("replicate", bag, target, "--ledger", ledger, "-q")
         assert r.exit_code == 2, r.output
         assert "which is the bag itself or inside it; choose a directory on another disk" in r.output
-    assert not ledger.exists() or ledger_rows(ledger, "replicas") == []
+    assert not ledger_exists(ledger) or ledger_rows(ledger, "replicas") == []
 
 
-def test_remote_audit_problems_are_posted_to_the_webhook(pcli, tmp_path: Path) -> None:
+def test_remote_audit_problems_are_posted_to_the_webhook(pcli, tmp_path: Path, ledger_url: Path | str) -> None:
     import http.server
     import threading
 
@@ -130,7 +134,7 @@ def test_remote_audit_problems_are_posted_to_the_webhook(pcli, tmp_path: Path) -
     try:
         bag = make_bag(tmp_path)
         disk = tmp_path / "disk2"
-        ledger = tmp_path / "ledger.sqlite"
+        ledger = ledger_url
         assert pcli("replicate", bag, disk, "--ledger", ledger, "-q").exit_code == 0
         hook = f"http://127.0.0.1:{server.server_address[1]}/hook"
         r = pcli("audit", disk / "bag-one", "--tier", "remote-full", "--ledger", ledger, "--notify", hook, "-q")
@@ -149,9 +153,9 @@ def test_remote_audit_problems_are_posted_to_the_webhook(pcli, tmp_path: Path) -
                                     "expected": None, "found": None}]
 
 
-def test_several_targets_one_failing(pcli, tmp_path: Path) -> None:
+def test_several_targets_one_failing(pcli, tmp_path: Path, ledger_url: Path | str) -> None:
     bag = make_bag(tmp_path)
-    ledger = tmp_path / "ledger.sqlite"
+    ledger = ledger_url
     r = pcli("replicate", bag, tmp_path / "disk2", tmp_path, "--ledger", ledger, "-q")
     assert r.exit_code == 2
     assert f"{tmp_path}/disk2/bag-one: complete" in r.output
@@ -159,10 +163,10 @@ def test_several_targets_one_failing(pcli, tmp_path: Path) -> None:
     assert [row["outcome"] for row in ledger_rows(ledger, "replicas")] == ["pass"]
 
 
-def test_bandwidth_cap_slows_the_copy(pcli, tmp_path: Path) -> None:
+def test_bandwidth_cap_slows_the_copy(pcli, tmp_path: Path, ledger_url: Path | str) -> None:
     bag = make_bag(tmp_path, files={"a.wav": os.urandom(3 * MIB)})
     started = time.monotonic()
-    r = pcli("replicate", bag, tmp_path / "disk2", "--bandwidth", "1M", "--ledger", tmp_path / "l.sqlite", "-q")
+    r = pcli("replicate", bag, tmp_path / "disk2", "--bandwidth", "1M", "--ledger", ledger_url, "-q")
     elapsed = time.monotonic() - started
     assert r.exit_code == 0, r.output
     assert elapsed >= 1.5  # 3.1 MB at 1 MB/s, the first second's allowance free
@@ -180,10 +184,11 @@ def _largest_upload(disk: Path) -> int:
     return max(sizes)
 
 
-def test_tar_copy_killed_part_way_then_rerun_leaves_no_temporary_file(run_preserve, tmp_path: Path) -> None:
+def test_tar_copy_killed_part_way_then_rerun_leaves_no_temporary_file(run_preserve, tmp_path: Path,
+                                                                      ledger_url: Path | str) -> None:
     bag = make_bag(tmp_path, big=12 * MIB)
     disk = tmp_path / "disk2"
-    ledger = tmp_path / "ledger.sqlite"
+    ledger = ledger_url
     cmd = ["replicate", str(bag), str(disk), "--serialize", "tar", "--ledger", str(ledger), "-q"]
     exe = Path(sys.executable).parent / "preserve"
     proc = subprocess.Popen([str(exe), *cmd, "--bandwidth", "3M"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -255,17 +260,19 @@ def test_s3_only_options_for_a_directory_target_are_refused_before_anything_is_s
         pcli, tmp_path: Path, options: list[str]) -> None:
     bag = make_bag(tmp_path)
     disk = tmp_path / "disk4"
+    # one backend: refused before the ledger is opened
     r = pcli("replicate", bag, disk, *options, "--ledger", tmp_path / "ledger.sqlite", "-q")
     assert r.exit_code == 2
     assert f"{disk}: {options[0]}" in r.output and "apply to S3 targets only" in r.output
     assert not disk.exists()
 
 
-def test_a_link_among_the_tag_files_stops_replication_with_a_message(pcli, tmp_path: Path) -> None:
+def test_a_link_among_the_tag_files_stops_replication_with_a_message(pcli, tmp_path: Path,
+                                                                     ledger_url: Path | str) -> None:
     bag = make_bag(tmp_path)
     (tmp_path / "elsewhere.txt").write_text("not part of the bag")
     (bag / "metadata" / "note.txt").symlink_to(tmp_path / "elsewhere.txt")
-    r = pcli("replicate", bag, tmp_path / "disk5", "--ledger", tmp_path / "ledger.sqlite", "-q")
+    r = pcli("replicate", bag, tmp_path / "disk5", "--ledger", ledger_url, "-q")
     assert r.exit_code == 1, r.output
     assert "metadata/note.txt: is a symbolic link" in r.output and "nothing was replicated" in r.output
     assert not (tmp_path / "disk5" / "bag-one" / "metadata" / "note.txt").exists()

@@ -19,7 +19,7 @@ def _copy(site: str | None, region: str | None = None, threats: tuple[str, ...] 
     return Copy("x", Location(site=site, region=region, provider=provider, threats=threats))
 
 
-def _copies(pcli, ledger: Path) -> list[dict[str, object]]:
+def _copies(pcli, ledger: Path | str) -> list[dict[str, object]]:
     r = pcli("report", "--ledger", ledger, "--json")
     assert r.exit_code in (0, 1)  # 1: the bag itself was never audited locally
     return json.loads(r.output.split("preserve: error:")[0])["sections"]["copies"]  # type: ignore[no-any-return]
@@ -39,7 +39,8 @@ def test_storage_levels() -> None:
     assert storage_level([*four[:2], _copy("C", "r3", ("quake",), "own")])[0] == 3
 
 
-def test_report_counts_copies_and_level_from_named_targets(pcli, s3_server: S3Server, tmp_path: Path) -> None:
+def test_report_counts_copies_and_level_from_named_targets(pcli, s3_server: S3Server, tmp_path: Path,
+                                                           ledger_url: Path | str) -> None:
     bag = make_bag(tmp_path)
     bucket = s3_server.bucket()
     disk = tmp_path / "vault"
@@ -66,7 +67,7 @@ region = "uk-south-west"
 provider = "own"
 threats = ["fire"]
 """, encoding="utf-8")
-    ledger = tmp_path / "ledger.sqlite"
+    ledger = ledger_url
     r = pcli("replicate", bag, "offsite", "--ledger", ledger, "-q")
     assert r.exit_code == 0, r.output
     rows = _copies(pcli, ledger)
@@ -91,10 +92,10 @@ threats = ["fire"]
     assert "Copies per bag and NDSA 2.0 storage level" in text
 
 
-def test_replicas_and_repairs_are_premis_events(pcli, tmp_path: Path) -> None:
+def test_replicas_and_repairs_are_premis_events(pcli, tmp_path: Path, ledger_url: Path | str) -> None:
     bag = make_bag(tmp_path)
     disk = tmp_path / "disk2"
-    ledger = tmp_path / "ledger.sqlite"
+    ledger = ledger_url
     assert pcli("replicate", bag, disk, "--ledger", ledger, "-q").exit_code == 0
     (bag / "data/notes%.txt").write_bytes(b"damaged\n")
     assert pcli("repair", bag, "--from", disk, "--ledger", ledger).exit_code == 0

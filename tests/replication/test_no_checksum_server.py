@@ -39,10 +39,10 @@ def test_the_proxy_keeps_no_checksum(s3_nochecksum: ProxiedS3) -> None:
 
 
 def test_healthy_replica_passes_remote_metadata_with_a_note_and_a_real_mismatch_is_altered(
-        pcli, s3_nochecksum: ProxiedS3, tmp_path: Path) -> None:
+        pcli, s3_nochecksum: ProxiedS3, tmp_path: Path, ledger_url: Path | str) -> None:
     bag = make_bag(tmp_path, big=11 * MIB)
     bucket = s3_nochecksum.bucket()
-    ledger = tmp_path / "ledger.sqlite"
+    ledger = ledger_url
     url = f"s3://{bucket}/p"
     _replicate(pcli, bag, url, s3_nochecksum, ledger)
     r = pcli("audit", f"{url}/bag-one", "--tier", "remote-metadata", *s3_nochecksum.options(), "--ledger", ledger, "-q")
@@ -77,10 +77,10 @@ def test_healthy_replica_passes_remote_metadata_with_a_note_and_a_real_mismatch_
 
 
 def test_uploads_and_reruns_verify_by_etag_without_reading_objects_back(
-        pcli, s3_nochecksum: ProxiedS3, tmp_path: Path) -> None:
+        pcli, s3_nochecksum: ProxiedS3, tmp_path: Path, ledger_url: Path | str) -> None:
     bag = make_bag(tmp_path, big=11 * MIB)
     bucket = s3_nochecksum.bucket()
-    ledger = tmp_path / "ledger.sqlite"
+    ledger = ledger_url
     url = f"s3://{bucket}/p"
     out = _replicate(pcli, bag, url, s3_nochecksum, ledger)
     assert "4 sent" in out or "sent" in out
@@ -109,21 +109,21 @@ def test_uploads_and_reruns_verify_by_etag_without_reading_objects_back(
     assert '"verified_by"' in text and "etag-multipart" in text
 
 
-def test_a_server_keeping_checksums_verifies_by_them(pcli, s3_server, tmp_path: Path) -> None:
+def test_a_server_keeping_checksums_verifies_by_them(pcli, s3_server, tmp_path: Path, ledger_url: Path | str) -> None:
     bag = make_bag(tmp_path, big=11 * MIB)
     bucket = s3_server.bucket()
-    ledger = tmp_path / "ledger.sqlite"
+    ledger = ledger_url
     _replicate(pcli, bag, f"s3://{bucket}/p", s3_server, ledger)
     by = json.loads(ledger_rows(ledger, "replicas")[0]["detail"])["verified_by"]
     assert set(by["counts"]) == {"stored-sha256"}
 
 
 def test_an_etag_that_is_no_md5_is_verified_by_reading_the_object_back(
-        pcli, s3_nochecksum: ProxiedS3, tmp_path: Path, monkeypatch) -> None:
+        pcli, s3_nochecksum: ProxiedS3, tmp_path: Path, monkeypatch, ledger_url: Path | str) -> None:
     """Where the ETag is not the MD5 (SSE-KMS, some gateways) the object is read back."""
     bag = make_bag(tmp_path)
     bucket = s3_nochecksum.bucket()
-    ledger = tmp_path / "ledger.sqlite"
+    ledger = ledger_url
     # the server's ETags are no MD5 (as under SSE-KMS): nothing but the bytes can vouch
     monkeypatch.setattr(ObjectInfo, "etag_md5", property(lambda self: None))
     _replicate(pcli, bag, f"s3://{bucket}/p", s3_nochecksum, ledger)

@@ -23,10 +23,11 @@ def _log_since(server: S3Server, offset: int) -> str:
     return server.log.read_bytes()[offset:].decode("utf-8", "replace")
 
 
-def test_clean_replica_passes_both_tiers_and_metadata_downloads_no_payload(pcli, s3_server: S3Server, tmp_path: Path) -> None:
+def test_clean_replica_passes_both_tiers_and_metadata_downloads_no_payload(pcli, s3_server: S3Server, tmp_path: Path,
+                                                                           ledger_url: Path | str) -> None:
     bag = make_bag(tmp_path, big=11 * MIB)
     bucket = s3_server.bucket()
-    ledger = tmp_path / "ledger.sqlite"
+    ledger = ledger_url
     _replicate(pcli, bag, f"s3://{bucket}/p", s3_server, ledger)
     offset = s3_server.log.stat().st_size
     r = pcli("audit", f"s3://{bucket}/p/bag-one", "--tier", "remote-metadata", *s3_server.options(), "--ledger", ledger, "-q")
@@ -46,10 +47,11 @@ def test_clean_replica_passes_both_tiers_and_metadata_downloads_no_payload(pcli,
     assert ledger_rows(ledger, "findings") == []
 
 
-def test_replaced_and_deleted_objects_are_found(pcli, s3_server: S3Server, tmp_path: Path) -> None:
+def test_replaced_and_deleted_objects_are_found(pcli, s3_server: S3Server, tmp_path: Path,
+                                                ledger_url: Path | str) -> None:
     bag = make_bag(tmp_path, big=11 * MIB)
     bucket = s3_server.bucket()
-    ledger = tmp_path / "ledger.sqlite"
+    ledger = ledger_url
     _replicate(pcli, bag, f"s3://{bucket}/p", s3_server, ledger)
     client = s3_server.client()
     key = "p/bag-one/data/disc 1/02 song.flac"
@@ -81,10 +83,11 @@ def test_replaced_and_deleted_objects_are_found(pcli, s3_server: S3Server, tmp_p
     assert sorted(by_audit[audits[2]["id"]]) == [("data/disc 1/02 song.flac", "altered"), ("data/notes%.txt", "missing")]
 
 
-def test_archive_storage_class_is_pending_not_failed(pcli, s3_server: S3Server, tmp_path: Path) -> None:
+def test_archive_storage_class_is_pending_not_failed(pcli, s3_server: S3Server, tmp_path: Path,
+                                                     ledger_url: Path | str) -> None:
     bag = make_bag(tmp_path)
     bucket = s3_server.bucket()
-    ledger = tmp_path / "ledger.sqlite"
+    ledger = ledger_url
     _replicate(pcli, bag, f"s3://{bucket}/p", s3_server, ledger, "--storage-class", "GLACIER")
     client = s3_server.client()
     assert client.head_object(Bucket=bucket, Key="p/bag-one/data/notes%.txt")["StorageClass"] == "GLACIER"
@@ -118,8 +121,9 @@ def test_archive_storage_class_is_pending_not_failed(pcli, s3_server: S3Server, 
     assert (row["copies"], row["replicas"]) == (2, [f"s3://{bucket}/p/bag-one"])
 
 
-def test_replica_targets_need_a_remote_tier_and_a_bag_name(pcli, s3_server: S3Server, tmp_path: Path) -> None:
-    ledger = tmp_path / "ledger.sqlite"
+def test_replica_targets_need_a_remote_tier_and_a_bag_name(pcli, s3_server: S3Server, tmp_path: Path,
+                                                           ledger_url: Path | str) -> None:
+    ledger = ledger_url
     r = pcli("audit", "s3://bucket/p/bag-one", "--tier", "full", "--ledger", ledger)
     assert r.exit_code == 2
     assert "s3://bucket/p/bag-one: a replica copy; audit it with --tier remote-metadata (no payload download)" in r.output

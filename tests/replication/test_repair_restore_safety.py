@@ -31,11 +31,11 @@ def _flip(path: Path, at: int = 10) -> None:
     path.write_bytes(bytes(raw))
 
 
-def _replicated(pcli, tmp_path: Path, **kw: object) -> tuple[Path, Path]:
-    """A bag made by preserve and its copy in a directory replica."""
+def _replicated(pcli, tmp_path: Path, ledger: Path | str, **kw: object) -> tuple[Path, Path]:
+    """A bag made by preserve and its copy in a directory replica (recorded in ``ledger``)."""
     bag = make_bag(tmp_path, files=FILES, **kw)  # type: ignore[arg-type]
     disk = tmp_path / "disk2"
-    r = pcli("replicate", bag, disk, "--ledger", tmp_path / "ledger.sqlite", "-q")
+    r = pcli("replicate", bag, disk, "--ledger", ledger, "-q")
     assert r.exit_code == 0, r.output
     return bag, disk
 
@@ -47,15 +47,16 @@ def _valid(bag: Path) -> bool:
 # -- 1. no write through a link -----------------------------------------------------------------
 
 
-def test_repair_refuses_a_linked_folder_and_leaves_the_file_outside_unchanged(pcli, tmp_path: Path) -> None:
-    bag, disk = _replicated(pcli, tmp_path)
+def test_repair_refuses_a_linked_folder_and_leaves_the_file_outside_unchanged(pcli, tmp_path: Path,
+                                                                              ledger_url: Path | str) -> None:
+    bag, disk = _replicated(pcli, tmp_path, ledger_url)
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "take.wav").write_bytes(b"someone else's file")
     (bag / "data/sub/take.wav").unlink()
     (bag / "data/sub").rmdir()
     (bag / "data/sub").symlink_to(outside, target_is_directory=True)
-    r = pcli("repair", bag, "--from", disk, "--ledger", tmp_path / "ledger.sqlite")
+    r = pcli("repair", bag, "--from", disk, "--ledger", ledger_url)
     assert r.exit_code == 1, r.output
     assert "still damaged, not repairable from the replica: error: data/sub: is a symbolic link" in r.output
     assert "no file could be repaired from the replica; still damaged: data/sub, data/sub/take.wav" in r.output
@@ -82,10 +83,11 @@ class _SwappingStore(FilesystemStore):
             yield chunks
 
 
-def test_repair_never_writes_through_a_link_that_appears_after_validation(pcli, tmp_path: Path) -> None:
+def test_repair_never_writes_through_a_link_that_appears_after_validation(pcli, tmp_path: Path,
+                                                                           ledger_url: Path | str) -> None:
     from preserve.replication.repair import repair_bag
 
-    bag, disk = _replicated(pcli, tmp_path)
+    bag, disk = _replicated(pcli, tmp_path, ledger_url)
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "take.wav").write_bytes(b"someone else's file")
@@ -103,15 +105,16 @@ def test_repair_never_writes_through_a_link_that_appears_after_validation(pcli, 
 # -- 2. only what the journal lists is removed; one run at a time --------------------------------
 
 
-def test_a_payload_file_named_like_a_temporary_file_survives_repair(pcli, tmp_path: Path) -> None:
+def test_a_payload_file_named_like_a_temporary_file_survives_repair(pcli, tmp_path: Path,
+                                                                    ledger_url: Path | str) -> None:
     files = {**FILES, "disc 1/.02 song.flac.preserve-repair-0badcafe": b"a real recording\n"}
     bag = make_bag(tmp_path, files=files)
     disk = tmp_path / "disk2"
-    assert pcli("replicate", bag, disk, "--ledger", tmp_path / "l.sqlite", "-q").exit_code == 0
+    assert pcli("replicate", bag, disk, "--ledger", ledger_url, "-q").exit_code == 0
     real = bag / "data/disc 1/.02 song.flac.preserve-repair-0badcafe"
     inode = real.stat().st_ino
     _flip(bag / "data/liner notes.txt", at=2)
-    r = pcli("repair", bag, "--from", disk, "--ledger", tmp_path / "l.sqlite")
+    r = pcli("repair", bag, "--from", disk, "--ledger", ledger_url)
     assert r.exit_code == 0, r.output
     assert "repaired: data/liner notes.txt (altered)" in r.output and "1 of 1 damaged file(s) repaired" in r.output
     # the same file, never deleted (and fetched again)
@@ -169,15 +172,16 @@ def _held_run(tmp_path: Path, what: str, replica: Path, where: Path) -> subproce
     return proc
 
 
-def _damaged(pcli, tmp_path: Path) -> tuple[Path, Path]:
-    bag, disk = _replicated(pcli, tmp_path)
+def _damaged(pcli, tmp_path: Path, ledger: Path | str) -> tuple[Path, Path]:
+    bag, disk = _replicated(pcli, tmp_path, ledger)
     _flip(bag / "data/disc 1/01 intro.wav", at=3)
     (bag / "data/liner notes.txt").unlink()
     return bag, disk
 
 
-def test_a_killed_repair_leaves_staging_that_the_next_run_removes_and_reports(pcli, tmp_path: Path) -> None:
-    bag, disk = _damaged(pcli, tmp_path)
+def test_a_killed_repair_leaves_staging_that_the_next_run_removes_and_reports(pcli, tmp_path: Path,
+                                                                              ledger_url: Path | str) -> None:
+    bag, disk = _damaged(pcli, tmp_path, ledger_url)
     proc = _held_run(tmp_path, "repair", disk, bag)
     [staging] = [p for p in bag.iterdir() if ".preserve-repair-" in p.name]
     assert list(staging.iterdir())  # the copy being downloaded
@@ -187,7 +191,7 @@ def test_a_killed_repair_leaves_staging_that_the_next_run_removes_and_reports(pc
     # the killed run's staging is a hidden folder at the bag's top, not an unlisted payload file
     r = pcli("validate", bag)
     assert ".preserve-repair-" not in r.output and "unlisted" not in r.output
-    r = pcli("repair", bag, "--from", disk, "--ledger", tmp_path / "l.sqlite")
+    r = pcli("repair", bag, "--from", disk, "--ledger", ledger_url)
     assert r.exit_code == 0, r.output
     assert f"removed what an interrupted earlier run left: {staging}" in r.output
     assert "2 of 2 damaged file(s) repaired" in r.output
@@ -196,15 +200,16 @@ def test_a_killed_repair_leaves_staging_that_the_next_run_removes_and_reports(pc
     assert _valid(bag)
 
 
-def test_two_repairs_of_one_bag_one_waits_or_exits_4(pcli, run_preserve, tmp_path: Path) -> None:
-    bag, disk = _damaged(pcli, tmp_path)
+def test_two_repairs_of_one_bag_one_waits_or_exits_4(pcli, run_preserve, tmp_path: Path,
+                                                     ledger_url: Path | str) -> None:
+    bag, disk = _damaged(pcli, tmp_path, ledger_url)
     first = _held_run(tmp_path, "repair", disk, bag)
     try:
-        second = run_preserve("repair", bag, "--from", disk, "--ledger", tmp_path / "l2.sqlite")
+        second = run_preserve("repair", bag, "--from", disk, "--ledger", ledger_url)
         assert second.returncode == 4, second.stdout + second.stderr
         assert f"preserve: error: {bag}: another preserve run is repairing or writing this bag now" in second.stderr
         assert "unlisted" not in second.stdout + second.stderr
-        third = _start("repair", bag, "--from", disk, "--ledger", tmp_path / "l3.sqlite", "--wait", "120")
+        third = _start("repair", bag, "--from", disk, "--ledger", ledger_url, "--wait", "120")
         time.sleep(1)
         assert third.poll() is None  # waiting for the lock
     finally:
@@ -244,10 +249,10 @@ def _bag_with_empty_folder(tmp_path: Path) -> Path:
 @pytest.mark.parametrize("layout", [[], ["--serialize", "tar"]], ids=["files", "tar"])
 @pytest.mark.parametrize("kind", ["s3", "filesystem"])
 def test_restore_and_repair_keep_empty_folders(pcli, s3_server: S3Server, tmp_path: Path, kind: str,
-                                               layout: list[str]) -> None:
+                                               layout: list[str], ledger_url: Path | str) -> None:
     bag = _bag_with_empty_folder(tmp_path)
     url, opts = (f"s3://{s3_server.bucket()}/p", s3_server.options()) if kind == "s3" else (str(tmp_path / "disk2"), [])
-    r = pcli("replicate", bag, url, *opts, *layout, "--ledger", tmp_path / "l.sqlite", "-q")
+    r = pcli("replicate", bag, url, *opts, *layout, "--ledger", ledger_url, "-q")
     assert r.exit_code == 0, r.output
     dest = tmp_path / "restored"
     r = pcli("restore", f"{url}/bag-one", dest, *opts, "-q")
@@ -255,7 +260,7 @@ def test_restore_and_repair_keep_empty_folders(pcli, s3_server: S3Server, tmp_pa
     assert (dest / "data/scans/not yet").is_dir() and not list((dest / "data/scans/not yet").iterdir())
     assert _valid(dest)
     (bag / "data/scans/not yet").rmdir()
-    r = pcli("repair", bag, "--from", url, *opts, "--ledger", tmp_path / "l.sqlite")
+    r = pcli("repair", bag, "--from", url, *opts, "--ledger", ledger_url)
     assert r.exit_code == 0, r.output
     assert "created again: data/scans/not yet/" in r.output
     assert (bag / "data/scans/not yet").is_dir() and _valid(bag)
@@ -267,17 +272,17 @@ def test_restore_and_repair_keep_empty_folders(pcli, s3_server: S3Server, tmp_pa
 @pytest.mark.parametrize("layout", [[], ["--serialize", "tar"]], ids=["files", "tar"])
 @pytest.mark.parametrize("kind", ["s3", "filesystem"])
 def test_repair_repairs_tag_files_with_the_payload(pcli, s3_server: S3Server, tmp_path: Path, kind: str,
-                                                   layout: list[str]) -> None:
+                                                   layout: list[str], ledger_url: Path | str) -> None:
     bag = make_bag(tmp_path, files=FILES)
     url, opts = (f"s3://{s3_server.bucket()}/p", s3_server.options()) if kind == "s3" else (str(tmp_path / "disk2"), [])
-    assert pcli("replicate", bag, url, *opts, *layout, "--ledger", tmp_path / "l.sqlite", "-q").exit_code == 0
+    assert pcli("replicate", bag, url, *opts, *layout, "--ledger", ledger_url, "-q").exit_code == 0
     info = (bag / "bag-info.txt").read_bytes()
     manifest = (bag / "manifest-sha512.txt").read_bytes()
     _flip(bag / "bag-info.txt", at=3)
     _flip(bag / "manifest-sha512.txt", at=3)
     _flip(bag / "data/liner notes.txt", at=2)
     (bag / "tagmanifest-sha512.txt").write_text("not a manifest line\n")
-    r = pcli("repair", bag, "--from", url, *opts, "--ledger", tmp_path / "l.sqlite")
+    r = pcli("repair", bag, "--from", url, *opts, "--ledger", ledger_url)
     assert r.exit_code == 0, r.output
     assert "repaired: tagmanifest-sha512.txt (altered)" in r.output
     assert "repaired: bag-info.txt (altered)" in r.output and "repaired: manifest-sha512.txt (altered)" in r.output
@@ -287,12 +292,12 @@ def test_repair_repairs_tag_files_with_the_payload(pcli, s3_server: S3Server, tm
     bagit.Bag(str(bag)).validate()
 
 
-def test_repair_exits_1_listing_a_tag_file_the_replica_cannot_fix(pcli, tmp_path: Path) -> None:
-    bag, disk = _replicated(pcli, tmp_path)
+def test_repair_exits_1_listing_a_tag_file_the_replica_cannot_fix(pcli, tmp_path: Path, ledger_url: Path | str) -> None:
+    bag, disk = _replicated(pcli, tmp_path, ledger_url)
     _flip(bag / "bag-info.txt", at=3)
     _flip(disk / "bag-one/bag-info.txt", at=5)  # the replica's copy is damaged too
     _flip(bag / "data/liner notes.txt", at=2)
-    r = pcli("repair", bag, "--from", disk, "--ledger", tmp_path / "l.sqlite")
+    r = pcli("repair", bag, "--from", disk, "--ledger", ledger_url)
     assert r.exit_code == 1, r.output
     assert "refused: bag-info.txt (altered): the replica's copy does not match tagmanifest-" in r.output
     assert "repaired: data/liner notes.txt (altered)" in r.output
@@ -300,14 +305,15 @@ def test_repair_exits_1_listing_a_tag_file_the_replica_cannot_fix(pcli, tmp_path
     assert not _valid(bag)
 
 
-def test_repair_replaces_a_damaged_tag_manifest_only_with_a_copy_that_agrees(pcli, tmp_path: Path) -> None:
-    bag, disk = _replicated(pcli, tmp_path)
+def test_repair_replaces_a_damaged_tag_manifest_only_with_a_copy_that_agrees(pcli, tmp_path: Path,
+                                                                             ledger_url: Path | str) -> None:
+    bag, disk = _replicated(pcli, tmp_path, ledger_url)
     good = (bag / "tagmanifest-sha256.txt").read_bytes()
     lines = good.decode().splitlines(keepends=True)
     at = next(i for i, line in enumerate(lines) if line.rstrip().endswith(" bag-info.txt"))
     lines[at] = ("0" * 64) + lines[at][64:]
     (bag / "tagmanifest-sha256.txt").write_text("".join(lines))
-    r = pcli("repair", bag, "--from", disk, "--ledger", tmp_path / "l.sqlite")
+    r = pcli("repair", bag, "--from", disk, "--ledger", ledger_url)
     assert r.exit_code == 0, r.output
     assert "repaired: tagmanifest-sha256.txt (altered)" in r.output
     assert (bag / "tagmanifest-sha256.txt").read_bytes() == good and _valid(bag)
@@ -316,7 +322,7 @@ def test_repair_replaces_a_damaged_tag_manifest_only_with_a_copy_that_agrees(pcl
     other = list(lines)
     other[at] = ("1" * 64) + lines[at][64:]
     (disk / "bag-one/tagmanifest-sha256.txt").write_text("".join(other))
-    r = pcli("repair", bag, "--from", disk, "--ledger", tmp_path / "l.sqlite")
+    r = pcli("repair", bag, "--from", disk, "--ledger", ledger_url)
     assert r.exit_code == 1, r.output
     assert "refused: tagmanifest-sha256.txt (altered): the replica's copy does not match the replica record" in r.output
     assert (bag / "tagmanifest-sha256.txt").read_text() == "".join(lines)
@@ -326,7 +332,7 @@ def test_repair_replaces_a_damaged_tag_manifest_only_with_a_copy_that_agrees(pcl
     fields = json.loads(record.read_text())
     fields.pop("tag_files", None)
     record.write_text(json.dumps(fields))
-    r = pcli("repair", bag, "--from", disk, "--ledger", tmp_path / "l.sqlite")
+    r = pcli("repair", bag, "--from", disk, "--ledger", ledger_url)
     assert r.exit_code == 1, r.output
     assert "refused: tagmanifest-sha256.txt (altered): the replica's copy lists bag-info.txt with sha256 1111" in r.output
     assert "still damaged: " in r.output and "tagmanifest-sha256.txt" in r.output.rsplit("still damaged: ", 1)[1]
@@ -344,10 +350,11 @@ def tiny_fs(tmpfs, tmp_path: Path) -> Iterator[Path]:
         yield mnt
 
 
-def test_restore_onto_a_full_disk_exits_5_and_leaves_nothing(pcli, run_preserve, tmp_path: Path, tiny_fs: Path) -> None:
+def test_restore_onto_a_full_disk_exits_5_and_leaves_nothing(pcli, run_preserve, tmp_path: Path, tiny_fs: Path,
+                                                             ledger_url: Path | str) -> None:
     bag = make_bag(tmp_path, files=FILES, big=3 * MIB)
     disk = tmp_path / "disk2"
-    assert pcli("replicate", bag, disk, "--ledger", tmp_path / "l.sqlite", "-q").exit_code == 0
+    assert pcli("replicate", bag, disk, "--ledger", ledger_url, "-q").exit_code == 0
     r = run_preserve("restore", disk / "bag-one", tiny_fs / "restored", "-q")
     assert r.returncode == 5, r.stdout + r.stderr
     assert f"preserve: error: {tiny_fs}: no space left on the file system for the restored copy" in r.stderr
@@ -356,14 +363,15 @@ def test_restore_onto_a_full_disk_exits_5_and_leaves_nothing(pcli, run_preserve,
 
 
 def test_repair_without_room_for_its_copy_exits_5_and_leaves_the_bag_as_it_was(pcli, run_preserve, tmp_path: Path,
-                                                                                tiny_fs: Path) -> None:
+                                                                                tiny_fs: Path,
+                                                                                ledger_url: Path | str) -> None:
     made = make_bag(tmp_path, files={"take.wav": os.urandom(1200 * 1024)}, algorithms=("sha256",))
     disk = tmp_path / "disk2"
-    assert pcli("replicate", made, disk, "--ledger", tmp_path / "l.sqlite", "-q").exit_code == 0
+    assert pcli("replicate", made, disk, "--ledger", ledger_url, "-q").exit_code == 0
     bag = Path(shutil.copytree(made, tiny_fs / "bag-one"))
     _flip(bag / "data/take.wav", at=5)
     damaged = (bag / "data/take.wav").read_bytes()
-    r = run_preserve("repair", bag, "--from", disk, "--ledger", tmp_path / "l.sqlite")
+    r = run_preserve("repair", bag, "--from", disk, "--ledger", ledger_url)
     assert r.returncode == 5, r.stdout + r.stderr
     assert f"preserve: error: {bag}: no space left on the file system for the temporary copy of data/take.wav" in r.stderr
     assert "Traceback" not in r.stderr
@@ -375,8 +383,9 @@ def test_repair_without_room_for_its_copy_exits_5_and_leaves_the_bag_as_it_was(p
 # -- 6. a killed restore ---------------------------------------------------------------------------
 
 
-def test_a_killed_restore_leaves_staging_that_the_next_restore_removes(pcli, tmp_path: Path) -> None:
-    _bag, disk = _replicated(pcli, tmp_path)
+def test_a_killed_restore_leaves_staging_that_the_next_restore_removes(pcli, tmp_path: Path,
+                                                                       ledger_url: Path | str) -> None:
+    _bag, disk = _replicated(pcli, tmp_path, ledger_url)
     dest = tmp_path / "restored"
     proc = _held_run(tmp_path, "restore", disk, dest)
     [staging] = list(tmp_path.glob(".restored.preserve-staging-*"))

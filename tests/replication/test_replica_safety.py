@@ -32,10 +32,11 @@ def _files(root: Path) -> dict[str, bytes]:
 # -- 1. a name that looks like a temporary file is never deleted ---------------------------------
 
 
-def test_payload_named_like_a_temporary_file_is_replicated_audited_and_restored(pcli, tmp_path: Path) -> None:
+def test_payload_named_like_a_temporary_file_is_replicated_audited_and_restored(pcli, tmp_path: Path,
+                                                                                ledger_url: Path | str) -> None:
     bag = make_bag(tmp_path, files=LOOK_ALIKES)
     disk = tmp_path / "disk2"
-    ledger = tmp_path / "ledger.sqlite"
+    ledger = ledger_url
     r = pcli("replicate", bag, disk, "--ledger", ledger, "-q")
     assert r.exit_code == 0, r.output
     assert _files(disk / "bag-one") == _files(bag)  # every file, the look-alikes included
@@ -102,10 +103,10 @@ def test_a_journal_naming_anything_outside_the_staging_folder_removes_nothing(tm
     assert (disk / "bag/data/a.wav").read_bytes() == b"kept"
 
 
-def test_a_bag_named_like_the_staging_folder_is_refused(pcli, tmp_path: Path) -> None:
+def test_a_bag_named_like_the_staging_folder_is_refused(pcli, tmp_path: Path, ledger_url: Path | str) -> None:
     bag = make_bag(tmp_path, name=STAGING)
     disk = tmp_path / "disk2"
-    r = pcli("replicate", bag, disk, "--ledger", tmp_path / "ledger.sqlite", "-q")
+    r = pcli("replicate", bag, disk, "--ledger", ledger_url, "-q")
     assert r.exit_code == 2, r.output
     assert f"a bag named '{STAGING}' cannot be replicated to {disk}" in r.output and "rename the bag" in r.output
     assert not disk.exists() or list(disk.iterdir()) == []
@@ -114,13 +115,12 @@ def test_a_bag_named_like_the_staging_folder_is_refused(pcli, tmp_path: Path) ->
 # -- 2. a link in a directory replica is damage ------------------------------------------------
 
 
-def _linked_replica(pcli, tmp_path: Path) -> tuple[Path, Path, Path]:
+def _linked_replica(pcli, tmp_path: Path, ledger: Path | str) -> tuple[Path, Path, Path | str]:
     """A replica whose data/notes%.txt is a link to an identical copy outside it and whose
     data/disc 1 folder is a link to an identical folder outside it: every byte read through
     the links would match the manifests."""
     bag = make_bag(tmp_path)
     disk = tmp_path / "disk2"
-    ledger = tmp_path / "ledger.sqlite"
     assert pcli("replicate", bag, disk, "--ledger", ledger, "-q").exit_code == 0
     outside = tmp_path / "outside"
     outside.mkdir()
@@ -133,8 +133,8 @@ def _linked_replica(pcli, tmp_path: Path) -> tuple[Path, Path, Path]:
     return bag, disk, ledger
 
 
-def test_links_in_a_directory_replica_fail_both_remote_tiers(pcli, tmp_path: Path) -> None:
-    _bag, disk, ledger = _linked_replica(pcli, tmp_path)
+def test_links_in_a_directory_replica_fail_both_remote_tiers(pcli, tmp_path: Path, ledger_url: Path | str) -> None:
+    _bag, disk, ledger = _linked_replica(pcli, tmp_path, ledger_url)
     for tier in ("remote-metadata", "remote-full"):
         r = pcli("audit", disk / "bag-one", "--tier", tier, "--ledger", ledger, "-q")
         assert r.exit_code == 1, r.output
@@ -151,8 +151,8 @@ def test_links_in_a_directory_replica_fail_both_remote_tiers(pcli, tmp_path: Pat
                 (audit["id"], "data/disc 1/02 song.flac", "altered")} <= findings
 
 
-def test_the_store_never_follows_a_link_below_its_root(pcli, tmp_path: Path) -> None:
-    _bag, disk, _ledger = _linked_replica(pcli, tmp_path)
+def test_the_store_never_follows_a_link_below_its_root(pcli, tmp_path: Path, ledger_url: Path | str) -> None:
+    _bag, disk, _ledger = _linked_replica(pcli, tmp_path, ledger_url)
     store = FilesystemStore(disk)
     for key, link in (("bag-one/data/notes%.txt", "bag-one/data/notes%.txt"),
                       ("bag-one/data/disc 1/02 song.flac", "bag-one/data/disc 1")):
@@ -170,8 +170,8 @@ def test_the_store_never_follows_a_link_below_its_root(pcli, tmp_path: Path) -> 
 
 
 def test_restore_from_a_replica_with_a_link_fails_and_replicate_replaces_only_the_object_link(
-        pcli, tmp_path: Path) -> None:
-    bag, disk, ledger = _linked_replica(pcli, tmp_path)
+        pcli, tmp_path: Path, ledger_url: Path | str) -> None:
+    bag, disk, ledger = _linked_replica(pcli, tmp_path, ledger_url)
     outside = _files(tmp_path / "outside")
     r = pcli("restore", disk / "bag-one", tmp_path / "restored", "-q")
     assert r.exit_code == 1, r.output
@@ -191,7 +191,8 @@ def test_restore_from_a_replica_with_a_link_fails_and_replicate_replaces_only_th
 # -- 3. the local bag is read with no link followed --------------------------------------------
 
 
-def test_a_linked_folder_in_data_is_refused_before_anything_is_sent(pcli, tmp_path: Path) -> None:
+def test_a_linked_folder_in_data_is_refused_before_anything_is_sent(pcli, tmp_path: Path,
+                                                                    ledger_url: Path | str) -> None:
     bag = make_bag(tmp_path)
     outside = tmp_path / "outside"
     outside.mkdir()
@@ -199,7 +200,7 @@ def test_a_linked_folder_in_data_is_refused_before_anything_is_sent(pcli, tmp_pa
     (bag / "data/disc 1").symlink_to(outside / "disc 1")
     for extra in ([], ["--serialize", "tar"]):
         disk = tmp_path / f"disk{len(extra)}"
-        r = pcli("replicate", bag, disk, *extra, "--ledger", tmp_path / "ledger.sqlite", "-q")
+        r = pcli("replicate", bag, disk, *extra, "--ledger", ledger_url, "-q")
         assert r.exit_code == 1, r.output
         assert "data/disc 1: is a symbolic link" in r.output
         assert not disk.exists() or list(disk.iterdir()) == []
@@ -269,7 +270,7 @@ def _tags_to_lose(bag: Path) -> list[str]:
     return lost
 
 
-def _assert_lost_tags_found(pcli, location: str, ledger: Path, lost: list[str], *options: str) -> None:
+def _assert_lost_tags_found(pcli, location: str, ledger: Path | str, lost: list[str], *options: str) -> None:
     for tier in ("remote-metadata", "remote-full"):
         r = pcli("audit", location, "--tier", tier, *options, "--ledger", ledger, "-q")
         assert r.exit_code == 1, r.output
@@ -282,10 +283,10 @@ def _assert_lost_tags_found(pcli, location: str, ledger: Path, lost: list[str], 
         assert found == lost and {f["kind"] for f in ledger_rows(ledger, "findings")} == {"missing"}
 
 
-def test_the_record_lists_every_tag_file_and_pins_the_payload(pcli, tmp_path: Path) -> None:
+def test_the_record_lists_every_tag_file_and_pins_the_payload(pcli, tmp_path: Path, ledger_url: Path | str) -> None:
     bag = make_bag(tmp_path)
     disk = tmp_path / "disk2"
-    assert pcli("replicate", bag, disk, "--ledger", tmp_path / "ledger.sqlite", "-q").exit_code == 0
+    assert pcli("replicate", bag, disk, "--ledger", ledger_url, "-q").exit_code == 0
     record = json.loads((disk / "bag-one.preserve-replica.json").read_text())
     import hashlib
 
@@ -298,10 +299,10 @@ def test_the_record_lists_every_tag_file_and_pins_the_payload(pcli, tmp_path: Pa
     assert record["objects"] == len(tags) + len(payload)
 
 
-def test_lost_tag_files_of_a_directory_replica_fail_both_tiers(pcli, tmp_path: Path) -> None:
+def test_lost_tag_files_of_a_directory_replica_fail_both_tiers(pcli, tmp_path: Path, ledger_url: Path | str) -> None:
     bag = _bag_with_sidecars(tmp_path)
     disk = tmp_path / "disk2"
-    ledger = tmp_path / "ledger.sqlite"
+    ledger = ledger_url
     assert pcli("replicate", bag, disk, "--ledger", ledger, "-q").exit_code == 0
     lost = _tags_to_lose(bag)
     for rel in lost:
@@ -309,10 +310,11 @@ def test_lost_tag_files_of_a_directory_replica_fail_both_tiers(pcli, tmp_path: P
     _assert_lost_tags_found(pcli, f"{disk}/bag-one", ledger, lost)
 
 
-def test_lost_tag_files_of_an_s3_replica_fail_both_tiers(pcli, s3_server: S3Server, tmp_path: Path) -> None:
+def test_lost_tag_files_of_an_s3_replica_fail_both_tiers(pcli, s3_server: S3Server, tmp_path: Path,
+                                                         ledger_url: Path | str) -> None:
     bag = _bag_with_sidecars(tmp_path)
     bucket = s3_server.bucket()
-    ledger = tmp_path / "ledger.sqlite"
+    ledger = ledger_url
     r = pcli("replicate", bag, f"s3://{bucket}/p", *s3_server.options(), "--ledger", ledger, "-q")
     assert r.exit_code == 0, r.output
     lost = _tags_to_lose(bag)
@@ -321,10 +323,10 @@ def test_lost_tag_files_of_an_s3_replica_fail_both_tiers(pcli, s3_server: S3Serv
     _assert_lost_tags_found(pcli, f"s3://{bucket}/p/bag-one", ledger, lost, *s3_server.options())
 
 
-def test_a_lost_record_fails_and_an_old_record_is_still_read(pcli, tmp_path: Path) -> None:
+def test_a_lost_record_fails_and_an_old_record_is_still_read(pcli, tmp_path: Path, ledger_url: Path | str) -> None:
     bag = make_bag(tmp_path)
     disk = tmp_path / "disk2"
-    ledger = tmp_path / "ledger.sqlite"
+    ledger = ledger_url
     assert pcli("replicate", bag, disk, "--ledger", ledger, "-q").exit_code == 0
     path = disk / "bag-one.preserve-replica.json"
     old = {k: v for k, v in json.loads(path.read_text()).items() if k not in ("tag_files", "payload_files", "payload_bytes")}

@@ -19,10 +19,11 @@ def _manifest(bag: Path) -> dict[str, str]:
     return {line.path: line.digest for line in open_bag(bag).iter_manifest("sha256")}
 
 
-def test_multipart_bag_replicates_verifies_and_second_run_sends_nothing(pcli, s3_server: S3Server, tmp_path: Path) -> None:
+def test_multipart_bag_replicates_verifies_and_second_run_sends_nothing(pcli, s3_server: S3Server, tmp_path: Path,
+                                                                        ledger_url: Path | str) -> None:
     bag = make_bag(tmp_path, big=11 * MIB)
     bucket = s3_server.bucket()
-    ledger = tmp_path / "ledger.sqlite"
+    ledger = ledger_url
     n = sum(1 for p in bag.rglob("*") if p.is_file())
     r = pcli("replicate", bag, f"s3://{bucket}/archive", *s3_server.options(), *SMALL_PARTS, "--ledger", ledger, "-q")
     assert r.exit_code == 0, r.output
@@ -77,11 +78,12 @@ def test_multipart_bag_replicates_verifies_and_second_run_sends_nothing(pcli, s3
     assert record["multipart"]["data/disc 1/03 long.wav"]["parts"] == parts
 
 
-def test_a_different_bag_under_the_same_name_is_refused(pcli, s3_server: S3Server, tmp_path: Path) -> None:
+def test_a_different_bag_under_the_same_name_is_refused(pcli, s3_server: S3Server, tmp_path: Path,
+                                                        ledger_url: Path | str) -> None:
     bucket = s3_server.bucket()
     first = make_bag(tmp_path / "a")
     other = make_bag(tmp_path / "b")  # same name, other random content: other manifests
-    ledger = tmp_path / "ledger.sqlite"
+    ledger = ledger_url
     assert pcli("replicate", first, f"s3://{bucket}/p", *s3_server.options(), "--ledger", ledger, "-q").exit_code == 0
     before = keys(s3_server, bucket)
     r = pcli("replicate", other, f"s3://{bucket}/p", *s3_server.options(), "--ledger", ledger, "-q")
@@ -92,14 +94,15 @@ def test_a_different_bag_under_the_same_name_is_refused(pcli, s3_server: S3Serve
     assert [row["outcome"] for row in ledger_rows(ledger, "replicas")] == ["pass"]
 
 
-def test_local_file_not_matching_its_manifest_is_not_uploaded(pcli, s3_server: S3Server, tmp_path: Path) -> None:
+def test_local_file_not_matching_its_manifest_is_not_uploaded(pcli, s3_server: S3Server, tmp_path: Path,
+                                                              ledger_url: Path | str) -> None:
     bag = make_bag(tmp_path)
     target = bag / "data/disc 1/02 song.flac"
     raw = bytearray(target.read_bytes())
     raw[100] ^= 0xFF
     target.write_bytes(bytes(raw))
     bucket = s3_server.bucket()
-    ledger = tmp_path / "ledger.sqlite"
+    ledger = ledger_url
     r = pcli("replicate", bag, f"s3://{bucket}/p", *s3_server.options(), "--ledger", ledger, "-q")
     assert r.exit_code == 1
     assert f"{target}: does not match manifest-sha256.txt" in r.output
@@ -109,11 +112,12 @@ def test_local_file_not_matching_its_manifest_is_not_uploaded(pcli, s3_server: S
     assert json.loads(rows[0]["detail"])["complete"] is False
 
 
-def test_object_lock_never_deletes_a_locked_version(pcli, s3_server: S3Server, tmp_path: Path) -> None:
+def test_object_lock_never_deletes_a_locked_version(pcli, s3_server: S3Server, tmp_path: Path,
+                                                    ledger_url: Path | str) -> None:
     bag = make_bag(tmp_path, big=7 * MIB)
     bucket = s3_server.bucket(lock=True)
     client = s3_server.client()
-    ledger = tmp_path / "ledger.sqlite"
+    ledger = ledger_url
     lock = ["--retain-until", "2099-01-01", "--lock-mode", "governance"]
     r = pcli("replicate", bag, f"s3://{bucket}/p", *s3_server.options(), *SMALL_PARTS, *lock, "--ledger", ledger, "-q")
     assert r.exit_code == 0, r.output
@@ -149,10 +153,11 @@ def test_bad_options_are_usage_errors_and_credentials_are_not_options(pcli, s3_s
     assert r.exit_code == 2 and "No such option '--aws-secret-access-key'" in r.output
 
 
-def test_a_bag_without_sha256_manifest_is_refused(pcli, s3_server: S3Server, tmp_path: Path) -> None:
+def test_a_bag_without_sha256_manifest_is_refused(pcli, s3_server: S3Server, tmp_path: Path,
+                                                  ledger_url: Path | str) -> None:
     bag = make_bag(tmp_path, algorithms=("sha512",))
     bucket = s3_server.bucket()
-    r = pcli("replicate", bag, f"s3://{bucket}/p", *s3_server.options(), "--ledger", tmp_path / "l.sqlite", "-q")
+    r = pcli("replicate", bag, f"s3://{bucket}/p", *s3_server.options(), "--ledger", ledger_url, "-q")
     assert r.exit_code == 3
     assert f"{bag}: replication sends each manifest's SHA-256 as the S3 checksum, but the bag has no manifest-sha256.txt (only sha512)" in r.output
     assert keys(s3_server, bucket) == {}
@@ -162,11 +167,12 @@ def _bag_keys(server: S3Server, bucket: str) -> list[str]:
     return [k for k in keys(server, bucket, "p/bag-one/")]
 
 
-def test_rerun_with_object_lock_locks_objects_already_there(pcli, s3_server: S3Server, tmp_path: Path) -> None:
+def test_rerun_with_object_lock_locks_objects_already_there(pcli, s3_server: S3Server, tmp_path: Path,
+                                                            ledger_url: Path | str) -> None:
     bag = make_bag(tmp_path, big=7 * MIB)
     bucket = s3_server.bucket(lock=True)
     client = s3_server.client()
-    ledger = tmp_path / "ledger.sqlite"
+    ledger = ledger_url
     url = f"s3://{bucket}/p"
     r = pcli("replicate", bag, url, *s3_server.options(), *SMALL_PARTS, "--ledger", ledger, "-q")
     assert r.exit_code == 0, r.output
@@ -196,10 +202,11 @@ def test_rerun_with_object_lock_locks_objects_already_there(pcli, s3_server: S3S
     assert json.loads(ledger_rows(ledger, "replicas")[-1]["detail"])["object_lock"]["retention_set"] == 0
 
 
-def test_rerun_on_a_bucket_without_object_lock_is_not_complete(pcli, s3_server: S3Server, tmp_path: Path) -> None:
+def test_rerun_on_a_bucket_without_object_lock_is_not_complete(pcli, s3_server: S3Server, tmp_path: Path,
+                                                               ledger_url: Path | str) -> None:
     bag = make_bag(tmp_path)
     bucket = s3_server.bucket()
-    ledger = tmp_path / "ledger.sqlite"
+    ledger = ledger_url
     url = f"s3://{bucket}/p"
     assert pcli("replicate", bag, url, *s3_server.options(), "--ledger", ledger, "-q").exit_code == 0
     r = pcli("replicate", bag, url, *s3_server.options(), "--lock-mode", "compliance", "--retain-until", "2099-01-01",
@@ -209,11 +216,12 @@ def test_rerun_on_a_bucket_without_object_lock_is_not_complete(pcli, s3_server: 
     assert [row["outcome"] for row in ledger_rows(ledger, "replicas")] == ["pass", "fail"]
 
 
-def test_rerun_with_a_storage_class_sends_objects_kept_in_another(pcli, s3_server: S3Server, tmp_path: Path) -> None:
+def test_rerun_with_a_storage_class_sends_objects_kept_in_another(pcli, s3_server: S3Server, tmp_path: Path,
+                                                                  ledger_url: Path | str) -> None:
     bag = make_bag(tmp_path)
     bucket = s3_server.bucket()
     client = s3_server.client()
-    ledger = tmp_path / "ledger.sqlite"
+    ledger = ledger_url
     url = f"s3://{bucket}/p"
     assert pcli("replicate", bag, url, *s3_server.options(), "--ledger", ledger, "-q").exit_code == 0
     payload = [k for k in _bag_keys(s3_server, bucket) if k.startswith("p/bag-one/data/")]

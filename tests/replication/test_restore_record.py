@@ -18,10 +18,11 @@ def _assert_refused(pcli, location: str, dest: Path, lost: list[str], *options: 
     assert not [p for p in dest.parent.iterdir() if p.name.startswith(f".{dest.name}.preserve-")]
 
 
-def test_restore_refuses_a_directory_replica_that_lost_its_tag_files(pcli, tmp_path: Path) -> None:
+def test_restore_refuses_a_directory_replica_that_lost_its_tag_files(pcli, tmp_path: Path,
+                                                                     ledger_url: Path | str) -> None:
     bag = _bag_with_sidecars(tmp_path)
     disk = tmp_path / "disk2"
-    assert pcli("replicate", bag, disk, "--ledger", tmp_path / "l.sqlite", "-q").exit_code == 0
+    assert pcli("replicate", bag, disk, "--ledger", ledger_url, "-q").exit_code == 0
     intact = pcli("restore", f"{disk}/bag-one", tmp_path / "intact")
     assert intact.exit_code == 0, intact.output
     lost = _tags_to_lose(bag)
@@ -30,10 +31,11 @@ def test_restore_refuses_a_directory_replica_that_lost_its_tag_files(pcli, tmp_p
     _assert_refused(pcli, f"{disk}/bag-one", tmp_path / "restored", lost)
 
 
-def test_restore_refuses_an_s3_replica_whose_mets_was_replaced(pcli, s3_server: S3Server, tmp_path: Path) -> None:
+def test_restore_refuses_an_s3_replica_whose_mets_was_replaced(pcli, s3_server: S3Server, tmp_path: Path,
+                                                               ledger_url: Path | str) -> None:
     bag = _bag_with_sidecars(tmp_path)
     bucket = s3_server.bucket()
-    r = pcli("replicate", bag, f"s3://{bucket}/p", *s3_server.options(), "--ledger", tmp_path / "l.sqlite", "-q")
+    r = pcli("replicate", bag, f"s3://{bucket}/p", *s3_server.options(), "--ledger", ledger_url, "-q")
     assert r.exit_code == 0, r.output
     lost = _tags_to_lose(bag)
     for rel in lost:

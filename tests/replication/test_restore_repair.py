@@ -34,10 +34,11 @@ def target(request: pytest.FixtureRequest, s3_server: S3Server, tmp_path: Path) 
 
 
 @pytest.mark.parametrize("layout", [[], ["--serialize", "tar"]], ids=["files", "tar"])
-def test_restore_round_trip_is_valid_for_bagit_python(pcli, target, tmp_path: Path, layout: list[str]) -> None:
+def test_restore_round_trip_is_valid_for_bagit_python(pcli, target, tmp_path: Path, layout: list[str],
+                                                      ledger_url: Path | str) -> None:
     url, opts = target
     bag = make_bag(tmp_path, big=7 * MIB, files=FILES)
-    ledger = tmp_path / "ledger.sqlite"
+    ledger = ledger_url
     r = pcli("replicate", bag, url, *opts, *SMALL_PARTS, *layout, "--ledger", ledger, "-q")
     assert r.exit_code == 0, r.output
     dest = tmp_path / "restored" / "again"
@@ -58,10 +59,11 @@ def test_restore_round_trip_is_valid_for_bagit_python(pcli, target, tmp_path: Pa
     assert json.loads(ledger_rows(ledger, "replicas")[0]["detail"])["layout"] == ("tar" if layout else "files")
 
 
-def test_restore_of_a_damaged_replica_leaves_nothing(pcli, s3_server: S3Server, tmp_path: Path) -> None:
+def test_restore_of_a_damaged_replica_leaves_nothing(pcli, s3_server: S3Server, tmp_path: Path,
+                                                     ledger_url: Path | str) -> None:
     bag = make_bag(tmp_path)
     bucket = s3_server.bucket()
-    r = pcli("replicate", bag, f"s3://{bucket}/p", *s3_server.options(), "--ledger", tmp_path / "l.sqlite", "-q")
+    r = pcli("replicate", bag, f"s3://{bucket}/p", *s3_server.options(), "--ledger", ledger_url, "-q")
     assert r.exit_code == 0, r.output
     client = s3_server.client()
     key = "p/bag-one/data/disc 1/01 intro.wav"
@@ -77,10 +79,11 @@ def test_restore_of_a_damaged_replica_leaves_nothing(pcli, s3_server: S3Server, 
     assert not dest.exists() and not list(tmp_path.glob(".restored.preserve-staging-*"))
 
 
-def test_repair_restores_a_flipped_file_and_refuses_a_damaged_copy(pcli, target, tmp_path: Path, s3_server: S3Server) -> None:
+def test_repair_restores_a_flipped_file_and_refuses_a_damaged_copy(pcli, target, tmp_path: Path, s3_server: S3Server,
+                                                                   ledger_url: Path | str) -> None:
     url, opts = target
     bag = make_bag(tmp_path, big=7 * MIB, files=FILES)
-    ledger = tmp_path / "ledger.sqlite"
+    ledger = ledger_url
     r = pcli("replicate", bag, url, *opts, *SMALL_PARTS, "--ledger", ledger, "-q")
     assert r.exit_code == 0, r.output
     good = (bag / "data/disc 1/03 long.wav").read_bytes()
@@ -118,10 +121,10 @@ def test_repair_restores_a_flipped_file_and_refuses_a_damaged_copy(pcli, target,
     assert "does not match manifest-sha256.txt" in json.loads(rows[-1]["detail"])["reason"]
 
 
-def test_tar_replica_audits_and_repairs(pcli, tmp_path: Path) -> None:
+def test_tar_replica_audits_and_repairs(pcli, tmp_path: Path, ledger_url: Path | str) -> None:
     bag = make_bag(tmp_path, files=FILES)
     disk = tmp_path / "disk2"
-    ledger = tmp_path / "ledger.sqlite"
+    ledger = ledger_url
     r = pcli("replicate", bag, disk, "--serialize", "tar", "--ledger", ledger, "-q")
     assert r.exit_code == 0, r.output
     assert f"{disk}/bag-one.tar: complete, 1 objects" in r.output
@@ -144,11 +147,12 @@ def test_tar_replica_audits_and_repairs(pcli, tmp_path: Path) -> None:
     assert [(a["tier"], a["outcome"]) for a in ledger_rows(ledger, "audits")] == [("remote-full", "pass"), ("remote-full", "fail")]
 
 
-def test_restore_from_an_archive_storage_class_leaves_nothing(pcli, s3_server: S3Server, tmp_path: Path) -> None:
+def test_restore_from_an_archive_storage_class_leaves_nothing(pcli, s3_server: S3Server, tmp_path: Path,
+                                                              ledger_url: Path | str) -> None:
     bag = make_bag(tmp_path, files=FILES)
     bucket = s3_server.bucket()
     r = pcli("replicate", bag, f"s3://{bucket}/p", *s3_server.options(), "--storage-class", "GLACIER",
-             "--ledger", tmp_path / "l.sqlite", "-q")
+             "--ledger", ledger_url, "-q")
     assert r.exit_code == 0, r.output
     dest = tmp_path / "restored"
     r = pcli("restore", f"s3://{bucket}/p/bag-one", dest, *s3_server.options(), "-q")
@@ -179,12 +183,13 @@ def _then_interrupt(chunks: Iterator[bytes]) -> Iterator[bytes]:
     raise KeyboardInterrupt
 
 
-def test_interrupted_repair_leaves_no_temporary_file_and_a_rerun_finishes(pcli, tmp_path: Path) -> None:
+def test_interrupted_repair_leaves_no_temporary_file_and_a_rerun_finishes(pcli, tmp_path: Path,
+                                                                          ledger_url: Path | str) -> None:
     from preserve.replication.repair import repair_bag
 
     bag = make_bag(tmp_path, files=FILES)
     disk = tmp_path / "disk2"
-    ledger = tmp_path / "ledger.sqlite"
+    ledger = ledger_url
     assert pcli("replicate", bag, disk, "--ledger", ledger, "-q").exit_code == 0
     damaged = ["data/disc 1/01 intro.wav", "data/disc 1/02 song.flac", "data/liner notes.txt"]
     for rel in damaged:

@@ -36,12 +36,12 @@ def _error_lines(output: str) -> list[str]:
 
 @pytest.mark.parametrize("fault", ["fail_part", "cut_part"])
 def test_a_failed_part_is_the_error_shown_and_the_next_run_resumes_the_upload(
-        pcli, s3_faulty: ProxiedS3, tmp_path: Path, fault: str) -> None:
+        pcli, s3_faulty: ProxiedS3, tmp_path: Path, fault: str, ledger_url: Path | str) -> None:
     bag = make_bag(tmp_path, big=21 * MIB)  # five parts of 5 MiB
     bucket = s3_faulty.bucket()
     upstream = s3_faulty.upstream
     assert upstream is not None
-    ledger = tmp_path / "ledger.sqlite"
+    ledger = ledger_url
     url = f"s3://{bucket}/p"
     s3_faulty.faults(**{fault: 4})
     r = pcli("replicate", bag, url, *s3_faulty.options(), *SMALL_PARTS, "--retries", "2", "--workers", "1",
@@ -70,10 +70,10 @@ def test_a_failed_part_is_the_error_shown_and_the_next_run_resumes_the_upload(
 
 
 def test_the_server_dying_mid_upload_is_reported_as_the_part_that_failed(
-        run_preserve, s3_server: S3Server, tmp_path: Path) -> None:
+        run_preserve, s3_server: S3Server, tmp_path: Path, ledger_url: Path | str) -> None:
     bag = make_bag(tmp_path, big=21 * MIB)
     bucket = s3_server.bucket()
-    ledger = tmp_path / "ledger.sqlite"
+    ledger = ledger_url
     url = f"s3://{bucket}/p"
     with proxy_for(s3_server, tmp_path) as proxy:
         cmd = ["replicate", str(bag), url, *proxy.options(), *SMALL_PARTS, "--ledger", str(ledger), "-q",
@@ -98,7 +98,8 @@ def test_the_server_dying_mid_upload_is_reported_as_the_part_that_failed(
     assert "part(s) resumed" in r.stdout
 
 
-def test_every_page_of_unfinished_uploads_is_read(pcli, s3_faulty: ProxiedS3, tmp_path: Path) -> None:
+def test_every_page_of_unfinished_uploads_is_read(pcli, s3_faulty: ProxiedS3, tmp_path: Path,
+                                                  ledger_url: Path | str) -> None:
     bag = make_bag(tmp_path, big=11 * MIB)
     bucket = s3_faulty.bucket()
     upstream = s3_faulty.upstream
@@ -114,7 +115,7 @@ def test_every_page_of_unfinished_uploads_is_read(pcli, s3_faulty: ProxiedS3, tm
                        Body=(bag / "data/disc 1/03 long.wav").read_bytes()[:5 * MIB])
     s3_faulty.faults(max_uploads=1)
     r = pcli("replicate", bag, f"s3://{bucket}/p", *s3_faulty.options(), *SMALL_PARTS, "-q",
-             "--ledger", tmp_path / "l.sqlite")
+             "--ledger", ledger_url)
     assert r.exit_code == 0, r.output
     assert "1 part(s) resumed" in r.output  # found on its page and resumed
     assert "3 stale upload(s) aborted" in r.output  # every page listed once the replica is complete
@@ -122,7 +123,8 @@ def test_every_page_of_unfinished_uploads_is_read(pcli, s3_faulty: ProxiedS3, tm
     assert _uploads(upstream, bucket) == []
 
 
-def test_abort_incomplete_and_max_age_start_afresh(pcli, s3_faulty: ProxiedS3, tmp_path: Path) -> None:
+def test_abort_incomplete_and_max_age_start_afresh(pcli, s3_faulty: ProxiedS3, tmp_path: Path,
+                                                   ledger_url: Path | str) -> None:
     bag = make_bag(tmp_path, big=11 * MIB)
     bucket = s3_faulty.bucket()
     upstream = s3_faulty.upstream
@@ -132,7 +134,7 @@ def test_abort_incomplete_and_max_age_start_afresh(pcli, s3_faulty: ProxiedS3, t
     client.upload_part(Bucket=bucket, Key=BIG_KEY, UploadId=own, PartNumber=1,
                        Body=(bag / "data/disc 1/03 long.wav").read_bytes()[:5 * MIB])
     r = pcli("replicate", bag, f"s3://{bucket}/p", *s3_faulty.options(), *SMALL_PARTS, "-q", "--abort-incomplete",
-             "--ledger", tmp_path / "l.sqlite")
+             "--ledger", ledger_url)
     assert r.exit_code == 0, r.output
     assert "resumed" not in r.output and "1 stale upload(s) aborted" in r.output
     bag2 = make_bag(tmp_path / "two", big=11 * MIB)
@@ -140,7 +142,7 @@ def test_abort_incomplete_and_max_age_start_afresh(pcli, s3_faulty: ProxiedS3, t
     client.upload_part(Bucket=bucket, Key="q/bag-one/data/disc 1/03 long.wav", UploadId=own, PartNumber=1,
                        Body=(bag2 / "data/disc 1/03 long.wav").read_bytes()[:5 * MIB])
     r = pcli("replicate", bag2, f"s3://{bucket}/q", *s3_faulty.options(), *SMALL_PARTS, "-q",
-             "--incomplete-max-age", "0", "--ledger", tmp_path / "l.sqlite")
+             "--incomplete-max-age", "0", "--ledger", ledger_url)
     assert r.exit_code == 0, r.output
     assert "resumed" not in r.output
     assert _uploads(upstream, bucket) == []
@@ -164,37 +166,38 @@ def test_an_endpoint_without_scheme_is_a_usage_error_everywhere(pcli, tmp_path: 
     assert f"{config}: [targets.ceph] endpoint-url '127.0.0.1:7480' is not an endpoint URL" in r.output
 
 
-def test_a_bucket_that_does_not_exist_is_exit_6_everywhere(pcli, s3_nochecksum: ProxiedS3, tmp_path: Path) -> None:
+def test_a_bucket_that_does_not_exist_is_exit_6_everywhere(pcli, s3_nochecksum: ProxiedS3, tmp_path: Path,
+                                                           ledger_url: Path | str) -> None:
     bag = make_bag(tmp_path)
     url = "s3://no-such-bucket-here/p"
     opts = s3_nochecksum.options()
-    for args in (("replicate", bag, url, *opts, "--ledger", tmp_path / "l.sqlite"),
-                 ("audit", f"{url}/bag-one", "--tier", "remote-metadata", *opts, "--ledger", tmp_path / "l.sqlite"),
+    for args in (("replicate", bag, url, *opts, "--ledger", ledger_url),
+                 ("audit", f"{url}/bag-one", "--tier", "remote-metadata", *opts, "--ledger", ledger_url),
                  ("restore", f"{url}/bag-one", tmp_path / "out", *opts),
-                 ("repair", bag, "--from", url, *opts, "--ledger", tmp_path / "l.sqlite")):
+                 ("repair", bag, "--from", url, *opts, "--ledger", ledger_url)):
         r = pcli(*args)
         assert r.exit_code == 6, (args, r.output)
         assert "the bucket does not exist" in r.output, (args, r.output)
         assert "holds no copy" not in r.output
 
 
-def test_a_refused_storage_class_is_named(pcli, s3_faulty: ProxiedS3, tmp_path: Path) -> None:
+def test_a_refused_storage_class_is_named(pcli, s3_faulty: ProxiedS3, tmp_path: Path, ledger_url: Path | str) -> None:
     bag = make_bag(tmp_path)
     bucket = s3_faulty.bucket()
     # as Ceph RGW: 400 InvalidArgument with no message, for any request naming a storage class
     s3_faulty.faults(respond=[{"header": "x-amz-storage-class", "status": 400, "code": "InvalidArgument"}])
     r = pcli("replicate", bag, f"s3://{bucket}/p", *s3_faulty.options(), "--storage-class", "GLACIER_IR", "-q",
-             "--ledger", tmp_path / "l.sqlite")
+             "--ledger", ledger_url)
     assert r.exit_code == 6, r.output
     assert "the store refused storage class 'GLACIER_IR' (InvalidArgument: no reason given)" in r.output
     assert "None" not in r.output
 
 
 def test_a_refused_lock_change_keeps_the_reason_and_the_intact_replica_complete(
-        pcli, s3_faulty: ProxiedS3, tmp_path: Path) -> None:
+        pcli, s3_faulty: ProxiedS3, tmp_path: Path, ledger_url: Path | str) -> None:
     bag = make_bag(tmp_path)
     bucket = s3_faulty.bucket(lock=True)
-    ledger = tmp_path / "ledger.sqlite"
+    ledger = ledger_url
     url = f"s3://{bucket}/p"
     r = pcli("replicate", bag, url, *s3_faulty.options(), "--lock-mode", "governance", "--retain-until", "2099-01-01",
              "--ledger", ledger, "-q")
@@ -213,11 +216,11 @@ def test_a_refused_lock_change_keeps_the_reason_and_the_intact_replica_complete(
     assert lock["refused"] and reason in lock["refused"][0]
 
 
-def test_wrong_keys_say_keys_or_permission(pcli, s3_faulty: ProxiedS3, tmp_path: Path) -> None:
+def test_wrong_keys_say_keys_or_permission(pcli, s3_faulty: ProxiedS3, tmp_path: Path, ledger_url: Path | str) -> None:
     bag = make_bag(tmp_path)
     bucket = s3_faulty.bucket()
     s3_faulty.faults(respond=[{"status": 403, "code": "InvalidAccessKeyId",
                                "message": "The AWS Access Key Id you provided does not exist in our records."}])
-    r = pcli("replicate", bag, f"s3://{bucket}/p", *s3_faulty.options(), "-q", "--ledger", tmp_path / "l.sqlite")
+    r = pcli("replicate", bag, f"s3://{bucket}/p", *s3_faulty.options(), "-q", "--ledger", ledger_url)
     assert r.exit_code == 6, r.output
     assert "either the access key or secret is wrong (or expired), or these credentials lack the permission" in r.output

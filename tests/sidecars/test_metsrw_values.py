@@ -141,10 +141,11 @@ def test_every_link_resolves_in_mets_and_premis(all_formats: Any) -> None:
 
 
 def test_every_link_resolves_in_the_events_export(all_formats: Any, cli: Callable[..., Any], tmp_path: Path,
-                                                  xsd: Callable[[str], etree.XMLSchema]) -> None:
+                                                  xsd: Callable[[str], etree.XMLSchema],
+                                                  ledger_url: Path | str) -> None:
     bag = tmp_path / "bag"
     shutil.copytree(all_formats.bag, bag)
-    ledger = tmp_path / "ledger.sqlite"
+    ledger = ledger_url
     assert cli("audit", bag, "--tier", "fast", "--ledger", ledger).exit_code == 0
     out = tmp_path / "events.xml"
     result = cli("events", bag, "--ledger", ledger, "-o", out)
