@@ -202,7 +202,8 @@ def measure(step: str, files: int, cmd: list[str], env: dict[str, str]) -> Measu
     return Measured(step, files, wall, max(timed_cpu, sampled_cpu), main_kib, others, cmd)
 
 
-def run_steps(root: Path, files: int, preserve: str, env: dict[str, str], keep: bool) -> list[Measured]:
+def run_steps(root: Path, files: int, preserve: str, env: dict[str, str], keep: bool,
+              steps: tuple[str, ...] = STEPS) -> list[Measured]:
     """Build the corpus of ``files`` files under ``root`` and measure every step on it."""
     src, bag, replica, ledger = root / "src", root / "bag", root / "replica", root / "ledger.sqlite"
     rmtree(root)
@@ -218,7 +219,7 @@ def run_steps(root: Path, files: int, preserve: str, env: dict[str, str], keep: 
         "replicate": [preserve, "replicate", str(bag), str(replica), "--ledger", str(ledger), "-q"],
     }
     out = []
-    for step in STEPS:
+    for step in ("bag", *(s for s in steps if s != "bag")):  # every other step reads the bag
         with stage(f"{step}, {files:,} files", log):
             m = measure(step, files, commands[step], env)
         log(f"    wall {m.wall:.1f}s, cpu {m.cpu:.1f}s, peak {fmt_mib(m.main_kib)} (workers {fmt_mib(m.others_kib)}), "
@@ -246,7 +247,7 @@ def judge(base: dict[str, Measured], by_size: dict[int, dict[str, Measured]]) ->
     sizes = sorted(by_size)
     out: list[Verdict] = []
     big = sizes[-1]
-    for step in STEPS:
+    for step in [s for s in STEPS if s in by_size[big]]:
         m = by_size[big][step]
         out.append(Verdict(step, f"peak RSS at {big:,} files < 400 MiB", fmt_mib(m.main_kib), m.main_kib < PEAK_LIMIT_KIB))
         if len(sizes) < 2:
@@ -273,7 +274,7 @@ def report(base: dict[str, Measured], by_size: dict[int, dict[str, Measured]], v
     print(f"== every step ({cores()} cores; peak RSS of the main process, largest of its worker processes; "
           "cpu of all of them)")
     rows = []
-    for step in STEPS:
+    for step in [s for s in STEPS if all(s in by_size[n] for n in sizes)]:
         for files, m in [(base[step].files, base[step])] + [(n, by_size[n][step]) for n in sizes]:
             rows.append([step, f"{files:,}", f"{m.wall:.1f}s", f"{m.cpu:.1f}s", fmt_mib(m.main_kib), fmt_mib(m.others_kib),
                          f"{m.wall / files * 1e6:.0f} us"])
@@ -298,10 +299,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--baseline", type=int, default=1000, help="files in the baseline bag (default 1000)")
     ap.add_argument("--root", type=Path, default=Path("/dev/shm/preserve-bigbag"), help="working folder (tmpfs)")
     ap.add_argument("--preserve", default=str(VENV_BIN / "preserve"), help="the preserve console script")
+    ap.add_argument("--steps", default=",".join(STEPS),
+                    help=f"the steps to measure, in this order after bag (default {','.join(STEPS)})")
     ap.add_argument("--json", type=Path, help="also write every figure to this JSON file")
     ap.add_argument("--keep", action="store_true", help="keep the corpora, bags and replicas (they are large)")
     args = ap.parse_args(argv)
     sizes = sorted({_count(s) for s in args.sizes.split(",") if s.strip()})
+    steps = tuple(s.strip() for s in args.steps.split(",") if s.strip())
+    if unknown := [s for s in steps if s not in STEPS]:
+        ap.error(f"unknown step {unknown[0]!r}; the steps are {', '.join(STEPS)}")
     # a terminated run still removes its corpora (the finally below): they are gigabytes of memory
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     need = 2 * max(sizes) * PER_FILE  # the source and the bag, then the bag and its replica
@@ -314,9 +320,10 @@ def main(argv: list[str] | None = None) -> int:
     by_size: dict[int, dict[str, Measured]] = {}
     load = {"start": os.getloadavg()}
     try:
-        base = {m.step: m for m in run_steps(args.root / "baseline", args.baseline, args.preserve, env, args.keep)}
+        base = {m.step: m for m in run_steps(args.root / "baseline", args.baseline, args.preserve, env, args.keep,
+                                                     steps)}
         for n in sizes:
-            by_size[n] = {m.step: m for m in run_steps(args.root / f"n{n}", n, args.preserve, env, args.keep)}
+            by_size[n] = {m.step: m for m in run_steps(args.root / f"n{n}", n, args.preserve, env, args.keep, steps)}
     finally:
         load["end"] = os.getloadavg()
         if not args.keep:
