@@ -102,3 +102,24 @@ def test_replicating_past_the_threshold_records_the_same(pcli, tmp_path: Path, m
     assert details[0] == details[1] and details[0]["counts"]
     assert sum(details[0]["counts"].values()) == len(outputs[0]) > 12
     assert outputs[0] == outputs[1]  # every object, each with its way (their order is the threads')
+
+
+def test_the_listing_of_every_object_is_built_only_for_json(pcli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without --json, replicate never lists every object with its way (a million-entry dict)."""
+    from preserve.replication.replicate import ReplicaResult
+
+    bag = make_bag(tmp_path)
+    listed: list[int] = []
+    real = ReplicaResult.to_dict
+
+    def counting(self: ReplicaResult) -> dict[str, object]:
+        listed.append(1)
+        return real(self)
+
+    monkeypatch.setattr(ReplicaResult, "to_dict", counting)
+    r = pcli("replicate", bag, tmp_path / "copy", "--ledger", tmp_path / "ledger.sqlite", "-q")
+    assert r.exit_code == 0, r.output
+    assert "complete" in r.output and listed == []
+    r = pcli("replicate", bag, tmp_path / "copy", "--ledger", tmp_path / "ledger.sqlite", "--json")
+    assert r.exit_code == 0, r.output
+    assert listed == [1]
