@@ -287,6 +287,22 @@ def report(base: dict[str, Measured], by_size: dict[int, dict[str, Measured]], v
 # --- main ------------------------------------------------------------------------------------
 
 
+def combine(files: list[Path], sizes: set[int]) -> int:
+    """Judge the figures of ``sizes`` from several runs as one (each measured in its own conditions)."""
+    base: dict[str, Measured] = {}
+    by_size: dict[int, dict[str, Measured]] = {}
+    for path in files:
+        data = json.loads(path.read_text())
+        base = {k: Measured(**v) for k, v in data["baseline"].items()} or base
+        for n, steps in data["sizes"].items():
+            if int(n) in sizes:
+                by_size[int(n)] = {k: Measured(**v) for k, v in steps.items()}
+        print(f"{path}: load average {data['load']['start'][0]:.1f} at the start, {data['load']['end'][0]:.1f} at the end")
+    verdicts = judge(base, by_size)
+    report(base, by_size, verdicts)
+    return 0 if all(v.ok for v in verdicts) else 1
+
+
 def _count(text: str) -> int:
     text = text.strip().lower().replace("_", "").replace(",", "")
     scale = {"k": 1000, "m": 1000_000}.get(text[-1:], 1)
@@ -303,7 +319,12 @@ def main(argv: list[str] | None = None) -> int:
                     help=f"the steps to measure, in this order after bag (default {','.join(STEPS)})")
     ap.add_argument("--json", type=Path, help="also write every figure to this JSON file")
     ap.add_argument("--keep", action="store_true", help="keep the corpora, bags and replicas (they are large)")
+    ap.add_argument("--combine", type=Path, nargs="+", metavar="JSON",
+                    help="measure nothing: judge the figures of earlier runs' --json files together (the "
+                         "baseline of the last one is used; a size in several is taken from the last)")
     args = ap.parse_args(argv)
+    if args.combine:
+        return combine(args.combine, {_count(s) for s in args.sizes.split(",") if s.strip()})
     sizes = sorted({_count(s) for s in args.sizes.split(",") if s.strip()})
     steps = tuple(s.strip() for s in args.steps.split(",") if s.strip())
     if unknown := [s for s in steps if s not in STEPS]:
