@@ -27,7 +27,7 @@ Targets, per step (N1 the smallest size, N2 the largest, k = N2 / N1):
 
 It exits 1 when a target is missed. Corpora are deleted at the end (``--keep`` keeps them).
 
-    .venv/bin/python benchmarks/bench_bigbag.py                          # 100k and 1M (about 40 minutes)
+    .venv/bin/python benchmarks/bench_bigbag.py                          # 100k and 1M (35-45 minutes on 2 cores)
     .venv/bin/python benchmarks/bench_bigbag.py --sizes 100000 --json /tmp/bigbag.json
 """
 
@@ -47,7 +47,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-# the benchmarks folder is not a package: its helpers are imported from the path
+# the benchmarks folder is not a package: common.py is imported from the path
 from common import TIME, VENV_BIN, cores, fmt_mib, print_table, rmtree, stage, user_env
 
 MiB = 1 << 20
