@@ -264,6 +264,7 @@ def replicate(bag: Path, targets: tuple[str, ...], serialize: str | None, ledger
     ledger = open_ledger(ledger_path)
     failures: list[PreserveError] = []
     summaries = []
+    replicated = 0
     warnings: list[str] = []
     try:
         for text in targets:
@@ -286,7 +287,9 @@ def replicate(bag: Path, targets: tuple[str, ...], serialize: str | None, ledger
                 click.echo(f"preserve: error: {exc}", err=True)
                 failures.append(exc)
                 continue
-            summaries.append(result.to_dict())
+            if as_json:  # it lists every object: a million-file bag's list is built only when asked for
+                summaries.append(result.to_dict())
+            replicated += 1
             same = _same_device(bag, store)
             if same:
                 warnings.append(same)
@@ -302,7 +305,7 @@ def replicate(bag: Path, targets: tuple[str, ...], serialize: str | None, ledger
     codes = {f.exit_code for f in failures}
     code = 0 if not failures else failures[0].exit_code if len(codes) == 1 else EXIT_PROBLEMS
     if as_json:
-        emit_json({"targets": len(targets), "replicated": len(summaries), "replicas": summaries,
+        emit_json({"targets": len(targets), "replicated": replicated, "replicas": summaries,
                    "errors": [str(f) for f in failures]},
                   path=bag, exit_code=code, warnings=warnings, problems=[str(f) for f in failures])
     if code:

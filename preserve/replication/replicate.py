@@ -37,7 +37,6 @@ import datetime as dt
 import hashlib
 import os
 import threading
-from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,6 +67,7 @@ from preserve.replication.layout import (
     tar_key,
 )
 from preserve.replication.tarstream import tar_chunks, tar_size
+from preserve.replication.verified import VerifiedBy
 from preserve.safefs import LINK_REASON, LinkRefused, lstat_beneath, refusal
 from preserve.stores.base import ObjectInfo, PartPlan, PutOptions, Store, multipart_etag
 
@@ -117,7 +117,8 @@ class ReplicaResult:
     retain_until: str | None = None
     retention_set: int = 0  # objects already there whose retention was set or extended by this run
     retention_refused: list[str] = field(default_factory=list)  # the store's refusals, objects intact
-    verified_by: dict[str, str] = field(default_factory=dict)  # object (bag-relative) -> VERIFIED_BY entry
+    #: object (bag-relative) -> VERIFIED_BY entry; held on disk past a few thousand objects
+    verified_by: VerifiedBy = field(default_factory=VerifiedBy, repr=False)
     complete: bool = False
     ledger_id: int | None = None
 
@@ -147,16 +148,16 @@ class ReplicaResult:
         """What verified each object, compactly: the count per way, the most common way as
         ``default``, and every object verified another way by name (a bag of a million files
         verified the same way costs one line, not a million)."""
-        counts = Counter(self.verified_by.values())
+        counts = self.verified_by.counts()
         default = counts.most_common(1)[0][0] if counts else None
         return {"counts": dict(sorted(counts.items())), "default": default,
-                "objects": {k: v for k, v in sorted(self.verified_by.items()) if v != default}}
+                "objects": dict(self.verified_by.items(ordered=True, except_way=default))}
 
     def to_dict(self) -> dict[str, Any]:
         skip = ("parts", "place", "origin", "part_sha256", "errors", "tag_files")
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in skip}
         d.update(bag=str(self.bag), outcome=self.outcome, place=self.place.to_dict(),
-                 multipart=self.detail()["multipart"])
+                 multipart=self.detail()["multipart"], verified_by=dict(self.verified_by.items()))
         return d
 
 
