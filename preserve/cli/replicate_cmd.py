@@ -34,7 +34,7 @@ from preserve.errors import EXIT_PROBLEMS, PreserveError
 from preserve.fixity import RateLimiter
 from preserve.replication.config import ReplicationConfig, TargetSpec, load_config
 from preserve.stores import Store, is_s3_url, open_store
-from preserve.stores.base import PutOptions
+from preserve.stores.base import PutOptions, check_endpoint_url
 
 #: Objects (and parts of one large file) sent in parallel by default. Chosen from the figures of
 #: benchmarks/bench_replicate.py (benchmarks/README.md, 2026-12-03, two runs: 2,000 files of
@@ -253,6 +253,10 @@ def replicate(bag: Path, targets: tuple[str, ...], serialize: str | None, ledger
         if asked and not is_s3_url(spec.url):
             raise click.UsageError(f"{text}: {', '.join(asked)} apply to S3 targets only; a directory has no object "
                                    "lock or storage classes, so its copy could not be kept as asked")
+        if kw.get("endpoint_url") and is_s3_url(spec.url):
+            # told before the ledger is opened, so that a broken ledger cannot hide a usage error
+            # (preserve.toml's endpoints are checked as the file is read)
+            check_endpoint_url(kw["endpoint_url"], "--endpoint-url")
     if is_store(bag):
         if serialize:
             raise click.UsageError(f"{bag}: a store is replicated file by file (each version is sent once); "

@@ -6,6 +6,7 @@ storage class or object lock the server refuses, and wrong keys. The faults come
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 import time
@@ -159,6 +160,14 @@ def test_an_endpoint_without_scheme_is_a_usage_error_everywhere(pcli, tmp_path: 
         assert r.exit_code == 2, (args, r.output)
         assert "--endpoint-url '127.0.0.1:7480' is not an endpoint URL" in r.output, r.output
         assert "http://127.0.0.1:7480" in r.output
+    # a usage error is told before the ledger is opened: one that cannot be used does not hide it
+    broken = tmp_path / "newer.sqlite"
+    with sqlite3.connect(broken) as db:  # a ledger of a newer preserve: opening it is refused (exit 7)
+        db.execute("CREATE TABLE bags (id INTEGER PRIMARY KEY)")
+        db.execute("PRAGMA user_version=99")
+    db.close()
+    r = pcli("replicate", bag, "s3://b/p", *bad, "--ledger", broken)
+    assert r.exit_code == 2 and "is not an endpoint URL" in r.output, r.output
     config = tmp_path / "preserve.toml"
     config.write_text('[targets.ceph]\nurl = "s3://b/p"\nendpoint-url = "127.0.0.1:7480"\n')
     r = pcli("replicate", bag, "ceph", "--config", config)
