@@ -14,7 +14,6 @@ absolute names, ``..``, links, devices, duplicate names, members outside the one
 from __future__ import annotations
 
 import contextlib
-import copy
 import gzip
 import os
 import re
@@ -26,6 +25,7 @@ import time
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from lzma import LZMAError
 from pathlib import Path
 from typing import IO, Any
 from zlib import crc32 as zlib_crc32
@@ -36,6 +36,7 @@ from preserve.bag.tagfiles import split_lines
 from preserve.bag.writer import archive_partial_path
 from preserve.errors import BadArchive, DestinationExists, StorageError, VerificationFailed
 from preserve.fixity import drop_cache, fsync_path, hash_file, hash_stream
+from preserve.serialize.zipmethods import Readable, open_member
 
 #: Serialization formats preserve writes and reads, with their file name endings.
 FORMATS: dict[str, tuple[str, ...]] = {"tar": (".tar",), "tar.gz": (".tar.gz", ".tgz"), "zip": (".zip",)}
@@ -322,26 +323,27 @@ class Member:
     problem: str | None = None
     archive: str = ""
     top: str = ""
-    _open: Callable[[], IO[bytes]] | None = None
+    _open: Callable[[], Readable] | None = None
 
     def chunks(self) -> Iterator[bytes]:
         """The member's bytes, streamed (only while the iteration stands on this member).
 
         Never more than ``size``: a zip entry whose data inflates past the size its headers
-        declare (a zip bomb, or damage) raises :class:`BadArchive` before the excess is yielded.
+        declare (a zip bomb, or damage) raises :class:`BadArchive` before the excess is yielded;
+        no more than about CHUNK of it is ever in memory, whatever its compression ratio.
         """
         if self._open is None:
             return
         total = 0
         try:
-            with self._open() as f:
+            with contextlib.closing(self._open()) as f:
                 while chunk := f.read(CHUNK):
                     total += len(chunk)
                     if total > self.size:
                         raise BadArchive(path=self.archive, reason=f"member {self.name!r} inflates past the {self.size} "
                                          "bytes its header declares (a zip bomb, or damaged data); nothing more of it was read")
                     yield chunk
-        except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib_error, OSError) as exc:
+        except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib_error, LZMAError, OSError) as exc:
             reason = f"damaged archive data in member {self.name!r} ({exc})"
             raise BadArchive(path=self.archive, reason=reason) from exc
 
@@ -408,22 +410,15 @@ def _raw_tar(path: Path, compressed: bool) -> Iterator[Member]:
             raise BadArchive(path=str(path), reason=f"damaged tar data after {last} ({exc})") from exc
 
 
-def _zip_opener(zf: zipfile.ZipFile, zi: zipfile.ZipInfo) -> Callable[[], IO[bytes]]:
-    # zipfile silently stops at the header's size; one byte more lets Member.chunks see a lie
-    # (data inflating past that size) and refuse the member instead of using a truncated copy
-    probe = copy.copy(zi)
-    probe.file_size = zi.file_size + 1
+def _zip_opener(zf: zipfile.ZipFile, zi: zipfile.ZipInfo) -> Callable[[], Readable]:
+    # The data may run past the header's size, so that Member.chunks sees a lie and refuses the
+    # member instead of using a truncated copy; bzip2 and LZMA are decompressed a chunk at a time.
+    # The CRC-32 is not checked: the manifests' digests are the real check, and a damaged member
+    # must become an "altered" finding like a damaged file in a folder.
+    def opener() -> Readable:
+        return open_member(zf, zi)
 
-    def open_member() -> IO[bytes]:
-        f = zf.open(probe)
-        # zipfile raises on a CRC-32 mismatch at the last read, discarding that read's bytes; the
-        # manifests' digests are the real check, and a damaged member must become an "altered"
-        # finding like a damaged file in a folder, so the weaker CRC is not checked here.
-        if hasattr(f, "_expected_crc"):
-            f._expected_crc = None
-        return f
-
-    return open_member
+    return opener
 
 
 _UNICODE_PATH = 0x7075  # Info-ZIP Unicode Path extra field: version 1, CRC-32 of the header name, UTF-8 name
