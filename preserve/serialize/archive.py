@@ -36,7 +36,7 @@ from preserve.bag.tagfiles import split_lines
 from preserve.bag.writer import archive_partial_path
 from preserve.errors import BadArchive, DestinationExists, StorageError, VerificationFailed
 from preserve.fixity import drop_cache, fsync_path, hash_file, hash_stream
-from preserve.serialize.zipmethods import Readable, open_member
+from preserve.serialize.zipmethods import Readable, open_member, unreadable_method
 
 #: Serialization formats preserve writes and reads, with their file name endings.
 FORMATS: dict[str, tuple[str, ...]] = {"tar": (".tar",), "tar.gz": (".tar.gz", ".tgz"), "zip": (".zip",)}
@@ -313,7 +313,9 @@ def finalizer(fmt: str, *, verify: bool = True) -> Callable[[Path, Path], None]:
 @dataclass
 class Member:
     """One archive member. ``rel`` is bag-relative ('' for the top folder); ``problem`` says why it
-    must not be used (then nothing else about it is trusted)."""
+    must not be used (then nothing else about it is trusted); ``unreadable`` why its content
+    cannot be read though the member is safe (a zip compression method preserve does not read):
+    :meth:`chunks` then raises :class:`BadArchive` saying so."""
 
     name: str
     kind: str  # file, dir, symlink, hardlink, device, fifo, other
@@ -323,6 +325,7 @@ class Member:
     problem: str | None = None
     archive: str = ""
     top: str = ""
+    unreadable: str | None = None
     _open: Callable[[], Readable] | None = None
 
     def chunks(self) -> Iterator[bytes]:
@@ -332,6 +335,8 @@ class Member:
         declare (a zip bomb, or damage) raises :class:`BadArchive` before the excess is yielded;
         no more than about CHUNK of it is ever in memory, whatever its compression ratio.
         """
+        if self.unreadable is not None:
+            raise BadArchive(path=self.archive, reason=f"member {self.name!r} {self.unreadable}")
         if self._open is None:
             return
         total = 0
@@ -345,6 +350,9 @@ class Member:
                     yield chunk
         except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib_error, LZMAError, OSError) as exc:
             reason = f"damaged archive data in member {self.name!r} ({exc})"
+            raise BadArchive(path=self.archive, reason=reason) from exc
+        except NotImplementedError as exc:  # zipfile, for zip features it lacks (flag bit 5: patched data)
+            reason = f"member {self.name!r} uses a zip feature preserve cannot read ({exc})"
             raise BadArchive(path=self.archive, reason=reason) from exc
 
 
@@ -488,8 +496,10 @@ def _raw_zip(path: Path) -> Iterator[Member]:
                 kind = "fifo"
             else:
                 kind = "file"
-            opener = _zip_opener(zf, zi) if kind == "file" else None
-            member = Member(zip_name(zi), kind, zi.file_size, time.mktime((*zi.date_time, 0, 0, -1)), _open=opener)
+            unreadable = unreadable_method(zi) if kind == "file" else None
+            opener = _zip_opener(zf, zi) if kind == "file" and unreadable is None else None
+            member = Member(zip_name(zi), kind, zi.file_size, time.mktime((*zi.date_time, 0, 0, -1)),
+                            unreadable=unreadable, _open=opener)
             if kind == "symlink":
                 member.problem = "is a symbolic link; bags hold files, not links"
             elif zi.flag_bits & 0x1:

@@ -1,4 +1,4 @@
-"""Zip members read with bounded memory, whatever their compression ratio.
+"""Zip compression methods: which ones preserve reads, and reading them with bounded memory.
 
 zipfile reads stored, deflate, bzip2 and LZMA members. For deflate it asks zlib for at most the
 bytes wanted, but for bzip2 and LZMA (CPython 3.11, ``ZipExtFile._read1``) it decompresses each
@@ -6,6 +6,10 @@ read of compressed bytes whole: one 1 MiB read of a bzip2 stream of zeros inflat
 memory before the caller sees a byte. Those two are therefore read here: zipfile hands over the
 member's compressed bytes (it still finds and checks the local header) and :class:`Inflater`
 decompresses them at most ``size`` bytes per read, whatever the compression ratio.
+
+Every other method (Deflate64, which Windows Explorer and 7-Zip write for large files, PPMd,
+Zstandard, ...) is named by :func:`unreadable_method`, so the caller can refuse the member with a
+message instead of zipfile's NotImplementedError.
 """
 
 from __future__ import annotations
@@ -17,6 +21,15 @@ import struct
 import zipfile
 from typing import IO, Protocol
 
+#: zip compression methods (APPNOTE 4.4.5) by number, for messages.
+METHOD_NAMES: dict[int, str] = {
+    0: "stored", 1: "Shrink", 2: "Reduce", 3: "Reduce", 4: "Reduce", 5: "Reduce", 6: "Implode",
+    8: "deflate", 9: "Deflate64", 10: "PKWARE DCL Implode", 12: "bzip2", 14: "LZMA",
+    16: "IBM z/OS CMPSC", 18: "IBM TERSE", 19: "IBM LZ77 z", 20: "Zstandard (old number)",
+    93: "Zstandard", 94: "MP3", 95: "XZ", 96: "JPEG", 97: "WavPack", 98: "PPMd", 99: "AES encryption",
+}
+#: The methods preserve reads; bzip2 and LZMA through :class:`Inflater`.
+READABLE = frozenset({zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA})
 _RAW_READ = 256 * 1024  # compressed bytes per read; the decompressor keeps what it has not used yet
 _LZMA_EOS = 0x2  # general-purpose bit 1 for LZMA: the stream ends with an end-of-stream marker
 _LZMA_MIN_DICT = 4096  # liblzma's smallest dictionary
@@ -28,6 +41,21 @@ class Readable(Protocol):
     def read(self, size: int, /) -> bytes: ...
 
     def close(self) -> None: ...
+
+
+def method_name(method: int) -> str:
+    """'Deflate64 (method 9)', or 'method 77' for a number the zip specification does not name."""
+    name = METHOD_NAMES.get(method)
+    return f"{name} (method {method})" if name else f"method {method}"
+
+
+def unreadable_method(zi: zipfile.ZipInfo) -> str | None:
+    """Why ``zi``'s data cannot be read, or None when its compression method is one preserve reads."""
+    if zi.compress_type in READABLE:
+        return None
+    return (f"is compressed with {method_name(zi.compress_type)}, which preserve cannot read (it reads stored, "
+            "deflate, bzip2 and LZMA members); extract the archive with the tool that made it and validate the "
+            "folder, or make the zip again with deflate")
 
 
 class Inflater:

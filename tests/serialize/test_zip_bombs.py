@@ -1,6 +1,7 @@
 """Archive bombs: unpack checks each member against the bag's manifests and Payload-Oxum before
 writing it, and never writes more of a member than its header declares; bzip2 and LZMA members
-are inflated a chunk at a time, so a bomb is refused with flat memory."""
+are inflated a chunk at a time, so a bomb is refused with flat memory; compression methods
+preserve cannot read are refused by name."""
 
 from __future__ import annotations
 
@@ -339,3 +340,50 @@ def test_damaged_bzip2_or_lzma_data_is_a_bad_archive_naming_the_member(tmp_path:
         assert f"{archive}: cannot read the serialized bag safely: damaged archive data in member 'bag/data/take.wav' ({found}" in err
     assert not (tmp_path / "bag").exists()
 
+
+# -- compression methods preserve cannot read ----------------------------------------------------
+
+@pytest.mark.parametrize(("method", "named"), [(9, "Deflate64 (method 9)"), (98, "PPMd (method 98)"),
+                                               (93, "Zstandard (method 93)"), (77, "method 77")])
+def test_a_member_compressed_with_a_method_preserve_cannot_read_is_refused_by_name(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], output_checked: Callable[..., None], method: int, named: str) -> None:
+    archive = zip_with_raw_member(tmp_path / "bag.zip", tag_files(), "bag/data/good.wav", PAYLOAD, method,
+                                  declared=len(PAYLOAD))
+    refused = (f"{archive}: cannot read the serialized bag safely: member 'bag/data/good.wav' is compressed with "
+               f"{named}, which preserve cannot read (it reads stored, deflate, bzip2 and LZMA members)")
+    code, out, err = run_cli(capsys, "validate", archive)
+    output_checked(f"validate {archive}", out, err)
+    assert (code, out) == (3, "")
+    assert refused in err
+    code, out, err = run_cli(capsys, "unpack", archive, tmp_path / "out" / "bag")
+    output_checked(f"unpack {archive}", out, err)
+    assert code == 3
+    assert refused in err and "nothing was extracted" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bag.zip"]
+
+
+def test_a_deflate64_member_is_refused_before_the_rest_is_extracted(tmp_path: Path, run_preserve) -> None:
+    """As Windows Explorer writes a large file: the other members are not written first only to be thrown away."""
+    tags = tag_files({"data/good.wav": PAYLOAD, "data/large.wav": PAYLOAD})
+    archive = zip_with_raw_member(tmp_path / "bag.zip", [*tags, ("bag/data/good.wav", PAYLOAD)], "bag/data/large.wav",
+                                  PAYLOAD, 9, declared=len(PAYLOAD))
+    written = [0]
+    with pytest.raises(BadArchive, match=r"member 'bag/data/large.wav' is compressed with Deflate64 \(method 9\)"):
+        unpack(archive, tmp_path / "bag", progress=lambda nbytes, _files: written.__setitem__(0, written[0] + nbytes))
+    assert written[0] == sum(len(data) for _, data in tags)  # the tag files, read to check the members against
+    r = run_preserve("unpack", archive, tmp_path / "bag")
+    assert r.returncode == 3
+    assert "Traceback" not in r.stderr
+    assert "member 'bag/data/large.wav' is compressed with Deflate64 (method 9)" in r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bag.zip"]
+
+
+def test_a_member_using_a_zip_feature_zipfile_lacks_is_refused_by_name(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                                      output_checked: Callable[..., None]) -> None:
+    archive = zip_with_raw_member(tmp_path / "bag.zip", tag_files(), "bag/data/good.wav", PAYLOAD, zipfile.ZIP_STORED,
+                                  declared=len(PAYLOAD), flags=0x20)  # general-purpose bit 5: compressed patched data
+    code, out, err = run_cli(capsys, "validate", archive)
+    output_checked(f"validate {archive}", out, err)
+    assert code == 3, err
+    assert (f"{archive}: cannot read the serialized bag safely: member 'bag/data/good.wav' uses a zip feature preserve "
+            "cannot read (compressed patched data (flag bit 5))") in err
