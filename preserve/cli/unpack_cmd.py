@@ -38,7 +38,9 @@ def unpack(archive: Path, dest: Path, workers: int | None, as_json: bool, quiet:
     Every member is checked first: absolute names, '..', links, devices, duplicate names and
     members outside the one top-level folder stop the run (exit 3) before anything lands outside
     DEST; so do a payload file no manifest lists, a payload larger than Payload-Oxum declares and
-    a member inflating past the size its header declares (zip bombs), before they are written. The bag is extracted into hidden staging beside DEST, validated from disk (with its
+    a member inflating past the size its header declares (zip bombs), before they are written, and
+    a zip member compressed with a method other than stored, deflate, bzip2 or LZMA (such as
+    Deflate64), before anything is extracted. The bag is extracted into hidden staging beside DEST, validated from disk (with its
     PREMIS/METS sidecars, as `preserve validate` checks them), and renamed to DEST only when valid; an invalid bag is reported (exit 1) and nothing is left behind.
     Staging left by a run that was killed is removed by the next run on DEST, which says so.
     """

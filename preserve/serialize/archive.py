@@ -14,7 +14,6 @@ absolute names, ``..``, links, devices, duplicate names, members outside the one
 from __future__ import annotations
 
 import contextlib
-import copy
 import gzip
 import os
 import re
@@ -26,6 +25,7 @@ import time
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from lzma import LZMAError
 from pathlib import Path
 from typing import IO, Any
 from zlib import crc32 as zlib_crc32
@@ -36,6 +36,7 @@ from preserve.bag.tagfiles import split_lines
 from preserve.bag.writer import archive_partial_path
 from preserve.errors import BadArchive, DestinationExists, StorageError, VerificationFailed
 from preserve.fixity import drop_cache, fsync_path, hash_file, hash_stream
+from preserve.serialize.zipmethods import Readable, open_member, unreadable_method
 
 #: Serialization formats preserve writes and reads, with their file name endings.
 FORMATS: dict[str, tuple[str, ...]] = {"tar": (".tar",), "tar.gz": (".tar.gz", ".tgz"), "zip": (".zip",)}
@@ -312,7 +313,9 @@ def finalizer(fmt: str, *, verify: bool = True) -> Callable[[Path, Path], None]:
 @dataclass
 class Member:
     """One archive member. ``rel`` is bag-relative ('' for the top folder); ``problem`` says why it
-    must not be used (then nothing else about it is trusted)."""
+    must not be used (then nothing else about it is trusted); ``unreadable`` why its content
+    cannot be read though the member is safe (a zip compression method preserve does not read):
+    :meth:`chunks` then raises :class:`BadArchive` saying so."""
 
     name: str
     kind: str  # file, dir, symlink, hardlink, device, fifo, other
@@ -322,27 +325,34 @@ class Member:
     problem: str | None = None
     archive: str = ""
     top: str = ""
-    _open: Callable[[], IO[bytes]] | None = None
+    unreadable: str | None = None
+    _open: Callable[[], Readable] | None = None
 
     def chunks(self) -> Iterator[bytes]:
         """The member's bytes, streamed (only while the iteration stands on this member).
 
         Never more than ``size``: a zip entry whose data inflates past the size its headers
-        declare (a zip bomb, or damage) raises :class:`BadArchive` before the excess is yielded.
+        declare (a zip bomb, or damage) raises :class:`BadArchive` before the excess is yielded;
+        no more than about CHUNK of it is ever in memory, whatever its compression ratio.
         """
+        if self.unreadable is not None:
+            raise BadArchive(path=self.archive, reason=f"member {self.name!r} {self.unreadable}")
         if self._open is None:
             return
         total = 0
         try:
-            with self._open() as f:
+            with contextlib.closing(self._open()) as f:
                 while chunk := f.read(CHUNK):
                     total += len(chunk)
                     if total > self.size:
                         raise BadArchive(path=self.archive, reason=f"member {self.name!r} inflates past the {self.size} "
                                          "bytes its header declares (a zip bomb, or damaged data); nothing more of it was read")
                     yield chunk
-        except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib_error, OSError) as exc:
+        except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib_error, LZMAError, OSError) as exc:
             reason = f"damaged archive data in member {self.name!r} ({exc})"
+            raise BadArchive(path=self.archive, reason=reason) from exc
+        except NotImplementedError as exc:  # zipfile, for zip features it lacks (flag bit 5: patched data)
+            reason = f"member {self.name!r} uses a zip feature preserve cannot read ({exc})"
             raise BadArchive(path=self.archive, reason=reason) from exc
 
 
@@ -408,22 +418,15 @@ def _raw_tar(path: Path, compressed: bool) -> Iterator[Member]:
             raise BadArchive(path=str(path), reason=f"damaged tar data after {last} ({exc})") from exc
 
 
-def _zip_opener(zf: zipfile.ZipFile, zi: zipfile.ZipInfo) -> Callable[[], IO[bytes]]:
-    # zipfile silently stops at the header's size; one byte more lets Member.chunks see a lie
-    # (data inflating past that size) and refuse the member instead of using a truncated copy
-    probe = copy.copy(zi)
-    probe.file_size = zi.file_size + 1
+def _zip_opener(zf: zipfile.ZipFile, zi: zipfile.ZipInfo) -> Callable[[], Readable]:
+    # The data may run past the header's size, so that Member.chunks sees a lie and refuses the
+    # member instead of using a truncated copy; bzip2 and LZMA are decompressed a chunk at a time.
+    # The CRC-32 is not checked: the manifests' digests are the real check, and a damaged member
+    # must become an "altered" finding like a damaged file in a folder.
+    def opener() -> Readable:
+        return open_member(zf, zi)
 
-    def open_member() -> IO[bytes]:
-        f = zf.open(probe)
-        # zipfile raises on a CRC-32 mismatch at the last read, discarding that read's bytes; the
-        # manifests' digests are the real check, and a damaged member must become an "altered"
-        # finding like a damaged file in a folder, so the weaker CRC is not checked here.
-        if hasattr(f, "_expected_crc"):
-            f._expected_crc = None
-        return f
-
-    return open_member
+    return opener
 
 
 _UNICODE_PATH = 0x7075  # Info-ZIP Unicode Path extra field: version 1, CRC-32 of the header name, UTF-8 name
@@ -493,8 +496,10 @@ def _raw_zip(path: Path) -> Iterator[Member]:
                 kind = "fifo"
             else:
                 kind = "file"
-            opener = _zip_opener(zf, zi) if kind == "file" else None
-            member = Member(zip_name(zi), kind, zi.file_size, time.mktime((*zi.date_time, 0, 0, -1)), _open=opener)
+            unreadable = unreadable_method(zi) if kind == "file" else None
+            opener = _zip_opener(zf, zi) if kind == "file" and unreadable is None else None
+            member = Member(zip_name(zi), kind, zi.file_size, time.mktime((*zi.date_time, 0, 0, -1)),
+                            unreadable=unreadable, _open=opener)
             if kind == "symlink":
                 member.problem = "is a symbolic link; bags hold files, not links"
             elif zi.flag_bits & 0x1:

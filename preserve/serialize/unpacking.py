@@ -236,6 +236,8 @@ def _extract(src: Path, dest: Path, staging: Path, progress: Progress | None) ->
         for m in iter_members(src):
             if m.problem is not None:
                 raise BadArchive(path=str(src), reason=f"member {m.name!r} {m.problem}; nothing was extracted")
+            if m.unreadable is not None:  # before the rest is extracted only to be thrown away
+                raise BadArchive(path=str(src), reason=f"member {m.name!r} {m.unreadable}; nothing was extracted")
             if not m.rel:
                 continue
             if _top_tag(m):

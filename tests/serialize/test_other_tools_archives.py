@@ -1,4 +1,5 @@
-"""Zip files other tools write: names read the way the writing tool meant them.
+"""Zip files other tools write: names read the way the writing tool meant them, members
+compressed with bzip2 or LZMA read as well as deflated ones.
 
 Info-ZIP's zip on Unix stores the locale's bytes (UTF-8) without setting general-purpose bit 11,
 sometimes with an Info-ZIP Unicode Path extra field (0x7075). Read as CP437, the zip format's
@@ -17,8 +18,10 @@ import zipfile
 import zlib
 from pathlib import Path
 
+import bagit
 import pytest
 
+from preserve.bag.writer import create_bag, payload_from_directory
 from preserve.cli.main import main
 from preserve.package import package_collection
 from preserve.serialize import write_archive
@@ -119,6 +122,57 @@ def test_a_bag_zipped_by_info_zip_is_valid(tmp_path: Path, capsys: pytest.Captur
     subprocess.run(["zip", "-q", "-r", "-X", str(archive), "bag"], cwd=bag.parent, check=True,
                    env={**os.environ, "LC_ALL": "C.UTF-8"})
     assert_valid_and_unpacks(capsys, archive, tmp_path)
+
+
+# -- bzip2 and LZMA members --------------------------------------------------------------------
+
+@pytest.fixture
+def hall_bag(tmp_path: Path) -> Path:
+    """A bag with a payload file of several read chunks (1 MiB each) and a small one."""
+    src = tmp_path / "src"
+    (src / "side b").mkdir(parents=True)
+    (src / "take 1.wav").write_bytes(b"RIFF" + bytes(range(256)) * 10_000 + b"end")
+    (src / "side b" / "notes.txt").write_bytes(b"recorded in the hall\n" * 50)
+    bag = tmp_path / "hall-1962"
+    create_bag(bag, payload_from_directory(src), info=[("Source-Organization", "Northern Radio Archive")])
+    return bag
+
+
+def files_of(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def assert_validates_and_unpacks_as_the_bag(capsys: pytest.CaptureFixture[str], archive: Path, bag: Path, tmp_path: Path) -> None:
+    code, out, err = run(capsys, "validate", archive)
+    assert code == 0, out + err
+    dest = tmp_path / "unpacked" / bag.name
+    code, out, err = run(capsys, "unpack", archive, dest)
+    assert code == 0, out + err
+    bagit.Bag(str(dest)).validate()  # bagit-python, as an independent check
+    assert files_of(dest) == files_of(bag)
+
+
+@pytest.mark.parametrize("method", [zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA], ids=["bzip2", "lzma"])
+def test_a_bag_zipped_with_bzip2_or_lzma_validates_and_unpacks(tmp_path: Path, hall_bag: Path, method: int,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    archive = tmp_path / "hall-1962.zip"
+    with zipfile.ZipFile(archive, "w", compression=method) as zf:
+        for p in sorted(hall_bag.rglob("*")):
+            zf.write(p, f"hall-1962/{p.relative_to(hall_bag).as_posix()}")
+    with zipfile.ZipFile(archive) as zf:
+        assert {zi.compress_type for zi in zf.infolist() if not zi.is_dir()} == {method}
+    assert_validates_and_unpacks_as_the_bag(capsys, archive, hall_bag, tmp_path)
+
+
+def test_a_bag_zipped_by_info_zip_with_bzip2_is_valid(tmp_path: Path, hall_bag: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    zip_help = subprocess.run(["zip", "-v"], capture_output=True, text=True).stdout if shutil.which("zip") else ""
+    if "BZIP2_SUPPORT" not in zip_help:
+        pytest.skip("Info-ZIP's zip with bzip2 support is not installed (Debian package zip)")
+    archive = tmp_path / "hall-1962.zip"
+    subprocess.run(["zip", "-q", "-r", "-X", "-Z", "bzip2", str(archive), "hall-1962"], cwd=tmp_path, check=True)
+    with zipfile.ZipFile(archive) as zf:  # zip stores what would not shrink
+        assert zf.getinfo("hall-1962/data/take 1.wav").compress_type == zipfile.ZIP_BZIP2
+    assert_validates_and_unpacks_as_the_bag(capsys, archive, hall_bag, tmp_path)
 
 
 # -- fetch.txt in an archive ---------------------------------------------------------------------
