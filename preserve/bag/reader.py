@@ -152,9 +152,10 @@ class Bag:
 _READABLE = "make it readable by the user running preserve (or restore it from a replica) and run the command again"
 
 
-def unreadable_tag_file(root: str | os.PathLike[str], rel: str, exc: OSError) -> BadTagFile:
-    """The input error (exit 3) for a tag file that exists but cannot be read (permissions, I/O)."""
-    return BadTagFile(path=os.path.join(os.fspath(root), rel), reason=f"cannot be read ({exc.strerror or exc}); {_READABLE}")
+def unreadable_tag_file(root: str | os.PathLike[str], rel: str, exc: OSError, *, advice: str = _READABLE) -> BadTagFile:
+    """The input error (exit 3) for a tag file that exists but cannot be read (permissions, I/O);
+    ``advice`` says what to do about it, when the command has better advice than the default."""
+    return BadTagFile(path=os.path.join(os.fspath(root), rel), reason=f"cannot be read ({exc.strerror or exc}); {advice}")
 
 
 def empty_directories(bag: str | os.PathLike[str]) -> list[str]:

@@ -8,7 +8,10 @@ waits or stops with exit 4 instead of meeting the first one's downloads. In orde
    replica. A tag manifest that is itself damaged (unreadable lines, or listing digests the
    bag's tag files do not have) is replaced by the replica's copy only when that copy agrees
    with every tag file it lists (the bag's own or the replica's) and with the replica record;
-   otherwise it is reported as not repairable;
+   otherwise it is reported as not repairable. A tag file that is there but cannot be read
+   (permission denied, an I/O error) is not damage: repair stops before changing anything
+   (:class:`~preserve.errors.BadTagFile`, exit 3), so a permission problem is never hidden by a
+   copy nor recorded as a repair;
 2. the bag is validated in full; payload files found missing or altered are fetched;
 3. folders listed in ``metadata/empty-directories.txt`` that are missing are created again.
 
@@ -41,7 +44,7 @@ from preserve.bag.paths import decode_manifest_path, normalize_manifest_path, un
 from preserve.bag.reader import Bag, empty_directories, open_bag, unreadable_tag_file
 from preserve.bag.tagfiles import EMPTY_DIRECTORIES
 from preserve.bag.validate import Finding, ValidationReport, tag_manifest_entries, validate_bag
-from preserve.errors import ObjectArchived, PreserveError, StorageError, UnsafePath
+from preserve.errors import BadTagFile, ObjectArchived, PreserveError, StorageError, UnsafePath
 from preserve.fixity import ALGORITHMS, MultiHasher, hash_file
 from preserve.replication.layout import (
     RemoteRecord,
@@ -70,6 +73,9 @@ from preserve.stores.base import Store
 _CHUNK = 1024 * 1024
 _TAG_LINE = re.compile(r"^([0-9A-Fa-f]+)[ \t]+\*?(.*)$")
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+#: What to do about a tag file repair cannot read (the removal advice holds for a file the tag manifests list).
+_READ_ACCESS = ("restore read access for the user running preserve and run repair again (nothing was changed); "
+                "if the file is really damaged, remove it and repair restores it from the replica as a missing file")
 
 
 class RepairLedger(Protocol):
@@ -207,6 +213,8 @@ class _Repair:
                 found.append(Finding("error", "tag-missing", "listed in a tag manifest but not found", path=rel))
                 continue
             except OSError as exc:
+                if not _no_file_there(exc):
+                    raise self._unreadable(rel, exc) from exc
                 found.append(Finding("error", "unreadable", f"cannot be read ({exc.strerror})", path=rel))
                 continue
             for alg in algs:
@@ -215,6 +223,17 @@ class _Repair:
                                          path=rel, algorithm=alg, expected=digests[alg], found=got[alg]))
                     break
         return entries, found
+
+    def _unreadable(self, rel: str, exc: OSError) -> BadTagFile:
+        """The input error (exit 3) for tag file ``rel``, there but not readable: a permission or I/O
+        problem to fix, not damage to repair from the replica. Names the folder on the way when
+        that is what could not be opened."""
+        where = os.fspath(exc.filename) if exc.filename else ""
+        if where and where != os.path.join(self.root, rel):
+            return BadTagFile(path=where, reason=(
+                f"this folder cannot be opened ({exc.strerror or exc}), so {rel} cannot be read; restore read access "
+                "to it for the user running preserve and run repair again (nothing was changed)"))
+        return unreadable_tag_file(self.root, rel, exc, advice=_READ_ACCESS)
 
     def _repair_tags(self) -> None:
         bag = open_bag(self.root)
@@ -236,7 +255,9 @@ class _Repair:
         returns whether any was replaced."""
         theirs = self._replica_bytes(manifests)
         broken = {f.path for f in found if f.path in manifests}
-        replaced = False
+        # every copy is judged before any is used or any outcome recorded: judging reads the bag's
+        # tag files, and one that cannot be read stops the repair with nothing changed
+        verdicts: list[tuple[str, bytes | None, str | None]] = []
         for rel in manifests:
             try:
                 ours: bytes | None = read_beneath(self.root, rel)
@@ -246,11 +267,13 @@ class _Repair:
             if copy is None or copy == ours:
                 if rel in broken:
                     why = "the replica holds no copy of it" if copy is None else "the replica's copy is the same"
-                    self._settle(rel, "altered", (None, why, {}), found_copy=copy is not None)
+                    verdicts.append((rel, copy, why))
                 continue
-            doubt = self._disagreement(rel, copy)
-            if doubt:
-                self._settle(rel, "altered", (None, doubt, {}), found_copy=True)
+            verdicts.append((rel, copy, self._disagreement(rel, copy)))
+        replaced = False
+        for rel, copy, doubt in verdicts:
+            if doubt or copy is None:
+                self._settle(rel, "altered", (None, doubt or "", {}), found_copy=copy is not None)
                 continue
             digest = hashlib.sha256(copy).hexdigest()
             self._settle(rel, "altered", self._write_verified(iter([copy]), rel, {"sha256": digest}))
@@ -290,8 +313,9 @@ class _Repair:
             try:
                 if hash_file(path, [alg], root=self.root)[alg] == digest:
                     continue
-            except OSError:
-                pass
+            except OSError as exc:
+                if not isinstance(exc, LinkRefused) and not _no_file_there(exc):
+                    raise self._unreadable(path, exc) from exc
             unmatched.append(path)
         if unmatched:
             copies = self._replica_bytes(unmatched)
@@ -501,6 +525,14 @@ class _Repair:
                     raise StorageError(path=str(self.root), reason=f"no space left to create the empty folder {rel}") from exc
                 continue
             self.result.directories.append(rel)
+
+
+def _no_file_there(exc: OSError) -> bool:
+    """Whether opening a tag file failed because no file is there to read (a folder, pipe or device
+    in its place, or a file where one of its folders should be): damage a replica can mend. Any
+    other error (permission denied, an I/O error...) concerns a file that is there: repairing it
+    would hide that problem and record it as damage."""
+    return isinstance(exc, FileNotFoundError) or exc.errno in (errno.EINVAL, errno.ENOTDIR)
 
 
 def _digest(alg: str, data: bytes) -> str:

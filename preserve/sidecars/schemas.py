@@ -71,7 +71,11 @@ def find_schemas() -> Path | None:
     if env:
         return verify_schemas(Path(env))
     d = default_dir()
-    return verify_schemas(d) if (d / CATALOG).is_file() else None
+    try:
+        installed = (d / CATALOG).is_file()
+    except PermissionError:
+        installed = True  # there, but it cannot be looked into: verify_schemas names the folder
+    return verify_schemas(d) if installed else None
 
 
 def verify_schemas(folder: Path) -> Path:
@@ -115,9 +119,25 @@ def _read_local(folder: Path, pin: PinnedSchema) -> bytes:
         raise SchemaError(f"{path}: missing; the folder must hold the official {pin.name} "
                           f"(from {pin.url})") from None
     except OSError as exc:  # unreadable, a folder in its place, a disk error
+        closed = _unenterable(folder, path)
+        if closed is not None:  # the folder is the problem, not this file
+            raise SchemaError(f"{folder}: the schemas folder cannot be opened ({closed.strerror or closed}); make it "
+                              "readable and searchable by the user running preserve") from exc
         raise SchemaError(f"{path}: cannot be read ({exc.strerror or exc}); the folder must hold the official "
                           f"{pin.name} as a readable file") from exc
     return data
+
+
+def _unenterable(folder: Path, path: Path) -> OSError | None:
+    """Why ``path`` cannot even be looked up in ``folder`` (no search permission on the folder), or
+    None when it can and the file itself is what cannot be read."""
+    try:
+        os.stat(path)  # needs search permission on the folder, not read permission on the file
+    except PermissionError as exc:
+        return exc
+    except OSError:
+        pass
+    return None
 
 
 def _check_pin(pin: PinnedSchema, data: bytes, where: str, then: str = "nothing was installed") -> None:

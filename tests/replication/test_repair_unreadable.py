@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from replication_helpers import make_bag
+from replication_helpers import ledger_rows, make_bag
 
-from preserve.bag.writer import create_bag, payload_from_directory
+from preserve.bag.writer import StagedBag, create_bag, payload_from_directory
 
 EMPTY_LIST = "metadata/empty-directories.txt"
 
@@ -78,20 +78,108 @@ def test_repair_with_an_unreadable_tag_file_exits_3_naming_it(pcli: Any, tmp_pat
     assert f"{bag / rel}: cannot be read (Permission denied)" in r.stderr and "Traceback" not in r.stderr
 
 
-def test_repair_restores_an_unreadable_manifest_from_the_replica(pcli: Any, tmp_path: Path, run_preserve: Any,
-                                                                  permissions_apply: Any,
-                                                                  ledger_url: Path | str) -> None:
-    """A payload manifest the tag manifests list is a tag file like any other: its replica copy,
-    checked against them, replaces the one that cannot be read."""
-    bag = make_bag(tmp_path)
+def bag_with_mets(root: Path) -> Path:
+    """A bag from the real writer with a METS sidecar in metadata/, as `package` makes, listed in
+    both tag manifests."""
+    src = root / "src"
+    src.mkdir()
+    (src / "take.wav").write_bytes(b"RIFF" + os.urandom(2000))
+
+    def sidecars(staged: StagedBag) -> None:
+        (staged.path / "metadata").mkdir(exist_ok=True)
+        (staged.path / "metadata/mets.xml").write_bytes(b'<mets xmlns="http://www.loc.gov/METS/"/>\n')
+
+    return create_bag(root / "bag-one", payload_from_directory(src), algorithms=("sha256", "sha512"),
+                      extra_tags=sidecars).path
+
+
+def snapshot(bag: Path) -> dict[str, tuple[int, bytes | None]]:
+    """Every path in the bag (hidden staging folders included) with its mode and, for files, bytes."""
+    return {p.relative_to(bag).as_posix(): (p.lstat().st_mode, p.read_bytes() if p.is_file() else None)
+            for p in sorted(bag.rglob("*"))}
+
+
+READ_ACCESS = ("restore read access for the user running preserve and run repair again (nothing was changed); "
+               "if the file is really damaged, remove it and repair restores it from the replica as a missing file")
+
+
+@pytest.mark.parametrize("rel", ["manifest-sha256.txt", "metadata/mets.xml"])
+def test_repair_with_an_unreadable_listed_tag_file_changes_nothing(pcli: Any, tmp_path: Path, run_preserve: Any,
+                                                                   permissions_apply: Any, rel: str,
+                                                                   ledger_url: Path | str) -> None:
+    """A tag file the tag manifests list that cannot be read is a permission or I/O problem, not
+    damage: repair stops before changing anything, records no repair and says what to do."""
+    bag = bag_with_mets(tmp_path)
     disk = replicated(pcli, tmp_path, bag, ledger_url)
-    rel = "manifest-sha256.txt"
-    before = (bag / rel).read_bytes()
+    before = snapshot(bag)
     os.chmod(bag / rel, 0)
-    r = run_preserve("repair", bag, "--from", disk, "--ledger", ledger_url, preexec_fn=permissions_apply)
+    try:
+        r = run_preserve("repair", bag, "--from", disk, "--ledger", ledger_url, preexec_fn=permissions_apply)
+    finally:
+        os.chmod(bag / rel, 0o644)
+    assert r.returncode == 3, r.stdout + r.stderr
+    assert "Traceback" not in r.stderr and "repaired" not in r.stdout
+    assert f"{bag / rel}: cannot be read (Permission denied); {READ_ACCESS}" in " ".join(r.stderr.split())
+    assert snapshot(bag) == before  # no staging folder left in it either
+    assert ledger_rows(ledger_url, "repairs") == []
+
+
+def test_repair_with_an_unreadable_metadata_folder_names_the_folder(pcli: Any, tmp_path: Path, run_preserve: Any,
+                                                                     permissions_apply: Any,
+                                                                     ledger_url: Path | str) -> None:
+    bag = bag_with_mets(tmp_path)
+    disk = replicated(pcli, tmp_path, bag, ledger_url)
+    before = snapshot(bag)
+    os.chmod(bag / "metadata", 0)
+    try:
+        r = run_preserve("repair", bag, "--from", disk, "--ledger", ledger_url, preexec_fn=permissions_apply)
+    finally:
+        os.chmod(bag / "metadata", 0o755)
+    assert r.returncode == 3, r.stdout + r.stderr
+    assert (f"{bag / 'metadata'}: this folder cannot be opened (Permission denied), so metadata/mets.xml cannot be "
+            "read; restore read access to it for the user running preserve and run repair again (nothing was "
+            "changed)") in " ".join(r.stderr.split())
+    assert snapshot(bag) == before
+    assert ledger_rows(ledger_url, "repairs") == []
+
+
+def test_repair_judging_damaged_tag_manifests_stops_at_an_unreadable_file_first(
+        pcli: Any, tmp_path: Path, run_preserve: Any, permissions_apply: Any, ledger_url: Path | str) -> None:
+    """The METS file is listed only in the replica's copies of the tag manifests (the bag's
+    tagmanifest-sha256.txt is garbled and missing from the replica; its tagmanifest-sha512.txt
+    lost the line): checking those copies meets the unreadable file before any is used or any
+    outcome recorded."""
+    bag = bag_with_mets(tmp_path)
+    disk = replicated(pcli, tmp_path, bag, ledger_url)
+    (disk / "bag-one/tagmanifest-sha256.txt").unlink()
+    (bag / "tagmanifest-sha256.txt").write_text("not a manifest line\n")
+    sha512 = bag / "tagmanifest-sha512.txt"
+    sha512.write_text("".join(line for line in sha512.read_text().splitlines(keepends=True) if "mets.xml" not in line))
+    before = snapshot(bag)
+    os.chmod(bag / "metadata/mets.xml", 0)
+    try:
+        r = run_preserve("repair", bag, "--from", disk, "--ledger", ledger_url, preexec_fn=permissions_apply)
+    finally:
+        os.chmod(bag / "metadata/mets.xml", 0o644)
+    assert r.returncode == 3, r.stdout + r.stderr
+    assert f"{bag / 'metadata/mets.xml'}: cannot be read (Permission denied); {READ_ACCESS}" in " ".join(r.stderr.split())
+    assert snapshot(bag) == before
+    assert ledger_rows(ledger_url, "repairs") == []
+
+
+@pytest.mark.parametrize("rel", ["manifest-sha256.txt", "metadata/mets.xml"])
+def test_repair_restores_a_removed_tag_file_as_missing(pcli: Any, tmp_path: Path, run_preserve: Any, rel: str,
+                                                       ledger_url: Path | str) -> None:
+    """What the message about an unreadable tag file promises: once removed, repair restores it."""
+    bag = bag_with_mets(tmp_path)
+    disk = replicated(pcli, tmp_path, bag, ledger_url)
+    before = (bag / rel).read_bytes()
+    (bag / rel).unlink()
+    r = run_preserve("repair", bag, "--from", disk, "--ledger", ledger_url)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert f"repaired: {rel} (altered)" in r.stdout
+    assert f"repaired: {rel} (missing) from {disk / 'bag-one'}" in r.stdout
     assert (bag / rel).read_bytes() == before
+    assert [(x["file"], x["outcome"]) for x in ledger_rows(ledger_url, "repairs")] == [(rel, "repaired")]
 
 
 def test_replicate_with_an_unreadable_tag_file_exits_3_naming_it(tmp_path: Path, run_preserve: Any,

@@ -92,3 +92,57 @@ def test_unpack_with_unusable_schemas_exits_8_and_leaves_nothing(good_bag: Path,
     assert r.returncode == 8, r.stdout + r.stderr
     assert f"{tmp_path / 'schemas' / BROKEN}: cannot be read" in r.stderr
     assert [p.name for p in out.iterdir() if not p.name.endswith(".preserve-lock")] == []
+
+
+def installed(tmp_path: Path, run_preserve: Any, dest: Path) -> Path:
+    r = run_preserve("schemas", "install", "--from", SHARED, "--dest", dest)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return dest
+
+
+@pytest.mark.parametrize("mode", [0, 0o644])  # neither listed nor entered; listed but not entered
+def test_unreadable_schemas_folder_exits_8_naming_the_folder(good_bag: Path, tmp_path: Path, run_preserve: Any,
+                                                             permissions_apply: Any, mode: int) -> None:
+    folder = installed(tmp_path, run_preserve, tmp_path / "shared-schemas")
+    os.chmod(folder, mode)
+    try:
+        r = run_preserve("validate", good_bag, env=with_schemas(folder), preexec_fn=permissions_apply)
+    finally:
+        os.chmod(folder, 0o755)
+    assert r.returncode == 8, r.stdout + r.stderr
+    said = " ".join(r.stderr.split())
+    assert (f"{folder}: the schemas folder cannot be opened (Permission denied); make it readable and searchable "
+            "by the user running preserve") in said
+    assert "mets-1.12.1.xsd" not in said and "INVALID" not in r.stdout + r.stderr and "Traceback" not in r.stderr
+    assert "run `preserve schemas install` again" in said
+
+
+def test_unreadable_installed_schemas_folder_exits_8_naming_the_folder(good_bag: Path, tmp_path: Path,
+                                                                       run_preserve: Any,
+                                                                       permissions_apply: Any) -> None:
+    """The installed folder (found in the user data folder, not through $PRESERVE_SCHEMAS)."""
+    data = tmp_path / "data"
+    folder = installed(tmp_path, run_preserve, data / "preserve" / "schemas")
+    env = {k: v for k, v in os.environ.items() if k != "PRESERVE_SCHEMAS"}
+    env["XDG_DATA_HOME"] = str(data)
+    assert run_preserve("validate", good_bag, env=env).returncode == 0
+    os.chmod(folder, 0)
+    try:
+        r = run_preserve("validate", good_bag, env=env, preexec_fn=permissions_apply)
+    finally:
+        os.chmod(folder, 0o755)
+    assert r.returncode == 8, r.stdout + r.stderr
+    assert f"{folder}: the schemas folder cannot be opened (Permission denied)" in " ".join(r.stderr.split())
+    assert "INVALID" not in r.stdout + r.stderr and "Traceback" not in r.stderr
+
+
+def test_unreadable_schema_file_in_a_readable_folder_names_the_file(good_bag: Path, tmp_path: Path,
+                                                                    run_preserve: Any, permissions_apply: Any) -> None:
+    folder = installed(tmp_path, run_preserve, tmp_path / "shared-schemas")
+    os.chmod(folder / BROKEN, 0)
+    try:
+        r = run_preserve("validate", good_bag, env=with_schemas(folder), preexec_fn=permissions_apply)
+    finally:
+        os.chmod(folder / BROKEN, 0o644)
+    assert r.returncode == 8, r.stdout + r.stderr
+    assert f"{folder / BROKEN}: cannot be read (Permission denied)" in " ".join(r.stderr.split())
