@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -85,9 +86,9 @@ def _target(listener: Listener, *, key: str = "endpoint-url") -> str:
     return f'[targets.off]\nurl = "s3://bucket/bags"\n{key} = "{listener.url}"\npath-style = true\n'
 
 
-def _refused(r: object, listener: Listener, started: float, *messages: str) -> None:
-    """Exit 2 with one error line per message, nothing on standard output, no connection made."""
-    out, err, code = r.stdout, r.stderr, r.returncode  # type: ignore[attr-defined]
+def _refused(r: subprocess.CompletedProcess[str], listener: Listener, started: float, *messages: str) -> None:
+    """Exit 2 with each message on standard error, nothing on standard output, no connection made."""
+    out, err, code = r.stdout, r.stderr, r.returncode
     assert code == 2, out + err
     for message in messages:
         assert message in err, err
