@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import tomllib
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from preserve.audit.runner import AuditRun
+from preserve.configfile import read_config
 from preserve.errors import InputError, RemoteError, UsageError
 from preserve.textsafe import for_people
 
@@ -102,15 +102,10 @@ def load_smtp_settings(path: Path | None) -> SmtpSettings:
     """``[smtp]`` of the preserve.toml at ``path`` (defaults when there is none)."""
     if path is None or not path.is_file():
         return SmtpSettings()
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8")).get("smtp") or {}
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise InputError(f"{path}: cannot be read as TOML ({exc})") from exc
-    known = {"host", "port", "security", "username", "from", "ca-file", "attach-html", "timeout"}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise InputError(f"{path}: [smtp] {', '.join(unknown)}: unknown key(s) (known: {', '.join(sorted(known))}; "
-                         f"the password comes from ${SMTP_PASSWORD_ENV})")
+    # every key checked (an unknown one is a usage error); the password comes from $PRESERVE_SMTP_PASSWORD
+    data = read_config(path).get("smtp") or {}
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: smtp must be a table ([smtp], its keys on the lines below it)")
     security = str(data.get("security", "starttls")).lower()
     if security not in ("starttls", "ssl", "none"):
         raise InputError(f"{path}: [smtp] security must be starttls, ssl or none, not {security!r}")

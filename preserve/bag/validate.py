@@ -203,6 +203,10 @@ def validate_bag(
             if on_total is not None:
                 on_total(report.bytes, report.files)
             _verify_payload(bag, index, report, usable, workers, progress, drop_cached, limiter, processes)
+        # the items --fetch downloaded were checked like the files on disk, so the summary counts them;
+        # only now: until here report.files/bytes are what is read from disk (progress, worker choice)
+        report.files += fetched.read_files
+        report.bytes += fetched.read_bytes
     if check_tag_manifests:
         _verify_tag_manifests(bag, report, fast)
     return report
@@ -400,10 +404,20 @@ class _Fetched:
 
     pending: set[str] = field(default_factory=set)
     bytes: int | None = 0
+    #: the items downloaded (--fetch) and their bytes: checked, so counted with the files on disk
+    read_files: int = 0
+    read_bytes: int = 0
 
     def add(self, path: str, size: int | None) -> None:
         self.pending.add(path)
         self.bytes = None if self.bytes is None or size is None else self.bytes + size
+
+    def read(self, path: str, size: int | None) -> None:
+        """An item downloaded with --fetch: ``size`` bytes read, None when nothing whole was."""
+        self.add(path, size)
+        if size is not None:
+            self.read_files += 1
+            self.read_bytes += size
 
 
 def _check_oxum(bag: Bag, report: ValidationReport, fetched: _Fetched | None = None) -> None:
@@ -502,7 +516,7 @@ def _fetch_items(bag: Bag, index: PathIndex, report: ValidationReport, do_fetch:
             fetched.add(e.path, e.length)
             report.add("error", "not-fetched", f"listed in fetch.txt ({e.url}) and not yet fetched; validate with --fetch to download and check it", path=e.path)
             continue
-        fetched.add(e.path, _fetch_and_check(e.url, e.length, e.path, digests, report, rest))
+        fetched.read(e.path, _fetch_and_check(e.url, e.length, e.path, digests, report, rest))
     return fetched
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from preserve.audit.ledger import AuditRecord, Ledger, now_iso
-from preserve.audit.notify import check_notify, deliver
+from preserve.audit.notify import check_notify, deliver, load_smtp_settings
 from preserve.audit.report import human_bytes, summarize_run
 from preserve.audit.runner import (
     REMOTE_TIERS,
@@ -36,8 +36,8 @@ from preserve.cli.common import (
 )
 from preserve.cli.ledger_cmd import check_pending, ledger_options, open_ledger
 from preserve.cli.replicate_cmd import audit_replicas, s3_options
+from preserve.configfile import find_config
 from preserve.errors import AuditProblems, PreserveError, UsageError
-from preserve.replication.config import find_config
 
 
 def resolve_targets(targets: tuple[str, ...], tier: str | None) -> list[Path]:
@@ -124,7 +124,7 @@ def audit(targets: tuple[str, ...], tier: str | None, full_every: int, full_afte
         # replicas (STORE/BAG-NAME: s3://bucket/prefix/bag or a path on another disk) are audited
         # where they are by the replication engine
         if notify:
-            check_notify(notify)
+            _check_notify(notify, find_config(s3.get("config_path")))
         remote_run = AuditRun(started=now_iso())
         with open_ledger(ledger_path, network_ok) as led:
             remote_run.records = audit_replicas(targets, tier, ledger=led, as_json=as_json, quiet=quiet,
@@ -143,7 +143,7 @@ def audit(targets: tuple[str, ...], tier: str | None, full_every: int, full_afte
         return
     paths = resolve_targets(targets, tier)
     if notify:
-        check_notify(notify)
+        _check_notify(notify, find_config(s3.get("config_path")))
     policy = Policy(tier=tier, full_every=full_every, full_after=parse_period(full_after))
     limits = Budget(seconds=parse_period(budget) if budget else None,
                     max_bytes=parse_size(max_bytes) if max_bytes else None)
@@ -180,6 +180,14 @@ def audit(targets: tuple[str, ...], tier: str | None, full_every: int, full_afte
     check_pending(led)
     if run.failed:
         raise AuditProblems(count=len(run.failed))
+
+
+def _check_notify(notify: str, config: Path | None) -> None:
+    """--notify, checked before anything is audited: the URL or address and, for mail, preserve.toml's
+    [smtp] (a key there preserve does not know is refused now, not found out after the audit)."""
+    check_notify(notify)
+    if notify.lower().startswith("mailto:"):
+        load_smtp_settings(config)
 
 
 def _finish(run: AuditRun, ledger_name: str, as_json: bool, notify: str | None, quiet: bool, path: str,

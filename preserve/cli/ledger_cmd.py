@@ -6,7 +6,6 @@ import contextlib
 import os
 import sys
 import tempfile
-import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -16,8 +15,8 @@ import click
 from preserve.audit import ledger as ledger_lib
 from preserve.audit.ledger import Ledger, default_ledger_path
 from preserve.cli.common import Group, emit_json, for_people, json_option, quiet_option, warn
+from preserve.configfile import find_config, read_config
 from preserve.errors import InputError, LedgerError, StorageError, UsageError
-from preserve.replication.config import find_config
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -54,11 +53,7 @@ def configured_ledger() -> Path | str | None:
     found = find_config(None)
     if found is None or not found.is_file():
         return None
-    try:
-        data = tomllib.loads(found.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise InputError(f"{found}: cannot be read as TOML ({exc})") from exc
-    value = data.get("ledger")
+    value = read_config(found).get("ledger")
     if value is None:
         return None
     if not isinstance(value, str) or not value:

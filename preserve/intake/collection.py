@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from preserve.configfile import closest
 from preserve.intake.sheet import COLUMNS, SHEET_NAMES, normalize_header
 
 CONFIG_NAME = "collection.toml"
@@ -28,6 +29,7 @@ OS_LITTER = frozenset({".DS_Store", "Thumbs.db", "desktop.ini", "ehthumbs.db", "
 # checksums and accepting damage are facts about one file, never collection-wide
 _PER_ROW = frozenset({"md5", "sha1", "sha256", "sha512", "accept_damaged"})
 _COLLECTION_KEYS = {"identifier", "title", "organization", "description", "group_identifier", "sheet", "ignore"}
+_TABLES = ("collection", "defaults", "bag-info", "bag_info")
 
 
 @dataclass
@@ -68,14 +70,20 @@ def load_config(root: Path) -> CollectionConfig:
     except OSError as exc:
         cfg.problems.append(f"{CONFIG_NAME}: cannot be read ({exc.strerror})")
         return cfg
+    # like preserve.toml's (preserve.configfile), an unknown table or key is refused, never ignored,
+    # and named with the closest known one
     for table in data:
-        if table not in ("collection", "defaults", "bag-info", "bag_info"):
-            cfg.problems.append(f"{CONFIG_NAME}: unknown table or key [{table}] (expected [collection], [defaults], [bag-info])")
+        if table not in _TABLES:
+            close = closest(table, _TABLES[:3])
+            cfg.problems.append(f"{CONFIG_NAME}: unknown table or key [{table}]"
+                                + (f"; did you mean [{close}]?" if close else " (expected [collection], [defaults], [bag-info])"))
     coll = data.get("collection", {})
     if isinstance(coll, dict):
         for key, value in coll.items():
             if key not in _COLLECTION_KEYS:
-                cfg.problems.append(f"{CONFIG_NAME}: unknown key collection.{key} (known: {', '.join(sorted(_COLLECTION_KEYS))})")
+                close = closest(key, sorted(_COLLECTION_KEYS))
+                cfg.problems.append(f"{CONFIG_NAME}: unknown key collection.{key}"
+                                    + (f"; did you mean {close!r}?" if close else f" (known: {', '.join(sorted(_COLLECTION_KEYS))})"))
             elif key == "ignore":
                 if isinstance(value, list) and all(isinstance(v, str) for v in value):
                     cfg.ignore = list(value)
@@ -88,7 +96,9 @@ def load_config(root: Path) -> CollectionConfig:
         for key, value in defaults.items():
             column = normalize_header(key)
             if column not in COLUMNS or column == "file":
-                cfg.problems.append(f"{CONFIG_NAME}: defaults.{key} is not a sheet column")
+                close = closest(column, [c for c in COLUMNS if c != "file" and c not in _PER_ROW])
+                cfg.problems.append(f"{CONFIG_NAME}: defaults.{key} is not a sheet column"
+                                    + (f"; did you mean {close!r}?" if close else ""))
                 continue
             if column in _PER_ROW:
                 cfg.problems.append(f"{CONFIG_NAME}: defaults.{key} cannot be a default; it belongs to one file's row")

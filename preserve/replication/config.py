@@ -21,24 +21,22 @@
     provider = "Wasabi"
     threats = ["north-sea-flood"]
 
-Credentials are refused in this file: a key such as ``aws_secret_access_key`` is an error.
-``profile`` is read as the AWS profile too (its name before ``aws-profile``: in preserve
-"profile" alone names a BagIt profile).
+Credentials are refused in this file: a key such as ``aws_secret_access_key`` is an error. So is
+any key not shown here (``endpoint_url`` for ``endpoint-url``): :mod:`preserve.configfile` reads
+the file and knows its every table and key. ``profile`` is read as the AWS profile too (its name
+before ``aws-profile``: in preserve "profile" alone names a BagIt profile).
 """
 
 from __future__ import annotations
 
 import os
-import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from preserve.errors import InputError, UsageError, plain_reason
+from preserve.configfile import CONFIG_NAME, find_config, read_config
+from preserve.errors import InputError, UsageError
 from preserve.stores.base import check_endpoint_url
-
-CONFIG_NAME = "preserve.toml"
-_SECRET_WORDS = ("secret", "access_key", "access-key", "session_token", "session-token", "password")
 
 
 @dataclass(frozen=True)
@@ -109,25 +107,6 @@ class ReplicationConfig:
         return None
 
 
-def find_config(explicit: str | os.PathLike[str] | None = None) -> Path | None:
-    """``--config PATH``, else ``$PRESERVE_CONFIG``, else ``./preserve.toml``, else the user's
-    configuration folder; None when there is none."""
-    if explicit:
-        return Path(explicit)
-    env = os.environ.get("PRESERVE_CONFIG")
-    if env:
-        return Path(env)
-    here = Path.cwd() / CONFIG_NAME
-    if here.is_file():
-        return here
-    try:
-        from platformdirs import user_config_dir
-    except ImportError:  # pragma: no cover - platformdirs is a dependency
-        return None
-    user = Path(user_config_dir("preserve")) / CONFIG_NAME
-    return user if user.is_file() else None
-
-
 def load_config(path: str | os.PathLike[str] | None = None) -> ReplicationConfig:
     """Read the configuration file (see the module docstring); an absent file is an empty config,
     unless it was named explicitly."""
@@ -136,13 +115,7 @@ def load_config(path: str | os.PathLike[str] | None = None) -> ReplicationConfig
         return ReplicationConfig()
     if not found.is_file():
         raise InputError(f"{found}: no such configuration file")
-    try:
-        data = tomllib.loads(found.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{found}: cannot be read ({plain_reason(exc)})") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"{found}: not valid TOML ({exc})") from exc
-    _refuse_secrets(found, data)
+    data = read_config(found)
     origin = _location(found, "origin", data.get("origin") or {})
     targets: dict[str, TargetSpec] = {}
     raw_targets = data.get("targets") or {}
@@ -171,13 +144,3 @@ def _location(path: Path, where: str, t: dict[str, Any]) -> Location:
         raise InputError(f"{path}: [{where}] threats must be a list of strings")
     return Location(site=t.get("site"), region=t.get("region"), provider=t.get("provider"),
                     threats=tuple(str(x) for x in threats))
-
-
-def _refuse_secrets(path: Path, data: Any, where: str = "") -> None:
-    if isinstance(data, dict):
-        for key, value in data.items():
-            if any(w in str(key).lower() for w in _SECRET_WORDS):
-                # the value is never echoed: only where it is
-                raise InputError(f"{path}: {where}{key} looks like a credential; credentials come only from the "
-                                 "standard AWS chain (environment, profile, instance role), never from preserve.toml")
-            _refuse_secrets(path, value, f"{where}{key}.")

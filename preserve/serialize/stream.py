@@ -363,6 +363,9 @@ def _check(scan: _Scan, bag: Bag, report: ValidationReport, fast: bool, fetch: b
     if not fast:
         usable = [a for a in report.algorithms if a in ALGORITHMS and (algorithms is None or a in algorithms)]
         _compare_payload(scan, report, usable)
+    # the items --fetch downloaded were checked like the archive's files, so the summary counts them
+    report.files += fetched.read_files
+    report.bytes += fetched.read_bytes
     _compare_tags(scan, bag, report, fast)
 
 

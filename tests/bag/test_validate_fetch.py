@@ -4,7 +4,9 @@ redirect to another scheme, a timeout, and a holey bag whose items all match is 
 from __future__ import annotations
 
 import http.server
+import json
 import shutil
+import tarfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -116,12 +118,38 @@ def test_a_holey_bag_whose_items_match_is_valid(holey: tuple[Path, bytes], serve
     _fetch_txt(bag, _url(server, "/a.wav"), len(data))
     report = validate_bag(bag, fetch=True)
     assert report.ok, report.findings
+    # the fetched item is part of the payload: counted as Payload-Oxum counts it (3 files, 2 on disk)
+    oxum = next(line for line in (bag / "bag-info.txt").read_text().splitlines() if line.startswith("Payload-Oxum:"))
+    octets, count = (int(n) for n in oxum.split(":", 1)[1].strip().split("."))
+    assert (count, octets) == (3, sum(f.stat().st_size for f in (bag / "data").rglob("*") if f.is_file()) + len(data))
+    assert (report.files, report.bytes) == (count, octets)
     r = run_preserve("validate", "--fetch", bag)
     assert r.returncode == 0, r.stdout + r.stderr
+    assert f"valid ({count} files, {octets} bytes," in r.stdout
+    r = run_preserve("validate", "--fetch", "--json", bag)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (json.loads(r.stdout)["files"], json.loads(r.stdout)["bytes"]) == (count, octets)
     assert not (bag / "data" / "a.wav").exists(), "--fetch must not write into the bag"
     r = run_preserve("validate", bag)  # without --fetch the hole is reported, and only the hole
     assert r.returncode == 1
     assert r.stdout.count("error:") == 1 and "data/a.wav: listed in fetch.txt" in r.stdout
+
+
+def test_a_holey_tar_counts_its_fetched_item_as_the_folder_does(holey: tuple[Path, bytes], server: _Server,
+                                                                 tmp_path: Path, run_preserve) -> None:
+    bag, data = holey
+    server.routes["/a.wav"] = _body(data)
+    _fetch_txt(bag, _url(server, "/a.wav"), len(data))
+    archive = tmp_path / "simple-bag.tar"
+    with tarfile.open(archive, "w") as tar:
+        tar.add(bag, arcname=bag.name)
+    folder = validate_bag(bag, fetch=True)
+    assert folder.ok and (folder.files, folder.bytes) == (3, 8014)  # the simple bag's Payload-Oxum
+    r = run_preserve("validate", "--fetch", "--json", archive)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (json.loads(r.stdout)["files"], json.loads(r.stdout)["bytes"]) == (3, 8014)
+    r = run_preserve("validate", "--fetch", archive)
+    assert r.returncode == 0 and "valid (3 files, 8014 bytes," in r.stdout, r.stdout + r.stderr
 
 
 def test_a_redirect_within_http_is_followed(holey: tuple[Path, bytes], server: _Server) -> None:

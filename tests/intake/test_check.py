@@ -194,11 +194,17 @@ def test_two_sheets(collection: Collection) -> None:
 
 
 def test_config_errors(collection: Collection) -> None:
-    (collection.root / "collection.toml").write_text('[collection]\nidentifer = "typo"\n[defaults]\nrating = 5\n', encoding="utf-8")
+    (collection.root / "collection.toml").write_text('[collection]\nidentifer = "typo"\ncolour = "red"\n[defaults]\nrating = 5\n'
+                                                     'rights_holdr = "A"\n[bag_inf]\nContact-Email = "a@example.org"\n',
+                                                     encoding="utf-8")
     report = check_collection(collection.root)
-    assert [p.message for p in report.problems][:2] == [
-        "collection.toml: unknown key collection.identifer (known: description, group_identifier, identifier, ignore, organization, sheet, title)",
+    # refused, never ignored, each with the closest known key, as preserve.toml's are
+    assert [p.message for p in report.problems][:5] == [
+        "collection.toml: unknown table or key [bag_inf]; did you mean [bag-info]?",
+        "collection.toml: unknown key collection.identifer; did you mean 'identifier'?",
+        "collection.toml: unknown key collection.colour (known: description, group_identifier, identifier, ignore, organization, sheet, title)",
         "collection.toml: defaults.rating is not a sheet column",
+        "collection.toml: defaults.rights_holdr is not a sheet column; did you mean 'rights_holder'?",
     ]
     (collection.root / "collection.toml").write_text("[collection\n", encoding="utf-8")
     report = check_collection(collection.root)
