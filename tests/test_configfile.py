@@ -189,3 +189,4 @@ def test_every_documented_key_is_known(tmp_path: Path) -> None:
     config.write_text('ledger = "ledger.sqlite"\n' + "\n".join(blocks), encoding="utf-8")
     data = read_config(config)
     assert {"ledger", "origin", "targets", "smtp"} <= set(data)
+

@@ -99,9 +99,12 @@ def check_notify(target: str) -> str:
 
 
 def load_smtp_settings(path: Path | None) -> SmtpSettings:
-    """``[smtp]`` of the preserve.toml at ``path`` (defaults when there is none)."""
-    if path is None or not path.is_file():
+    """``[smtp]`` of the preserve.toml at ``path`` (defaults when there is none; a file named by
+    --config or $PRESERVE_CONFIG must exist)."""
+    if path is None:
         return SmtpSettings()
+    if not path.is_file():
+        raise InputError(f"{path}: no such configuration file")
     # every key checked (an unknown one is a usage error); the password comes from $PRESERVE_SMTP_PASSWORD
     data = read_config(path).get("smtp") or {}
     if not isinstance(data, dict):

@@ -126,7 +126,7 @@ def audit(targets: tuple[str, ...], tier: str | None, full_every: int, full_afte
         if notify:
             _check_notify(notify, find_config(s3.get("config_path")))
         remote_run = AuditRun(started=now_iso())
-        with open_ledger(ledger_path, network_ok) as led:
+        with open_ledger(ledger_path, network_ok, config=s3.get("config_path")) as led:
             remote_run.records = audit_replicas(targets, tier, ledger=led, as_json=as_json, quiet=quiet,
                                                 workers=workers, request_restore=request_restore, kw=s3,
                                                 progress_interval=progress_interval)
@@ -158,7 +158,7 @@ def audit(targets: tuple[str, ...], tier: str | None, full_every: int, full_afte
     elif tls_ca_file or tls_cert or tls_key:
         raise UsageError("--tls-ca-file/--tls-cert/--tls-key go with --scheduler tls://...")
     run = AuditRun(started=now_iso())
-    with open_ledger(ledger_path, network_ok) as led:
+    with open_ledger(ledger_path, network_ok, config=s3.get("config_path")) as led:
         # bags, folders of bags and OCFL stores (their objects checked against their inventories)
         # are planned together: one order, one budget, one scheduler, one progress bar
         plan = plan_audit(led, paths, policy, limits)

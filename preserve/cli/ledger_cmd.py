@@ -47,12 +47,15 @@ def ledger_options(fn: F) -> F:
     return fn
 
 
-def configured_ledger() -> Path | str | None:
-    """``ledger = "..."`` in preserve.toml (--config's search: $PRESERVE_CONFIG, ./preserve.toml,
-    the user's configuration folder), or None. A relative path is taken from the file's folder."""
-    found = find_config(None)
-    if found is None or not found.is_file():
+def configured_ledger(config: Path | None = None) -> Path | str | None:
+    """``ledger = "..."`` in preserve.toml (``config``, the file --config names, else the search:
+    $PRESERVE_CONFIG, ./preserve.toml, the user's configuration folder), or None. A relative path
+    is taken from the file's folder."""
+    found = find_config(config)
+    if found is None:
         return None
+    if not found.is_file():  # named by --config or $PRESERVE_CONFIG: never quietly the default ledger
+        raise InputError(f"{found}: no such configuration file")
     value = read_config(found).get("ledger")
     if value is None:
         return None
@@ -65,11 +68,12 @@ def configured_ledger() -> Path | str | None:
     return found.parent / target if isinstance(target, Path) and not target.is_absolute() else target
 
 
-def open_ledger(path: Path | str | None, network_ok: bool, *, create: bool = True, quiet: bool = False) -> Ledger:
-    """Open the ledger (--ledger, else preserve.toml's, else the default file) and print its
-    warnings (rollback journal on a network file system, what a stopped creation left and this
-    one removed) unless ``quiet``."""
-    ledger = ledger_lib.open_ledger(path if path is not None else configured_ledger(), create=create,
+def open_ledger(path: Path | str | None, network_ok: bool, *, create: bool = True, quiet: bool = False,
+                config: Path | None = None) -> Ledger:
+    """Open the ledger (--ledger, else the ``ledger`` of preserve.toml, the one ``config`` names
+    when given, else the default file) and print its warnings (rollback journal on a network file
+    system, what a stopped creation left and this one removed) unless ``quiet``."""
+    ledger = ledger_lib.open_ledger(path if path is not None else configured_ledger(config), create=create,
                                     allow_network_fs=network_ok)
     for w in [] if quiet else ledger.warnings:
         warn(w)

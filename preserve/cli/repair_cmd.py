@@ -48,7 +48,7 @@ def repair(bag: Path, source: str, name: str | None, ledger_path: Path | str | N
     from preserve.replication.repair import repair_bag
 
     store, _spec = resolve_target(source, config, kw)
-    ledger = open_ledger(ledger_path)
+    ledger = open_ledger(ledger_path, config.path)
     try:
         result = repair_bag(bag, store, name=name, ledger=ledger, workers=workers, wait=wait)
     finally:

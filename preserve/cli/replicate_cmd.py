@@ -171,11 +171,12 @@ def _copy_phase(bar: ProgressBar, total_bytes: int, files: int) -> None:
     bar.phase("copy", total_bytes)
 
 
-def open_ledger(path: Path | str | None) -> Any:
-    """The audit ledger (--ledger, else preserve.toml's, else the default file)."""
+def open_ledger(path: Path | str | None, config: Path | None = None) -> Any:
+    """The audit ledger (--ledger, else that of preserve.toml, the one --config names when
+    given, else the default file)."""
     from preserve.cli.ledger_cmd import open_ledger as open_audit_ledger
 
-    return open_audit_ledger(path, False)
+    return open_audit_ledger(path, False, config=config)
 
 
 def _same_device(bag: Path, store: Store) -> str | None:
@@ -265,7 +266,7 @@ def replicate(bag: Path, targets: tuple[str, ...], serialize: str | None, ledger
                          progress_interval=progress_interval, abort_incomplete=abort_incomplete,
                          incomplete_max_age=incomplete_max_age, config=config, kw=kw)
         return
-    ledger = open_ledger(ledger_path)
+    ledger = open_ledger(ledger_path, config.path)
     failures: list[PreserveError] = []
     summaries = []
     replicated = 0
@@ -323,7 +324,7 @@ def _replicate_store(source: Path, targets: tuple[str, ...], *, ledger_path: Pat
     from preserve.ocfl.replicate import replicate_store
     from preserve.replication.replicate import ReplicateOptions
 
-    ledger = open_ledger(ledger_path)
+    ledger = open_ledger(ledger_path, config.path)
     summaries: list[dict[str, Any]] = []
     problems: list[str] = []
     codes: set[int] = set()
