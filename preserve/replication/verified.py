@@ -105,9 +105,9 @@ class _SpillingMap:
         # one transaction per batch, not one per row; a name set again keeps its row (and so its
         # place) and takes the new value
         self._db.execute("BEGIN")
-        self._db.executemany("INSERT INTO v (k, val) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET val = excluded.val",
-                             self._pending)
-        self._db.execute("COMMIT")
+        with self._db:  # committed, or rolled back when it fails
+            self._db.executemany("INSERT INTO v (k, val) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET val = excluded.val",
+                                 self._pending)
         self._pending = []
 
 
@@ -116,6 +116,8 @@ class VerifiedBy(_SpillingMap):
 
     Setting a key again replaces its way and keeps its place, as a dict does. Thread-safe.
     """
+
+    _TABLE = "CREATE TABLE v (k BLOB NOT NULL UNIQUE, val INTEGER NOT NULL)"  # rowid: the order set
 
     def __init__(self, spill_at: int | None = None) -> None:
         super().__init__(spill_at)
