@@ -149,8 +149,10 @@ def test_many_digests_are_not_held_in_memory() -> None:
 
 def _bare_bag(root: Path, payload: list[str], tags: list[str]) -> Path:
     bag = root / "b"
-    for rel in ["bagit.txt", *tags, *(f"data/{p}" for p in payload)]:
-        (bag / rel).parent.mkdir(parents=True, exist_ok=True)
+    rels = ["bagit.txt", *tags, *(f"data/{p}" for p in payload)]
+    for folder in {(bag / rel).parent for rel in rels}:
+        folder.mkdir(parents=True, exist_ok=True)
+    for rel in rels:
         (bag / rel).write_bytes(rel.encode())
     return bag
 
@@ -175,8 +177,9 @@ def test_tar_member_order_is_unchanged(tmp_path: Path) -> None:
 def test_the_payload_is_walked_not_listed(tmp_path: Path) -> None:
     """Walking a bag for its tar holds one folder's names at a time, not every payload path
     (tar_size walks as tar_chunks does, without reading the files)."""
-    folders, per_folder = 100, 100
-    payload = [f"disc-{d:03d}/track-{t:03d}-with-a-long-enough-name.wav" for d in range(folders) for t in range(per_folder)]
+    folders, per_folder = 40, 100
+    long = "a long title as catalogues hold them, " * 6  # few files, but their names weigh a MiB
+    payload = [f"disc-{d:03d}/{t:03d} {long}.wav" for d in range(folders) for t in range(per_folder)]
     bag = _bare_bag(tmp_path, payload, [])
     tracemalloc.start()
     try:
