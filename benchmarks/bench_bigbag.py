@@ -8,7 +8,10 @@ then runs, as a user runs them, each as a subprocess under GNU ``time``:
 - ``preserve bag SRC BAG -q`` (with its verification; the source is then deleted to save memory);
 - ``preserve validate BAG -q``;
 - ``preserve audit BAG --tier fast --ledger L -q`` then ``--tier full`` (a temporary ledger);
-- ``preserve replicate BAG DIR --ledger L -q`` (a directory target on the same tmpfs).
+- ``preserve replicate BAG DIR --ledger L -q`` (a directory target on the same tmpfs);
+- only when ``--steps`` names it, ``replicate-tar``: ``preserve replicate BAG DIR2 --serialize tar
+  --ledger L -q`` (the bag as one tar object, each file checked against its manifest digest as it
+  streams; the tar is deleted once measured).
 
 Each step gets its wall time; its CPU time, over all its processes (GNU ``time`` for the main
 process and the children it reaps, ``/proc`` sampled every 100 ms for the worker processes of
@@ -57,6 +60,9 @@ NOISE_KIB = 8 * 1024
 #: Time may grow this much faster than the number of files before it counts as not linear.
 TIME_SLACK = 1.2
 STEPS = ("bag", "validate", "audit fast", "audit full", "replicate")
+#: Steps measured only when --steps names them (each adds minutes and its replica's tmpfs).
+EXTRA_STEPS = ("replicate-tar",)
+ALL_STEPS = STEPS + EXTRA_STEPS
 FILES_PER_FOLDER = 100
 FOLDERS_PER_VOLUME = 100
 #: tmpfs holds a file in whole pages: what one small file takes, with its inode and name
@@ -206,6 +212,7 @@ def run_steps(root: Path, files: int, preserve: str, env: dict[str, str], keep: 
               steps: tuple[str, ...] = STEPS) -> list[Measured]:
     """Build the corpus of ``files`` files under ``root`` and measure every step on it."""
     src, bag, replica, ledger = root / "src", root / "bag", root / "replica", root / "ledger.sqlite"
+    tarred = root / "replica-tar"
     rmtree(root)
     root.mkdir(parents=True)
     with stage(f"building {files:,} files of 1-4 KiB in {src}", log):
@@ -217,6 +224,7 @@ def run_steps(root: Path, files: int, preserve: str, env: dict[str, str], keep: 
         "audit fast": [preserve, "audit", str(bag), "--tier", "fast", "--ledger", str(ledger), "-q"],
         "audit full": [preserve, "audit", str(bag), "--tier", "full", "--ledger", str(ledger), "-q"],
         "replicate": [preserve, "replicate", str(bag), str(replica), "--ledger", str(ledger), "-q"],
+        "replicate-tar": [preserve, "replicate", str(bag), str(tarred), "--serialize", "tar", "--ledger", str(ledger), "-q"],
     }
     out = []
     for step in ("bag", *(s for s in steps if s != "bag")):  # every other step reads the bag
@@ -227,6 +235,8 @@ def run_steps(root: Path, files: int, preserve: str, env: dict[str, str], keep: 
         out.append(m)
         if step == "bag" and not keep:
             rmtree(src)  # the bag holds the same bytes: tmpfs is memory
+        if step == "replicate-tar" and not keep:
+            rmtree(tarred)  # as large as the bag again; no later step reads it
     if not keep:
         rmtree(root)
     return out
@@ -247,7 +257,7 @@ def judge(base: dict[str, Measured], by_size: dict[int, dict[str, Measured]]) ->
     sizes = sorted(by_size)
     out: list[Verdict] = []
     big = sizes[-1]
-    for step in [s for s in STEPS if s in by_size[big]]:
+    for step in [s for s in ALL_STEPS if s in by_size[big]]:
         m = by_size[big][step]
         out.append(Verdict(step, f"peak RSS at {big:,} files < 400 MiB", fmt_mib(m.main_kib), m.main_kib < PEAK_LIMIT_KIB))
         if len(sizes) < 2:
@@ -274,7 +284,7 @@ def report(base: dict[str, Measured], by_size: dict[int, dict[str, Measured]], v
     print(f"== every step ({cores()} cores; peak RSS of the main process, largest of its worker processes; "
           "cpu of all of them)")
     rows = []
-    for step in [s for s in STEPS if all(s in by_size[n] for n in sizes)]:
+    for step in [s for s in ALL_STEPS if all(s in by_size[n] for n in sizes)]:
         for files, m in [(base[step].files, base[step])] + [(n, by_size[n][step]) for n in sizes]:
             rows.append([step, f"{files:,}", f"{m.wall:.1f}s", f"{m.cpu:.1f}s", fmt_mib(m.main_kib), fmt_mib(m.others_kib),
                          f"{m.wall / files * 1e6:.0f} us"])
@@ -316,7 +326,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--root", type=Path, default=Path("/dev/shm/preserve-bigbag"), help="working folder (tmpfs)")
     ap.add_argument("--preserve", default=str(VENV_BIN / "preserve"), help="the preserve console script")
     ap.add_argument("--steps", default=",".join(STEPS),
-                    help=f"the steps to measure, in this order after bag (default {','.join(STEPS)})")
+                    help=f"the steps to measure, in this order after bag (default {','.join(STEPS)}; "
+                         f"also {', '.join(EXTRA_STEPS)})")
     ap.add_argument("--json", type=Path, help="also write every figure to this JSON file")
     ap.add_argument("--keep", action="store_true", help="keep the corpora, bags and replicas (they are large)")
     ap.add_argument("--combine", type=Path, nargs="+", metavar="JSON",
@@ -327,11 +338,13 @@ def main(argv: list[str] | None = None) -> int:
         return combine(args.combine, {_count(s) for s in args.sizes.split(",") if s.strip()})
     sizes = sorted({_count(s) for s in args.sizes.split(",") if s.strip()})
     steps = tuple(s.strip() for s in args.steps.split(",") if s.strip())
-    if unknown := [s for s in steps if s not in STEPS]:
-        ap.error(f"unknown step {unknown[0]!r}; the steps are {', '.join(STEPS)}")
+    if unknown := [s for s in steps if s not in ALL_STEPS]:
+        ap.error(f"unknown step {unknown[0]!r}; the steps are {', '.join(ALL_STEPS)}")
     # a terminated run still removes its corpora (the finally below): they are gigabytes of memory
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     need = 2 * max(sizes) * PER_FILE  # the source and the bag, then the bag and its replica
+    if "replicate-tar" in steps:
+        need += max(sizes) * PER_FILE  # and the tar, while it is measured
     free = os.statvfs(args.root.parent if not args.root.exists() else args.root)
     if free.f_bavail * free.f_frsize < need and not args.keep:
         raise SystemExit(f"{args.root}: {need / 2**30:.1f} GiB are needed, {free.f_bavail * free.f_frsize / 2**30:.1f} GiB free")

@@ -67,7 +67,7 @@ from preserve.replication.layout import (
     tar_key,
 )
 from preserve.replication.tarstream import tar_chunks, tar_size
-from preserve.replication.verified import VerifiedBy
+from preserve.replication.verified import ManifestDigests, VerifiedBy
 from preserve.safefs import LINK_REASON, LinkRefused, lstat_beneath, refusal
 from preserve.stores.base import ObjectInfo, PartPlan, PutOptions, Store, multipart_etag
 
@@ -652,9 +652,14 @@ def _send_tar(bag: Bag, store: Store, opts: ReplicateOptions, remote: RemoteReco
             if opts.put.progress is not None:
                 opts.put.progress(info.size)
             return
-    sha_of = {line.path: line.digest for line in bag.iter_manifest("sha256") if not line.error}
-    put, sha = store.put_stream(key, tar_chunks(bag.path, bag.name, sha_of), opts.put,
-                                expected_size=tar_size(bag.path, bag.name))
+    # every file is checked against its manifest digest as it streams into the tar; a large
+    # bag's digests are looked up on disk (verified.py), not held in a dict of every path
+    with ManifestDigests() as sha_of:
+        for line in bag.iter_manifest("sha256"):
+            if not line.error:
+                sha_of[line.path] = line.digest
+        put, sha = store.put_stream(key, tar_chunks(bag.path, bag.name, sha_of), opts.put,
+                                    expected_size=tar_size(bag.path, bag.name))
     info = store.head(key)
     how = _tar_verified(store, key, info, sha, put.size, put.parts, put.etag)
     if how is None:

@@ -14,6 +14,7 @@ import os
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Protocol
 
 from preserve.bag.paths import unsafe_reason
 from preserve.errors import BadArchive, BagInvalid
@@ -31,19 +32,39 @@ _BLOCK = tarfile.BLOCKSIZE
 _RECORD = tarfile.RECORDSIZE
 
 
-def _files(root: Path) -> Iterator[str]:
-    """Every file of the bag, tag files first (readers find the manifests early), sorted."""
-    tags: list[str] = []
-    data: list[str] = []
-    for dirpath, dirs, files in os.walk(root):
+class DigestLookup(Protocol):
+    """What :func:`tar_chunks` needs of a manifest: a payload path's digest, or None (a dict, or
+    :class:`~preserve.replication.verified.ManifestDigests` for a bag too large for one)."""
+
+    def get(self, path: str, /) -> str | None: ...
+
+
+def _walk(root: Path, top: Path, skip: str | None = None) -> Iterator[str]:
+    """The files below ``top`` (bag-relative), each folder's files sorted, then its subfolders in
+    sorted order; ``skip``: a folder of ``top`` not entered. A link met on the way is refused."""
+    base = os.fspath(root)
+    for dirpath, dirs, files in os.walk(top):
         dirs.sort()
         # os.walk lists a linked folder among the folders without entering it: refuse it here
         for name in [*dirs, *files]:
             if os.path.islink(os.path.join(dirpath, name)):
                 raise refusal(LinkRefused(os.path.join(dirpath, name)))
+        if skip is not None and dirpath == str(top) and skip in dirs:
+            dirs.remove(skip)
+        # plain strings: a Path per file would intern every name (CPython 3.11's pathlib), and the
+        # table of interned strings grows with the files and never shrinks
+        folder = os.path.relpath(dirpath, base)
+        prefix = "" if folder == "." else f"{folder}/"
         for name in sorted(files):
-            rel = Path(dirpath, name).relative_to(root).as_posix()
-            (data if rel.startswith("data/") else tags).append(rel)
+            yield prefix + name
+
+
+def _files(root: Path) -> Iterator[str]:
+    """Every file of the bag, tag files first (readers find the manifests early), sorted, then
+    the payload. The order is that of one walk of the bag (each folder's files sorted, then its
+    subfolders in sorted order) with the payload moved last; the payload is walked on its own and
+    streamed, so a bag of a million files is never held as a list of names."""
+    tags = list(_walk(root, root, skip="data"))
     manifests = [t for t in tags if t.startswith("manifest-")]
     tagmanifests = [t for t in tags if t.startswith("tagmanifest-")]
     others = [t for t in tags if t not in manifests and t not in tagmanifests]
@@ -51,7 +72,8 @@ def _files(root: Path) -> Iterator[str]:
     yield from manifests
     yield from (t for t in others if t != "bagit.txt")
     yield from tagmanifests
-    yield from data
+    if os.path.isdir(root / "data"):  # not a link: the walk above refused one
+        yield from _walk(root, root / "data")
 
 
 def _header(name: str, rel: str, st: os.stat_result) -> bytes:
@@ -77,12 +99,13 @@ def tar_size(root: Path, name: str) -> int:
     return written + (-written) % _RECORD
 
 
-def tar_chunks(root: Path, name: str, sha256_of: dict[str, str]) -> Iterator[bytes]:
+def tar_chunks(root: Path, name: str, sha256_of: DigestLookup) -> Iterator[bytes]:
     """The tar of the bag at ``root`` with members under ``<name>/``; ``sha256_of`` maps payload
-    paths to their manifest digests (checked as the bytes pass)."""
+    paths to their manifest digests (checked as the bytes pass). Memory does not grow with the
+    number of files, beyond what ``sha256_of`` holds."""
     written = 0
     for rel in _files(root):
-        path = root / rel
+        path = os.path.join(root, rel)  # for messages; not a Path, which would intern every name
         try:
             fd, _size = open_regular_beneath(root, rel)
         except LinkRefused as exc:
