@@ -7,11 +7,66 @@ memory (its page cache is capped) and is deleted when the index is closed.
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import inspect
 import os
 import sqlite3
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
+from typing import Any, TypeVar
+
+from preserve.errors import StorageError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def sqlite_temp_dir() -> str:
+    """The folder SQLite's Unix VFS puts a temporary database in: $SQLITE_TMPDIR, $TMPDIR,
+    /var/tmp, /usr/tmp, /tmp, then ".", the first that is a folder this process can write in.
+    (Python's tempfile.gettempdir() passes over a full folder, so it may name another.)"""
+    for cand in (os.environ.get("SQLITE_TMPDIR"), os.environ.get("TMPDIR"), "/var/tmp", "/usr/tmp", "/tmp"):
+        if cand and os.path.isdir(cand) and os.access(cand, os.W_OK | os.X_OK):
+            return cand
+    return "."
+
+
+@contextlib.contextmanager
+def temporary_storage(folder: Callable[[], str] = sqlite_temp_dir) -> Iterator[None]:
+    """The failures of a temporary database's file (its folder full, an I/O error) as what they
+    are: local storage failing, exit 5, naming the folder, never an internal error."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        raise _temporary_failed(folder(), exc) from exc
+
+
+def _temporary_failed(folder: str, exc: Exception) -> StorageError:
+    return StorageError(path=folder, reason=f"a temporary index there could not be written ({exc}); free space in "
+                        "it or set TMPDIR to a folder with room, and run again")
+
+
+def _folder_of(obj: object) -> Callable[[], str]:
+    """Where ``obj`` keeps its temporary database: its file's folder when it has one."""
+    file = getattr(obj, "_file", None)
+    return (lambda: os.path.dirname(file)) if file else sqlite_temp_dir
+
+
+def on_temporary_storage(fn: F) -> F:
+    """:func:`temporary_storage` around a method, or around every step of a generator method."""
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def gen(self: object, *args: Any, **kw: Any) -> Any:
+            with temporary_storage(_folder_of(self)):
+                yield from fn(self, *args, **kw)
+        return gen  # type: ignore[return-value]
+
+    @functools.wraps(fn)
+    def plain(self: object, *args: Any, **kw: Any) -> Any:
+        with temporary_storage(_folder_of(self)):
+            return fn(self, *args, **kw)
+    return plain  # type: ignore[return-value]
 
 
 def printable(path: str) -> str:
@@ -36,8 +91,12 @@ def _disk_row(row: tuple[str, int] | tuple[str, int, bool]) -> tuple[str, int, b
 
 
 class PathIndex:
+    @on_temporary_storage
     def __init__(self) -> None:
-        fd, self._file = tempfile.mkstemp(prefix="preserve-index-", suffix=".sqlite")
+        try:
+            fd, self._file = tempfile.mkstemp(prefix="preserve-index-", suffix=".sqlite")
+        except OSError as exc:  # the folder full (of inodes too), read-only or gone
+            raise _temporary_failed(tempfile.gettempdir(), exc) from exc
         os.close(fd)
         self.db = sqlite3.connect(self._file, isolation_level=None, check_same_thread=False)
         self.db.executescript(
@@ -52,19 +111,23 @@ class PathIndex:
         )
         self.db.execute("BEGIN")
 
+    @on_temporary_storage
     def add_entries(self, rows: Iterable[tuple[str, str, str, int, str]]) -> None:
         self.db.executemany("INSERT INTO m VALUES (?,?,?,?,?)", rows)
 
+    @on_temporary_storage
     def add_files(self, rows: Iterable[tuple[str, int] | tuple[str, int, bool]]) -> None:
         """Files found on disk: (path, size) or (path, size, odd); an odd entry (a link, a pipe) is
         never opened. A name that is not valid UTF-8 (surrogate-escaped by Python) is stored in a
         printable form, with its real bytes kept for opening it."""
         self.db.executemany("INSERT OR IGNORE INTO d VALUES (?,?,?,?)", (_disk_row(r) for r in rows))
 
+    @on_temporary_storage
     def finish_loading(self) -> None:
         self.db.execute("COMMIT")
         self.db.execute("CREATE INDEX m_path ON m(path, alg)")
 
+    @on_temporary_storage
     def query(self, sql: str, params: tuple[object, ...] = ()) -> Iterator[tuple[object, ...]]:
         cur = self.db.execute(sql, params)
         while True:

@@ -21,6 +21,8 @@ from collections.abc import Iterator
 from types import TracebackType
 from typing import Self
 
+from preserve.bag.index import on_temporary_storage
+
 #: Names held in memory before a mapping moves to a temporary database.
 SPILL_AT = 10_000
 _BATCH = 5_000
@@ -48,6 +50,7 @@ class _SpillingMap:
         self._lock = threading.Lock()
         self._closed = False
 
+    @on_temporary_storage
     def __setitem__(self, key: str, value: str) -> None:
         with self._lock:
             if self._db is None:
@@ -59,6 +62,7 @@ class _SpillingMap:
             if len(self._pending) >= _BATCH:
                 self._flush()
 
+    @on_temporary_storage
     def __len__(self) -> int:
         with self._lock:
             if self._db is None:
@@ -123,6 +127,7 @@ class VerifiedBy(_SpillingMap):
         super().__init__(spill_at)
         self._ways: dict[str, int] = {}
 
+    @on_temporary_storage
     def counts(self) -> Counter[str]:
         """How many objects each way verified."""
         with self._lock:
@@ -135,6 +140,7 @@ class VerifiedBy(_SpillingMap):
             rows = self._db.execute("SELECT val, count(*) FROM v GROUP BY val ORDER BY min(rowid)")
             return Counter({names[i]: n for i, n in rows})
 
+    @on_temporary_storage
     def items(self, *, ordered: bool = False, except_way: str | None = None) -> Iterator[tuple[str, str]]:
         """``(object, way)`` in insertion order, or sorted by object with ``ordered``; with
         ``except_way``, only the objects verified some other way. Read once writing is over."""
@@ -169,6 +175,7 @@ class ManifestDigests(_SpillingMap):
     # looked up by name only, never listed in order: the name is the table's key
     _TABLE = "CREATE TABLE v (k BLOB PRIMARY KEY, val TEXT NOT NULL) WITHOUT ROWID"
 
+    @on_temporary_storage
     def get(self, path: str) -> str | None:
         """The digest the manifest lists for ``path``, or None when it lists none."""
         with self._lock:

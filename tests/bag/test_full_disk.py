@@ -60,3 +60,63 @@ def test_destination_whose_parent_cannot_be_created(tmp_path: Path, run_preserve
     assert r.returncode == 5, r.stderr
     assert f"{tmp_path / 'a-file' / 'sub'}: " in r.stderr and "Traceback" not in r.stderr
     assert (tmp_path / "a-file").read_bytes() == b"not a folder"
+
+
+@pytest.fixture
+def small_tmpdir(tmpfs, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """TMPDIR on a real 64 KiB file system, for this process (tempfile and SQLite) and its children."""
+    import tempfile
+
+    with tmpfs(tmp_path / "tmp", "size=64k") as mnt:
+        monkeypatch.setenv("TMPDIR", str(mnt))
+        monkeypatch.setattr(tempfile, "tempdir", None)  # gettempdir() looks again
+        yield mnt
+
+
+def test_a_temporary_folder_that_fills_is_exit_5_naming_it(tmp_path: Path, small_tmpdir: Path, run_preserve) -> None:
+    """validate keeps its completeness index in a temporary file: TMPDIR filling up part-way is
+    local storage failing (exit 5, the folder named), not an internal error."""
+    from preserve.bag.writer import create_bag, payload_from_directory
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(2000):
+        (src / f"a file with a name long enough to fill the index {i:05d}.txt").write_text(f"{i}\n")
+    bag = create_bag(tmp_path / "bag", payload_from_directory(src), algorithms=("sha256", "sha512")).path
+    r = run_preserve("validate", bag)
+    assert r.returncode == 5, r.stdout + r.stderr
+    assert (f"preserve: error: {small_tmpdir}: a temporary index there could not be written (database or disk is "
+            "full); free space in it or set TMPDIR to a folder with room, and run again") in r.stderr
+    assert list(small_tmpdir.iterdir()) == [], "the temporary index was left behind"
+
+
+_FILL_MAPPING = """
+import sys
+from preserve.errors import StorageError
+from preserve.replication import verified
+
+kind = sys.argv[1]
+value = "stored-sha256" if kind == "VerifiedBy" else "ab" * 32
+try:
+    with getattr(verified, kind)(spill_at=0) as mapping:
+        for i in range(200_000):
+            mapping[f"data/a folder with a long name/and a file in it {i:07d}.wav"] = value
+        len(mapping)  # the last batch written
+except StorageError as exc:
+    print(exc.exit_code, exc)
+"""
+
+
+@pytest.mark.parametrize("kind", ["VerifiedBy", "ManifestDigests"])
+def test_a_spilled_mapping_on_a_full_temporary_folder_is_a_storage_error(kind: str, small_tmpdir: Path) -> None:
+    """Replication's per-object mappings move to a temporary database past 10,000 names: a full
+    TMPDIR there is the same StorageError (exit 5), whichever step meets it. (A process of its
+    own: SQLite reads TMPDIR once per process.)"""
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-c", _FILL_MAPPING, kind], capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "TMPDIR": str(small_tmpdir)})
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    assert r.stdout == (f"5 {small_tmpdir}: a temporary index there could not be written (database or disk is full); "
+                        "free space in it or set TMPDIR to a folder with room, and run again\n")
