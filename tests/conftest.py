@@ -14,6 +14,7 @@ import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -145,6 +146,37 @@ def run_preserve(request: pytest.FixtureRequest) -> Callable[..., subprocess.Com
         return proc
 
     return run
+
+
+@dataclass
+class Outcome:
+    """One in-process run of ``preserve``: its exit code and what it wrote to each stream."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+#: The ``pv`` fixture's type, for annotations.
+Preserve = Callable[..., Outcome]
+
+
+@pytest.fixture
+def pv(capsys: pytest.CaptureFixture[str]) -> Preserve:
+    """Run ``preserve ARGS`` in-process through ``main()`` (errors mapped to exit codes as a user sees them)."""
+    from preserve.cli.main import main
+
+    def call(*args: object) -> Outcome:
+        capsys.readouterr()
+        code: int | str | None = 0
+        try:
+            main([str(a) for a in args])
+        except SystemExit as exc:
+            code = exc.code
+        out = capsys.readouterr()
+        return Outcome(int(code or 0), out.out, out.err)
+
+    return call
 
 
 def _drop_read_override() -> None:

@@ -7,7 +7,6 @@ import os
 import sys
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
@@ -57,31 +56,6 @@ def ledger_path(ledger_url: Path | str) -> Path | str:
 def sqlite_ledger_path(tmp_path: Path) -> Path:
     """A ledger path for what only a SQLite file has (journal files, backups, file damage)."""
     return tmp_path / "ledger" / "audit.sqlite"
-
-
-@dataclass
-class Outcome:
-    exit_code: int
-    stdout: str
-    stderr: str
-
-
-@pytest.fixture
-def pv(capsys: pytest.CaptureFixture[str]) -> Callable[..., Outcome]:
-    """Run ``preserve ARGS`` in-process through ``main()`` (errors mapped to exit codes as a user sees them)."""
-    from preserve.cli.main import main
-
-    def call(*args: object) -> Outcome:
-        capsys.readouterr()
-        code: int | str | None = 0
-        try:
-            main([str(a) for a in args])
-        except SystemExit as exc:
-            code = exc.code
-        out = capsys.readouterr()
-        return Outcome(int(code or 0), out.out, out.err)
-
-    return call
 
 
 # -- the webhook: a real HTTP server on 127.0.0.1 that keeps what it is sent ----------------------

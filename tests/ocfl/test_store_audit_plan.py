@@ -10,8 +10,6 @@ import re
 import shutil
 import sqlite3
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,35 +21,8 @@ from preserve.ocfl.audit import check_object
 from preserve.ocfl.inventory import read_inventory
 from preserve.ocfl.layout import open_root
 from preserve.ocfl.update import update
+from tests.conftest import Preserve
 from tests.ocfl.conftest import MakeBag
-
-
-@dataclass
-class Outcome:
-    exit_code: int
-    stdout: str
-    stderr: str
-
-
-Cli = Callable[..., Outcome]
-
-
-@pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str]) -> Cli:
-    """``preserve ARGS`` in this process through ``main()``: errors become exit codes as a user sees them."""
-    from preserve.cli.main import main
-
-    def call(*args: object) -> Outcome:
-        capsys.readouterr()
-        code: int | str | None = 0
-        try:
-            main([str(a) for a in args])
-        except SystemExit as exc:
-            code = exc.code
-        out = capsys.readouterr()
-        return Outcome(int(code or 0), out.out, out.err)
-
-    return call
 
 
 def _objects(make_bag: MakeBag, store_root: Path, sizes: list[int], first: int = 1) -> list[Path]:
@@ -65,8 +36,8 @@ def _objects(make_bag: MakeBag, store_root: Path, sizes: list[int], first: int =
     return sorted((root.object_path(f"urn:example:obj{n}").resolve() for n in range(first, first + len(sizes))), key=str)
 
 
-def _audit(cli: Cli, *args: str | os.PathLike[str]) -> tuple[int, dict[str, Any]]:
-    done = cli("audit", *args, "--json")
+def _audit(pv: Preserve, *args: str | os.PathLike[str]) -> tuple[int, dict[str, Any]]:
+    done = pv("audit", *args, "--json")
     return done.exit_code, json.loads(done.stdout)
 
 
@@ -88,37 +59,37 @@ def _content(obj: Path, suffix: str) -> Path:
 
 
 def test_max_bytes_defers_objects_and_the_next_run_takes_them_first(make_bag: MakeBag, store_root: Path,
-                                                                      tmp_path: Path, cli: Cli) -> None:
+                                                                      tmp_path: Path, pv: Preserve) -> None:
     objs = _objects(make_bag, store_root, [100_000] * 3)
     ledger = tmp_path / "ledger.sqlite"
-    code, first = _audit(cli, store_root, "--tier", "full", "--max-bytes", "150k", "--ledger", ledger)
+    code, first = _audit(pv, store_root, "--tier", "full", "--max-bytes", "150k", "--ledger", ledger)
     assert code == 0, first
     assert [a["location"] for a in first["audits"]] == [str(objs[0])]
     assert first["stop_reason"] == "--max-bytes: 2 bag(s) left for the next run"
     assert [d["path"] for d in first["deferred"]] == [str(objs[1]), str(objs[2])]
     assert first["audits"][0]["bytes"] > 100_000
 
-    code, second = _audit(cli, store_root, "--tier", "full", "--max-bytes", "250k", "--ledger", ledger)
+    code, second = _audit(pv, store_root, "--tier", "full", "--max-bytes", "250k", "--ledger", ledger)
     assert code == 0, second
     assert [a["location"] for a in second["audits"]] == [str(objs[1]), str(objs[2])]
     assert [d["path"] for d in second["deferred"]] == [str(objs[0])]  # audited last run: it waits its turn
     # the cycle goes on: the least recently verified object is the first of the first run
-    code, third = _audit(cli, store_root, "--tier", "full", "--max-bytes", "1", "--ledger", ledger)
+    code, third = _audit(pv, store_root, "--tier", "full", "--max-bytes", "1", "--ledger", ledger)
     assert [a["location"] for a in third["audits"]] == [str(objs[0])]
     assert _audits_in(ledger) == [(str(o), "full") for o in (*objs, objs[0])]
     # the fast tier reads no content, so a byte limit defers nothing
-    code, fast = _audit(cli, store_root, "--tier", "fast", "--max-bytes", "1", "--ledger", ledger)
+    code, fast = _audit(pv, store_root, "--tier", "fast", "--max-bytes", "1", "--ledger", ledger)
     assert code == 0 and fast["deferred"] == [] and fast["stop_reason"] is None
     assert len(fast["audits"]) == 3 and fast["bytes"] == 0
 
 
 def test_the_tier_policy_reads_each_objects_history(make_bag: MakeBag, store_root: Path, tmp_path: Path,
-                                                    cli: Cli) -> None:
+                                                    pv: Preserve) -> None:
     objs = _objects(make_bag, store_root, [20_000, 20_000])
     ledger = tmp_path / "ledger.sqlite"
     tiers = []
     for _ in range(3):
-        code, run = _audit(cli, store_root, "--full-every", "2", "--ledger", ledger)
+        code, run = _audit(pv, store_root, "--full-every", "2", "--ledger", ledger)
         assert code == 0, run
         tiers.append([a["tier"] for a in run["audits"]])
     # never audited in full, then fast between full audits, then every 2nd audit full again
@@ -126,19 +97,19 @@ def test_the_tier_policy_reads_each_objects_history(make_bag: MakeBag, store_roo
     assert [loc for loc, _ in _audits_in(ledger)] == [str(o) for o in objs] * 3
     # an object added later is the one never audited: it goes first, in full
     (new,) = _objects(make_bag, store_root, [20_000], first=3)
-    code, run = _audit(cli, store_root, "--full-every", "2", "--ledger", ledger)
+    code, run = _audit(pv, store_root, "--full-every", "2", "--ledger", ledger)
     assert code == 0, run
     assert [(a["location"], a["tier"]) for a in run["audits"]][:2] == [(str(new), "full"), (str(objs[0]), "fast")]
     assert len(run["audits"]) == 3 and run["audits"][2]["tier"] == "fast"
 
 
 def test_a_time_budget_stops_between_objects_and_inside_one(make_bag: MakeBag, store_root: Path, tmp_path: Path,
-                                                            cli: Cli) -> None:
+                                                            pv: Preserve) -> None:
     objs = _objects(make_bag, store_root, [1_600_000] * 3)
     ledger = tmp_path / "ledger.sqlite"
     # at 800 kB/s each object takes ~1 s, far past the budget: the first is audited to its end anyway
     # (so the cycle never stalls), and the others are left for the next run
-    code, run = _audit(cli, store_root, "--tier", "full", "--budget", "0.2s", "--max-rate", "800k", "--ledger", ledger)
+    code, run = _audit(pv, store_root, "--tier", "full", "--budget", "0.2s", "--max-rate", "800k", "--ledger", ledger)
     assert code == 0, run
     assert [a["location"] for a in run["audits"]] == [str(objs[0])]
     assert run["stop_reason"] == "--budget spent: 2 bag(s) left for the next run"
@@ -152,17 +123,17 @@ def test_a_time_budget_stops_between_objects_and_inside_one(make_bag: MakeBag, s
     assert audit_item(item, AuditOptions()).outcome == "pass"
 
 
-def test_bags_and_a_store_root_in_one_run(make_bag: MakeBag, store_root: Path, tmp_path: Path, cli: Cli) -> None:
+def test_bags_and_a_store_root_in_one_run(make_bag: MakeBag, store_root: Path, tmp_path: Path, pv: Preserve) -> None:
     objs = _objects(make_bag, store_root, [30_000, 30_000])
     bag = make_bag("loose")
     ledger = tmp_path / "ledger.sqlite"
-    code, run = _audit(cli, bag, store_root, "--tier", "full", "--ledger", ledger)
+    code, run = _audit(pv, bag, store_root, "--tier", "full", "--ledger", ledger)
     assert code == 0, run
     assert sorted(a["location"] for a in run["audits"]) == sorted([str(bag.resolve()), *map(str, objs)])
     assert {a["location"]: a["algorithm"] for a in run["audits"]}[str(objs[0])] == "sha512"
     assert (run["bags_audited"], run["bags_ok"], run["bags_with_problems"]) == (3, 3, 0)
     _flip(_content(objs[1], "a.wav"))
-    done = cli("audit", bag, store_root, "--tier", "full", "--ledger", ledger)
+    done = pv("audit", bag, store_root, "--tier", "full", "--ledger", ledger)
     assert done.exit_code == 1
     assert "audited 3 bag(s): 2 ok, 1 with problems" in done.stdout
     damaged, sound = read_inventory(objs[1])["id"], read_inventory(objs[0])["id"]
@@ -173,13 +144,13 @@ def test_bags_and_a_store_root_in_one_run(make_bag: MakeBag, store_root: Path, t
 
 
 def test_an_object_gone_from_the_store_is_a_failure(make_bag: MakeBag, store_root: Path, tmp_path: Path,
-                                                    cli: Cli) -> None:
+                                                    pv: Preserve) -> None:
     objs = _objects(make_bag, store_root, [10_000, 10_000])
     ledger = tmp_path / "ledger.sqlite"
-    assert _audit(cli, store_root, "--tier", "fast", "--ledger", ledger)[0] == 0
+    assert _audit(pv, store_root, "--tier", "fast", "--ledger", ledger)[0] == 0
     gone_id = read_inventory(objs[0])["id"]
     shutil.rmtree(objs[0])
-    code, run = _audit(cli, store_root, "--tier", "fast", "--ledger", ledger)
+    code, run = _audit(pv, store_root, "--tier", "fast", "--ledger", ledger)
     assert code == 1
     audits = {a["location"]: a for a in run["audits"]}
     assert audits[str(objs[1])]["outcome"] == "pass"
@@ -226,7 +197,7 @@ def test_progress_lines_and_quiet(make_bag: MakeBag, store_root: Path, tmp_path:
 
 @pytest.mark.slow
 def test_a_dask_cluster_finds_what_the_local_run_finds(make_bag: MakeBag, store_root: Path, tmp_path: Path,
-                                                       cli: Cli) -> None:
+                                                       pv: Preserve) -> None:
     distributed = pytest.importorskip("distributed", reason="Dask distributed is the optional extra preserve[dask]")
     objs = _objects(make_bag, store_root, [200_000] * 3)
     bag = make_bag("loose")
@@ -238,8 +209,8 @@ def test_a_dask_cluster_finds_what_the_local_run_finds(make_bag: MakeBag, store_
 
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
         for tier in ("fast", "full"):
-            lcode, local = _audit(cli, bag, store_root, "--tier", tier, "--ledger", tmp_path / f"local-{tier}.sqlite")
-            dcode, dask = _audit(cli, bag, store_root, "--tier", tier, "--ledger", tmp_path / f"dask-{tier}.sqlite",
+            lcode, local = _audit(pv, bag, store_root, "--tier", tier, "--ledger", tmp_path / f"local-{tier}.sqlite")
+            dcode, dask = _audit(pv, bag, store_root, "--tier", tier, "--ledger", tmp_path / f"dask-{tier}.sqlite",
                                  "--scheduler", cluster.scheduler_address)
             assert (lcode, dcode) == (1, 1), dask
             assert findings(dask) == findings(local)
