@@ -17,6 +17,7 @@ import sys
 import tarfile
 import zipfile
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import pytest
@@ -152,17 +153,10 @@ def test_a_good_bag_still_unpacks(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def small_fs(tmp_path: Path) -> Iterator[Path]:
+def small_fs(tmp_path: Path, tmpfs: Callable[[Path, str], AbstractContextManager[Path]]) -> Iterator[Path]:
     """A real 8 MiB file system: a bomb written before it is refused fills it."""
-    where = tmp_path / "small"
-    where.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(where)], capture_output=True, text=True)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {r.stderr.strip()}")
-    try:
+    with tmpfs(tmp_path / "small", "size=8m") as where:
         yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=False)
 
 
 def test_the_cli_refuses_a_bomb_on_a_small_disk_without_filling_it(tmp_path: Path, small_fs: Path, run_preserve) -> None:
