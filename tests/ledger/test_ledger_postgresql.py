@@ -17,16 +17,7 @@ import psycopg
 import pytest
 
 from preserve.audit.ledger import SCHEMA_VERSION, AuditRecord, FindingRecord, Ledger
-from preserve.bag.writer import PayloadEntry, create_bag
-
-
-def _bag(root: Path, name: str, data: bytes) -> Path:
-    src = root / "src" / name
-    src.mkdir(parents=True)
-    (src / "a.wav").write_bytes(data)
-    dest = root / "archive" / name
-    create_bag(dest, [PayloadEntry(src / "a.wav", "objects/a.wav")], info=[("External-Identifier", f"id-{name}")])
-    return dest
+from tests.ledger.conftest import one_file_bag
 
 
 def _rows(url: str, sql: str) -> list[tuple[object, ...]]:
@@ -53,7 +44,7 @@ def test_a_url_with_an_unknown_scheme_is_a_usage_error_never_a_path(tmp_path: Pa
 
 def test_a_postgresql_url_is_never_taken_for_a_path(tmp_path: Path, run_preserve) -> None:
     # nothing listens on port 9: before, this audit exited 0 after creating ./postgresql:/...
-    bag = _bag(tmp_path, "b", b"RIFF" + os.urandom(1000))
+    bag = one_file_bag(tmp_path, "b", b"RIFF" + os.urandom(1000))
     work = tmp_path / "cwd"
     work.mkdir()
     result = run_preserve("audit", bag, "--tier", "fast", "--ledger",
@@ -77,7 +68,7 @@ def test_a_password_in_the_url_is_refused_and_never_repeated(tmp_path: Path, run
 
 @pytest.mark.slow
 def test_ledger_info_shows_the_schema_version_on_both_backends(tmp_path: Path, postgres_url: str, run_preserve) -> None:
-    bag = _bag(tmp_path, "info", b"RIFF" + os.urandom(5000))
+    bag = one_file_bag(tmp_path, "info", b"RIFF" + os.urandom(5000))
     for ledger in (tmp_path / "l.sqlite", postgres_url):
         assert run_preserve("audit", bag, "--tier", "fast", "--ledger", ledger, "-q").returncode == 0
         info = run_preserve("ledger", "info", "--ledger", ledger)
@@ -89,7 +80,7 @@ def test_ledger_info_shows_the_schema_version_on_both_backends(tmp_path: Path, p
 
 
 def test_preserve_toml_names_a_postgresql_ledger_for_every_command(tmp_path: Path, postgres_url: str, run_preserve) -> None:
-    bag = _bag(tmp_path, "toml", b"RIFF" + os.urandom(5000))
+    bag = one_file_bag(tmp_path, "toml", b"RIFF" + os.urandom(5000))
     (tmp_path / "preserve.toml").write_text(f'ledger = "{postgres_url}"\n')
     env = {k: v for k, v in os.environ.items() if k != "PRESERVE_CONFIG"}
     audit = run_preserve("audit", bag, "--tier", "fast", "-q", cwd=tmp_path, env=env)
@@ -103,7 +94,7 @@ def test_preserve_toml_names_a_postgresql_ledger_for_every_command(tmp_path: Pat
 
 @pytest.mark.slow
 def test_the_same_audits_read_the_same_on_both_backends(tmp_path: Path, postgres_url: str, run_preserve) -> None:
-    bags = [_bag(tmp_path, f"same{i}", b"RIFF" + os.urandom(3000)) for i in range(3)]
+    bags = [one_file_bag(tmp_path, f"same{i}", b"RIFF" + os.urandom(3000)) for i in range(3)]
     (bags[1] / "data/objects/a.wav").write_bytes(b"changed")
     outputs = []
     for ledger in (tmp_path / "same.sqlite", postgres_url):
@@ -206,7 +197,7 @@ def test_migrate_sqlite_to_postgresql_and_back_verifies_and_is_idempotent(tmp_pa
                                                                           run_preserve) -> None:
     source = tmp_path / "source.sqlite"
     for i in range(3):
-        _bag(tmp_path, f"m{i}", b"RIFF" + os.urandom(4000))
+        one_file_bag(tmp_path, f"m{i}", b"RIFF" + os.urandom(4000))
     (tmp_path / "archive/m1/data/objects/a.wav").write_bytes(b"altered")
     assert run_preserve("audit", tmp_path / "archive", "--tier", "fast", "--ledger", source, "-q").returncode == 1
     assert run_preserve("audit", tmp_path / "archive", "--tier", "full", "--ledger", source, "-q").returncode == 1
@@ -239,7 +230,7 @@ def test_migrate_sqlite_to_postgresql_and_back_verifies_and_is_idempotent(tmp_pa
 
 
 def test_migrate_refuses_a_destination_holding_another_ledger(tmp_path: Path, postgres_url: str, run_preserve) -> None:
-    one, other = _bag(tmp_path, "one", b"RIFF1" * 100), _bag(tmp_path, "other", b"RIFF2" * 100)
+    one, other = one_file_bag(tmp_path, "one", b"RIFF1" * 100), one_file_bag(tmp_path, "other", b"RIFF2" * 100)
     assert run_preserve("audit", one, "--tier", "fast", "--ledger", tmp_path / "one.sqlite", "-q").returncode == 0
     assert run_preserve("audit", other, "--tier", "fast", "--ledger", postgres_url, "-q").returncode == 0
     before = _export(run_preserve, postgres_url)
@@ -263,7 +254,7 @@ def test_outcomes_computed_while_the_server_is_gone_are_queued_then_flushed(tmp_
         server.start()
         url = server.database()
         for i in range(5):
-            _bag(tmp_path, f"q{i}", b"RIFF" + os.urandom(600_000))
+            one_file_bag(tmp_path, f"q{i}", b"RIFF" + os.urandom(600_000))
         env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "xdg")}
         # about a bag a second: the server is stopped after the first outcome is written
         proc = subprocess.Popen(["preserve", "audit", tmp_path / "archive", "--tier", "full", "--max-rate", "600k",

@@ -12,16 +12,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from preserve.audit.ledger import Ledger
-from preserve.bag.writer import PayloadEntry, create_bag
-
-
-def _bag(root: Path, name: str, data: bytes) -> Path:
-    src = root / "src" / name
-    src.mkdir(parents=True)
-    (src / "a.wav").write_bytes(data)
-    dest = root / "archive" / name
-    create_bag(dest, [PayloadEntry(src / "a.wav", "objects/a.wav")], info=[("External-Identifier", f"id-{name}")])
-    return dest
+from tests.ledger.conftest import one_file_bag
 
 
 def _samples(path: Path) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -40,7 +31,7 @@ def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
 
 
 def test_metrics_file_holds_the_reports_figures(tmp_path: Path, ledger: Path | str, run_preserve) -> None:
-    bags = [_bag(tmp_path, f"m{i}", b"RIFF" + os.urandom(1000 * (i + 1))) for i in range(3)]
+    bags = [one_file_bag(tmp_path, f"m{i}", b"RIFF" + os.urandom(1000 * (i + 1))) for i in range(3)]
     (bags[2] / "data/objects/a.wav").write_bytes(b"altered")
     assert run_preserve("audit", tmp_path / "archive", "--tier", "fast", "--ledger", ledger, "-q").returncode == 1
     assert run_preserve("audit", bags[0], "--tier", "full", "--ledger", ledger, "-q").returncode == 0
