@@ -148,6 +148,18 @@ def run_preserve(request: pytest.FixtureRequest) -> Callable[..., subprocess.Com
     return run
 
 
+def preserve_script(*args: str | os.PathLike[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """The installed console script, as a user runs it, with ``env`` added to the environment; every
+    output checked with :func:`output_problems`. A plain function, for module-scoped fixtures too."""
+    exe = shutil.which("preserve", path=str(Path(sys.executable).parent))
+    assert exe, "the preserve console script is not installed in this environment"
+    proc = subprocess.run([exe, *[str(a) for a in args]], capture_output=True, text=True, encoding="utf-8",
+                          timeout=300, check=False, env={**os.environ, **(env or {})})
+    problems = output_problems(proc.stdout, proc.stderr)
+    assert not problems, "\n".join([*problems, "--- output ---", proc.stdout, proc.stderr])
+    return proc
+
+
 @dataclass
 class Outcome:
     """One in-process run of ``preserve``: its exit code and what it wrote to each stream."""

@@ -11,7 +11,8 @@ import pytest
 from preserve.intake.testaudio import Tone, write_wav
 from preserve.textsafe import for_people
 
-from .test_terminal_escapes import assert_inert, preserve
+from .conftest import preserve_script as preserve
+from .test_terminal_escapes import assert_inert
 
 #: A collection file name with an ESC sequence (clear the screen), a C1 CSI and a right-to-left override.
 EVIL_NAME = "e\x1b[2Jvil\x9b31m\u202evaw.wav"

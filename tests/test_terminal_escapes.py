@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,7 +16,7 @@ from hypothesis import strategies as st
 from preserve.intake.testaudio import Tone, write_wav
 from preserve.textsafe import for_people
 
-from .conftest import output_problems
+from .conftest import preserve_script as preserve
 
 #: What a hostile producer puts in bag-info.txt: retitle the window, then clear the screen.
 ORGANIZATION = "\x1b]0;pwned\x07\x1b[2J"
@@ -47,17 +45,6 @@ def assert_inert(text: str) -> None:
     """No code point a terminal would obey, and no raw byte 0x1b at all."""
     for ch in DANGEROUS:
         assert ch not in text, f"{ch!r} reached the terminal in: {text!r}"
-
-
-def preserve(*args: str | os.PathLike[str]) -> subprocess.CompletedProcess[str]:
-    """The installed console script, as a user runs it (main() prints errors and sets the code)."""
-    exe = shutil.which("preserve", path=str(Path(sys.executable).parent))
-    assert exe, "the preserve console script is not installed in this environment"
-    proc = subprocess.run([exe, *[str(a) for a in args]], capture_output=True, text=True, encoding="utf-8",
-                          timeout=300, check=False)
-    problems = output_problems(proc.stdout, proc.stderr)
-    assert not problems, "\n".join([*problems, "--- output ---", proc.stdout, proc.stderr])
-    return proc
 
 
 @pytest.fixture(scope="module")

@@ -5,10 +5,8 @@ in a note as not checked, and the verdict is that of BagIt alone."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,7 +17,7 @@ import pytest
 from preserve.intake.testaudio import Tone, write_flac, write_wav
 from preserve.profiles import AUDIO_AIP_PROFILE_ID
 
-from ..conftest import output_problems
+from ..conftest import preserve_script as preserve
 
 SHIPPED = Path(__file__).resolve().parents[2] / "profiles" / "preserve-audio-aip.json"
 UNKNOWN_ID = "https://archive.example.org/profiles/reel-transfer-v9.json"
@@ -37,17 +35,6 @@ copyright_status = "copyrighted"
 agreement = "rights/agreement.txt"
 permitted_acts = ["replicate", "migrate"]
 """
-
-
-def preserve(*args: str | os.PathLike[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """The installed console script, as a user runs it."""
-    exe = shutil.which("preserve", path=str(Path(sys.executable).parent))
-    assert exe, "the preserve console script is not installed in this environment"
-    proc = subprocess.run([exe, *[str(a) for a in args]], capture_output=True, text=True, encoding="utf-8",
-                          timeout=300, check=False, env={**os.environ, **(env or {})})
-    problems = output_problems(proc.stdout, proc.stderr)
-    assert not problems, "\n".join([*problems, "--- output ---", proc.stdout, proc.stderr])
-    return proc
 
 
 def verdict(out: subprocess.CompletedProcess[str]) -> dict[str, Any]:
