@@ -199,6 +199,27 @@ def test_replicate_with_an_unreadable_tag_file_exits_3_naming_it(tmp_path: Path,
     assert f"{bag / rel}: cannot be read (Permission denied)" in r.stderr
 
 
+@pytest.mark.parametrize("folder", ["metadata", "data/disc 1"])
+def test_replicate_with_a_folder_that_cannot_be_opened_exits_3_naming_it(tmp_path: Path, run_preserve: Any,
+                                                                         permissions_apply: Any, folder: str,
+                                                                         ledger_url: Path | str) -> None:
+    """A permission of this machine, not damage to the bag: exit 3 as for an unreadable tag file
+    (it was exit 1, 'Permission denied; nothing was replicated')."""
+    bag = make_bag(tmp_path)
+    disk = tmp_path / "disk2"
+    disk.mkdir()
+    os.chmod(bag / folder, 0)
+    try:
+        r = run_preserve("replicate", bag, disk, "--ledger", ledger_url, "-q", preexec_fn=permissions_apply)
+    finally:
+        os.chmod(bag / folder, 0o755)
+    assert "Traceback" not in r.stderr
+    assert r.returncode == 3, r.stdout + r.stderr
+    assert (f"{bag / folder}: this folder cannot be opened (Permission denied); make it readable by the user running "
+            "preserve and run replicate again (nothing was replicated)") in " ".join(r.stderr.split())
+    assert not any(disk.iterdir())
+
+
 def test_replicate_with_a_folder_for_a_tag_file_names_it(tmp_path: Path, run_preserve: Any,
                                                          ledger_url: Path | str) -> None:
     bag = make_bag(tmp_path)
