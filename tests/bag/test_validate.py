@@ -364,6 +364,22 @@ def test_files_in_a_folder_that_cannot_be_listed_are_not_called_missing(simple_b
         ("unreadable", "data/sub/notes.txt", "not checked: it lies in data/sub, a folder that cannot be listed")]
 
 
+def test_a_folder_that_cannot_be_listed_under_a_profile_check_is_a_finding_not_a_crash(
+        simple_bag: Path, run_preserve, permissions_apply) -> None:
+    """The profile's payload rules were checked on a listing that raised (exit 70, a traceback)."""
+    sub = simple_bag / "data" / "sub"
+    sub.chmod(0)
+    try:
+        r = run_preserve("validate", "--fast", "--profile", "preserve-audio-aip", simple_bag,
+                         preexec_fn=permissions_apply)
+    finally:
+        sub.chmod(0o755)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "Traceback" not in r.stderr
+    assert "error: data/sub: the folder cannot be listed (Permission denied)" in r.stdout
+    assert "listed in the manifest but not found" not in r.stdout
+
+
 def _drop_line(path: Path, needle: str) -> None:
     path.write_text("".join(ln for ln in path.read_text().splitlines(keepends=True) if needle not in ln))
 
