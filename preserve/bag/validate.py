@@ -277,8 +277,9 @@ def _load_disk(bag: Bag, index: PathIndex, report: ValidationReport) -> list[str
             index.add_files(batch)
             batch = []
     index.add_files(batch)
-    for rel, why in unreadable:
-        report.add("error", "unreadable", f"{why}; what it holds was not checked, nor Payload-Oxum",
+    for rel, why in sorted(unreadable):
+        unseen = "what it holds" if why.startswith("the folder") else "it"
+        report.add("error", "unreadable", f"{why}; {unseen} was not checked, nor Payload-Oxum",
                    path=index_printable(rel))
     return [rel for rel, _why in unreadable]
 

@@ -364,6 +364,23 @@ def test_files_in_a_folder_that_cannot_be_listed_are_not_called_missing(simple_b
         ("unreadable", "data/sub/notes.txt", "not checked: it lies in data/sub, a folder that cannot be listed")]
 
 
+def test_files_that_cannot_be_examined_are_not_called_missing(simple_bag: Path, run_preserve,
+                                                               permissions_apply) -> None:
+    """A folder that can be listed but not searched (r--): its entries are named, but cannot be
+    examined; each is unreadable, once, and Payload-Oxum is not judged."""
+    sub = simple_bag / "data" / "sub"
+    sub.chmod(0o444)
+    try:
+        r = run_preserve("validate", "--json", "--fast", simple_bag, preexec_fn=permissions_apply)
+    finally:
+        sub.chmod(0o755)
+    assert r.returncode == 1, r.stderr
+    doc = json.loads(r.stdout)
+    assert [(f["code"], f["path"], f["message"]) for f in doc["findings"]] == [
+        ("unreadable", rel, "cannot be examined (Permission denied); it was not checked, nor Payload-Oxum")
+        for rel in ("data/sub/b.flac", "data/sub/notes.txt")]
+
+
 def test_a_folder_that_cannot_be_listed_under_a_profile_check_is_a_finding_not_a_crash(
         simple_bag: Path, run_preserve, permissions_apply) -> None:
     """The profile's payload rules were checked on a listing that raised (exit 70, a traceback)."""
