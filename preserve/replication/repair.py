@@ -75,6 +75,7 @@ from preserve.safefs import (
     lstat_beneath,
     makedirs_beneath,
     open_beneath,
+    open_regular_beneath,
     read_beneath,
     refusal,
     replace_beneath,
@@ -267,6 +268,7 @@ class _Repair:
         unreadable = [f for f in report.errors if f.code == "unreadable" and f.path
                       and (f.path == "data" or f.path.startswith("data/"))
                       and not f.message.startswith("not checked: ")]  # below a folder named on its own
+        unreadable += self._unlisted_unreadable(report)
         if not unreadable:
             return
         first = unreadable[0]
@@ -277,6 +279,24 @@ class _Repair:
             raise InputError(f"{where}: {what}, so the files in it cannot be read; restore read access to it for the "
                              f"user running preserve and run repair again (nothing was changed){more}", path=str(where))
         raise InputError(f"{where}: {what}; {_READ_ACCESS}{more}", path=str(where))
+
+    def _unlisted_unreadable(self, report: ValidationReport) -> list[Finding]:
+        """The files in data/ no payload manifest lists (so the validation did not read them) that
+        cannot be opened: the replica's copy of a damaged manifest may list them, and opening
+        them now finds a permission problem before the manifest is replaced."""
+        out = []
+        for f in report.errors:
+            if f.code != "unlisted" or not f.path or not f.path.startswith("data/") or f.algorithm:
+                continue  # (with an algorithm: listed by another manifest, so read by the validation)
+            try:
+                os.close(open_regular_beneath(self.root, f.path)[0])
+            except (FileNotFoundError, LinkRefused, UnsafePath):
+                continue  # gone, or a link: what validation says of it stands
+            except OSError as exc:
+                if exc.errno == errno.EINVAL:
+                    continue  # a pipe or device: reported by the validation as not regular
+                out.append(Finding("error", "unreadable", f"cannot be read ({exc.strerror or exc})", path=f.path))
+        return out
 
     def _repair_tags(self, bag: Bag, entries: dict[str, dict[str, str]], found: list[Finding]) -> set[str]:
         """Repair the damaged tag files ``found``; returns those replaced."""

@@ -207,6 +207,29 @@ def test_repair_with_an_unreadable_payload_file_changes_nothing(pcli: Any, tmp_p
     assert ledger_rows(ledger_url, "repairs") == []
 
 
+def test_repair_stops_at_an_unreadable_file_only_the_replicas_manifests_list(
+        pcli: Any, tmp_path: Path, run_preserve: Any, permissions_apply: Any, ledger_url: Path | str) -> None:
+    """Both payload manifests lost the file's line, so the validation does not read it; the
+    replica's manifests, which repair would put back first, list it. It is found unreadable
+    before any manifest is replaced."""
+    bag = make_bag(tmp_path)
+    disk = replicated(pcli, tmp_path, bag, ledger_url)
+    rel = "data/disc 1/02 song.flac"
+    for manifest in ("manifest-sha256.txt", "manifest-sha512.txt"):
+        lines = (bag / manifest).read_text().splitlines(keepends=True)
+        (bag / manifest).write_text("".join(line for line in lines if "02 song.flac" not in line))
+    before = snapshot(bag)
+    os.chmod(bag / rel, 0)
+    try:
+        r = run_preserve("repair", bag, "--from", disk, "--ledger", ledger_url, preexec_fn=permissions_apply)
+    finally:
+        os.chmod(bag / rel, 0o644)
+    assert r.returncode == 3, r.stdout + r.stderr
+    assert f"{bag / rel}: cannot be read (Permission denied); {READ_ACCESS}" in " ".join(r.stderr.split())
+    assert snapshot(bag) == before
+    assert ledger_rows(ledger_url, "repairs") == []
+
+
 def test_repair_with_a_payload_folder_that_cannot_be_listed_changes_nothing(pcli: Any, tmp_path: Path,
                                                                             run_preserve: Any, permissions_apply: Any,
                                                                             ledger_url: Path | str) -> None:
