@@ -42,7 +42,7 @@ from preserve.audit.ledger import (
 )
 from preserve.bag.index import PathIndex
 from preserve.bag.paths import decode_manifest_path, normalize_manifest_path, unsafe_reason
-from preserve.bag.reader import Bag, ManifestLine, empty_directories, open_bag
+from preserve.bag.reader import Bag, ManifestLine, blocked_folder, empty_directories, open_bag
 from preserve.bag.validate import ValidationReport, tag_manifest_entries, validate_bag
 from preserve.bag.writer import EMPTY_DIRS_FILE, XXH3_FILE
 from preserve.errors import BadTagFile, InputError, PreserveError, SourceNotFound, plain_reason
@@ -430,8 +430,9 @@ def _fast_hash(bag: Bag, report: ValidationReport, findings: list[FindingRecord]
         have_xxh = False
     used: set[str] = set()
     # a file validation found missing is not in the no-link listing of data/: opening it by name
-    # could only reach it through a link, so it is not opened at all
-    already_missing = {f.file for f in findings if f.kind == "missing"}
+    # could only reach it through a link, so it is not opened at all; one it found unreadable (in a
+    # folder that cannot be listed) has been reported once, and is not reported again
+    already_missing = {f.file for f in findings if f.kind in ("missing", "unreadable")}
     with PathIndex() as index:
         for candidate in by_cost:
             try:  # streamed into the on-disk index: a million-line manifest is never held in memory
@@ -551,8 +552,9 @@ def _tag_files(root: Path, findings: list[FindingRecord]) -> list[str] | None:
                 except OSError as exc:
                     if exc.errno in (errno.ELOOP, errno.ENOTDIR):
                         continue  # swapped for a link since it was listed: validation reports links
-                    findings.append(FindingRecord(file=printable(rel), kind="unreadable", code="unreadable",
-                                                  message=f"the folder cannot be listed ({exc.strerror})"))
+                    if not any(f.file == printable(rel) and f.kind == "unreadable" for f in findings):
+                        findings.append(FindingRecord(file=printable(rel), kind="unreadable", code="unreadable",
+                                                      message=f"the folder cannot be listed ({exc.strerror})"))
                     unlistable.append(rel + "/")
                     continue
                 try:
@@ -584,8 +586,15 @@ def _listed_empty_dirs(root: Path, findings: list[FindingRecord]) -> list[str]:
         findings.append(FindingRecord(file=EMPTY_DIRS_FILE, kind="invalid", code="empty-dirs",
                                       message=f"{exc.fields.get('reason') or exc}; its empty folders were not checked"))
     except OSError as exc:
-        findings.append(FindingRecord(file=EMPTY_DIRS_FILE, kind="unreadable", code="unreadable",
-                                      message=f"cannot be read ({exc.strerror or exc}); its empty folders were not checked"))
+        folder = blocked_folder(root, EMPTY_DIRS_FILE, exc)
+        if folder is None:
+            findings.append(FindingRecord(file=EMPTY_DIRS_FILE, kind="unreadable", code="unreadable",
+                                          message=f"cannot be read ({exc.strerror or exc}); its empty folders were not checked"))
+        elif not any(f.file == printable(os.path.relpath(folder, root)) for f in findings):
+            # the folder that holds it cannot be opened: whether the bag has the file is unknown
+            findings.append(FindingRecord(file=printable(os.path.relpath(folder, root)), kind="unreadable",
+                                          code="unreadable", message=f"the folder cannot be listed "
+                                          f"({exc.strerror or exc}); the tag files in it were not checked"))
     return []
 
 
@@ -721,8 +730,10 @@ def audit_bag(path: str | os.PathLike[str], tier: str, opts: AuditOptions | None
             _add_once(findings, _link_finding(root, cause, os.path.relpath(where, root) if os.path.isabs(where) else ""))
         elif isinstance(cause, OSError) and os.path.isabs(where):
             # a tag file that cannot be read is reported as an unreadable payload file is
+            what = (f"the folder cannot be listed ({cause.strerror or cause}); the tag files in it were not checked"
+                    if exc.fields.get("folder") else f"cannot be read ({cause.strerror or cause})")
             findings.append(FindingRecord(file=printable(os.path.relpath(where, root)), kind="unreadable",
-                                          code="unreadable", message=f"cannot be read ({cause.strerror or cause})"))
+                                          code="unreadable", message=what))
         else:
             findings.append(FindingRecord(file="bagit.txt", kind="missing" if "missing" in str(exc) else "invalid",
                                           code="bagit-txt", message=str(exc)))

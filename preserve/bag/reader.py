@@ -138,7 +138,8 @@ class Bag:
             yield from _walk(self.path, "data", unreadable)
 
     def iter_tag_files(self) -> Iterator[tuple[str, os.stat_result]]:
-        """Every file outside data/ (bagit.txt, manifests, bag-info.txt, metadata/...)."""
+        """Every file outside data/ (bagit.txt, manifests, bag-info.txt, metadata/...). A folder
+        that cannot be listed raises OSError whose ``filename`` is that folder."""
         for entry in sorted(os.scandir(self.path), key=lambda e: e.name):
             if entry.name == "data" and entry.is_dir(follow_symlinks=False):
                 continue
@@ -152,10 +153,38 @@ class Bag:
 _READABLE = "make it readable by the user running preserve (or restore it from a replica) and run the command again"
 
 
+#: What a curator does about a folder of tag files that cannot be opened.
+_OPENABLE = "make it readable by the user running preserve and run the command again"
+
+
 def unreadable_tag_file(root: str | os.PathLike[str], rel: str, exc: OSError, *, advice: str = _READABLE) -> BadTagFile:
     """The input error (exit 3) for a tag file that exists but cannot be read (permissions, I/O);
-    ``advice`` says what to do about it, when the command has better advice than the default."""
+    ``advice`` says what to do about it, when the command has better advice than the default.
+
+    When what could not be opened is a folder on the way (``metadata/``, as :mod:`preserve.safefs`
+    names it in ``exc.filename``), the error names that folder: whether the file is in it at all
+    cannot be known, so naming the file would blame one that may not exist."""
+    folder = blocked_folder(root, rel, exc)
+    if folder is not None:
+        return unreadable_tag_folder(folder, exc)
     return BadTagFile(path=os.path.join(os.fspath(root), rel), reason=f"cannot be read ({exc.strerror or exc}); {advice}")
+
+
+def unreadable_tag_folder(folder: str | os.PathLike[str], exc: OSError) -> BadTagFile:
+    """The input error (exit 3) for a folder of tag files (``metadata/``) that cannot be opened;
+    ``folder=True`` among its fields tells readers (the audit) that it names a folder."""
+    return BadTagFile(path=os.fspath(folder), folder=True, reason=(
+        f"this folder cannot be opened ({exc.strerror or exc}), so the tag files in it cannot be read; {_OPENABLE}"))
+
+
+def blocked_folder(root: str | os.PathLike[str], rel: str, exc: OSError) -> str | None:
+    """The folder on the way to ``root/rel`` that ``exc`` (raised by :mod:`preserve.safefs`) says
+    could not be opened, or None when the error concerns ``rel`` itself."""
+    where = os.fspath(exc.filename) if isinstance(exc.filename, (str, os.PathLike)) else ""
+    if not where or where == os.path.join(os.fspath(root), rel):
+        return None
+    inside = os.path.join(os.fspath(root), rel).startswith(where.rstrip(os.sep) + os.sep)
+    return where if inside else None
 
 
 def empty_directories(bag: str | os.PathLike[str]) -> list[str]:
@@ -273,7 +302,8 @@ def _walk(root: Path, relative: str, unreadable: list[tuple[str, str]] | None = 
                     unreadable.append((child, f"cannot be examined ({exc.strerror or exc})"))
         except OSError as exc:
             if unreadable is None:
-                raise
+                # named as the folder (scandir of a descriptor names none), as a failed open is
+                raise type(exc)(exc.errno, exc.strerror, os.path.join(root, rel)) from exc
             unreadable.append((rel, f"the folder cannot be listed ({exc.strerror or exc})"))
         finally:
             os.close(fd)

@@ -39,6 +39,7 @@ from preserve.bag.reader import (
     irregular_reason,
     open_bag,
     unreadable_tag_file,
+    unreadable_tag_folder,
 )
 from preserve.bag.tagfiles import EMPTY_DIRECTORIES
 from preserve.errors import BadTagFile, UnsafePath
@@ -188,15 +189,16 @@ def validate_bag(
 
     with PathIndex() as index:
         _load_manifests(bag, index, report)
-        _load_disk(bag, index, report)
+        blind = _load_disk(bag, index, report)
         index.finish_loading()
         resolve_names(bag, index, report)
         _completeness(bag, index, report)
         total = next(index.query("SELECT count(*), coalesce(sum(size),0) FROM d"))
         report.files, report.bytes = int(total[0]), int(total[1])  # type: ignore[call-overload]
         fetched = _fetch_items(bag, index, report, fetch)
-        _missing(index, report, fetched.pending, bag.path)
-        _check_oxum(bag, report, fetched)
+        _missing(index, report, fetched.pending, bag.path, blind)
+        if not blind:  # what a folder that cannot be listed holds is unknown: the count cannot be judged
+            _check_oxum(bag, report, fetched)
         _check_empty_directories(bag, report)
         if not fast:
             usable = [a for a in report.algorithms if a in ALGORITHMS and (algorithms is None or a in algorithms)]
@@ -263,10 +265,11 @@ def _lstat_kind(path: Path) -> str | None:
     return "link" if stat.S_ISLNK(st.st_mode) else "dir" if stat.S_ISDIR(st.st_mode) else "other"
 
 
-def _load_disk(bag: Bag, index: PathIndex, report: ValidationReport) -> None:
+def _load_disk(bag: Bag, index: PathIndex, report: ValidationReport) -> list[str]:
     """Index what data/ holds. Links, pipes and devices are reported and kept out of hashing (a
     pipe would block the reader for ever, a link may lead out of the bag); folders that cannot be
-    listed are reported as unreadable."""
+    listed (and entries that cannot be examined) are reported as unreadable and returned: what
+    lies in or below them is unknown, not lost."""
     unreadable: list[tuple[str, str]] = []
     batch: list[tuple[str, int, bool]] = []
     for rel, st in bag.iter_payload_files(unreadable):
@@ -278,8 +281,11 @@ def _load_disk(bag: Bag, index: PathIndex, report: ValidationReport) -> None:
             index.add_files(batch)
             batch = []
     index.add_files(batch)
-    for rel, why in unreadable:
-        report.add("error", "unreadable", why, path=index_printable(rel))
+    for rel, why in sorted(unreadable):
+        unseen = "what it holds" if why.startswith("the folder") else "it"
+        report.add("error", "unreadable", f"{why}; {unseen} was not checked, nor Payload-Oxum",
+                   path=index_printable(rel))
+    return [rel for rel, _why in unreadable]
 
 
 def resolve_names(bag: Bag, index: PathIndex, report: ValidationReport) -> None:
@@ -369,13 +375,22 @@ def _completeness(bag: Bag, index: PathIndex, report: ValidationReport) -> None:
                 report.add("error", "unlisted", f"not listed in manifest-{alg}.txt (every payload manifest must list every file)", path=str(rel), algorithm=alg)
 
 
-def _missing(index: PathIndex, report: ValidationReport, fetch_paths: set[str], root: Path | None = None) -> None:
+def _missing(index: PathIndex, report: ValidationReport, fetch_paths: set[str], root: Path | None = None,
+             blind: list[str] | None = None) -> None:
     """Manifest entries with no file; with ``root`` (a bag folder), one behind a linked folder is
-    reported naming the link."""
+    reported naming the link. An entry in or below a ``blind`` path (a folder that cannot be
+    listed, an entry that cannot be examined, already reported) is unknown, never called missing."""
     links: dict[str, str] = {}  # folder -> the link on its path, so a linked folder is looked at once
     for (rel,) in index.query("SELECT DISTINCT m.path FROM m WHERE NOT EXISTS (SELECT 1 FROM d WHERE d.path = m.path) ORDER BY m.path"):
         path = str(rel)
         if path in fetch_paths:
+            continue
+        hidden = next((b for b in blind or () if path == b or path.startswith(f"{b}/")), None)
+        if hidden == path:
+            continue  # reported as it is: cannot be examined
+        if hidden is not None:
+            report.add("error", "unreadable", f"not checked: it lies in {hidden}, a folder that cannot be listed",
+                       path=path)
             continue
         folder = path.rpartition("/")[0]
         if folder not in links:
@@ -782,8 +797,8 @@ def _irregular_tag_entries(bag: Bag, report: ValidationReport) -> None:
     try:
         entries = list(bag.iter_tag_files())
     except OSError as exc:
-        report.add("error", "unreadable", f"the bag's folder cannot be listed ({exc.strerror})", path=".")
-        return
+        # tag files that cannot be read are an input problem (exit 3), whichever folder holds them
+        raise unreadable_tag_folder(exc.filename or bag.path, exc) from exc
     for rel, st in entries:
         why = irregular_reason(st)
         if why and rel not in reported and rel != "data":

@@ -39,11 +39,11 @@ def repair(bag: Path, source: str, name: str | None, ledger_path: Path | str | N
     and hashed with every manifest algorithm. Only a copy that matches replaces the damaged file
     (atomically); a copy that does not verify is never used, and nothing is written through a
     symbolic link. Missing empty folders listed in metadata/empty-directories.txt are created
-    again. Every attempt is recorded in the ledger. A tag file that cannot be read (permission
-    denied, an I/O error) is not repaired: nothing is changed and repair exits 3 naming it; restore
-    read access, or remove a file that is really damaged and repair restores it as missing. Exit 1
-    when anything is left damaged, 4 when another run holds BAG, 5 when BAG's disk has no room for
-    the copies.
+    again. Every attempt is recorded in the ledger. A tag or payload file that cannot be read
+    (permission denied, an I/O error) is not repaired: nothing is changed and repair exits 3 naming
+    it; restore read access, or remove a file that is really damaged and repair restores it as
+    missing. Exit 1 when anything is left damaged, 4 when another run holds BAG, 5 when BAG's disk
+    has no room for the copies.
     """
     from preserve.replication.repair import repair_bag
 

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Protocol
 
-from preserve.bag.reader import Bag, open_bag
+from preserve.bag.reader import Bag, open_bag, unreadable_tag_folder
 from preserve.bag.validate import Finding
 from preserve.errors import PreserveError, UnsafePath
 from preserve.profiles.model import PathPatterns, Profile, version_key
@@ -66,11 +66,17 @@ class DirectoryFacts:
         self.serialization = serialization
 
     def tag_files(self) -> Iterator[str]:
-        for rel, _st in self.bag.iter_tag_files():
-            yield rel
+        try:
+            for rel, _st in self.bag.iter_tag_files():
+                yield rel
+        except OSError as exc:
+            # tag files that cannot be read are an input problem (exit 3), as validation says
+            raise unreadable_tag_folder(exc.filename or self.bag.path, exc) from exc
 
     def payload_files(self) -> Iterator[tuple[str, int]]:
-        for rel, st in self.bag.iter_payload_files():
+        # a folder that cannot be listed is validation's finding (unreadable); what it holds is
+        # unknown, so the profile's rules are checked against what could be listed
+        for rel, st in self.bag.iter_payload_files(unreadable=[]):
             yield rel, st.st_size
 
     def has_file(self, rel: str) -> bool:

@@ -2,7 +2,12 @@
 
 A repair holds the bag's lock (:func:`preserve.staging.journaled`, the hidden file
 ``.<bag>.preserve-lock`` beside the bag) from start to end, so a second repair of the same bag
-waits or stops with exit 4 instead of meeting the first one's downloads. In order:
+waits or stops with exit 4 instead of meeting the first one's downloads. Before anything is changed
+or recorded, every tag file the tag manifests list is hashed and the bag is validated in full; a
+file (tag or payload) that is there but cannot be read, or a folder that cannot be listed, stops
+the run there (exit 3, :class:`~preserve.errors.InputError` or
+:class:`~preserve.errors.BadTagFile`): a permission or I/O problem, not damage a replica can judge.
+Then, in order:
 
 1. tag files listed in the tag manifests that are missing or altered are fetched from the
    replica. A tag manifest that is itself damaged (unreadable lines, or listing digests the
@@ -12,7 +17,8 @@ waits or stops with exit 4 instead of meeting the first one's downloads. In orde
    (permission denied, an I/O error) is not damage: repair stops before changing anything
    (:class:`~preserve.errors.BadTagFile`, exit 3), so a permission problem is never hidden by a
    copy nor recorded as a repair;
-2. the bag is validated in full; payload files found missing or altered are fetched;
+2. payload files the validation found missing or altered are fetched (validated again first when
+   step 1 replaced a payload manifest, ``bagit.txt`` or ``fetch.txt``);
 3. folders listed in ``metadata/empty-directories.txt`` that are missing are created again.
 
 Every copy is downloaded into the run's staging folder ``.<bag>.preserve-repair-<token>`` at
@@ -44,7 +50,14 @@ from preserve.bag.paths import decode_manifest_path, normalize_manifest_path, un
 from preserve.bag.reader import Bag, empty_directories, open_bag, unreadable_tag_file
 from preserve.bag.tagfiles import EMPTY_DIRECTORIES
 from preserve.bag.validate import Finding, ValidationReport, tag_manifest_entries, validate_bag
-from preserve.errors import BadTagFile, ObjectArchived, PreserveError, StorageError, UnsafePath
+from preserve.errors import (
+    BadTagFile,
+    InputError,
+    ObjectArchived,
+    PreserveError,
+    StorageError,
+    UnsafePath,
+)
 from preserve.fixity import ALGORITHMS, MultiHasher, hash_file
 from preserve.replication.layout import (
     RemoteRecord,
@@ -62,6 +75,7 @@ from preserve.safefs import (
     lstat_beneath,
     makedirs_beneath,
     open_beneath,
+    open_regular_beneath,
     read_beneath,
     refusal,
     replace_beneath,
@@ -72,8 +86,9 @@ from preserve.stores.base import Store
 
 _CHUNK = 1024 * 1024
 _TAG_LINE = re.compile(r"^([0-9A-Fa-f]+)[ \t]+\*?(.*)$")
+_PAYLOAD_MANIFEST = re.compile(r"^manifest-[A-Za-z0-9-]+\.txt$")
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
-#: What to do about a tag file repair cannot read (the removal advice holds for a file the tag manifests list).
+#: What to do about a file repair cannot read (the removal advice holds for a file a manifest or tag manifest lists).
 _READ_ACCESS = ("restore read access for the user running preserve and run repair again (nothing was changed); "
                 "if the file is really damaged, remove it and repair restores it from the replica as a missing file")
 
@@ -165,8 +180,19 @@ class _Repair:
     # -- the run -----------------------------------------------------------------------------
 
     def run(self, workers: int | None) -> RepairResult:
-        self._repair_tags()
+        # everything the decisions rest on is read before anything is changed or recorded: a tag
+        # file (judging the tag files) or a payload file (the validation) that is there but cannot be
+        # read stops the run here, with the bag as it was and nothing in the ledger
+        bag = open_bag(self.root)
+        entries, found = self._tag_damage(bag)
         report = validate_bag(self.root, workers=workers)
+        self._refuse_unreadable_payload(report)
+        if found:
+            replaced = self._repair_tags(bag, entries, found)
+            # the files that decide which payload files are expected, and with which digests
+            if any(rel in ("bagit.txt", "fetch.txt") or _PAYLOAD_MANIFEST.match(rel) for rel in replaced):
+                report = validate_bag(self.root, workers=workers)
+                self._refuse_unreadable_payload(report)
         damaged: dict[str, str] = {}
         for f in report.errors:
             if f.code in ("missing", "altered") and f.path and f.path.startswith("data/"):
@@ -235,11 +261,46 @@ class _Repair:
                 "to it for the user running preserve and run repair again (nothing was changed)"))
         return unreadable_tag_file(self.root, rel, exc, advice=_READ_ACCESS)
 
-    def _repair_tags(self) -> None:
-        bag = open_bag(self.root)
-        entries, found = self._tag_damage(bag)
-        if not found:
+    def _refuse_unreadable_payload(self, report: ValidationReport) -> None:
+        """Stop the run (exit 3) when the validation met a payload file or folder that is there but
+        cannot be read: a permission or I/O problem to fix, not damage a replica can judge. A copy
+        put in its place would hide the problem and be recorded as a repair."""
+        unreadable = [f for f in report.errors if f.code == "unreadable" and f.path
+                      and (f.path == "data" or f.path.startswith("data/"))
+                      and not f.message.startswith("not checked: ")]  # below a folder named on its own
+        unreadable += self._unlisted_unreadable(report)
+        if not unreadable:
             return
+        first = unreadable[0]
+        more = f" ({len(unreadable) - 1} more cannot be read; validate the bag to list them)" if len(unreadable) > 1 else ""
+        where = self.root / str(first.path)
+        what = first.message.split("; ", 1)[0]
+        if what.startswith("the folder cannot be listed"):
+            raise InputError(f"{where}: {what}, so the files in it cannot be read; restore read access to it for the "
+                             f"user running preserve and run repair again (nothing was changed){more}", path=str(where))
+        raise InputError(f"{where}: {what}; {_READ_ACCESS}{more}", path=str(where))
+
+    def _unlisted_unreadable(self, report: ValidationReport) -> list[Finding]:
+        """The files in data/ no payload manifest lists (so the validation did not read them) that
+        cannot be opened: the replica's copy of a damaged manifest may list them, and opening
+        them now finds a permission problem before the manifest is replaced."""
+        out = []
+        for f in report.errors:
+            if f.code != "unlisted" or not f.path or not f.path.startswith("data/") or f.algorithm:
+                continue  # (with an algorithm: listed by another manifest, so read by the validation)
+            try:
+                os.close(open_regular_beneath(self.root, f.path)[0])
+            except (FileNotFoundError, LinkRefused, UnsafePath):
+                continue  # gone, or a link: what validation says of it stands
+            except OSError as exc:
+                if exc.errno == errno.EINVAL:
+                    continue  # a pipe or device: reported by the validation as not regular
+                out.append(Finding("error", "unreadable", f"cannot be read ({exc.strerror or exc})", path=f.path))
+        return out
+
+    def _repair_tags(self, bag: Bag, entries: dict[str, dict[str, str]], found: list[Finding]) -> set[str]:
+        """Repair the damaged tag files ``found``; returns those replaced."""
+        before = len(self.result.files)
         manifests = sorted(f"tagmanifest-{a}.txt" for a in bag.tag_manifests)
         if self._repair_tag_manifests(bag, manifests, found):
             bag = open_bag(self.root)
@@ -249,6 +310,7 @@ class _Repair:
         if damaged:
             self._fetch_all({rel: {a: d for a, d in entries[rel].items() if a in ALGORITHMS} for rel in damaged},
                             damaged, "tag manifest")
+        return {f.path for f in self.result.files[before:] if f.outcome == "repaired"}
 
     def _repair_tag_manifests(self, bag: Bag, manifests: list[str], found: list[Finding]) -> bool:
         """Replace each tag manifest that differs from the replica's copy, when that copy checks out;

@@ -288,7 +288,11 @@ def refuse_links(root: Path) -> None:
             with os.scandir(here) as it:
                 entries = sorted(it, key=lambda e: e.name, reverse=True)
         except OSError as exc:
-            raise BagInvalid(f"{here}: {exc.strerror or exc}; nothing was replicated") from None
+            # not damage to the bag but a permission (or the disk) of this machine: an input
+            # problem (exit 3), as an unreadable tag file is
+            raise InputError(f"{here}: this folder cannot be opened ({exc.strerror or exc}); make it readable by the "
+                             "user running preserve and run replicate again (nothing was replicated)",
+                             path=str(here)) from None
         for entry in entries:
             if entry.is_symlink():
                 raise UnsafePath(f"{entry.path}: {LINK_REASON}; replace it with the file itself "

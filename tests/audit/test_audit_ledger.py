@@ -188,6 +188,35 @@ def test_an_unreadable_file_is_reported_as_unreadable_not_a_crash(make_bag, ledg
     assert result.stderr.strip().endswith("preserve: error: the audit found problems in 1 bag(s)")
 
 
+@pytest.mark.parametrize("tier", ["fast", "full"])
+@pytest.mark.parametrize("folder", ["data/objects", "metadata"])
+def test_a_folder_that_cannot_be_listed_is_named_once_and_nothing_in_it_called_missing(
+        make_bag, ledger_path: Path, tier: str, folder: str, permissions_apply) -> None:
+    """A payload folder: its files are unknown (unreadable, not checked), never missing, and
+    Payload-Oxum is not judged. metadata/: the folder is the finding, not a file that may not be
+    in it (this bag has no metadata/empty-directories.txt)."""
+    bag = make_bag(f"blind-{tier}-{folder.replace('/', '-')}")
+    assert not (bag / "metadata/empty-directories.txt").exists()
+    os.chmod(bag / folder, 0)
+    try:
+        result = subprocess.run([preserve_exe(), "audit", bag, "--tier", tier, "--ledger", ledger_path, "--json"],
+                                capture_output=True, text=True, timeout=120, preexec_fn=permissions_apply)
+    finally:
+        os.chmod(bag / folder, 0o755)
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    findings = [(f["kind"], f["file"], f["message"]) for f in json.loads(result.stdout)["audits"][0]["findings"]]
+    if folder == "metadata":
+        assert findings == [("unreadable", "metadata", "the folder cannot be listed (Permission denied); the tag "
+                                                       "files in it were not checked")]
+    else:
+        unseen = "not checked: it lies in data/objects, a folder that cannot be listed"
+        assert findings == [
+            ("unreadable", "data/objects", "the folder cannot be listed (Permission denied); what it holds was not "
+                                           "checked, nor Payload-Oxum"),
+            ("unreadable", "data/objects/a.wav", unseen), ("unreadable", "data/objects/b.txt", unseen)]
+
+
 def test_replicas_and_repairs_round_trip(make_bag, ledger_path: Path) -> None:
     bag = make_bag("copies")
     with Ledger(ledger_path) as led:

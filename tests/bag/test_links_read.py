@@ -210,6 +210,41 @@ def test_show_with_an_unreadable_mets_exits_3(simple_bag: Path, tmp_path: Path, 
         assert f"{mets}: cannot be read (Permission denied)" in proc.stderr
 
 
+FOLDER_ADVICE = ("this folder cannot be opened (Permission denied), so the tag files in it cannot be read; make it "
+                 "readable by the user running preserve and run the command again")
+
+
+@pytest.mark.parametrize("command", [("validate",), ("validate", "--fast"), ("show",)], ids=" ".join)
+def test_an_unreadable_metadata_folder_is_named_not_a_file_in_it(simple_bag: Path, run_preserve, permissions_apply,
+                                                                 command: tuple[str, ...]) -> None:
+    """The bag has no metadata/empty-directories.txt (nor mets.xml): the message names the folder
+    that cannot be opened, never a file that may not be in it."""
+    assert not (simple_bag / "metadata/empty-directories.txt").exists()
+    assert not (simple_bag / "metadata/mets.xml").exists()
+    (simple_bag / "metadata").chmod(0)
+    try:
+        r = run_preserve(*command, simple_bag, preexec_fn=permissions_apply)
+    finally:
+        (simple_bag / "metadata").chmod(0o755)
+    assert r.returncode == 3, r.stdout + r.stderr
+    assert "Traceback" not in r.stderr and "empty-directories" not in r.stderr and "mets.xml" not in r.stderr
+    assert f"{simple_bag / 'metadata'}: {FOLDER_ADVICE}" in " ".join(r.stderr.split())
+
+
+def test_an_unreadable_tag_folder_not_listed_anywhere_is_named(simple_bag: Path, run_preserve, permissions_apply) -> None:
+    """Any folder of tag files, not only metadata/: before, validate said 'the bag's folder cannot
+    be listed', naming the bag."""
+    (simple_bag / "extras").mkdir()
+    (simple_bag / "extras" / "notes.txt").write_text("n\n")
+    (simple_bag / "extras").chmod(0)
+    try:
+        r = run_preserve("validate", "--fast", simple_bag, preexec_fn=permissions_apply)
+    finally:
+        (simple_bag / "extras").chmod(0o755)
+    assert r.returncode == 3, r.stdout + r.stderr
+    assert f"{simple_bag / 'extras'}: {FOLDER_ADVICE}" in " ".join(r.stderr.split())
+
+
 # -- the other readers: events, profile checks ------------------------------------------------------
 
 def test_events_leaves_out_a_linked_premis(simple_bag: Path, tmp_path: Path) -> None:

@@ -342,6 +342,61 @@ def test_unreadable_folder_is_reported(simple_bag: Path, run_preserve, permissio
     assert "data/sub: the folder cannot be listed (Permission denied)" in r.stdout
 
 
+@pytest.mark.parametrize("fast", [False, True], ids=["full", "fast"])
+def test_files_in_a_folder_that_cannot_be_listed_are_not_called_missing(simple_bag: Path, run_preserve,
+                                                                         permissions_apply, fast: bool) -> None:
+    """What the folder holds is unknown, not lost: its files are not checked (said so, as errors:
+    the bag is never 'valid'), and neither is Payload-Oxum, which the unseen files would change."""
+    sub = simple_bag / "data" / "sub"
+    sub.chmod(0)
+    try:
+        r = run_preserve("validate", "--json", *(["--fast"] if fast else []), simple_bag, preexec_fn=permissions_apply)
+    finally:
+        sub.chmod(0o755)
+    assert r.returncode == 1, r.stderr
+    assert "Traceback" not in r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["valid"] is False
+    assert [(f["code"], f["path"], f["message"]) for f in doc["findings"]] == [
+        ("unreadable", "data/sub", "the folder cannot be listed (Permission denied); what it holds was not checked, "
+                                   "nor Payload-Oxum"),
+        ("unreadable", "data/sub/b.flac", "not checked: it lies in data/sub, a folder that cannot be listed"),
+        ("unreadable", "data/sub/notes.txt", "not checked: it lies in data/sub, a folder that cannot be listed")]
+
+
+def test_files_that_cannot_be_examined_are_not_called_missing(simple_bag: Path, run_preserve,
+                                                               permissions_apply) -> None:
+    """A folder that can be listed but not searched (r--): its entries are named, but cannot be
+    examined; each is unreadable, once, and Payload-Oxum is not judged."""
+    sub = simple_bag / "data" / "sub"
+    sub.chmod(0o444)
+    try:
+        r = run_preserve("validate", "--json", "--fast", simple_bag, preexec_fn=permissions_apply)
+    finally:
+        sub.chmod(0o755)
+    assert r.returncode == 1, r.stderr
+    doc = json.loads(r.stdout)
+    assert [(f["code"], f["path"], f["message"]) for f in doc["findings"]] == [
+        ("unreadable", rel, "cannot be examined (Permission denied); it was not checked, nor Payload-Oxum")
+        for rel in ("data/sub/b.flac", "data/sub/notes.txt")]
+
+
+def test_a_folder_that_cannot_be_listed_under_a_profile_check_is_a_finding_not_a_crash(
+        simple_bag: Path, run_preserve, permissions_apply) -> None:
+    """The profile's payload rules were checked on a listing that raised (exit 70, a traceback)."""
+    sub = simple_bag / "data" / "sub"
+    sub.chmod(0)
+    try:
+        r = run_preserve("validate", "--fast", "--profile", "preserve-audio-aip", simple_bag,
+                         preexec_fn=permissions_apply)
+    finally:
+        sub.chmod(0o755)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "Traceback" not in r.stderr
+    assert "error: data/sub: the folder cannot be listed (Permission denied)" in r.stdout
+    assert "listed in the manifest but not found" not in r.stdout
+
+
 def _drop_line(path: Path, needle: str) -> None:
     path.write_text("".join(ln for ln in path.read_text().splitlines(keepends=True) if needle not in ln))
 

@@ -1,5 +1,5 @@
-"""Tag files that cannot be read are input problems for repair and replicate: a message naming
-the file and an exit code, never a traceback (exit 70)."""
+"""Tag files, payload files and folders that cannot be read are input problems for repair and
+replicate: a message naming the file and an exit code, never a traceback (exit 70)."""
 
 from __future__ import annotations
 
@@ -182,6 +182,92 @@ def test_repair_restores_a_removed_tag_file_as_missing(pcli: Any, tmp_path: Path
     assert [(x["file"], x["outcome"]) for x in ledger_rows(ledger_url, "repairs")] == [(rel, "repaired")]
 
 
+@pytest.mark.parametrize("tag_damage", [False, True], ids=["alone", "with-a-damaged-tag-file"])
+def test_repair_with_an_unreadable_payload_file_changes_nothing(pcli: Any, tmp_path: Path, run_preserve: Any,
+                                                                permissions_apply: Any, tag_damage: bool,
+                                                                ledger_url: Path | str) -> None:
+    """A payload file that is there but cannot be read is not damage repair can judge (it was
+    'still damaged, not repairable', exit 1): repair stops before changing anything, even a
+    damaged tag file it would otherwise have repaired first, records nothing and says what to do."""
+    bag = bag_with_mets(tmp_path)
+    disk = replicated(pcli, tmp_path, bag, ledger_url)
+    if tag_damage:
+        (bag / "metadata/mets.xml").write_bytes(b'<mets xmlns="http://www.loc.gov/METS/" OBJID="x"/>\n')
+    rel = "data/take.wav"
+    before = snapshot(bag)
+    os.chmod(bag / rel, 0)
+    try:
+        r = run_preserve("repair", bag, "--from", disk, "--ledger", ledger_url, preexec_fn=permissions_apply)
+    finally:
+        os.chmod(bag / rel, 0o644)
+    assert r.returncode == 3, r.stdout + r.stderr
+    assert "Traceback" not in r.stderr and "repaired" not in r.stdout and "still damaged" not in r.stdout
+    assert f"{bag / rel}: cannot be read (Permission denied); {READ_ACCESS}" in " ".join(r.stderr.split())
+    assert snapshot(bag) == before  # no staging folder left in it either
+    assert ledger_rows(ledger_url, "repairs") == []
+
+
+def test_repair_stops_at_an_unreadable_file_only_the_replicas_manifests_list(
+        pcli: Any, tmp_path: Path, run_preserve: Any, permissions_apply: Any, ledger_url: Path | str) -> None:
+    """Both payload manifests lost the file's line, so the validation does not read it; the
+    replica's manifests, which repair would put back first, list it. It is found unreadable
+    before any manifest is replaced."""
+    bag = make_bag(tmp_path)
+    disk = replicated(pcli, tmp_path, bag, ledger_url)
+    rel = "data/disc 1/02 song.flac"
+    for manifest in ("manifest-sha256.txt", "manifest-sha512.txt"):
+        lines = (bag / manifest).read_text().splitlines(keepends=True)
+        (bag / manifest).write_text("".join(line for line in lines if "02 song.flac" not in line))
+    before = snapshot(bag)
+    os.chmod(bag / rel, 0)
+    try:
+        r = run_preserve("repair", bag, "--from", disk, "--ledger", ledger_url, preexec_fn=permissions_apply)
+    finally:
+        os.chmod(bag / rel, 0o644)
+    assert r.returncode == 3, r.stdout + r.stderr
+    assert f"{bag / rel}: cannot be read (Permission denied); {READ_ACCESS}" in " ".join(r.stderr.split())
+    assert snapshot(bag) == before
+    assert ledger_rows(ledger_url, "repairs") == []
+
+
+def test_repair_with_a_payload_folder_that_cannot_be_listed_changes_nothing(pcli: Any, tmp_path: Path,
+                                                                            run_preserve: Any, permissions_apply: Any,
+                                                                            ledger_url: Path | str) -> None:
+    """Its files were taken for missing, fetched, and recorded in the ledger as 'unavailable'."""
+    bag = make_bag(tmp_path)
+    disk = replicated(pcli, tmp_path, bag, ledger_url)
+    folder = bag / "data/disc 1"
+    before = snapshot(bag)
+    os.chmod(folder, 0)
+    try:
+        r = run_preserve("repair", bag, "--from", disk, "--ledger", ledger_url, preexec_fn=permissions_apply)
+    finally:
+        os.chmod(folder, 0o755)
+    assert r.returncode == 3, r.stdout + r.stderr
+    assert "Traceback" not in r.stderr and "unavailable" not in r.stdout
+    assert (f"{folder}: the folder cannot be listed (Permission denied), so the files in it cannot be read; restore "
+            "read access to it for the user running preserve and run repair again (nothing was changed)"
+            ) in " ".join(r.stderr.split())
+    assert snapshot(bag) == before
+    assert ledger_rows(ledger_url, "repairs") == []
+
+
+def test_repair_restores_a_removed_payload_file_as_missing(pcli: Any, tmp_path: Path, run_preserve: Any,
+                                                           ledger_url: Path | str) -> None:
+    """What the message about an unreadable payload file promises: once removed, repair restores it."""
+    bag = make_bag(tmp_path)
+    disk = replicated(pcli, tmp_path, bag, ledger_url)
+    rel = "data/disc 1/01 intro.wav"
+    before = (bag / rel).read_bytes()
+    (bag / rel).unlink()
+    r = run_preserve("repair", bag, "--from", disk, "--ledger", ledger_url)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"repaired: {rel} (missing) from {disk / 'bag-one'}" in r.stdout
+    assert (bag / rel).read_bytes() == before
+    assert [(x["file"], x["outcome"]) for x in ledger_rows(ledger_url, "repairs")] == [(rel, "repaired")]
+    assert run_preserve("validate", bag).returncode == 0
+
+
 def test_replicate_with_an_unreadable_tag_file_exits_3_naming_it(tmp_path: Path, run_preserve: Any,
                                                                  permissions_apply: Any,
                                                                  ledger_url: Path | str) -> None:
@@ -197,6 +283,27 @@ def test_replicate_with_an_unreadable_tag_file_exits_3_naming_it(tmp_path: Path,
     assert "Traceback" not in r.stderr
     assert r.returncode == 3, r.stdout + r.stderr
     assert f"{bag / rel}: cannot be read (Permission denied)" in r.stderr
+
+
+@pytest.mark.parametrize("folder", ["metadata", "data/disc 1"])
+def test_replicate_with_a_folder_that_cannot_be_opened_exits_3_naming_it(tmp_path: Path, run_preserve: Any,
+                                                                         permissions_apply: Any, folder: str,
+                                                                         ledger_url: Path | str) -> None:
+    """A permission of this machine, not damage to the bag: exit 3 as for an unreadable tag file
+    (it was exit 1, 'Permission denied; nothing was replicated')."""
+    bag = make_bag(tmp_path)
+    disk = tmp_path / "disk2"
+    disk.mkdir()
+    os.chmod(bag / folder, 0)
+    try:
+        r = run_preserve("replicate", bag, disk, "--ledger", ledger_url, "-q", preexec_fn=permissions_apply)
+    finally:
+        os.chmod(bag / folder, 0o755)
+    assert "Traceback" not in r.stderr
+    assert r.returncode == 3, r.stdout + r.stderr
+    assert (f"{bag / folder}: this folder cannot be opened (Permission denied); make it readable by the user running "
+            "preserve and run replicate again (nothing was replicated)") in " ".join(r.stderr.split())
+    assert not any(disk.iterdir())
 
 
 def test_replicate_with_a_folder_for_a_tag_file_names_it(tmp_path: Path, run_preserve: Any,
