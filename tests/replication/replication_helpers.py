@@ -326,6 +326,23 @@ class ProxiedS3(S3Server):
         """Every request the proxy has passed so far, as ``METHOD /path?query`` (URL-encoded)."""
         return [line for line in self.log.read_text(errors="replace").splitlines() if line.split(" ", 1)[0].isupper()]
 
+    def parts_put(self, bucket: str, key: str, since: int = 0) -> list[int]:
+        """The part numbers of the UploadPart requests of ``key`` the proxy has passed (from its
+        ``since``-th request on). A part is logged once its whole body is in the proxy, so with one
+        worker a part's number here means every earlier part was answered. Watching this, never
+        ListParts, while an upload runs: moto works out a part's ETag the first time it is asked,
+        unguarded, and a listing racing the part's own upload can leave it with a wrong one."""
+        import urllib.parse
+
+        numbers = []
+        for line in self.requests()[since:]:
+            method, _, target = line.partition(" ")
+            path, _, query = target.partition("?")
+            fields = urllib.parse.parse_qs(query)
+            if method == "PUT" and urllib.parse.unquote(path) == f"/{bucket}/{key}" and "uploadId" in fields:
+                numbers.append(int(fields["partNumber"][0]))
+        return numbers
+
     def faults(self, **settings: Any) -> None:
         """Switch the proxy's faults (fail_part, cut_part, respond), or all off with none given."""
         import json

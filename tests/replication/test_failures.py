@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -30,18 +29,6 @@ from preserve.audit.ledger import ledger_exists
 
 SMALL_PARTS = ["--multipart-threshold", "6MiB", "--part-size", "5MiB"]
 BIG = "p/bag-one/data/disc 1/03 long.wav"
-
-
-def _parts_put(requests: list[str], bucket: str) -> list[int]:
-    """The part numbers of the UploadPart requests of the large file among a proxy's ``requests``."""
-    numbers = []
-    for line in requests:
-        method, _, target = line.partition(" ")
-        path, _, query = target.partition("?")
-        fields = urllib.parse.parse_qs(query)
-        if method == "PUT" and urllib.parse.unquote(path) == f"/{bucket}/{BIG}" and "uploadId" in fields:
-            numbers.append(int(fields["partNumber"][0]))
-    return numbers
 
 
 def _listed_parts(server: S3Server, bucket: str) -> list[dict[str, object]]:
@@ -70,7 +57,7 @@ def test_upload_killed_part_way_then_rerun_completes_and_verifies(run_preserve, 
                                 stderr=subprocess.PIPE)
         try:
             deadline = time.monotonic() + 60
-            while 3 not in _parts_put(proxy.requests(), bucket):
+            while 3 not in proxy.parts_put(bucket, BIG):
                 assert proc.poll() is None, proc.communicate()
                 assert time.monotonic() < deadline, "the upload never got going"
                 time.sleep(0.05)
@@ -91,7 +78,7 @@ def test_upload_killed_part_way_then_rerun_completes_and_verifies(run_preserve, 
         assert r.returncode == 0, r.stderr
         assert f"{url}/bag-one: complete" in r.stdout
         assert "2 part(s) resumed" in r.stdout
-        assert sorted(_parts_put(proxy.requests()[before:], bucket)) == [3, 4, 5]  # 1 and 2 are not sent again
+        assert sorted(proxy.parts_put(bucket, BIG, since=before)) == [3, 4, 5]  # 1 and 2 are not sent again
     assert s3_server.client().list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
     rows = ledger_rows(ledger, "replicas")
     assert [row["outcome"] for row in rows] == ["pass"]
@@ -121,7 +108,7 @@ def test_a_listed_part_that_does_not_hold_the_file_s_bytes_is_sent_again(pcli, s
         r = pcli("replicate", bag, f"s3://{bucket}/p", *proxy.options(), *SMALL_PARTS, "--ledger", ledger_url, "-q")
         assert r.exit_code == 0, r.output
         assert "1 part(s) resumed" in r.output
-        assert sorted(_parts_put(proxy.requests(), bucket)) == [2, 3, 4, 5]
+        assert sorted(proxy.parts_put(bucket, BIG)) == [2, 3, 4, 5]
     assert client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
     assert client.get_object(Bucket=bucket, Key=BIG)["Body"].read() == data
     assert json.loads(ledger_rows(ledger_url, "replicas")[0]["detail"])["resumed_parts"] == 1
