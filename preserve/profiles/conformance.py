@@ -10,6 +10,7 @@ Profile checks read names, sizes and tag files only; they never hash (RFC 8493 v
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import stat
@@ -64,6 +65,8 @@ class DirectoryFacts:
         self.bag = bag
         # a staged folder about to be serialized is checked as the archive it will become
         self.serialization = serialization
+        #: Required paths whose presence could not be told, with the OS error that hid them.
+        self.unknown: dict[str, str] = {}
 
     def tag_files(self) -> Iterator[str]:
         try:
@@ -83,17 +86,32 @@ class DirectoryFacts:
         # reached with no link followed at any level: a file behind a linked folder is not in the bag
         try:
             return stat.S_ISREG(lstat_beneath(self.bag.path, rel).st_mode)
-        except (OSError, UnsafePath):
+        except UnsafePath:
             return False
+        except OSError as exc:
+            self._unknown(rel, exc)
+            return False
+
+    def _unknown(self, rel: str, exc: OSError) -> None:
+        # absent (or a file where a folder should be) is an answer; a folder on the way that
+        # cannot be opened is not: whether ``rel`` is there cannot be told
+        if exc.errno not in (errno.ENOENT, errno.ENOTDIR):
+            self.unknown[rel] = exc.strerror or str(exc)
 
     def folder_holds_something(self, rel: str) -> bool:
         try:
             fd = open_beneath(self.bag.path, rel.rstrip("/"), os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-        except (OSError, UnsafePath):
-            return False  # absent, not a folder, or a link (never followed)
+        except UnsafePath:
+            return False  # a link (never followed)
+        except OSError as exc:
+            self._unknown(rel, exc)  # absent or not a folder, else it cannot be opened
+            return False
         try:
             with os.scandir(fd) as it:
                 return next(it, None) is not None
+        except OSError as exc:
+            self._unknown(rel, exc)
+            return False
         finally:
             os.close(fd)
 
@@ -203,11 +221,17 @@ def check_facts(facts: BagFacts, profile: Profile) -> list[Finding]:
 
 def _required_paths(facts: BagFacts, required: tuple[str, ...], label: str) -> list[Finding]:
     out = []
+    unknown: dict[str, str] = getattr(facts, "unknown", {})
     for rel in required:
-        if rel.endswith("/"):
-            if not facts.folder_holds_something(rel):
-                out.append(_fail(f"{label}: the folder {rel} must exist and hold at least one file or folder; it is missing or empty", path=rel))
-        elif not facts.has_file(rel):
+        there = facts.folder_holds_something(rel) if rel.endswith("/") else facts.has_file(rel)
+        if there:
+            continue
+        if rel in unknown:
+            out.append(_fail(f"{label}: {rel} is required, and whether it is there cannot be told: a folder on its "
+                             f"way cannot be opened ({unknown[rel]})", path=rel))
+        elif rel.endswith("/"):
+            out.append(_fail(f"{label}: the folder {rel} must exist and hold at least one file or folder; it is missing or empty", path=rel))
+        else:
             out.append(_fail(f"{label}: {rel} is required but missing", path=rel))
     return out
 

@@ -397,6 +397,29 @@ def test_a_folder_that_cannot_be_listed_under_a_profile_check_is_a_finding_not_a
     assert "listed in the manifest but not found" not in r.stdout
 
 
+
+def test_a_required_path_behind_a_folder_that_cannot_be_opened_is_not_called_missing(
+        simple_bag: Path, tmp_path: Path, run_preserve, permissions_apply) -> None:
+    """Payload-Files-Required: a file (or folder) below a folder that cannot be opened may be there;
+    the profile check says that it cannot tell, never that it is missing."""
+    profile = json.loads((Path(__file__).parents[2] / "profiles" / "preserve-transfer.json").read_text())
+    profile["Payload-Files-Required"] = ["data/sub/b.flac", "data/sub/", "data/gone.wav"]
+    path = tmp_path / "needs-sub.json"
+    path.write_text(json.dumps(profile))
+    sub = simple_bag / "data" / "sub"
+    sub.chmod(0)
+    try:
+        r = run_preserve("validate", "--fast", "--profile", path, simple_bag, preexec_fn=permissions_apply)
+    finally:
+        sub.chmod(0o755)
+    assert r.returncode == 1, r.stdout + r.stderr
+    lines = r.stdout.splitlines()
+    for rel in ("data/sub/b.flac", "data/sub/"):
+        assert (f"error: {rel}: Payload-Files-Required: {rel} is required, and whether it is there cannot be told: "
+                "a folder on its way cannot be opened (Permission denied)") in lines, r.stdout
+    assert "error: data/gone.wav: Payload-Files-Required: data/gone.wav is required but missing" in lines
+    assert "data/sub/b.flac is required but missing" not in r.stdout
+
 def _drop_line(path: Path, needle: str) -> None:
     path.write_text("".join(ln for ln in path.read_text().splitlines(keepends=True) if needle not in ln))
 
