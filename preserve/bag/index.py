@@ -7,7 +7,6 @@ memory (its page cache is capped) and is deleted when the index is closed.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import inspect
 import os
@@ -32,40 +31,38 @@ def sqlite_temp_dir() -> str:
     return "."
 
 
-@contextlib.contextmanager
-def temporary_storage(folder: Callable[[], str] = sqlite_temp_dir) -> Iterator[None]:
-    """The failures of a temporary database's file (its folder full, an I/O error) as what they
-    are: local storage failing, exit 5, naming the folder, never an internal error."""
-    try:
-        yield
-    except sqlite3.OperationalError as exc:
-        raise _temporary_failed(folder(), exc) from exc
-
-
 def _temporary_failed(folder: str, exc: Exception) -> StorageError:
+    """The failure of a temporary database's file (its folder full, an I/O error) as what it is:
+    local storage failing, exit 5, naming the folder, never an internal error."""
     return StorageError(path=folder, reason=f"a temporary index there could not be written ({exc}); free space in "
                         "it or set TMPDIR to a folder with room, and run again")
 
 
-def _folder_of(obj: object) -> Callable[[], str]:
+def _folder_of(obj: object) -> str:
     """Where ``obj`` keeps its temporary database: its file's folder when it has one."""
     file = getattr(obj, "_file", None)
-    return (lambda: os.path.dirname(file)) if file else sqlite_temp_dir
+    return os.path.dirname(file) if file else sqlite_temp_dir()
 
 
 def on_temporary_storage(fn: F) -> F:
-    """:func:`temporary_storage` around a method, or around every step of a generator method."""
+    """A method (or generator method) whose SQLite failures are :func:`_temporary_failed`.
+
+    A plain try block, no context manager: lookups and inserts of a million files pass here."""
     if inspect.isgeneratorfunction(fn):
         @functools.wraps(fn)
         def gen(self: object, *args: Any, **kw: Any) -> Any:
-            with temporary_storage(_folder_of(self)):
+            try:
                 yield from fn(self, *args, **kw)
+            except sqlite3.OperationalError as exc:
+                raise _temporary_failed(_folder_of(self), exc) from exc
         return gen  # type: ignore[return-value]
 
     @functools.wraps(fn)
     def plain(self: object, *args: Any, **kw: Any) -> Any:
-        with temporary_storage(_folder_of(self)):
+        try:
             return fn(self, *args, **kw)
+        except sqlite3.OperationalError as exc:
+            raise _temporary_failed(_folder_of(self), exc) from exc
     return plain  # type: ignore[return-value]
 
 
