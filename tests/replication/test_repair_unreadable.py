@@ -268,18 +268,25 @@ def test_repair_restores_a_removed_payload_file_as_missing(pcli: Any, tmp_path: 
     assert run_preserve("validate", bag).returncode == 0
 
 
+def _replicate_unreadable(bag: Path, rel: str, mode: int, tmp_path: Path, run_preserve: Any, permissions_apply: Any,
+                          ledger: Path | str) -> tuple[Any, Path]:
+    """``replicate`` BAG to a new folder with ``rel`` made unreadable (its ``mode`` given back after)."""
+    disk = tmp_path / "disk2"
+    disk.mkdir()
+    os.chmod(bag / rel, 0)
+    try:
+        r = run_preserve("replicate", bag, disk, "--ledger", ledger, "-q", preexec_fn=permissions_apply)
+    finally:
+        os.chmod(bag / rel, mode)
+    return r, disk
+
+
 def test_replicate_with_an_unreadable_tag_file_exits_3_naming_it(tmp_path: Path, run_preserve: Any,
                                                                  permissions_apply: Any,
                                                                  ledger_url: Path | str) -> None:
     bag = make_bag(tmp_path)
     rel = "metadata/xxh3-128.txt"
-    disk = tmp_path / "disk2"
-    disk.mkdir()
-    os.chmod(bag / rel, 0)
-    try:
-        r = run_preserve("replicate", bag, disk, "--ledger", ledger_url, "-q", preexec_fn=permissions_apply)
-    finally:
-        os.chmod(bag / rel, 0o644)
+    r, _disk = _replicate_unreadable(bag, rel, 0o644, tmp_path, run_preserve, permissions_apply, ledger_url)
     assert "Traceback" not in r.stderr
     assert r.returncode == 3, r.stdout + r.stderr
     assert f"{bag / rel}: cannot be read (Permission denied)" in r.stderr
@@ -292,13 +299,7 @@ def test_replicate_with_a_folder_that_cannot_be_opened_exits_3_naming_it(tmp_pat
     """A permission of this machine, not damage to the bag: exit 3 as for an unreadable tag file
     (it was exit 1, 'Permission denied; nothing was replicated')."""
     bag = make_bag(tmp_path)
-    disk = tmp_path / "disk2"
-    disk.mkdir()
-    os.chmod(bag / folder, 0)
-    try:
-        r = run_preserve("replicate", bag, disk, "--ledger", ledger_url, "-q", preexec_fn=permissions_apply)
-    finally:
-        os.chmod(bag / folder, 0o755)
+    r, disk = _replicate_unreadable(bag, folder, 0o755, tmp_path, run_preserve, permissions_apply, ledger_url)
     assert "Traceback" not in r.stderr
     assert r.returncode == 3, r.stdout + r.stderr
     assert (f"{bag / folder}: this folder cannot be opened (Permission denied); make it readable by the user running "
