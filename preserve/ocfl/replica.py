@@ -25,7 +25,7 @@ from typing import Any
 from preserve.errors import UsageError
 from preserve.ocfl.inventory import SIDECAR
 from preserve.ocfl.layout import OBJECT_DECLARATION, OWN_EXTENSION, ROOT_DECLARATION
-from preserve.replication.layout import RemoteRecord, read_bytes
+from preserve.replication.layout import RemoteRecord, read_bytes, record_fields
 from preserve.stores.base import Store
 
 RECORD_FORMAT = "preserve-store-replica/1"
@@ -63,11 +63,8 @@ class ObjectRecord:
 
     @classmethod
     def from_json(cls, data: builtins.bytes) -> ObjectRecord | None:
-        try:
-            d = json.loads(data)
-        except (ValueError, UnicodeDecodeError):
-            return None
-        if not isinstance(d, dict) or d.get("format") != RECORD_FORMAT:
+        d = record_fields(data, RECORD_FORMAT)
+        if d is None:
             return None
         files = d.get("files")
         multipart = d.get("multipart")

@@ -57,6 +57,16 @@ def replica_location(store: Store, name: str, layout: str) -> str:
     return f"{store.url.rstrip('/')}/{tar_key(name) if layout == 'tar' else name}"
 
 
+def record_fields(data: builtins.bytes, fmt: str) -> dict[str, Any] | None:
+    """A replica record's JSON object when it is one of format ``fmt``, else None (an object
+    that is not a record, or damaged: the caller treats the replica as having none)."""
+    try:
+        d = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return d if isinstance(d, dict) and d.get("format") == fmt else None
+
+
 @dataclass
 class RemoteRecord:
     """The JSON object kept beside a bag's objects."""
@@ -94,11 +104,8 @@ class RemoteRecord:
 
     @classmethod
     def from_json(cls, data: builtins.bytes) -> RemoteRecord | None:
-        try:
-            d = json.loads(data)
-        except (ValueError, UnicodeDecodeError):
-            return None
-        if not isinstance(d, dict) or d.get("format") != RECORD_FORMAT:
+        d = record_fields(data, RECORD_FORMAT)
+        if d is None:
             return None
         return cls(bag=str(d.get("bag", "")), layout=str(d.get("layout", "files")),
                    manifest_sha256=str(d.get("manifest_sha256", "")), complete=bool(d.get("complete")),
