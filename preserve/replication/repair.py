@@ -40,6 +40,7 @@ import hashlib
 import os
 import posixpath
 import re
+import stat
 import tarfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -265,9 +266,11 @@ class _Repair:
         """Stop the run (exit 3) when the validation met a payload file or folder that is there but
         cannot be read: a permission or I/O problem to fix, not damage a replica can judge. A copy
         put in its place would hide the problem and be recorded as a repair."""
-        unreadable = [f for f in report.errors if f.code == "unreadable" and f.path
-                      and (f.path == "data" or f.path.startswith("data/"))
-                      and not f.message.startswith("not checked: ")]  # below a folder named on its own
+        found = [f for f in report.errors if f.code == "unreadable" and f.path
+                 and (f.path == "data" or f.path.startswith("data/"))]
+        paths = {str(f.path) for f in found}
+        # a file below a folder that cannot be listed is named by that folder's finding
+        unreadable = [f for f in found if not any(folder in paths for folder in _ancestors(str(f.path)))]
         unreadable += self._unlisted_unreadable(report)
         if not unreadable:
             return
@@ -275,7 +278,7 @@ class _Repair:
         more = f" ({len(unreadable) - 1} more cannot be read; validate the bag to list them)" if len(unreadable) > 1 else ""
         where = self.root / str(first.path)
         what = first.message.split("; ", 1)[0]
-        if what.startswith("the folder cannot be listed"):
+        if _is_folder(self.root, str(first.path)):
             raise InputError(f"{where}: {what}, so the files in it cannot be read; restore read access to it for the "
                              f"user running preserve and run repair again (nothing was changed){more}", path=str(where))
         raise InputError(f"{where}: {what}; {_READ_ACCESS}{more}", path=str(where))
@@ -587,6 +590,19 @@ class _Repair:
                     raise StorageError(path=str(self.root), reason=f"no space left to create the empty folder {rel}") from exc
                 continue
             self.result.directories.append(rel)
+
+
+def _ancestors(rel: str) -> Iterator[str]:
+    """The folders ``rel`` lies in, nearest first, down to the bag's own."""
+    while (rel := posixpath.dirname(rel)):
+        yield rel
+
+
+def _is_folder(root: Path, rel: str) -> bool:
+    try:
+        return stat.S_ISDIR(lstat_beneath(root, rel).st_mode)
+    except (OSError, UnsafePath):
+        return False
 
 
 def _no_file_there(exc: OSError) -> bool:
